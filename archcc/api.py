@@ -1,0 +1,70 @@
+"""The Python API: compile a spec, write the module, import it.
+
+    >>> source = compile_spec("specs/gpt2.yaml").source     # text only, nothing written
+    >>> module = build("specs/gpt2.yaml", out_dir="generated")
+    >>> module = load("specs/gpt2.yaml")                     # cached by the spec's hash
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+
+from archcc import __version__
+from archcc.codegen.emit import generate, write_atomic
+from archcc.ir.build import build as build_ir
+from archcc.ir.graph import Program
+from archcc.ir.infer import infer_shapes
+from archcc.ir.passes import optimize
+from archcc.parser import load_spec
+from archcc.runtime.loader import import_file
+
+
+@dataclass
+class Compiled:
+    """Everything one compilation produced, for the CLI and tests."""
+
+    program: Program
+    source: str
+
+    @property
+    def name(self) -> str:
+        return self.program.name
+
+
+def compile_spec(path: str | Path, opt_level: int = 1, stop_after: str | None = None) -> Compiled:
+    """Spec file -> optimized IR -> generated source. Raises ArchccError on bad input."""
+    program = build_ir(load_spec(path))
+    infer_shapes(program)
+    optimize(program, opt_level=opt_level, stop_after=stop_after)
+    return Compiled(program, generate(program))
+
+
+def build(path: str | Path, out_dir: str | Path = "generated", opt_level: int = 1) -> ModuleType:
+    """Write ``<out_dir>/<name>.py`` for the spec and return the imported module."""
+    compiled = compile_spec(path, opt_level=opt_level)
+    target = Path(out_dir) / f"{compiled.name}.py"
+    write_atomic(target, compiled.source)
+    return import_file(target, f"archcc_generated.{compiled.name}")
+
+
+def _cache_dir() -> Path:
+    root = os.environ.get("ARCHCC_CACHE") or Path.home() / ".cache" / "archcc"
+    return Path(root)
+
+
+def load(path: str | Path, opt_level: int = 1) -> ModuleType:
+    """Build into a cache keyed by the spec's bytes (and archcc's version), then import."""
+    text = Path(path).read_bytes()
+    key = hashlib.sha256(text + f"|{__version__}|O{opt_level}".encode()).hexdigest()[:16]
+    folder = _cache_dir() / key
+    cached = list(folder.glob("*.py")) if folder.is_dir() else []
+    if len(cached) == 1:
+        return import_file(cached[0], f"archcc_cache_{key}.{cached[0].stem}")
+    compiled = compile_spec(path, opt_level=opt_level)
+    target = folder / f"{compiled.name}.py"
+    write_atomic(target, compiled.source)
+    return import_file(target, f"archcc_cache_{key}.{compiled.name}")

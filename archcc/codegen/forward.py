@@ -1,0 +1,173 @@
+"""A module's forward graph -> lines of Python, reading like the spec that produced it.
+
+Nodes of one spec statement that are read exactly once are inlined into their reader, so
+``x = x + attn(ln_1(x))`` comes back as ``x = x + self.attn(self.ln_1(x))``; everything
+else gets a name (the spec's own where it has one). A name is reused only when its old value
+is dead, so the emitted code is always equivalent to the SSA graph.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import networkx as nx
+
+from archcc.codegen.render import ATOM, Rendered, render_op
+from archcc.ir.graph import ModuleIR, program_order
+from archcc.ir.params import symbol
+from archcc.ir.shapes import fmt
+from archcc.parser.expr import render_prec
+
+NEVER_INLINE = {"input", "split", "getitem", "output"}
+ALWAYS_INLINE = {"const", "get_attr"}
+
+
+@dataclass
+class Line:
+    """One line of a forward body; ``indent`` is relative to the body."""
+
+    code: str
+    comment: str = ""
+    indent: int = 0
+
+
+class ForwardEmitter:
+    """Emits the body of ``forward`` for one module."""
+
+    def __init__(self, module: ModuleIR, resolve: Callable[[str], str]):
+        self.module, self.g, self.resolve = module, module.graph, resolve
+        self.order = program_order(self.g)
+        self.rank = {n: i for i, n in enumerate(self.order)}
+        self.names: dict[str, str] = {}  # node -> python name holding its value
+        self.holder: dict[str, str] = {}  # python name -> node whose value it holds
+        self.emitted: set[str] = set()
+        self.lines: list[Line] = []
+        self.display = {symbol(k): symbol(v) for k, v in module.display.items()}
+
+    # --------------------------------------------------------------------------- policy
+    def _inlined(self, node: str) -> bool:
+        data = self.g.nodes[node]
+        if data["op"] in ALWAYS_INLINE:
+            return True
+        readers = list(self.g.successors(node))
+        if data["op"] in NEVER_INLINE or len(readers) != 1 or data["stmt"] is None:
+            return False
+        reader = self.g.nodes[readers[0]]
+        if reader["op"] == "call" and reader["attrs"].get("repeat"):
+            return False  # a loop's inputs must be names
+        if reader["op"] in ("split",) or data["note"]:
+            return False
+        return reader["stmt"] == data["stmt"]
+
+    # ------------------------------------------------------------------------ rendering
+    def _expr(self, node: str) -> Rendered:
+        if node in self.names:
+            return self.names[node], ATOM
+        data = self.g.nodes[node]
+        self.emitted.add(node)
+        if data["op"] == "const":
+            return render_prec(data["attrs"]["value"], self.resolve)
+        if data["op"] == "get_attr":
+            return f"self.{data['attrs']['target']}", ATOM
+        args = [self._expr(i) for i in data["inputs"]]
+        if data["op"] == "call":
+            return self._call(data, args), ATOM
+        dtypes = [self.g.nodes[i]["dtype"] for i in data["inputs"]]
+        return render_op(data["op"], data["attrs"], args,
+                         lambda e: render_prec(e, self.resolve)[0], dtypes)
+
+    def _call(self, data: dict, args: list[Rendered]) -> str:
+        kwargs = data["attrs"]["kwargs"]
+        positional = [a[0] for a in args[:len(args) - len(kwargs)]]
+        named = [f"{k}={a[0]}" for k, a in zip(kwargs, args[len(positional):], strict=True)]
+        return f"self.{data['attrs']['target']}({', '.join(positional + named)})"
+
+    def _comment(self, node: str) -> str:
+        shape = self.g.nodes[node]["shape"]
+        if shape is None or shape == ():
+            return ""
+        if self.display:
+            shape = tuple(d.subs(self.display) for d in shape)
+        return fmt(shape)
+
+    # ------------------------------------------------------------------------- naming
+    def _pending_readers(self, node: str) -> bool:
+        return any(r not in self.emitted for r in self.g.successors(node))
+
+    def _bind(self, node: str, preferred: str) -> str:
+        name, n = preferred, 0
+        while name in self.holder and self.holder[name] != node and \
+                self._pending_readers(self.holder[name]):
+            n += 1
+            name = f"{preferred}_{n}"
+        self.holder[name], self.names[node] = node, name
+        return name
+
+    def _var(self, node: str) -> str:
+        data = self.g.nodes[node]
+        return data["var"] or data["op"]
+
+    # --------------------------------------------------------------------------- emit
+    def emit(self) -> list[Line]:
+        for node in self.module.inputs:
+            self._bind(node, self.g.nodes[node]["attrs"]["name"])
+            self.emitted.add(node)
+        for node in self.order:
+            if node in self.emitted or self._inlined(node):
+                continue
+            op = self.g.nodes[node]["op"]
+            if op == "output":
+                self._return(node)
+            elif op == "split":
+                self._split(node)
+            elif op == "call" and self.g.nodes[node]["attrs"].get("repeat"):
+                self._loop(node)
+            else:
+                self._assign(node)
+        return self.lines
+
+    def _assign(self, node: str) -> None:
+        note = self.g.nodes[node]["note"]
+        text = self._expr(node)[0]
+        self.emitted.add(node)
+        name = self._bind(node, self._var(node))
+        comment = self._comment(node)
+        self.lines.append(Line(f"{name} = {text}", f"{comment} {note}" if note else comment))
+
+    def _split(self, node: str) -> None:
+        text = self._expr(node)[0]
+        self.emitted.add(node)
+        parts = sorted(self.g.successors(node), key=lambda n: self.g.nodes[n]["attrs"]["index"])
+        names = []
+        for part in parts:
+            self.emitted.add(part)
+            names.append(self._bind(part, self._var(part)))
+        self.lines.append(Line(f"{', '.join(names)} = {text}", self._comment(parts[0])))
+
+    def _loop(self, node: str) -> None:
+        data = self.g.nodes[node]
+        first, rest = data["inputs"][0], data["inputs"][1:]
+        var = self._var(node)
+        if self.names.get(first) != var:  # the loop threads one name through every block
+            text = self._expr(first)[0]
+            self.emitted.add(first)
+            self.names.pop(first, None)
+            var = self._bind(first, var)
+            self.lines.append(Line(f"{var} = {text}", self._comment(first)))
+        args = [var] + [self._expr(r)[0] for r in rest]
+        self.emitted.add(node)
+        self.holder[var], self.names[node] = node, var
+        self.lines.append(Line(f"for block in self.{data['attrs']['target']}:"))
+        self.lines.append(Line(f"{var} = block({', '.join(args)})", self._comment(node), 1))
+
+    def _return(self, node: str) -> None:
+        values = [self._expr(i)[0] for i in self.g.nodes[node]["inputs"]]
+        self.lines.append(Line(f"return {', '.join(values)}"))
+
+
+def emit_forward(module: ModuleIR, resolve: Callable[[str], str]) -> list[Line]:
+    """Forward body lines of ``module``; ``resolve`` maps param/scalar names to Python."""
+    if not nx.is_directed_acyclic_graph(module.graph):
+        raise ValueError(f"{module.name}: forward graph has a cycle")
+    return ForwardEmitter(module, resolve).emit()

@@ -1,0 +1,140 @@
+"""How each IR op reads as PyTorch: one small function per op, returning (text, precedence).
+
+Inputs arrive already rendered, so inlining is just string composition with the right
+parentheses. Every name in the output comes from a validated identifier or a fixed string
+here; spec text never reaches generated code except as such identifiers and numbers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from archcc.parser.expr import PRECEDENCE, render, render_binary, wrap
+
+Rendered = tuple[str, int]
+ATOM = PRECEDENCE["atom"]
+_CALL = {"relu": "F.relu", "gelu": "F.gelu", "silu": "F.silu", "tanh": "torch.tanh",
+         "sigmoid": "torch.sigmoid"}
+
+
+def method(x: Rendered, call: str) -> Rendered:
+    """``x.call`` with ``x`` parenthesised if needed: ``(a + b).transpose(1, 2)``."""
+    return f"{wrap(x[0], x[1], ATOM)}.{call}", ATOM
+
+
+def render_op(op: str, attrs: dict, args: list[Rendered], expr: Callable,
+              dtypes: list[str]) -> Rendered:
+    """Python for one node; ``expr`` renders an attribute expression in this class's scope."""
+    if op in ("add", "sub", "mul", "div", "pow", "matmul"):
+        return render_binary(op, args[0], args[1])
+    if op == "neg":
+        return "-" + wrap(args[0][0], args[0][1], PRECEDENCE["neg"]), PRECEDENCE["neg"]
+    if op in _CALL:
+        return f"{_CALL[op]}({args[0][0]})", ATOM
+    if op == "gelu_tanh":
+        return f'F.gelu({args[0][0]}, approximate="tanh")', ATOM
+    if op == "identity":
+        return args[0]
+    return _RENDERERS[op](attrs, args, expr, dtypes)
+
+
+def _softmax(attrs, args, expr, dtypes):
+    return f"F.softmax({args[0][0]}, dim={attrs['dim']})", ATOM
+
+
+def _dropout(attrs, args, expr, dtypes):
+    return f"F.dropout({args[0][0]}, {expr(attrs['p'])}, self.training)", ATOM
+
+
+def _transpose(attrs, args, expr, dtypes):
+    return method(args[0], f"transpose({attrs['dim0']}, {attrs['dim1']})")
+
+
+def _unflatten(attrs, args, expr, dtypes):
+    sizes = ", ".join(expr(s) for s in attrs["sizes"])
+    return method(args[0], f"unflatten({attrs['dim']}, ({sizes}))")
+
+
+def _flatten(attrs, args, expr, dtypes):
+    end = attrs.get("end", -1)
+    return method(args[0], f"flatten({attrs['start']}{'' if end == -1 else f', {end}'})")
+
+
+def _split(attrs, args, expr, dtypes):
+    return method(args[0], f"split({expr(attrs['size'])}, dim={attrs['dim']})")
+
+
+def _subscript(attrs, args, expr, dtypes):
+    parts = []
+    for index in attrs["index"]:
+        if isinstance(index, tuple):
+            lower, upper = ("" if i is None else str(i) for i in index)
+            parts.append(f"{lower}:{upper}")
+        else:
+            parts.append(str(index))
+    return f"{wrap(args[0][0], args[0][1], ATOM)}[{', '.join(parts)}]", ATOM
+
+
+def _positions(attrs, args, expr, dtypes):
+    x = wrap(args[0][0], args[0][1], ATOM)
+    return f"torch.arange({x}.shape[1], device={x}.device)", ATOM
+
+
+def _causal_mask(attrs, args, expr, dtypes):
+    q, k = (wrap(a[0], a[1], ATOM) for a in args)
+    return (f"torch.ones({q}.shape[-2], {k}.shape[-2], dtype=torch.bool, "
+            f"device={q}.device).tril()"), ATOM
+
+
+def _key_padding_mask(attrs, args, expr, dtypes):
+    text = f"{wrap(args[0][0], args[0][1], ATOM)}[:, None, None, :]"
+    return (text if dtypes[0] == "bool" else text + ".bool()"), ATOM
+
+
+def _masked_fill(attrs, args, expr, dtypes):
+    keep = wrap(args[1][0], args[1][1], PRECEDENCE["neg"])
+    return method(args[0], f'masked_fill(~{keep}, float("-inf"))')
+
+
+def _and(attrs, args, expr, dtypes):
+    return f"{args[0][0]} & {args[1][0]}", PRECEDENCE["add"] - 2
+
+
+def _sdpa(attrs, args, expr, dtypes):
+    parts = [a[0] for a in args[:3]]
+    if len(args) > 3:
+        parts.append(f"attn_mask={args[3][0]}")
+    if attrs.get("dropout") is not None:
+        p = expr(attrs["dropout"])
+        parts.append(f"dropout_p={p} if self.training else 0.0")
+    if attrs.get("is_causal"):
+        parts.append("is_causal=True")
+    if attrs.get("scale") is not None:
+        parts.append(f"scale={expr(attrs['scale'])}")
+    return f"F.scaled_dot_product_attention({', '.join(parts)})", ATOM
+
+
+def _prepend(attrs, args, expr, dtypes):
+    token, x = args[0][0], wrap(args[1][0], args[1][1], ATOM)
+    return f"torch.cat([{token}.expand({x}.shape[0], -1, -1), {x}], dim=1)", ATOM
+
+
+def _take_rows(attrs, args, expr, dtypes):
+    table, like = (wrap(a[0], a[1], ATOM) for a in args)
+    return f"{table}[: {like}.shape[1]]", ATOM
+
+
+_RENDERERS = {
+    "softmax": _softmax, "dropout": _dropout, "transpose": _transpose,
+    "unflatten": _unflatten, "flatten": _flatten, "split": _split, "subscript": _subscript,
+    "positions": _positions, "causal_mask": _causal_mask, "key_padding_mask": _key_padding_mask,
+    "masked_fill": _masked_fill, "and": _and, "sdpa": _sdpa, "prepend": _prepend,
+    "take_rows": _take_rows,
+}
+
+
+def render_expr(value, resolve: Callable[[str], str]) -> str:
+    """Render an attribute expression (or plain literal) with names mapped by ``resolve``."""
+    if hasattr(value, "pos"):
+        return render(value, resolve)
+    return repr(value)

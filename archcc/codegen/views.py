@@ -1,0 +1,287 @@
+"""View-models: every naming and formatting decision about the generated file, in Python.
+
+The jinja2 template only lays these out. A :class:`FileView` holds the banner, the Config
+fields, one :class:`ClassView` per generated class (leaves first), the checkpoint tables and
+``example_inputs``; nothing here touches torch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from archcc import __version__
+from archcc.codegen.forward import Line, emit_forward
+from archcc.codegen.render import render_expr
+from archcc.ir.graph import ModuleIR, Program, Submodule
+
+_TORCH_LAYERS = {"linear": "nn.Linear", "layernorm": "nn.LayerNorm", "rmsnorm": "nn.RMSNorm",
+                 "embedding": "nn.Embedding", "dropout": "nn.Dropout", "conv2d": "nn.Conv2d"}
+_ACTIVATIONS = {"relu": "nn.ReLU()", "gelu": "nn.GELU()",
+                "gelu_tanh": 'nn.GELU(approximate="tanh")', "silu": "nn.SiLU()",
+                "tanh": "nn.Tanh()", "sigmoid": "nn.Sigmoid()", "identity": "nn.Identity()"}
+_INITS = {"zeros": "torch.zeros", "ones": "torch.ones", "normal": "torch.randn"}
+_TYPES = {bool: "bool", int: "int", float: "float"}
+
+
+@dataclass
+class ClassView:
+    name: str
+    doc: list[str]
+    init_params: str
+    init_lines: list[str]
+    forward_params: str
+    forward_lines: list[Line]
+
+
+@dataclass
+class ConfigField:
+    name: str
+    type: str
+    default: str
+
+
+@dataclass
+class FileView:
+    banner: list[str]
+    doc: list[str]
+    needs_math: bool
+    config_fields: list[ConfigField]
+    config_properties: list[ConfigField]
+    classes: list[ClassView]
+    model_name: str
+    layouts: list[tuple[str, dict[str, list]]]
+    example_lines: list[str]
+    example_return: str
+    extra: dict = field(default_factory=dict)
+
+
+# ----------------------------------------------------------------------------- scopes
+
+
+def _block_resolver(name: str) -> str:
+    return f"config.{name}"
+
+
+def _forward_resolver(module: ModuleIR):
+    if module.kind == "lowered":
+        return lambda name: f"self.{name}"
+    return lambda name: f"self.config.{name}"
+
+
+def _init_resolver(module: ModuleIR):
+    return (lambda name: name) if module.kind == "lowered" else _block_resolver
+
+
+# ---------------------------------------------------------------------------- __init__
+
+
+def _arg(value, resolve) -> str:
+    return render_expr(value, resolve)
+
+
+def _is_default(value, default) -> bool:
+    return getattr(value, "value", object()) == default and not hasattr(value, "id")
+
+
+def _submodule_line(sub: Submodule, program: Program, resolve) -> list[str]:
+    a = {k: v for k, v in sub.args.items()}
+    if sub.kind == "linear":
+        bias = "" if _is_default(a["bias"], True) else f", bias={_arg(a['bias'], resolve)}"
+        return [f"self.{sub.name} = nn.Linear({_arg(a['in'], resolve)}, "
+                f"{_arg(a['out'], resolve)}{bias})"]
+    if sub.kind == "layernorm":
+        extra = "" if _is_default(a["eps"], 1e-5) else f", eps={_arg(a['eps'], resolve)}"
+        extra += "" if _is_default(a["bias"], True) else f", bias={_arg(a['bias'], resolve)}"
+        return [f"self.{sub.name} = nn.LayerNorm({_arg(a['dim'], resolve)}{extra})"]
+    if sub.kind == "rmsnorm":
+        return [f"self.{sub.name} = nn.RMSNorm({_arg(a['dim'], resolve)}, "
+                f"eps={_arg(a['eps'], resolve)})"]
+    if sub.kind == "embedding":
+        pad = f", padding_idx={_arg(a['padding_idx'], resolve)}" if "padding_idx" in a else ""
+        return [f"self.{sub.name} = nn.Embedding({_arg(a['num'], resolve)}, "
+                f"{_arg(a['dim'], resolve)}{pad})"]
+    if sub.kind == "dropout":
+        return [f"self.{sub.name} = nn.Dropout({_arg(a['p'], resolve)})"]
+    if sub.kind == "activation":
+        return [f"self.{sub.name} = {_ACTIVATIONS[a['fn']]}"]
+    if sub.kind == "conv2d":
+        return [f"self.{sub.name} = nn.Conv2d({_arg(a['in'], resolve)}, "
+                f"{_arg(a['out'], resolve)}, kernel_size={_arg(a['kernel'], resolve)}, "
+                f"stride={_arg(a['stride'], resolve)})"]
+    if sub.kind == "parameter":
+        dims = ", ".join(_arg(d, resolve) for d in a["shape"])
+        return [f"self.{sub.name} = nn.Parameter({_INITS[a['init']]}({dims}))"]
+    if sub.kind == "repeat":
+        return [f"self.{sub.name} = nn.ModuleList({sub.cls}(config) for _ in "
+                f"range({_arg(a['times'], resolve)}))"]
+    if sub.kind == "buffer":
+        return _sinusoidal_buffer(sub, resolve)
+    return [f"self.{sub.name} = {sub.cls}({_class_args(sub, program, resolve)})"]
+
+
+def _class_args(sub: Submodule, program: Program, resolve) -> str:
+    """Positional for required constructor args, keywords for changed defaults."""
+    cls = program.modules[sub.cls]
+    parts = []
+    for name, default in cls.ctor_args:
+        value = sub.args[name]
+        if default is None:
+            parts.append(_arg(value, resolve))
+        elif not _is_default(value, default):
+            parts.append(f"{name}={_arg(value, resolve)}")
+    return ", ".join(parts)
+
+
+def _sinusoidal_buffer(sub: Submodule, resolve) -> list[str]:
+    rows, cols = _arg(sub.args["rows"], resolve), _arg(sub.args["cols"], resolve)
+    return [
+        f"position = torch.arange({rows}).unsqueeze(1)",
+        f"div_term = torch.exp(torch.arange(0, {cols}, 2) * (-math.log(10000.0) / {cols}))",
+        f"pe = torch.zeros({rows}, {cols})",
+        "pe[:, 0::2] = torch.sin(position * div_term)",
+        "pe[:, 1::2] = torch.cos(position * div_term)",
+        f'self.register_buffer("{sub.name}", pe, persistent=False)',
+    ]
+
+
+def _init_lines(module: ModuleIR, program: Program, needs_config: bool) -> list[str]:
+    resolve = _init_resolver(module)
+    lines = ["super().__init__()"]
+    if needs_config:
+        lines.append("self.config = config")
+    for name, value in module.scalars.items():
+        lines.append(f"self.{name} = {render_expr(value, resolve)}")
+    for sub in module.submodules.values():
+        lines += _submodule_line(sub, program, resolve)
+    for sub in module.submodules.values():
+        if sub.tie:
+            lines.append(f"self.{sub.name}.weight = self.{sub.tie}.weight  # tied")
+    return lines
+
+
+# ----------------------------------------------------------------------------- classes
+
+
+def _doc(module: ModuleIR, program: Program) -> list[str]:
+    lines = [module.doc] if module.doc else []
+    if module.kind == "lowered":
+        lines.append(f"Lowered by archcc from `op: {module.signature[0]}`.")
+        if module.display:
+            names = ", ".join(f"{short} = {name}" for name, short in module.display.items())
+            lines.append(f"Shapes: {names}.")
+    elif module.loc is not None:
+        lines.append(f"spec: {module.loc.file}:{module.loc.line}")
+    return lines or [module.name]
+
+
+def _comments_fit(lines: list[Line], width: int = 100, indent: int = 8) -> list[Line]:
+    """Shape comments that would push a line past ``width`` go on their own line above."""
+    out = []
+    for line in lines:
+        full = indent + 4 * line.indent + len(line.code) + len(line.comment) + 4
+        if line.comment and full > width:
+            out += [Line(f"# {line.comment}", "", line.indent), Line(line.code, "", line.indent)]
+        else:
+            out.append(line)
+    return out
+
+
+def class_view(module: ModuleIR, program: Program) -> ClassView:
+    resolve = _forward_resolver(module)
+    used_config: list[bool] = []
+
+    def tracking(name: str) -> str:
+        used_config.append(True)
+        return resolve(name)
+
+    body = _comments_fit(emit_forward(module, tracking if module.kind != "lowered" else resolve))
+    if module.kind == "lowered":
+        params = []
+        for name, default in module.ctor_args:
+            params.append(name if default is None else f"{name}={default!r}")
+        init_params = ", ".join(params)
+    else:
+        init_params = "config: Config" if module.kind == "block" else \
+            "config: Config = Config()"
+    forward_params = ", ".join(module.graph.nodes[n]["attrs"]["name"] for n in module.inputs)
+    return ClassView(module.name, _doc(module, program), init_params,
+                     _init_lines(module, program, bool(used_config)), forward_params, body)
+
+
+# ------------------------------------------------------------------------------- file
+
+
+def _config_fields(program: Program) -> tuple[list[ConfigField], list[ConfigField]]:
+    fields, props = [], []
+    for name, value in program.params.items():
+        type_name = _TYPES[type(value)]
+        if name in program.param_exprs:
+            text = render_expr(program.param_exprs[name], lambda n: f"self.{n}")
+            props.append(ConfigField(name, type_name, text))
+        else:
+            fields.append(ConfigField(name, type_name, repr(value)))
+    return fields, props
+
+
+def _layouts(program: Program) -> list[tuple[str, dict[str, list]]]:
+    out = []
+    for name, layout in program.layouts.items():
+        out.append((name, {
+            "rename": [(repr(a), repr(b)) for a, b in layout.rename.items()],
+            "concat": [(repr(a), "[" + ", ".join(map(repr, b)) + "]")
+                       for a, b in layout.concat.items()],
+            "split": [(repr(a), "[" + ", ".join(map(repr, b)) + "]")
+                      for a, b in layout.split.items()],
+            "transpose": [repr(p) for p in layout.transpose],
+            "drop": [repr(p) for p in layout.drop],
+        }))
+    return out
+
+
+def _example_lines(program: Program) -> tuple[list[str], str]:
+    """Lines building random inputs; input symbols other than B come from ``dims``."""
+    lines, seen = [], set()
+    for name, spec in program.inputs.items():
+        dims = []
+        for raw in spec.shape:
+            text = str(raw)
+            if text.isidentifier() and text not in program.params:
+                if text == "B":
+                    dims.append("batch")
+                    continue
+                if text not in seen:
+                    seen.add(text)
+                    lines.append(f'{text} = dims.get("{text}", {program.dims.get(text, 8)})')
+                dims.append(text)
+            else:
+                dims.append(render_expr(_parse(raw), _block_resolver))
+        shape = "(" + ", ".join(dims) + ("," if len(dims) == 1 else "") + ")"
+        lines.append(f"{name} = {_random(spec, shape)}")
+    return lines, ", ".join(program.inputs) + ("," if len(program.inputs) == 1 else "")
+
+
+def _parse(raw):
+    from archcc.parser.expr import Num, parse_expr
+
+    return Num(raw) if isinstance(raw, int) else parse_expr(raw)
+
+
+def _random(spec, shape: str) -> str:
+    if spec.dtype == "int64":
+        high = "2" if spec.high is None else render_expr(_parse(spec.high), _block_resolver)
+        return f"torch.randint(0, {high}, {shape})"
+    if spec.dtype == "bool":
+        return f"torch.ones({shape}, dtype=torch.bool)"
+    return f"torch.randn({shape})"
+
+
+def file_view(program: Program) -> FileView:
+    fields, props = _config_fields(program)
+    classes = [class_view(m, program) for m in program.modules.values()]
+    needs_math = any("math." in line for c in classes for line in c.init_lines)
+    example_lines, example_return = _example_lines(program)
+    banner = [f"Generated by archcc {__version__} from {program.source}. Do not edit: change "
+              "the spec and run", f"    archcc build {program.source}"]
+    doc = [program.doc] if program.doc else [f"{program.name}, generated by archcc."]
+    return FileView(banner, doc, needs_math, fields, props, classes, program.model.name,
+                    _layouts(program), example_lines, example_return)

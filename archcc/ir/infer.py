@@ -1,0 +1,172 @@
+"""Shape inference over a whole Program, before any tensor exists.
+
+Starts at the model with the spec's input shapes and follows calls into blocks (a repeated
+block must give back the shape it was given). Each node gets ``shape`` and ``dtype``; an error
+is reported at the spec line of the node that failed, and nodes downstream of a failure are
+left unknown so that independent mistakes are all reported in one run.
+"""
+
+from __future__ import annotations
+
+import networkx as nx
+import sympy
+
+from archcc.diagnostics import ArchccError, Diagnostic
+from archcc.ir.graph import ModuleIR, Program, program_order
+from archcc.ir.layers import Layer, call_shape, parameter_shape
+from archcc.ir.params import symbol, to_sympy
+from archcc.ir.shapes import FLOAT, INT, RULES, DimContext, Shape, ShapeError, fmt
+
+
+def param_context(program: Program) -> DimContext:
+    return DimContext({symbol(k): sympy.sympify(v) for k, v in program.params.items()
+                       if not isinstance(v, bool)})
+
+
+class _Inference:
+    def __init__(self, program: Program):
+        self.program = program
+        self.ctx = param_context(program)
+        self.errors: list[Diagnostic] = []
+        self.done: set[str] = set()
+
+    def module(self, module: ModuleIR, arg_shapes: list[tuple[Shape, str]],
+               ctx: DimContext | None = None) -> tuple[Shape | None, str | None]:
+        """Infer one module's graph for these argument shapes; returns its output's."""
+        ctx = ctx or self.ctx
+        g = module.graph
+        first = module.name not in self.done
+        known: dict[str, tuple[Shape | None, str | None]] = {}
+        for node, (shape, dtype) in zip(module.inputs, arg_shapes, strict=True):
+            known[node] = (shape, dtype)
+        for node in program_order(g):
+            data = g.nodes[node]
+            if node in known or data["op"] == "output":
+                continue
+            known[node] = self._node(module, node, known, ctx)
+        self.done.add(module.name)
+        if first:
+            for node, (shape, dtype) in known.items():
+                g.nodes[node]["shape"], g.nodes[node]["dtype"] = shape, dtype
+        out = g.graph.get("output")
+        if out is None:
+            return None, None
+        outs = g.nodes[out]["inputs"]
+        if first:
+            g.nodes[out]["shape"] = known[outs[0]][0] if len(outs) == 1 else None
+        return known[outs[0]] if len(outs) == 1 else (None, None)
+
+    def _node(self, module, node, known, ctx):
+        data = module.graph.nodes[node]
+        op = data["op"]
+        if op == "const":
+            return (), FLOAT
+        if op == "get_attr":
+            return self._attr(module, data)
+        ins = [known.get(i, (None, None)) for i in data["inputs"]]
+        if any(shape is None for shape, _ in ins):
+            return None, None  # downstream of an earlier error: stay quiet
+        shapes, dtypes = [s for s, _ in ins], [d for _, d in ins]
+        try:
+            if op == "call":
+                return self._call(module, data, shapes, dtypes, ctx)
+            return RULES[op](ctx, data["attrs"], shapes, dtypes)
+        except ShapeError as exc:
+            where = f"{module.name}" if module.kind == "lowered" else (
+                ".".join(("model",) if module.kind == "model" else ("blocks", module.name)))
+            self.errors.append(Diagnostic(data["loc"], f"{where}.forward", exc.message,
+                                          exc.hint))
+            return None, None
+
+    def _attr(self, module, data):
+        if data["shape"] is not None:
+            return data["shape"], data["dtype"]
+        layer = module.layers[data["attrs"]["target"]]
+        return parameter_shape(layer), FLOAT
+
+    def _call(self, module: ModuleIR, data: dict, shapes, dtypes, ctx):
+        target = data["attrs"]["target"]
+        if module.kind == "lowered":
+            return _submodule_call(module, target, shapes, dtypes, ctx)
+        layer = _layer_for(module, target)
+        if layer.op == "repeat":
+            return self._repeat(layer, shapes, dtypes)
+        if layer.op == "residual":  # the norm beside a residual's layer
+            return _norm_call(ctx, layer, shapes[0])
+        result = call_shape(ctx, layer, shapes, dtypes, data["attrs"]["kwargs"])
+        sub = module.submodules[target]
+        if sub.kind == "class" and sub.cls not in self.done:
+            self._lowered(self.program.modules[sub.cls])
+        return result
+
+    def _repeat(self, layer: Layer, shapes, dtypes):
+        block = self.program.modules[layer.spec.repeat]
+        if len(shapes) != len(block.inputs):
+            raise ShapeError(f"{layer.name} repeats {block.name}, which takes "
+                             f"{len(block.inputs)} input(s), got {len(shapes)}")
+        shape, dtype = self.module(block, list(zip(shapes, dtypes, strict=True)))
+        if shape is not None and (len(shape) != len(shapes[0]) or not all(
+                self.ctx.equal(a, b) for a, b in zip(shape, shapes[0], strict=True))):
+            raise ShapeError(f"{layer.name} repeats {block.name}, which must return the shape "
+                             f"it is given: got {fmt(shapes[0])} -> {fmt(shape)}")
+        return shape, dtype
+
+    def _lowered(self, cls: ModuleIR) -> None:
+        subs = {symbol(k): to_sympy(v) for k, v in cls.scalars.items() if k != "dropout"}
+        subs = {k: v for k, v in subs.items() if k != v}
+        ctx = DimContext(subs)
+        arg_shapes = [(cls.graph.nodes[i]["shape"], cls.graph.nodes[i]["dtype"])
+                      for i in cls.inputs]
+        self.module(cls, arg_shapes, ctx)
+
+
+def _layer_for(module: ModuleIR, target: str) -> Layer:
+    if target in module.layers:
+        layer = module.layers[target]
+        return layer.inner if layer.op == "residual" else layer
+    return module.layers[target.removesuffix("_norm")]
+
+
+def _norm_call(ctx: DimContext, layer: Layer, shape: Shape):
+    want = layer.dim("dim")
+    if not ctx.equal(shape[-1], want):
+        raise ShapeError(f"{layer.name}_norm expects last dim {want} ({ctx.concrete(want)}), "
+                         f"got {fmt(shape)}")
+    return shape, FLOAT
+
+
+def _submodule_call(module: ModuleIR, target: str, shapes, dtypes, ctx):
+    sub = module.submodules[target]
+    x = shapes[0]
+    if sub.kind == "linear":
+        return (*x[:-1], to_sympy(sub.args["out"])), FLOAT
+    if sub.kind == "conv2d":
+        stride = to_sympy(sub.args["stride"])
+        return (x[0], to_sympy(sub.args["out"]), x[2] / stride, x[3] / stride), FLOAT
+    if sub.kind == "dropout":
+        return x, dtypes[0]
+    raise ShapeError(f"cannot infer a call of {sub.kind} '{target}'")
+
+
+def infer_shapes(program: Program) -> Program:
+    """Annotate every node of every module with its symbolic shape and dtype."""
+    inference = _Inference(program)
+    model = program.model
+    args = []
+    for name in model.inputs:
+        input_name = model.graph.nodes[name]["attrs"]["name"]
+        spec = program.inputs[input_name]
+        shape = program.input_shapes[input_name]
+        args.append((shape, INT if spec.dtype == "int64" else spec.dtype))
+    inference.module(model, args)
+    for module in program.modules.values():  # classes never reached still get shapes
+        if module.kind == "lowered" and module.name not in inference.done:
+            inference._lowered(module)
+    if inference.errors:
+        raise ArchccError(inference.errors)
+    return program
+
+
+def check_acyclic(module: ModuleIR) -> None:
+    if not nx.is_directed_acyclic_graph(module.graph):
+        raise ArchccError(Diagnostic(module.loc, module.name, "forward graph has a cycle"))

@@ -1,0 +1,231 @@
+"""Spec layers -> ``__init__`` submodules, and the shape each layer gives when called.
+
+``declare`` turns one ``layers:`` entry into a :class:`Layer`: its resolved sizes, the
+``Submodule`` line(s) it adds to the owning class, and (for attention, ffn, patchify and
+sinusoidal) which lowered class it instantiates. ``call_shape`` is the layer's shape rule at
+a call site, checked with concrete param values::
+
+    ln_1: {op: layernorm, dim: n_embd}   ->  self.ln_1 = nn.LayerNorm(config.n_embd, ...)
+    ln_1(x) with x (B, T, 512)           ->  ShapeError("ln_1 expects last dim n_embd (768)")
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import sympy
+
+from archcc.diagnostics import SourceLoc
+from archcc.ir.graph import Submodule
+from archcc.ir.params import ParamScope, to_sympy
+from archcc.ir.shapes import FLOAT, INT, DimContext, Shape, ShapeError, fmt
+from archcc.parser import schema
+from archcc.parser.expr import Expr, Num
+from archcc.parser.yaml_loader import SpecPath
+
+# Which spec fields hold sizes (integers) and which hold float settings, per op.
+_SIZES = {"embedding": ("num", "dim"), "linear": ("in_", "out"), "layernorm": ("dim",),
+          "rmsnorm": ("dim",), "attention": ("dim", "heads"), "ffn": ("dim", "hidden"),
+          "patchify": ("in_channels", "dim", "patch"), "sinusoidal": ("dim", "max_len"),
+          "residual": ("dim",), "dropout": (), "activation": (), "parameter": ()}
+_SCALARS = {"layernorm": ("eps",), "rmsnorm": ("eps",), "dropout": ("p",),
+            "attention": ("dropout",), "ffn": ("dropout",), "residual": ("eps",)}
+
+
+@dataclass
+class Layer:
+    """One resolved ``layers:`` entry of a block."""
+
+    name: str
+    spec: object
+    path: SpecPath
+    loc: SourceLoc
+    sizes: dict[str, Expr] = field(default_factory=dict)
+    submodules: list[Submodule] = field(default_factory=list)
+    inner: Layer | None = None  # residual: the wrapped layer
+    lowered: tuple | None = None  # facets of the lowered class, fixed at the first call
+
+    @property
+    def op(self) -> str:
+        return "repeat" if isinstance(self.spec, schema.Repeat) else self.spec.op
+
+    def dim(self, key: str) -> sympy.Expr:
+        return to_sympy(self.sizes[key])
+
+
+def _field(spec: object, key: str) -> object:
+    return getattr(spec, key)
+
+
+def declare(scope: ParamScope, name: str, spec: object, path: SpecPath,
+            blocks: dict) -> Layer | None:
+    """Resolve one layer; errors are recorded on ``scope`` and None returned."""
+    layer = Layer(name, spec, path, scope.loaded.where.key(path))
+    op = layer.op
+    if op == "repeat":
+        if spec.repeat not in blocks:
+            from archcc.parser.expr import did_you_mean
+
+            scope.errors.append(_diag(layer, f"unknown block '{spec.repeat}'",
+                                      did_you_mean(spec.repeat, set(blocks))
+                                      or "define it under `blocks:`"))
+            return None
+        layer.sizes["times"] = scope.size(spec.times, (*path, "times"), limit=10_000)
+        layer.submodules.append(Submodule(name, "repeat", {"times": layer.sizes["times"]},
+                                          layer.loc, cls=spec.repeat))
+        return layer if layer.sizes["times"] is not None else None
+    for key in _SIZES[op]:
+        layer.sizes[key] = scope.size(_field(spec, key), (*path, key.rstrip("_")))
+    for key in _SCALARS.get(op, ()):
+        layer.sizes[key] = scope.scalar(_field(spec, key), (*path, key))
+    if op == "parameter":
+        for i, raw in enumerate(spec.shape):
+            layer.sizes[f"shape{i}"] = scope.size(raw, (*path, "shape", str(i)))
+    if any(v is None for v in layer.sizes.values()):
+        return None
+    if op == "residual":
+        layer.inner = declare(scope, name, spec.layer, (*path, "layer"), blocks)
+        if layer.inner is None:
+            return None
+    _check_sizes(scope, layer)
+    layer.submodules = _submodules(layer)
+    return layer
+
+
+def _diag(layer: Layer, message: str, hint: str | None = None):
+    from archcc.diagnostics import Diagnostic
+
+    return Diagnostic(layer.loc, ".".join(layer.path), message, hint)
+
+
+def _check_sizes(scope: ParamScope, layer: Layer) -> None:
+    if layer.op == "attention":
+        dim, heads = scope.value(layer.sizes["dim"]), scope.value(layer.sizes["heads"])
+        if dim % heads:
+            divisors = [d for d in range(1, min(dim, 64) + 1) if dim % d == 0]
+            scope.errors.append(_diag(layer, f"heads ({heads}) must divide dim ({dim})",
+                                      f"divisors of {dim}: {', '.join(map(str, divisors))}"))
+
+
+def _num(value: object) -> Num:
+    return Num(value)
+
+
+def _submodules(layer: Layer) -> list[Submodule]:
+    s, spec, loc, name = layer.sizes, layer.spec, layer.loc, layer.name
+    op = layer.op
+    if op == "embedding":
+        args = {"num": s["num"], "dim": s["dim"]}
+        if spec.padding_idx is not None:
+            args["padding_idx"] = _num(spec.padding_idx)
+        return [Submodule(name, "embedding", args, loc)]
+    if op == "linear":
+        return [Submodule(name, "linear", {"in": s["in_"], "out": s["out"],
+                                           "bias": _num(spec.bias)}, loc, tie=spec.tie)]
+    if op == "layernorm":
+        return [Submodule(name, "layernorm", {"dim": s["dim"], "eps": s["eps"],
+                                              "bias": _num(spec.bias)}, loc)]
+    if op == "rmsnorm":
+        return [Submodule(name, "rmsnorm", {"dim": s["dim"], "eps": s["eps"]}, loc)]
+    if op == "dropout":
+        return [Submodule(name, "dropout", {"p": s["p"]}, loc)]
+    if op == "activation":
+        return [Submodule(name, "activation", {"fn": spec.fn}, loc)]
+    if op == "parameter":
+        dims = tuple(s[k] for k in sorted(s) if k.startswith("shape"))
+        return [Submodule(name, "parameter", {"shape": dims, "init": spec.init}, loc)]
+    if op == "residual":
+        norm_args = {"dim": s["dim"], "eps": s["eps"]}
+        if spec.norm == "layernorm":
+            norm_args["bias"] = _num(True)
+        return [*layer.inner.submodules, Submodule(f"{name}_norm", spec.norm, norm_args, loc)]
+    args = {
+        "attention": lambda: {"dim": s["dim"], "n_head": s["heads"], "bias": _num(spec.bias),
+                              "dropout": s["dropout"]},
+        "ffn": lambda: {"dim": s["dim"], "hidden": s["hidden"], "bias": _num(spec.bias),
+                        "dropout": s["dropout"]},
+        "patchify": lambda: {"in_channels": s["in_channels"], "dim": s["dim"],
+                             "patch": s["patch"]},
+        "sinusoidal": lambda: {"dim": s["dim"], "max_len": s["max_len"]},
+    }[op]()
+    return [Submodule(name, "class", args, loc)]  # cls is set once the call fixes facets
+
+
+# ----------------------------------------------------------------------------- call rules
+
+
+def _last_dim(ctx: DimContext, layer: Layer, shape: Shape, key: str, what: str) -> None:
+    want = layer.dim(key)
+    if not shape or not ctx.equal(shape[-1], want):
+        raise ShapeError(f"{layer.name} expects {what} with last dim {want} "
+                         f"({ctx.concrete(want)}), got {fmt(shape)}")
+
+
+def call_shape(ctx: DimContext, layer: Layer, shapes: list[Shape], dtypes: list[str],
+               kwargs: tuple[str, ...]) -> tuple[Shape, str]:
+    """Output (shape, dtype) of calling ``layer`` on inputs of these shapes."""
+    op, x = layer.op, shapes[0]
+    if op == "embedding":
+        if dtypes[0] != INT:
+            raise ShapeError(f"{layer.name} is an embedding and needs int64 ids, got {dtypes[0]}")
+        return (*x, layer.dim("dim")), FLOAT
+    if op == "linear":
+        _last_dim(ctx, layer, x, "in_", "input")
+        return (*x[:-1], layer.dim("out")), FLOAT
+    if op in ("layernorm", "rmsnorm", "ffn"):
+        _last_dim(ctx, layer, x, "dim", "input")
+        return x, FLOAT
+    if op in ("dropout", "activation"):
+        return x, dtypes[0]
+    if op == "attention":
+        return _attention_shape(ctx, layer, shapes, dtypes, kwargs)
+    if op == "patchify":
+        return _patchify_shape(ctx, layer, x)
+    if op == "sinusoidal":
+        if len(x) < 2:
+            raise ShapeError(f"{layer.name} needs a (B, T, ...) input, got {fmt(x)}")
+        return (x[1], layer.dim("dim")), FLOAT
+    raise ShapeError(f"{layer.name} ({op}) cannot be called")
+
+
+def _attention_shape(ctx, layer, shapes, dtypes, kwargs):
+    spec, x = layer.spec, shapes[0]
+    positional = len(shapes) - len(kwargs)
+    want = 2 if spec.cross else 1
+    if positional != want:
+        raise ShapeError(f"{layer.name} takes {want} positional input(s), got {positional}",
+                         "cross attention is called as attn(x, memory); self attention as "
+                         "attn(x) or attn(x, mask=m)")
+    if set(kwargs) - {"mask"}:
+        raise ShapeError(f"{layer.name}: unknown keyword(s) {sorted(set(kwargs) - {'mask'})}",
+                         "the only keyword is mask=")
+    _last_dim(ctx, layer, x, "dim", "queries")
+    keys = shapes[1] if spec.cross else x
+    if spec.cross:
+        _last_dim(ctx, layer, keys, "dim", "memory")
+    if kwargs:
+        mask = shapes[-1]
+        if len(mask) != 2 or not ctx.equal(mask[0], x[0]) or not ctx.equal(mask[1], keys[1]):
+            raise ShapeError(f"{layer.name}: mask must be (batch, keys) = "
+                             f"{fmt((x[0], keys[1]))}, got {fmt(mask)}")
+    return x, FLOAT
+
+
+def _patchify_shape(ctx, layer, x):
+    if len(x) != 4:
+        raise ShapeError(f"{layer.name} needs an image (B, C, H, W), got {fmt(x)}")
+    if not ctx.equal(x[1], layer.dim("in_channels")):
+        raise ShapeError(f"{layer.name} expects {layer.dim('in_channels')} channels, "
+                         f"got {fmt(x)}")
+    patch = layer.dim("patch")
+    for side in x[2:]:
+        ratio = ctx.concrete(side / patch)
+        if ratio.is_number and not ratio.is_integer:
+            raise ShapeError(f"{layer.name}: image side {side} ({ctx.concrete(side)}) is not "
+                             f"a multiple of patch {patch} ({ctx.concrete(patch)})")
+    return (x[0], (x[2] / patch) * (x[3] / patch), layer.dim("dim")), FLOAT
+
+
+def parameter_shape(layer: Layer) -> Shape:
+    keys = sorted(k for k in layer.sizes if k.startswith("shape"))
+    return tuple(layer.dim(k) for k in keys)

@@ -1,0 +1,171 @@
+"""Parameters: parse and evaluate ``params`` and every size written in a spec.
+
+A :class:`ParamScope` knows each param's concrete value (for checking: heads must divide
+dim) and its expression (for rendering: ``4 * config.n_embd`` keeps one file valid for every
+size). Sizes elsewhere in the spec go through :meth:`ParamScope.size`, which parses with
+positions and refuses absurd values before anything is allocated::
+
+    scope = ParamScope.from_spec(loaded)
+    expr = scope.size("4 * n_embd", ("blocks", "Block", "layers", "mlp", "hidden"))
+    scope.value(expr)   # 3072
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import networkx as nx
+import sympy
+
+from archcc.diagnostics import ArchccError, Diagnostic
+from archcc.parser import LoadedSpec
+from archcc.parser.expr import (Expr, ExprError, ExprSyntaxError, Num, evaluate, names_in,
+                                parse_expr)
+from archcc.parser.yaml_loader import SpecPath
+
+MAX_SIZE = 2**31  # no real layer is wider; catches `dim: 10**12` before torch sees it
+MAX_REPEAT = 10_000
+
+
+@dataclass
+class ParamScope:
+    """Param values, expressions and sympy symbols of one spec."""
+
+    loaded: LoadedSpec
+    values: dict[str, int | float | bool] = field(default_factory=dict)
+    exprs: dict[str, Expr] = field(default_factory=dict)  # derived params only
+    errors: list[Diagnostic] = field(default_factory=list)
+
+    @classmethod
+    def from_spec(cls, loaded: LoadedSpec) -> ParamScope:
+        scope = cls(loaded)
+        scope._resolve(loaded.spec.params)
+        if scope.errors:
+            raise ArchccError(scope.errors)
+        return scope
+
+    # ---------------------------------------------------------------------- params block
+    def _resolve(self, raw: dict[str, object]) -> None:
+        deps = nx.DiGraph()
+        for name, value in raw.items():
+            deps.add_node(name)
+            if isinstance(value, str):
+                expr = self.parse(value, ("params", name))
+                if expr is None:
+                    continue
+                if isinstance(expr, Num):
+                    self.values[name] = expr.value  # "1e9" is a number YAML left as text
+                    continue
+                self.exprs[name] = expr
+                for ref in names_in(expr):
+                    deps.add_edge(ref, name)
+            else:
+                self.values[name] = value
+        try:
+            order = list(nx.topological_sort(deps))
+        except nx.NetworkXUnfeasible:
+            cycle = " -> ".join(a for a, _ in nx.find_cycle(deps))
+            self.errors.append(Diagnostic(self.loaded.where.key(("params",)), "params",
+                                          f"params refer to each other in a cycle: {cycle}"))
+            return
+        for name in order:
+            if name in self.exprs:
+                self._evaluate_param(name)
+
+    def _evaluate_param(self, name: str) -> None:
+        try:
+            self.values[name] = evaluate(self.exprs[name], self.values)
+        except ExprError as exc:
+            if name in self.loaded.spec.params:
+                self.errors.append(self._diag(("params", name), exc))
+
+    def _diag(self, path: SpecPath, exc: ExprError | ExprSyntaxError) -> Diagnostic:
+        return Diagnostic(self.loaded.where.text(path, exc.pos), ".".join(path), exc.message,
+                          exc.hint)
+
+    # -------------------------------------------------------------------- sizes elsewhere
+    def parse(self, raw: object, path: SpecPath) -> Expr | None:
+        """Parse a raw size (int or text) into an expression; records an error on failure."""
+        if isinstance(raw, bool) or not isinstance(raw, int | float | str):
+            self.errors.append(Diagnostic(self.loaded.where.key(path), ".".join(path),
+                                          f"expected a number or expression, got {raw!r}"))
+            return None
+        if not isinstance(raw, str):
+            return Num(raw)
+        try:
+            return parse_expr(raw)
+        except ExprSyntaxError as exc:
+            self.errors.append(self._diag(path, exc))
+            return None
+
+    def size(self, raw: object, path: SpecPath, *, positive: bool = True,
+             limit: int = MAX_SIZE) -> Expr | None:
+        """Parse and check an integer size; returns None (with an error recorded) if bad."""
+        expr = self.parse(raw, path)
+        if expr is None:
+            return None
+        try:
+            value = evaluate(expr, self.values)
+        except ExprError as exc:
+            self.errors.append(self._diag(path, exc))
+            return None
+        where = self.loaded.where.key(path)
+        if isinstance(value, float) and value.is_integer() and abs(value) < limit:
+            value = int(value)
+        if isinstance(value, bool) or not isinstance(value, int):
+            self.errors.append(Diagnostic(where, ".".join(path),
+                                          f"size must be an integer, got {value!r}",
+                                          "use // for integer division"))
+            return None
+        if (positive and value < 1) or value > limit:
+            self.errors.append(Diagnostic(where, ".".join(path),
+                                          f"size {value} is out of range (1..{limit})"))
+            return None
+        return expr
+
+    def scalar(self, raw: object, path: SpecPath) -> Expr | None:
+        """Parse a float-valued setting such as a dropout probability or an epsilon."""
+        expr = self.parse(raw, path)
+        if expr is not None:
+            try:
+                evaluate(expr, self.values)
+            except ExprError as exc:
+                self.errors.append(self._diag(path, exc))
+                return None
+        return expr
+
+    def value(self, expr: Expr):
+        return evaluate(expr, self.values)
+
+    def check(self) -> None:
+        """Raise every error recorded so far, together."""
+        if self.errors:
+            errors, self.errors = self.errors, []
+            raise ArchccError(errors)
+
+
+def symbol(name: str) -> sympy.Symbol:
+    """The sympy symbol of a dim name; all dims are positive integers."""
+    return sympy.Symbol(name, integer=True, positive=True)
+
+
+def to_sympy(expr: Expr) -> sympy.Expr:
+    """A size expression as a sympy dim, names kept symbolic (``4*n_embd``)."""
+    from archcc.parser.expr import BinOp, Call, Name, Neg
+
+    if isinstance(expr, Num):
+        return sympy.Integer(expr.value) if isinstance(expr.value, int) else sympy.Float(expr.value)
+    if isinstance(expr, Name):
+        return symbol(expr.id)
+    if isinstance(expr, Neg):
+        return -to_sympy(expr.operand)
+    if isinstance(expr, BinOp):
+        a, b = to_sympy(expr.left), to_sympy(expr.right)
+        # floordiv of sizes is exact (sizes are checked to be integers), so it stays a / b
+        ops = {"add": a + b, "sub": a - b, "mul": a * b, "div": a / b,
+               "floordiv": a / b, "mod": sympy.Mod(a, b), "pow": a**b}
+        return ops[expr.op]
+    if isinstance(expr, Call) and expr.func in ("min", "max"):
+        fn = sympy.Min if expr.func == "min" else sympy.Max
+        return fn(*(to_sympy(a) for a in expr.args))
+    raise ValueError(f"{expr!r} is not a size")

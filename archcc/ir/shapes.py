@@ -1,0 +1,221 @@
+"""Symbolic shape rules for primitive IR ops.
+
+Dims are sympy expressions over input symbols (B, T) and param names (n_embd), so a
+mismatch is found before any tensor exists and reported in the spec's own words::
+
+    (B, T, n_embd) + (B, T, 4*n_embd)  ->  ShapeError("shapes (B, T, n_embd) and ...")
+
+Two dims are equal when they agree after substituting concrete param values; input symbols
+stay symbolic, so ``T`` and ``T + 1`` never match.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import sympy
+
+from archcc.ir.params import to_sympy
+
+Shape = tuple[sympy.Expr, ...]
+FLOAT, INT, BOOL = "float32", "int64", "bool"
+
+
+class ShapeError(ValueError):
+    def __init__(self, message: str, hint: str | None = None):
+        super().__init__(message)
+        self.message, self.hint = message, hint
+
+
+@dataclass
+class DimContext:
+    """Substitutions that make dims comparable: param values, derived scalar definitions."""
+
+    subs: dict[sympy.Symbol, sympy.Expr] = field(default_factory=dict)
+
+    def concrete(self, dim: sympy.Expr) -> sympy.Expr:
+        value = dim
+        for _ in range(3):  # derived scalars may refer to each other
+            new = value.subs(self.subs)
+            if new == value:
+                break
+            value = new
+        return sympy.simplify(value) if not value.is_number else value
+
+    def equal(self, a: sympy.Expr, b: sympy.Expr) -> bool:
+        if a == b:
+            return True
+        return sympy.simplify(self.concrete(a) - self.concrete(b)) == 0
+
+    def is_one(self, a: sympy.Expr) -> bool:
+        return self.equal(a, sympy.Integer(1))
+
+
+def fmt(shape: Shape | None) -> str:
+    """``(B, T, n_embd)``: how shapes appear in comments and messages."""
+    if shape is None:
+        return "(?)"
+    return "(" + ", ".join(str(d).replace("**", "^") for d in shape) + ")"
+
+
+def _norm_dim(dim: int, rank: int) -> int:
+    if not -rank <= dim < rank:
+        raise ShapeError(f"dim {dim} is out of range for a rank-{rank} tensor")
+    return dim % rank
+
+
+def broadcast(ctx: DimContext, a: Shape, b: Shape) -> Shape:
+    """torch broadcasting, symbolically."""
+    out = []
+    for i in range(max(len(a), len(b))):
+        da = a[len(a) - 1 - i] if i < len(a) else sympy.Integer(1)
+        db = b[len(b) - 1 - i] if i < len(b) else sympy.Integer(1)
+        if ctx.is_one(da):
+            out.append(db)
+        elif ctx.is_one(db) or ctx.equal(da, db):
+            out.append(da)
+        else:
+            raise ShapeError(f"shapes {fmt(a)} and {fmt(b)} do not broadcast",
+                             f"dim {-1 - i} differs: {da} vs {db}")
+    return tuple(reversed(out))
+
+
+def _result_dtype(dtypes: list[str]) -> str:
+    return FLOAT if FLOAT in dtypes else (INT if INT in dtypes else BOOL)
+
+
+def elementwise(ctx, attrs, shapes, dtypes):
+    shape = shapes[0]
+    for other in shapes[1:]:
+        shape = broadcast(ctx, shape, other)
+    return shape, _result_dtype(dtypes)
+
+
+def same(ctx, attrs, shapes, dtypes):
+    return shapes[0], dtypes[0] if dtypes[0] != INT else FLOAT
+
+
+def logical(ctx, attrs, shapes, dtypes):
+    shape = shapes[0]
+    for other in shapes[1:]:
+        shape = broadcast(ctx, shape, other)
+    return shape, BOOL
+
+
+def matmul(ctx, attrs, shapes, dtypes):
+    a, b = shapes
+    if len(a) < 2 or len(b) < 2:
+        raise ShapeError(f"matmul needs rank >= 2, got {fmt(a)} @ {fmt(b)}")
+    if not ctx.equal(a[-1], b[-2]):
+        raise ShapeError(f"matmul inner dims differ: {fmt(a)} @ {fmt(b)}",
+                         f"{a[-1]} (last of left) must equal {b[-2]} (second-last of right)")
+    batch = broadcast(ctx, a[:-2], b[:-2])
+    return (*batch, a[-2], b[-1]), FLOAT
+
+
+def transpose(ctx, attrs, shapes, dtypes):
+    shape = list(shapes[0])
+    d0, d1 = (_norm_dim(d, len(shape)) for d in (attrs["dim0"], attrs["dim1"]))
+    shape[d0], shape[d1] = shape[d1], shape[d0]
+    return tuple(shape), dtypes[0]
+
+
+def unflatten(ctx, attrs, shapes, dtypes):
+    shape = shapes[0]
+    d = _norm_dim(attrs["dim"], len(shape))
+    sizes = tuple(to_sympy(s) for s in attrs["sizes"])
+    if not ctx.equal(sympy.Mul(*sizes), shape[d]):
+        raise ShapeError(f"cannot unflatten dim {shape[d]} into {fmt(sizes)}")
+    return (*shape[:d], *sizes, *shape[d + 1:]), dtypes[0]
+
+
+def flatten(ctx, attrs, shapes, dtypes):
+    shape = shapes[0]
+    start = _norm_dim(attrs["start"], len(shape))
+    end = _norm_dim(attrs.get("end", -1), len(shape))
+    return (*shape[:start], sympy.Mul(*shape[start:end + 1]), *shape[end + 1:]), dtypes[0]
+
+
+def split(ctx, attrs, shapes, dtypes):
+    shape = shapes[0]
+    d = _norm_dim(attrs["dim"], len(shape))
+    size = to_sympy(attrs["size"])
+    parts = ctx.concrete(shape[d] / size)
+    if not (parts.is_integer and parts.is_number):
+        raise ShapeError(f"cannot split dim {shape[d]} into chunks of {size}")
+    part = (*shape[:d], size, *shape[d + 1:])
+    return tuple(part for _ in range(int(parts))), dtypes[0]
+
+
+def getitem(ctx, attrs, shapes, dtypes):
+    return shapes[0][attrs["index"]], dtypes[0]
+
+
+def subscript(ctx, attrs, shapes, dtypes):
+    shape = list(shapes[0])
+    if len(attrs["index"]) > len(shape):
+        raise ShapeError(f"too many indices for a rank-{len(shape)} tensor {fmt(shapes[0])}")
+    out = []
+    for dim, index in zip(shape, attrs["index"], strict=False):
+        if isinstance(index, tuple):  # (lower, upper) slice, None = open
+            lower = index[0] if index[0] is not None else 0
+            upper = sympy.Min(dim, index[1]) if index[1] is not None else dim
+            out.append(upper - lower)
+        # an integer index drops the dim
+    return (*out, *shape[len(attrs["index"]):]), dtypes[0]
+
+
+def positions(ctx, attrs, shapes, dtypes):
+    if len(shapes[0]) < 2:
+        raise ShapeError(f"positions() needs a (B, T, ...) tensor, got {fmt(shapes[0])}")
+    return (shapes[0][1],), INT
+
+
+def causal_mask(ctx, attrs, shapes, dtypes):
+    q, k = shapes
+    return (q[-2], k[-2]), BOOL
+
+
+def key_padding_mask(ctx, attrs, shapes, dtypes):
+    if len(shapes[0]) != 2:
+        raise ShapeError(f"a key-padding mask is (B, S), got {fmt(shapes[0])}")
+    b, s = shapes[0]
+    return (b, sympy.Integer(1), sympy.Integer(1), s), BOOL
+
+
+def masked_fill(ctx, attrs, shapes, dtypes):
+    broadcast(ctx, shapes[0], shapes[1])
+    return shapes[0], dtypes[0]
+
+
+def sdpa(ctx, attrs, shapes, dtypes):
+    q, k, v = shapes[:3]
+    matmul(ctx, {}, [q, k[:-2] + (k[-1], k[-2])], dtypes)
+    return (*q[:-1], v[-1]), FLOAT
+
+
+def prepend(ctx, attrs, shapes, dtypes):
+    token, x = shapes
+    if len(token) != 3 or not ctx.is_one(token[0]) or not ctx.is_one(token[1]):
+        raise ShapeError(f"prepend() needs a (1, 1, D) token, got {fmt(token)}")
+    if not ctx.equal(token[2], x[2]):
+        raise ShapeError(f"token width {token[2]} differs from sequence width {x[2]}")
+    return (x[0], x[1] + 1, x[2]), dtypes[1]
+
+
+def take_rows(ctx, attrs, shapes, dtypes):
+    table, like = shapes
+    return (like[1], *table[1:]), dtypes[0]
+
+
+RULES: dict[str, Callable] = {
+    "add": elementwise, "sub": elementwise, "mul": elementwise, "div": elementwise,
+    "pow": elementwise, "neg": same, "relu": same, "gelu": same, "gelu_tanh": same,
+    "silu": same, "tanh": same, "sigmoid": same, "identity": same, "softmax": same,
+    "dropout": same, "and": logical, "not": logical, "matmul": matmul,
+    "transpose": transpose, "unflatten": unflatten, "flatten": flatten, "split": split,
+    "getitem": getitem, "subscript": subscript, "positions": positions,
+    "causal_mask": causal_mask, "key_padding_mask": key_padding_mask,
+    "masked_fill": masked_fill, "sdpa": sdpa, "prepend": prepend, "take_rows": take_rows,
+}

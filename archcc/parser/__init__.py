@@ -1,0 +1,108 @@
+"""Front end: a spec file -> a validated :class:`~archcc.parser.schema.Spec` with positions.
+
+    >>> loaded = load_spec("specs/gpt2.yaml")
+    >>> loaded.spec.params["n_embd"], loaded.where.key(("params", "n_embd")).line
+    (768, 7)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from pydantic import BaseModel, ValidationError
+
+from archcc.diagnostics import ArchccError, Diagnostic, SourceLoc
+from archcc.parser import schema
+from archcc.parser.expr import did_you_mean
+from archcc.parser.yaml_loader import SourceMap, load_yaml
+
+MAX_SPEC_BYTES = 1_000_000
+
+
+@dataclass(frozen=True)
+class LoadedSpec:
+    """A validated spec plus where each part of it came from."""
+
+    spec: schema.Spec
+    where: SourceMap
+    path: str
+    text: str
+
+
+def _model_fields(model: type[BaseModel]) -> set[str]:
+    return {f.alias or name for name, f in model.model_fields.items()}
+
+
+_ALL_FIELDS = set().union(*(_model_fields(m) for m in (*schema._OPS, schema.Repeat, schema.Spec,
+                                                         schema.Block, schema.Input,
+                                                         schema.Layout)))
+_OP_MODELS = dict(zip(schema.OP_NAMES, schema._OPS, strict=True))
+
+
+def _parent_fields(data: object, path: tuple[str, ...]) -> set[str]:
+    """Allowed keys of the mapping at ``path`` (for did-you-mean on an unknown key)."""
+    node = data
+    for part in path:
+        node = node.get(part) if isinstance(node, dict) else None
+    if isinstance(node, dict) and node.get("op") in _OP_MODELS:
+        return _model_fields(_OP_MODELS[node["op"]])
+    return _ALL_FIELDS
+
+
+def _diagnostic(err: dict, data: object, where: SourceMap) -> Diagnostic:
+    path, loc = where.find(err["loc"])
+    dotted = ".".join(path)
+    kind, value = err["type"], err.get("input")
+    if kind == "extra_forbidden":
+        key = str(err["loc"][-1])
+        return Diagnostic(where.key((*path[:-1], key)) if path else loc, dotted,
+                          f"unknown key '{key}'",
+                          did_you_mean(key, _parent_fields(data, path[:-1])))
+    if kind == "missing":
+        field = str(err["loc"][-1])
+        return Diagnostic(loc, dotted, f"missing required field '{field}'")
+    if kind == "unknown_op":
+        op = value.get("op") if isinstance(value, dict) else None
+        if op is None:
+            return Diagnostic(loc, dotted, "layer needs an 'op' (or 'repeat')",
+                              f"known ops: {', '.join(schema.OP_NAMES)}")
+        return Diagnostic(loc, dotted, f"unknown op '{op}'",
+                          did_you_mean(str(op), schema.OP_NAMES)
+                          or f"known ops: {', '.join(schema.OP_NAMES)}")
+    message = err["msg"]
+    if message.startswith("Value error, "):
+        message = message[len("Value error, "):]
+    return Diagnostic(loc, dotted, message[0].lower() + message[1:])
+
+
+def validate(data: object, where: SourceMap) -> schema.Spec:
+    """Validate plain YAML data against the schema, reporting every problem at once."""
+    if not isinstance(data, dict):
+        raise ArchccError(Diagnostic(SourceLoc(where.file, 1, 1), "",
+                                     "a spec must be a mapping with archcc, name, inputs, model"))
+    try:
+        return schema.Spec.model_validate(data)
+    except ValidationError as exc:
+        diagnostics = {}
+        for err in exc.errors():
+            diag = _diagnostic(err, data, where)
+            diagnostics.setdefault((diag.loc, diag.path, diag.message), diag)
+        raise ArchccError(list(diagnostics.values())) from None
+
+
+def load_spec(path: str | Path) -> LoadedSpec:
+    """Read, locate and validate a YAML spec file."""
+    file = str(path)
+    try:
+        raw = Path(path).read_bytes()
+    except OSError as exc:
+        raise ArchccError(Diagnostic(SourceLoc(file), "", f"cannot read spec: {exc.strerror}"))
+    if len(raw) > MAX_SPEC_BYTES:
+        raise ArchccError(Diagnostic(SourceLoc(file), "", "spec file is larger than 1 MB"))
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ArchccError(Diagnostic(SourceLoc(file), "", "spec is not valid UTF-8")) from None
+    data, where = load_yaml(file, text)
+    return LoadedSpec(validate(data, where), where, file, text)

@@ -1,0 +1,369 @@
+"""Our own small language: parameter expressions and forward wiring, parsed by lark.
+
+Specs come from strangers, so expressions are never handed to ``eval``: they are parsed by
+``grammar.lark`` into the tiny AST below, evaluated by :func:`evaluate`, and re-rendered as
+Python source by :func:`render` with every name mapped through a resolver we control::
+
+    >>> e = parse_expr("4 * n_embd")
+    >>> evaluate(e, {"n_embd": 768})
+    3072
+    >>> render(e, lambda name: f"config.{name}")
+    '4 * config.n_embd'
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+from lark import Lark, Token, Transformer, v_args
+from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
+
+# ---------------------------------------------------------------------------------- AST
+
+
+@dataclass(frozen=True)
+class Pos:
+    """1-based line/column inside the parsed text (not yet inside the spec file)."""
+
+    line: int = 1
+    col: int = 1
+
+
+@dataclass(frozen=True)
+class Num:
+    value: int | float
+    pos: Pos = field(default=Pos(), compare=False)
+
+
+@dataclass(frozen=True)
+class Name:
+    id: str
+    pos: Pos = field(default=Pos(), compare=False)
+
+
+@dataclass(frozen=True)
+class BinOp:
+    op: str  # one of BINARY_OPS
+    left: Expr
+    right: Expr
+    pos: Pos = field(default=Pos(), compare=False)
+
+
+@dataclass(frozen=True)
+class Neg:
+    operand: Expr
+    pos: Pos = field(default=Pos(), compare=False)
+
+
+@dataclass(frozen=True)
+class Call:
+    func: str
+    args: tuple[Expr, ...]
+    kwargs: tuple[tuple[str, Expr], ...]
+    pos: Pos = field(default=Pos(), compare=False)
+
+
+@dataclass(frozen=True)
+class Slice:
+    lower: Expr | None
+    upper: Expr | None
+    pos: Pos = field(default=Pos(), compare=False)
+
+
+@dataclass(frozen=True)
+class Subscript:
+    value: Expr
+    indices: tuple[Expr | Slice, ...]
+    pos: Pos = field(default=Pos(), compare=False)
+
+
+Expr = Num | Name | BinOp | Neg | Call | Subscript
+
+
+@dataclass(frozen=True)
+class Assign:
+    targets: tuple[str, ...]
+    value: Expr
+    pos: Pos = field(default=Pos(), compare=False)
+
+
+@dataclass(frozen=True)
+class Return:
+    values: tuple[Expr, ...]
+    pos: Pos = field(default=Pos(), compare=False)
+
+
+Statement = Assign | Return
+
+BINARY_OPS = {"add": "+", "sub": "-", "mul": "*", "div": "/", "floordiv": "//", "mod": "%",
+              "matmul": "@", "pow": "**"}
+
+# ------------------------------------------------------------------------------ parsing
+
+
+class ExprSyntaxError(ValueError):
+    """A parse failure with its position in the text and a hint naming the usual mistake."""
+
+    def __init__(self, message: str, pos: Pos, hint: str | None = None):
+        super().__init__(message)
+        self.message, self.pos, self.hint = message, pos, hint
+
+
+def _pos(meta_or_token) -> Pos:
+    line = getattr(meta_or_token, "line", None) or 1
+    col = getattr(meta_or_token, "column", None) or 1
+    return Pos(line, col)
+
+
+@v_args(meta=True)
+class _ToAst(Transformer):
+    """Turns lark's parse tree into the frozen AST above, keeping positions."""
+
+    def name(self, meta, children):
+        return Name(str(children[0]), _pos(children[0]))
+
+    def number(self, meta, children):
+        text = str(children[0])
+        value = float(text) if any(c in text for c in ".eE") else int(text)
+        return Num(value, _pos(children[0]))
+
+    def neg(self, meta, children):
+        return Neg(children[0], _pos(meta))
+
+    def call(self, meta, children):
+        func, arguments = children[0], children[1] if len(children) > 1 else None
+        args, kwargs = [], []
+        for arg in arguments or []:
+            (kwargs.append(arg) if isinstance(arg, tuple) else args.append(arg))
+        return Call(str(func), tuple(args), tuple(kwargs), _pos(func))
+
+    def arguments(self, meta, children):
+        return children
+
+    def keyword(self, meta, children):
+        return (str(children[0]), children[1])
+
+    def subscript(self, meta, children):
+        return Subscript(children[0], tuple(children[1]), _pos(meta))
+
+    def subscripts(self, meta, children):
+        return children
+
+    def slice(self, meta, children):
+        return Slice(children[0], children[1], _pos(meta))
+
+    def assign(self, meta, children):
+        return Assign(tuple(children[0]), children[1], _pos(meta))
+
+    def targets(self, meta, children):
+        return [str(t) for t in children]
+
+    def return_stmt(self, meta, children):
+        return Return(tuple(children), _pos(meta))
+
+    def program(self, meta, children):
+        return [c for c in children if not isinstance(c, Token)]
+
+
+def _binop(op: str):
+    def build(self, meta, children):
+        return BinOp(op, children[0], children[1], _pos(meta))
+
+    return build
+
+
+for _op in BINARY_OPS:
+    setattr(_ToAst, _op, v_args(meta=True)(_binop(_op)))
+
+
+@lru_cache(maxsize=1)
+def _parser() -> Lark:
+    grammar = (Path(__file__).parent / "grammar.lark").read_text(encoding="utf-8")
+    return Lark(grammar, start=["program", "expr"], parser="lalr", propagate_positions=True,
+                maybe_placeholders=True)
+
+
+# Common mistakes, named with lark's match_examples: the hint a user sees for each.
+_MISTAKES: dict[str, list[str]] = {
+    "unclosed parenthesis": ["f(x", "(a + b", "f(g(x)"],
+    "missing operand": ["a +", "a * ", "x = "],
+    "two values with no operator between them": ["a b", "2 n_embd"],
+    "unclosed bracket": ["x[:, 0"],
+}
+_HINTS = {
+    "unclosed parenthesis": "every '(' needs a matching ')'",
+    "missing operand": "an operator needs a value on both sides",
+    "two values with no operator between them": "write the operator, e.g. `4 * n_embd`",
+    "unclosed bracket": "every '[' needs a matching ']'",
+}
+
+
+def _syntax_error(text: str, exc: UnexpectedInput, start: str) -> ExprSyntaxError:
+    label = None
+    try:
+        label = exc.match_examples(lambda s: _parser().parse(s, start=start), _MISTAKES,
+                                   use_accepts=True)
+    except Exception:  # noqa: BLE001 - naming the mistake is best-effort only
+        label = None
+    pos = Pos(getattr(exc, "line", 1) or 1, getattr(exc, "column", 1) or 1)
+    if isinstance(exc, UnexpectedToken) and exc.token.type == "_NL":
+        message = "unexpected end of line"
+        label = label or _label_line(text.splitlines()[pos.line - 1])
+    elif isinstance(exc, UnexpectedEOF) or (isinstance(exc, UnexpectedToken)
+                                            and exc.token.type == "$END"):
+        lines = text.rstrip().splitlines() or [""]
+        pos = Pos(len(lines), len(lines[-1]) + 1)
+        message = "unexpected end of expression"
+    elif isinstance(exc, UnexpectedCharacters):
+        message = f"unexpected character {text.splitlines()[pos.line - 1][pos.col - 1]!r}"
+    else:
+        message = f"unexpected {exc.token!s}" if getattr(exc, "token", None) else "syntax error"
+    return ExprSyntaxError(label or message, pos, _HINTS.get(label or ""))
+
+
+def _label_line(line: str) -> str | None:
+    """Name the mistake on one line of a program by its bracket balance."""
+    if line.count("(") > line.count(")"):
+        return "unclosed parenthesis"
+    if line.count("[") > line.count("]"):
+        return "unclosed bracket"
+    return None
+
+
+def parse_expr(text: str) -> Expr:
+    """Parse one expression such as ``4 * n_embd`` or ``n_embd // n_head``."""
+    try:
+        return _ToAst().transform(_parser().parse(text, start="expr"))
+    except UnexpectedInput as exc:
+        raise _syntax_error(text, exc, "expr") from None
+
+
+def parse_program(text: str) -> list[Statement]:
+    """Parse forward wiring: assignments and a ``return``, one per line."""
+    try:
+        return _ToAst().transform(_parser().parse(text + "\n", start="program"))
+    except UnexpectedInput as exc:
+        raise _syntax_error(text, exc, "program") from None
+
+
+# ---------------------------------------------------------------------------- evaluation
+
+
+class ExprError(ValueError):
+    """An evaluation failure (unknown name, division by zero) at a position in the text."""
+
+    def __init__(self, message: str, pos: Pos, hint: str | None = None):
+        super().__init__(message)
+        self.message, self.pos, self.hint = message, pos, hint
+
+
+def did_you_mean(word: str, choices: list[str] | set[str]) -> str | None:
+    """``"did you mean 'n_embd'?"`` for a near miss, else None."""
+    close = difflib.get_close_matches(word, sorted(choices), n=1, cutoff=0.6)
+    return f"did you mean '{close[0]}'?" if close else None
+
+
+_ARITH = {
+    "add": lambda a, b: a + b, "sub": lambda a, b: a - b, "mul": lambda a, b: a * b,
+    "div": lambda a, b: a / b, "floordiv": lambda a, b: a // b, "mod": lambda a, b: a % b,
+    "pow": lambda a, b: a**b,
+}
+_FUNCS = {"min": min, "max": max, "sqrt": math.sqrt, "int": int}
+
+
+def evaluate(expr: Expr, env: dict[str, int | float | bool]) -> int | float | bool:
+    """Evaluate a parameter expression with the given names; ints stay ints where exact."""
+    if isinstance(expr, Num):
+        return expr.value
+    if isinstance(expr, Name):
+        if expr.id not in env:
+            raise ExprError(f"unknown param '{expr.id}'", expr.pos,
+                            did_you_mean(expr.id, set(env)) or f"known params: {', '.join(env)}")
+        return env[expr.id]
+    if isinstance(expr, Neg):
+        return -evaluate(expr.operand, env)
+    if isinstance(expr, BinOp) and expr.op in _ARITH:
+        left, right = evaluate(expr.left, env), evaluate(expr.right, env)
+        if expr.op in ("div", "floordiv", "mod") and right == 0:
+            raise ExprError("division by zero", expr.pos)
+        if expr.op == "pow" and abs(right) > 64:
+            raise ExprError(f"exponent {right} is too large", expr.pos)
+        value = _ARITH[expr.op](left, right)
+        if expr.op == "div" and isinstance(value, float) and value.is_integer() \
+                and isinstance(left, int) and isinstance(right, int):
+            return int(value)  # 3072 / 4 is a size, not 768.0
+        return value
+    if isinstance(expr, Call) and expr.func in _FUNCS and not expr.kwargs:
+        return _FUNCS[expr.func](*(evaluate(a, env) for a in expr.args))
+    raise ExprError("only arithmetic (+ - * / // % **), min, max, sqrt and int are allowed in "
+                    "parameter expressions", expr.pos)
+
+
+def names_in(expr: Expr) -> list[str]:
+    """Every name an expression refers to, in order of appearance."""
+    if isinstance(expr, Name):
+        return [expr.id]
+    if isinstance(expr, BinOp):
+        return names_in(expr.left) + names_in(expr.right)
+    if isinstance(expr, Neg):
+        return names_in(expr.operand)
+    if isinstance(expr, Call):
+        return [n for a in (*expr.args, *(v for _, v in expr.kwargs)) for n in names_in(a)]
+    return []
+
+
+# ----------------------------------------------------------------------------- rendering
+
+# Python precedence, higher binds tighter; used to parenthesise only where needed.
+PRECEDENCE = {"add": 10, "sub": 10, "mul": 11, "div": 11, "floordiv": 11, "mod": 11,
+              "matmul": 11, "neg": 12, "pow": 13, "atom": 20}
+
+
+def render(expr: Expr, resolve: Callable[[str], str]) -> str:
+    """Render a parameter expression as Python source, mapping every name through ``resolve``.
+
+    Only numbers, operators and resolver output reach the result, so the text is safe to
+    write into generated code.
+    """
+    return _render(expr, resolve)[0]
+
+
+def render_prec(expr: Expr, resolve: Callable[[str], str]) -> tuple[str, int]:
+    """Like :func:`render`, also returning the precedence of the outermost operator."""
+    return _render(expr, resolve)
+
+
+def _render(expr: Expr, resolve: Callable[[str], str]) -> tuple[str, int]:
+    if isinstance(expr, Num):
+        return repr(expr.value), PRECEDENCE["atom"]
+    if isinstance(expr, Name):
+        return resolve(expr.id), PRECEDENCE["atom"]
+    if isinstance(expr, Neg):
+        text, prec = _render(expr.operand, resolve)
+        return "-" + wrap(text, prec, PRECEDENCE["neg"]), PRECEDENCE["neg"]
+    if isinstance(expr, BinOp):
+        return render_binary(expr.op, _render(expr.left, resolve), _render(expr.right, resolve))
+    if isinstance(expr, Call) and expr.func in _FUNCS:
+        args = ", ".join(render(a, resolve) for a in expr.args)
+        func = {"sqrt": "math.sqrt"}.get(expr.func, expr.func)
+        return f"{func}({args})", PRECEDENCE["atom"]
+    raise ValueError(f"cannot render {expr!r} as a parameter expression")
+
+
+def wrap(text: str, prec: int, needed: int) -> str:
+    """Parenthesise ``text`` if it binds looser than ``needed``."""
+    return f"({text})" if prec < needed else text
+
+
+def render_binary(op: str, left: tuple[str, int], right: tuple[str, int]) -> tuple[str, int]:
+    """Render ``left <op> right`` with minimal parentheses (left-assoc; ``**`` right-assoc)."""
+    prec = PRECEDENCE[op]
+    left_needed, right_needed = (prec + 1, prec) if op == "pow" else (prec, prec + 1)
+    text = f"{wrap(left[0], left[1], left_needed)} {BINARY_OPS[op]} " \
+           f"{wrap(right[0], right[1], right_needed)}"
+    return text, prec

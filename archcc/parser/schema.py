@@ -1,0 +1,289 @@
+"""The spec schema: pydantic v2 models, one per layer op, discriminated on ``op``.
+
+Every model forbids unknown keys (a typo is an error, not a silently ignored option) and
+documents its fields with attribute docstrings, which become the JSON Schema descriptions an
+editor shows on hover. Sizes may be integers or parameter expressions (``4 * n_embd``);
+they stay text here and are parsed with positions by :mod:`archcc.parser.resolve`.
+
+A layer entry looks like ``attn: {op: attention, dim: n_embd, heads: n_head, causal: true}``;
+the one exception is ``h: {repeat: Block, times: n_layer}``.
+"""
+
+from __future__ import annotations
+
+import builtins
+import keyword
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Discriminator, Field, Tag
+
+# Names that would shadow what generated code relies on, besides keywords and builtins.
+RESERVED_NAMES = {"self", "torch", "nn", "F", "math", "config", "Config", "Model", "re",
+                  "forward", "training", "state_dict", "parameters", "modules", "to", "cuda",
+                  "cpu", "eval", "train", "apply", "register_buffer", "layer", "block"}
+
+
+def check_identifier(name: str) -> str:
+    """Names reach generated code, so they must be plain, unshadowing Python identifiers."""
+    if not name.isidentifier() or not name.isascii():
+        raise ValueError(f"'{name}' is not a valid name (use ASCII letters, digits and _)")
+    if keyword.iskeyword(name) or hasattr(builtins, name) or name in RESERVED_NAMES:
+        raise ValueError(f"'{name}' is reserved in generated Python code; pick another name")
+    if name.startswith("__"):
+        raise ValueError(f"'{name}': names may not start with '__'")
+    return name
+
+
+Identifier = Annotated[str, AfterValidator(check_identifier)]
+Size = Annotated[Union[int, str], Field(description="an integer or a parameter expression "
+                                                    "such as `4 * n_embd`")]
+Scalar = Annotated[Union[float, int, str], Field(description="a number or a parameter "
+                                                             "expression")]
+Activation = Literal["relu", "gelu", "gelu_tanh", "silu", "tanh", "sigmoid", "identity"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True, frozen=True)
+
+
+# --------------------------------------------------------------------------------- layers
+
+
+class Embedding(_Strict):
+    """Lookup table: int64 ids (B, T) -> vectors (B, T, dim). Learned positions use this too."""
+
+    op: Literal["embedding"]
+    num: Size
+    """Number of rows (vocabulary size, or maximum positions)."""
+    dim: Size
+    """Width of each vector."""
+    padding_idx: int | None = None
+    """Row whose gradient is always zero (HF `pad_token_id`)."""
+
+
+class Linear(_Strict):
+    """Affine map over the last axis: (..., in) -> (..., out)."""
+
+    op: Literal["linear"]
+    in_: Size = Field(alias="in")
+    """Input features."""
+    out: Size
+    """Output features."""
+    bias: bool = True
+    """Add a learned bias."""
+    tie: Identifier | None = None
+    """Share the weight of this earlier layer of the same block (e.g. `wte` for an LM head)."""
+
+
+class LayerNorm(_Strict):
+    """Layer normalisation over the last axis."""
+
+    op: Literal["layernorm"]
+    dim: Size
+    eps: Scalar = 1e-5
+    """Added to the variance (HF BERT uses 1e-12)."""
+    bias: bool = True
+
+
+class RMSNorm(_Strict):
+    """Root-mean-square normalisation over the last axis (no centring, no bias)."""
+
+    op: Literal["rmsnorm"]
+    dim: Size
+    eps: Scalar = 1e-6
+
+
+class Dropout(_Strict):
+    """Zeroes elements with probability p in training; identity in eval."""
+
+    op: Literal["dropout"]
+    p: Scalar = 0.0
+
+
+class ActivationLayer(_Strict):
+    """A pointwise nonlinearity as a layer (functions such as `gelu(x)` work in forward too)."""
+
+    op: Literal["activation"]
+    fn: Activation
+
+
+class Attention(_Strict):
+    """Multi-head attention: self, causal or cross. Lowers to matmul/softmax primitives that
+    the optimizer fuses into `F.scaled_dot_product_attention`.
+
+    Call it as `attn(x)`, `attn(x, mask=m)` (key-padding mask, True = attend) or
+    `attn(x, memory)` for cross attention."""
+
+    op: Literal["attention"]
+    dim: Size
+    """Model width."""
+    heads: Size
+    """Number of heads; must divide dim."""
+    causal: bool = False
+    """Mask future positions."""
+    cross: bool = False
+    """Queries from the first argument, keys and values from the second."""
+    bias: bool = True
+    """Bias in the projections."""
+    dropout: Scalar = 0.0
+    """Dropout on the attention weights."""
+    qkv: Literal["fused", "separate"] = "fused"
+    """One projection producing q, k, v (kv for cross) or three separate ones."""
+
+
+class FFN(_Strict):
+    """Position-wise feed-forward: down(act(up(x))), or gated: down(act(gate(x)) * up(x))."""
+
+    op: Literal["ffn"]
+    dim: Size
+    hidden: Size
+    act: Activation = "gelu"
+    gated: bool = False
+    """GLU family: sigmoid -> GLU, gelu -> GEGLU, silu -> SwiGLU."""
+    bias: bool = True
+    dropout: Scalar = 0.0
+    """Dropout after the output projection."""
+
+
+class Patchify(_Strict):
+    """Image (B, C, H, W) -> patch tokens (B, H/patch * W/patch, dim) by a strided conv."""
+
+    op: Literal["patchify"]
+    in_channels: Size
+    dim: Size
+    patch: Size
+
+
+class Sinusoidal(_Strict):
+    """Fixed sin/cos position table (Vaswani et al.); call on (B, T, ...) to get (T, dim)."""
+
+    op: Literal["sinusoidal"]
+    dim: Size
+    max_len: Size = 5000
+
+
+class Parameter(_Strict):
+    """A free learned tensor, e.g. a CLS token (1, 1, dim) or a position table."""
+
+    op: Literal["parameter"]
+    shape: list[Size]
+    init: Literal["zeros", "ones", "normal"] = "zeros"
+
+
+SimpleLayer = Annotated[
+    Union[Embedding, Linear, LayerNorm, RMSNorm, Dropout, ActivationLayer, Attention, FFN,
+          Patchify, Sinusoidal, Parameter],
+    Field(discriminator="op"),
+]
+
+
+class Residual(_Strict):
+    """`x + layer(norm(x))` (pre) or `norm(x + layer(x))` (post). The norm is a sibling
+    module named `<name>_norm`, so checkpoint keys stay flat."""
+
+    op: Literal["residual"]
+    layer: SimpleLayer
+    """The wrapped layer."""
+    norm: Literal["layernorm", "rmsnorm"] = "layernorm"
+    placement: Literal["pre", "post"] = "pre"
+    dim: Size
+    """Width normalised."""
+    eps: Scalar = 1e-5
+
+
+class Repeat(_Strict):
+    """`times` copies of a block in an `nn.ModuleList`, applied in order."""
+
+    repeat: Identifier
+    """Name of a block under `blocks:`."""
+    times: Size
+
+
+def _layer_tag(value: Any) -> str:
+    if isinstance(value, dict):
+        return "repeat" if "repeat" in value and "op" not in value else str(value.get("op"))
+    return "repeat" if hasattr(value, "repeat") else str(getattr(value, "op", ""))
+
+
+_OPS = [Embedding, Linear, LayerNorm, RMSNorm, Dropout, ActivationLayer, Attention, FFN,
+        Patchify, Sinusoidal, Parameter, Residual]
+OP_NAMES = [m.model_fields["op"].annotation.__args__[0] for m in _OPS]
+
+Layer = Annotated[
+    Union[tuple(Annotated[m, Tag(name)] for m, name in zip(_OPS, OP_NAMES, strict=True))
+          + (Annotated[Repeat, Tag("repeat")],)],
+    Discriminator(_layer_tag, custom_error_type="unknown_op",
+                  custom_error_message="unknown op",
+                  custom_error_context={"known": ", ".join(OP_NAMES)}),
+]
+
+# -------------------------------------------------------------------------------- structure
+
+
+class Input(_Strict):
+    """A model input: a symbolic shape such as [B, T] and a dtype."""
+
+    shape: list[Size]
+    """Dims: input symbols (B, T, ...) or params/expressions (image_size)."""
+    dtype: Literal["int64", "float32", "bool"] = "float32"
+    high: Size | None = None
+    """For int64 inputs: values in [0, high) in `example_inputs()`."""
+
+
+class Block(_Strict):
+    """A reusable block: its layers and how they are wired. Becomes one nn.Module class."""
+
+    doc: str | None = None
+    """One line for the class docstring."""
+    inputs: list[Identifier] = ["x"]
+    """Forward arguments. The first is threaded through a repeat; the rest are shared."""
+    layers: dict[Identifier, Layer] = {}
+    forward: str
+    """Statements, one per line: `x = x + attn(ln_1(x))`, ending in `return ...`
+    (or returning the last assigned name)."""
+
+
+class Model(_Strict):
+    """The top-level module; its forward arguments are the spec's `inputs`."""
+
+    doc: str | None = None
+    layers: dict[Identifier, Layer] = {}
+    forward: str
+
+
+class Layout(_Strict):
+    """How one foreign checkpoint layout maps onto this spec's state_dict keys.
+
+    Patterns are dotted key prefixes; `{i}` (any name in braces) matches one key segment."""
+
+    rename: dict[str, str] = {}
+    """Foreign prefix -> our prefix, e.g. `transformer.h.{i}.attn.c_attn: h.{i}.attn.qkv`."""
+    transpose: list[str] = []
+    """Our keys (after renaming; `*` matches one segment) whose 2-D weight is transposed
+    (HF GPT-2 Conv1D stores (in, out))."""
+    concat: dict[str, list[str]] = {}
+    """Our key <- foreign keys concatenated along dim 0 (separate q/k/v into one qkv)."""
+    split: dict[str, list[str]] = {}
+    """Foreign key -> our keys, cut into equal chunks along dim 0 (a fused in_proj_weight
+    into separate q/k/v)."""
+    drop: list[str] = []
+    """Foreign keys (before renaming) to ignore, e.g. buffers like `embeddings.position_ids`."""
+
+
+class Spec(_Strict):
+    """One architecture: params, inputs, reusable blocks, the model and checkpoint layouts."""
+
+    archcc: Literal[1]
+    """Spec format version."""
+    name: Identifier
+    """Module name: `archcc build` writes `generated/<name>.py`."""
+    doc: str | None = None
+    params: dict[Identifier, Union[bool, int, float, str]] = {}
+    """Become the frozen `Config` dataclass; strings are expressions over earlier params."""
+    dims: dict[Identifier, int] = {}
+    """Default sizes of input symbols for `example_inputs()` (B is the batch argument)."""
+    inputs: dict[Identifier, Input]
+    blocks: dict[Identifier, Block] = {}
+    model: Model
+    checkpoint: dict[Identifier, Layout] = {}
+    """Foreign layouts `convert_state_dict(sd, layout)` understands, by name (hf, timm, torch)."""
