@@ -19,7 +19,7 @@ from archcc.ir.params import symbol
 from archcc.ir.shapes import fmt
 from archcc.parser.expr import render_prec
 
-NEVER_INLINE = {"input", "split", "getitem", "output"}
+NEVER_INLINE = {"input", "split", "getitem", "output", "positions"}
 ALWAYS_INLINE = {"const", "get_attr"}
 
 
@@ -53,6 +53,8 @@ class ForwardEmitter:
         readers = list(self.g.successors(node))
         if data["op"] in NEVER_INLINE or len(readers) != 1 or data["stmt"] is None:
             return False
+        if data["op"] == "call" and data["attrs"].get("repeat"):
+            return False  # a repeat is a for loop, a statement of its own
         reader = self.g.nodes[readers[0]]
         if reader["op"] == "call" and reader["attrs"].get("repeat"):
             return False  # a loop's inputs must be names
@@ -146,20 +148,21 @@ class ForwardEmitter:
         self.lines.append(Line(f"{', '.join(names)} = {text}", self._comment(parts[0])))
 
     def _loop(self, node: str) -> None:
+        """``for block in self.h: x = block(x, ...)``, threading one name through the loop."""
         data = self.g.nodes[node]
         first, rest = data["inputs"][0], data["inputs"][1:]
-        var = self._var(node)
-        if self.names.get(first) != var:  # the loop threads one name through every block
+        name = self.names.get(first)
+        shared = any(r not in self.emitted and r != node for r in self.g.successors(first))
+        if name is None or shared:  # start the loop from a fresh name
             text = self._expr(first)[0]
             self.emitted.add(first)
-            self.names.pop(first, None)
-            var = self._bind(first, var)
-            self.lines.append(Line(f"{var} = {text}", self._comment(first)))
-        args = [var] + [self._expr(r)[0] for r in rest]
+            name = self._bind(node, self._var(node))
+            self.lines.append(Line(f"{name} = {text}", self._comment(first)))
+        args = [name] + [self._expr(r)[0] for r in rest]
         self.emitted.add(node)
-        self.holder[var], self.names[node] = node, var
+        self.holder[name], self.names[node] = node, name
         self.lines.append(Line(f"for block in self.{data['attrs']['target']}:"))
-        self.lines.append(Line(f"{var} = block({', '.join(args)})", self._comment(node), 1))
+        self.lines.append(Line(f"{name} = block({', '.join(args)})", self._comment(node), 1))
 
     def _return(self, node: str) -> None:
         values = [self._expr(i)[0] for i in self.g.nodes[node]["inputs"]]

@@ -87,8 +87,8 @@ def _causal_mask(attrs, args, expr, dtypes):
 
 
 def _key_padding_mask(attrs, args, expr, dtypes):
-    text = f"{wrap(args[0][0], args[0][1], ATOM)}[:, None, None, :]"
-    return (text if dtypes[0] == "bool" else text + ".bool()"), ATOM
+    # .bool() accepts the 1/0 integer masks Hugging Face users pass (a no-op on bool)
+    return f"{wrap(args[0][0], args[0][1], ATOM)}[:, None, None, :].bool()", ATOM
 
 
 def _masked_fill(attrs, args, expr, dtypes):

@@ -274,13 +274,14 @@ class _Classes:
 def _block_order(loaded: LoadedSpec) -> list[str]:
     """Blocks in dependency order (a repeated block before its user); cycles are errors."""
     deps = nx.DiGraph()
+    rank = {name: i for i, name in enumerate(loaded.spec.blocks)}
     for name, block in loaded.spec.blocks.items():
         deps.add_node(name)
         for layer in block.layers.values():
             if hasattr(layer, "repeat") and layer.repeat in loaded.spec.blocks:
                 deps.add_edge(layer.repeat, name)
     try:
-        return list(nx.lexicographical_topological_sort(deps))
+        return list(nx.lexicographical_topological_sort(deps, key=rank.__getitem__))
     except nx.NetworkXUnfeasible:
         cycle = " -> ".join(a for a, _ in nx.find_cycle(deps))
         raise ArchccError(Diagnostic(loaded.where.key(("blocks",)), "blocks",

@@ -113,7 +113,7 @@ def attention(causal: bool, cross: bool, fused: bool, masked: bool) -> ModuleIR:
         ctor_args=[("dim", None), ("n_head", None), ("bias", True), ("dropout", 0.0)],
         scalars={"dim": E("dim"), "n_head": E("n_head"), "head_dim": E("dim // n_head"),
                  "dropout": E("dropout")},
-        doc=f"{'Causal ' if causal else ''}{'cross' if cross else 'self'}-attention over "
+        doc=f"{'Causal self' if causal else 'Cross' if cross else 'Self'}-attention over "
             f"n_head heads{' with a key-padding mask (True = attend)' if masked else ''}.",
         signature=("attention", causal, cross, fused, masked),
         display={"dim": "C", "n_head": "nh", "head_dim": "hs"})

@@ -35,6 +35,10 @@ def check_identifier(name: str) -> str:
 
 
 Identifier = Annotated[str, AfterValidator(check_identifier)]
+LayoutName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,31}$",
+                                  description="a layout name such as hf, timm or torch")]
+# Checkpoint key patterns: dotted segments of word characters, `{name}` or `*` placeholders.
+KeyPattern = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.{}*]*$", max_length=300)]
 Size = Annotated[Union[int, str], Field(description="an integer or a parameter expression "
                                                     "such as `4 * n_embd`")]
 Scalar = Annotated[Union[float, int, str], Field(description="a number or a parameter "
@@ -256,17 +260,17 @@ class Layout(_Strict):
 
     Patterns are dotted key prefixes; `{i}` (any name in braces) matches one key segment."""
 
-    rename: dict[str, str] = {}
+    rename: dict[KeyPattern, KeyPattern] = {}
     """Foreign prefix -> our prefix, e.g. `transformer.h.{i}.attn.c_attn: h.{i}.attn.qkv`."""
-    transpose: list[str] = []
+    transpose: list[KeyPattern] = []
     """Our keys (after renaming; `*` matches one segment) whose 2-D weight is transposed
     (HF GPT-2 Conv1D stores (in, out))."""
-    concat: dict[str, list[str]] = {}
+    concat: dict[KeyPattern, list[KeyPattern]] = {}
     """Our key <- foreign keys concatenated along dim 0 (separate q/k/v into one qkv)."""
-    split: dict[str, list[str]] = {}
+    split: dict[KeyPattern, list[KeyPattern]] = {}
     """Foreign key -> our keys, cut into equal chunks along dim 0 (a fused in_proj_weight
     into separate q/k/v)."""
-    drop: list[str] = []
+    drop: list[KeyPattern] = []
     """Foreign keys (before renaming) to ignore, e.g. buffers like `embeddings.position_ids`."""
 
 
@@ -285,5 +289,5 @@ class Spec(_Strict):
     inputs: dict[Identifier, Input]
     blocks: dict[Identifier, Block] = {}
     model: Model
-    checkpoint: dict[Identifier, Layout] = {}
+    checkpoint: dict[LayoutName, Layout] = {}
     """Foreign layouts `convert_state_dict(sd, layout)` understands, by name (hf, timm, torch)."""

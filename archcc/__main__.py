@@ -1,0 +1,5 @@
+import sys
+
+from archcc.cli import main
+
+sys.exit(main())

@@ -1,0 +1,111 @@
+"""The command line: argument parsing and printing only; the work lives in archcc.api.
+
+    archcc build specs/*.yaml [-o generated] [--opt-level 0|1] [--explain] [--dump-ir]
+    archcc check specs/gpt2.yaml
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from archcc import __version__
+from archcc.api import Compiled, compile_spec
+from archcc.codegen.emit import write_atomic
+from archcc.diagnostics import ArchccError, render
+from archcc.ir.graph import program_text
+from archcc.ir.passes import PASS_NAMES
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="archcc", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"archcc {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks of internal errors")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    build = commands.add_parser("build", help="compile specs into generated PyTorch modules")
+    build.add_argument("specs", nargs="+", type=Path)
+    build.add_argument("-o", "--out", type=Path, default=Path("generated"),
+                       help="output folder (default: generated)")
+    build.add_argument("-O", "--opt-level", type=int, choices=(0, 1), default=1,
+                       help="0 = no IR passes, 1 = all (default)")
+    build.add_argument("--explain", action="store_true",
+                       help="say which passes fired where, and near misses")
+    build.add_argument("--dump-ir", nargs="?", const="final", metavar="after:PASS",
+                       help="print the IR (final, or after:PASS) instead of writing files")
+
+    check = commands.add_parser("check", help="validate specs without writing anything")
+    check.add_argument("specs", nargs="+", type=Path)
+    return parser
+
+
+def _compile_all(paths: list[Path], opt_level: int = 1,
+                 stop_after: str | None = None) -> list[Compiled]:
+    """Compile every spec before writing any: one bad spec means nothing is written."""
+    compiled, errors = [], []
+    for path in paths:
+        try:
+            compiled.append(compile_spec(path, opt_level=opt_level, stop_after=stop_after))
+        except ArchccError as exc:
+            errors.extend(exc.diagnostics)
+    if errors:
+        raise ArchccError(errors)
+    return compiled
+
+
+def _stop_after(dump: str | None) -> str | None:
+    if dump in (None, "final"):
+        return None
+    name = dump.removeprefix("after:")
+    if name not in PASS_NAMES:
+        raise SystemExit(f"archcc: unknown pass {name!r}; passes: {', '.join(PASS_NAMES)}")
+    return name
+
+
+def cmd_build(args: argparse.Namespace) -> int:
+    stop = _stop_after(args.dump_ir)
+    results = _compile_all(args.specs, args.opt_level, stop)
+    if args.dump_ir:
+        for result in results:
+            print(program_text(result.program), end="")
+        return 0
+    names = [r.name for r in results]
+    duplicates = {n for n in names if names.count(n) > 1}
+    if duplicates:
+        print(f"archcc: several specs are named {sorted(duplicates)}", file=sys.stderr)
+        return 1
+    for result in results:
+        target = args.out / f"{result.name}.py"
+        write_atomic(target, result.source)
+        print(f"wrote {target}")
+        if args.explain:
+            for line in result.program.passes_log or ["no pass changed anything"]:
+                print(f"  {line}")
+    return 0
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    for result in _compile_all(args.specs):
+        modules = len(result.program.modules)
+        print(f"{result.program.source}: ok ({result.name}, {modules} classes)")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return {"build": cmd_build, "check": cmd_check}[args.command](args)
+    except ArchccError as exc:
+        print(render(exc), file=sys.stderr)
+        return 1
+    except Exception as exc:  # an archcc bug: say so briefly unless debugging
+        if args.debug:
+            raise
+        print(f"archcc: internal error: {type(exc).__name__}: {exc}\n"
+              "hint: rerun with --debug for a traceback and report it", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
