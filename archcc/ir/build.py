@@ -37,8 +37,9 @@ class _Forward:
     """Interprets one forward program into the graph of one block or the model."""
 
     def __init__(self, scope: ParamScope, module: ModuleIR, path: SpecPath,
-                 layers: dict[str, Layer], classes: _Classes):
+                 layers: dict[str, Layer], classes: _Classes, broken: set[str]):
         self.scope, self.module, self.path = scope, module, path
+        self.broken = broken  # layers whose declaration failed: already reported
         self.g, self.layers, self.classes = module.graph, layers, classes
         self.vars: dict[str, str] = {}
         self.stmt = 0
@@ -63,6 +64,10 @@ class _Forward:
                 result = self._statement(statement)
             except _Abort:
                 result = None
+                if isinstance(statement, Assign):  # later uses are already explained
+                    self.broken.update(statement.targets)
+                    for target in statement.targets:
+                        self.vars.pop(target, None)
             if isinstance(statement, Return):
                 return_stmt = self.stmt
                 break
@@ -110,6 +115,8 @@ class _Forward:
         self._fail(getattr(e, "pos", Pos()), "unsupported expression")
 
     def _name(self, e: Name) -> str:
+        if e.id in self.broken and e.id not in self.vars:
+            raise _Abort
         if e.id in self.vars:
             return self.vars[e.id]
         if e.id in self.scope.values:
@@ -154,6 +161,8 @@ class _Forward:
         return value
 
     def _call(self, e: Call) -> str:
+        if e.func in self.broken:
+            raise _Abort
         if e.func in self.layers:
             return self._call_layer(self.layers[e.func], e)
         if e.func in BUILTINS:
@@ -289,28 +298,44 @@ def _block_order(loaded: LoadedSpec) -> list[str]:
 
 
 def _declare_layers(scope: ParamScope, layers_spec: dict, path: SpecPath,
-                    blocks: dict) -> dict[str, Layer]:
-    layers = {}
+                    blocks: dict) -> tuple[dict[str, Layer], set[str]]:
+    layers, broken = {}, set()
     for name, spec in layers_spec.items():
         layer = declare(scope, name, spec, (*path, "layers", name), blocks)
         if layer is not None:
             layers[name] = layer
+        else:
+            broken.add(name)
     for layer in layers.values():
         tie = getattr(layer.spec, "tie", None)
         if tie is not None and (tie not in layers or layers[tie].op not in ("embedding",
                                                                             "linear")):
-            scope.errors.append(Diagnostic(layer.loc, ".".join(layer.path),
+            scope.errors.append(Diagnostic(scope.loaded.where.key((*layer.path, "tie")),
+                                           ".".join((*layer.path, "tie")),
                                            f"tie target '{tie}' is not an embedding or linear "
                                            "layer of this block",
                                            did_you_mean(tie, set(layers))))
-    return layers
+        elif tie is not None and _weight_shape(scope, layer) != _weight_shape(scope, layers[tie]):
+            scope.errors.append(Diagnostic(
+                scope.loaded.where.key((*layer.path, "tie")), ".".join((*layer.path, "tie")),
+                f"cannot tie {layer.name} {_weight_shape(scope, layer)} to {tie} "
+                f"{_weight_shape(scope, layers[tie])}: weights differ in shape",
+                "a tied linear needs in = the embedding's dim and out = its num"))
+    return layers, broken
+
+
+def _weight_shape(scope: ParamScope, layer: Layer) -> tuple[int, int]:
+    """(rows, cols) of an embedding's or linear's weight, with concrete sizes."""
+    if layer.op == "embedding":
+        return scope.value(layer.sizes["num"]), scope.value(layer.sizes["dim"])
+    return scope.value(layer.sizes["out"]), scope.value(layer.sizes["in_"])
 
 
 def _module(scope, classes, name, kind, spec_block, path, inputs, blocks) -> ModuleIR:
     module = ModuleIR(name, kind, new_graph(name), doc=spec_block.doc or "",
                       loc=scope.loaded.where.key(path))
-    layers = _declare_layers(scope, spec_block.layers, path, blocks)
-    fwd = _Forward(scope, module, path, layers, classes)
+    layers, broken = _declare_layers(scope, spec_block.layers, path, blocks)
+    fwd = _Forward(scope, module, path, layers, classes, broken)
     fwd.run(spec_block.forward, inputs)
     scope.errors.extend(fwd.errors)
     for layer in layers.values():

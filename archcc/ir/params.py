@@ -40,6 +40,7 @@ class ParamScope:
     def from_spec(cls, loaded: LoadedSpec) -> ParamScope:
         scope = cls(loaded)
         scope._resolve(loaded.spec.params)
+        scope._check_magnitudes()
         if scope.errors:
             raise ArchccError(scope.errors)
         return scope
@@ -78,6 +79,16 @@ class ParamScope:
         except ExprError as exc:
             if name in self.loaded.spec.params:
                 self.errors.append(self._diag(("params", name), exc))
+
+    def _check_magnitudes(self) -> None:
+        """Refuse absurd params at their definition, before any layer uses them."""
+        for name, value in self.values.items():
+            if not isinstance(value, bool) and isinstance(value, int | float) \
+                    and abs(value) > MAX_SIZE:
+                self.errors.append(Diagnostic(
+                    self.loaded.where.key(("params", name)), f"params.{name}",
+                    f"{name} = {value:g} is too large (limit {MAX_SIZE})",
+                    "sizes are checked before anything is allocated"))
 
     def _diag(self, path: SpecPath, exc: ExprError | ExprSyntaxError) -> Diagnostic:
         return Diagnostic(self.loaded.where.text(path, exc.pos), ".".join(path), exc.message,

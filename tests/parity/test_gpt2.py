@@ -43,4 +43,5 @@ def test_full_size(compiled):
         out, expected = ours(input_ids), ref(input_ids).logits
     print(f"gpt2 full: max abs err {(out - expected).abs().max().item():.3g}, "
           f"params {sum(p.numel() for p in ours.parameters())}")
+    assert sum(p.numel() for p in ours.parameters()) == sum(p.numel() for p in ref.parameters())
     torch.testing.assert_close(out, expected, atol=1e-4, rtol=1e-4)

@@ -1,0 +1,36 @@
+# One command each, from a fresh clone:  make demo   |   make test
+PY      := .venv/bin/python
+ARCHCC  := .venv/bin/archcc
+STAMP   := .venv/.installed
+
+.PHONY: demo test lint generated golden bench clean
+
+$(STAMP): pyproject.toml
+	python3 -m venv .venv
+	$(PY) -m pip install -q --upgrade pip
+	# the CPU build of torch (a pinned file on these machines; no multi-GB CUDA download)
+	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q -e ".[test]"
+	touch $(STAMP)
+
+demo: $(STAMP)            ## build every example spec, then run a generated model
+	$(ARCHCC) build specs/*.yaml -o generated
+	$(PY) examples/run_generated.py
+
+test: $(STAMP)            ## the whole suite (GPU tests skip without a GPU)
+	$(PY) -m pytest -q
+
+lint: $(STAMP)
+	.venv/bin/ruff check .
+
+generated: $(STAMP)       ## regenerate generated/ from specs/
+	$(ARCHCC) build specs/*.yaml -o generated
+
+golden: $(STAMP)          ## re-record golden files after an intended change
+	ARCHCC_UPDATE_GOLDEN=1 $(PY) -m pytest -q tests/test_golden.py
+
+bench: $(STAMP)
+	$(PY) benchmarks/bench_foundation.py
+
+clean:
+	rm -rf .venv .pytest_cache
