@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -63,7 +64,8 @@ def load(path: str | Path, opt_level: int = 1) -> ModuleType:
     folder = _cache_dir() / key
     cached = list(folder.glob("*.py")) if folder.is_dir() else []
     if len(cached) == 1:
-        return import_file(cached[0], f"archcc_cache_{key}.{cached[0].stem}")
+        name = f"archcc_cache_{key}.{cached[0].stem}"
+        return sys.modules.get(name) or import_file(cached[0], name)
     compiled = compile_spec(path, opt_level=opt_level)
     target = folder / f"{compiled.name}.py"
     write_atomic(target, compiled.source)

@@ -181,7 +181,7 @@ def convert_state_dict(state_dict: dict[str, torch.Tensor], layout: str) -> dict
         pattern = _pattern(source)
         for key in [k for k in src if pattern.match(k)]:
             groups = pattern.match(key).groupdict()
-            for target, part in zip(targets, src.pop(key).chunk(len(targets), dim=0)):
+            for target, part in zip(targets, src.pop(key).chunk(len(targets)), strict=True):
                 out[_fill(target, groups)] = part
     renames = [(_pattern(a, prefix=True), b) for a, b in rules["rename"]]
     for key, value in src.items():

@@ -150,7 +150,7 @@ class CrossAttention(nn.Module):
 
 
 class SinusoidalPositions(nn.Module):
-    """Sinusoidal positions (Vaswani et al. 2017): pe[t, 2i] = sin(t / 10000^(2i/dim)), pe[t, 2i+1] = cos(...).
+    """Fixed sin/cos positions (Vaswani et al. 2017), first T rows.
 
     Lowered by archcc from `op: sinusoidal`.
     """
@@ -165,7 +165,7 @@ class SinusoidalPositions(nn.Module):
         self.register_buffer("pe", pe, persistent=False)
 
     def forward(self, x):
-        return self.pe[: x.shape[1]]
+        return self.pe.narrow(0, 0, x.shape[1])
 
 
 class EncoderLayer(nn.Module):
@@ -322,7 +322,7 @@ def convert_state_dict(state_dict: dict[str, torch.Tensor], layout: str) -> dict
         pattern = _pattern(source)
         for key in [k for k in src if pattern.match(k)]:
             groups = pattern.match(key).groupdict()
-            for target, part in zip(targets, src.pop(key).chunk(len(targets), dim=0)):
+            for target, part in zip(targets, src.pop(key).chunk(len(targets)), strict=True):
                 out[_fill(target, groups)] = part
     renames = [(_pattern(a, prefix=True), b) for a, b in rules["rename"]]
     for key, value in src.items():

@@ -4,8 +4,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from archcc.parser.expr import (ExprError, ExprSyntaxError, evaluate, parse_expr, parse_program,
-                                render)
+from archcc.parser.expr import (
+    ExprError,
+    ExprSyntaxError,
+    evaluate,
+    parse_expr,
+    parse_program,
+    render,
+)
 
 
 @pytest.mark.parametrize("text, value", [
@@ -30,7 +36,7 @@ def test_render_maps_every_name_and_keeps_precedence():
 
 @given(st.integers(1, 10**6), st.integers(1, 10**6), st.integers(1, 50))
 def test_render_round_trips_through_evaluate(a, b, c):
-    expr = parse_expr(f"(a - b) * c + a // c - b % c")
+    expr = parse_expr("(a - b) * c + a // c - b % c")
     rendered = render(expr, lambda n: n)
     assert evaluate(parse_expr(rendered), {"a": a, "b": b, "c": c}) == \
         evaluate(expr, {"a": a, "b": b, "c": c})
@@ -51,7 +57,8 @@ def test_code_is_never_executed(text):
 @pytest.mark.parametrize("text, message, hint", [
     ("f(x", "unclosed parenthesis", "every '(' needs a matching ')'"),
     ("a +", "missing operand", "an operator needs a value on both sides"),
-    ("2 n_embd", "two values with no operator between them", "write the operator, e.g. `4 * n_embd`"),
+    ("2 n_embd", "two values with no operator between them",
+     "write the operator, e.g. `4 * n_embd`"),
 ])
 def test_syntax_errors_are_named(text, message, hint):
     with pytest.raises(ExprSyntaxError) as info:

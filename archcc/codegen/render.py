@@ -121,7 +121,7 @@ def _prepend(attrs, args, expr, dtypes):
 
 def _take_rows(attrs, args, expr, dtypes):
     table, like = (wrap(a[0], a[1], ATOM) for a in args)
-    return f"{table}[: {like}.shape[1]]", ATOM
+    return f"{table}.narrow(0, 0, {like}.shape[1])", ATOM  # narrow: traceable by torch.fx
 
 
 _RENDERERS = {

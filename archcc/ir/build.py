@@ -20,8 +20,22 @@ from archcc.ir.graph import ModuleIR, Program, Submodule, add_node, new_graph
 from archcc.ir.layers import Layer, declare
 from archcc.ir.params import ParamScope, to_sympy
 from archcc.parser import LoadedSpec
-from archcc.parser.expr import (Assign, BinOp, Call, Expr, ExprSyntaxError, Name, Neg, Num,
-                                Pos, Return, Slice, Subscript, did_you_mean, parse_program)
+from archcc.parser.expr import (
+    Assign,
+    BinOp,
+    Call,
+    Expr,
+    ExprSyntaxError,
+    Name,
+    Neg,
+    Num,
+    Pos,
+    Return,
+    Slice,
+    Subscript,
+    did_you_mean,
+    parse_program,
+)
 from archcc.parser.yaml_loader import SpecPath
 
 # forward-language functions that are not layers: name -> (IR op, positional arity)

@@ -95,10 +95,10 @@ def attention(causal: bool, cross: bool, fused: bool, masked: bool) -> ModuleIR:
     att = b.op("mul", att, scale, var="att")
     if causal:
         keep = b.line().op("causal_mask", q, k, var="causal")
-        att = b.op("masked_fill", att, keep, var="att", value="-inf")
+        att = b.line().op("masked_fill", att, keep, var="att", value="-inf")
     if mask is not None:
         keep = b.line().op("key_padding_mask", mask, var="keep")
-        att = b.op("masked_fill", att, keep, var="att", value="-inf")
+        att = b.line().op("masked_fill", att, keep, var="att", value="-inf")
     att = b.line().op("softmax", att, var="att", dim=-1)
     att = b.line().op("dropout", att, var="att", p=E("dropout"))
     y = b.line().op("matmul", att, v, var="y")
@@ -179,6 +179,5 @@ def sinusoidal() -> ModuleIR:
     b.ret(b.op("take_rows", table, x, var="pe"))
     return ModuleIR("SinusoidalPositions", "lowered", b.g, subs,
                     ctor_args=[("dim", None), ("max_len", 5000)],
-                    doc="Sinusoidal positions (Vaswani et al. 2017): pe[t, 2i] = "
-                        "sin(t / 10000^(2i/dim)), pe[t, 2i+1] = cos(...).",
+                    doc="Fixed sin/cos positions (Vaswani et al. 2017), first T rows.",
                     signature=("sinusoidal",))

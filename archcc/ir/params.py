@@ -19,8 +19,7 @@ import sympy
 
 from archcc.diagnostics import ArchccError, Diagnostic
 from archcc.parser import LoadedSpec
-from archcc.parser.expr import (Expr, ExprError, ExprSyntaxError, Num, evaluate, names_in,
-                                parse_expr)
+from archcc.parser.expr import Expr, ExprError, ExprSyntaxError, Num, evaluate, names_in, parse_expr
 from archcc.parser.yaml_loader import SpecPath
 
 MAX_SIZE = 2**31  # no real layer is wider; catches `dim: 10**12` before torch sees it

@@ -91,13 +91,26 @@ def validate(data: object, where: SourceMap) -> schema.Spec:
         raise ArchccError(list(diagnostics.values())) from None
 
 
+def display_path(path: str | Path) -> str:
+    """The path as users see it: relative to the working folder when inside it.
+
+    Generated banners and error locations use it, so output does not depend on where the
+    checkout lives (``specs/gpt2.yaml``, never ``/home/me/archcc/specs/gpt2.yaml``).
+    """
+    try:
+        return Path(path).resolve().relative_to(Path.cwd().resolve()).as_posix()
+    except ValueError:
+        return Path(path).as_posix()
+
+
 def load_spec(path: str | Path) -> LoadedSpec:
     """Read, locate and validate a YAML spec file."""
-    file = str(path)
+    file = display_path(path)
     try:
         raw = Path(path).read_bytes()
     except OSError as exc:
-        raise ArchccError(Diagnostic(SourceLoc(file), "", f"cannot read spec: {exc.strerror}"))
+        raise ArchccError(Diagnostic(SourceLoc(file), "",
+                                     f"cannot read spec: {exc.strerror}")) from None
     if len(raw) > MAX_SPEC_BYTES:
         raise ArchccError(Diagnostic(SourceLoc(file), "", "spec file is larger than 1 MB"))
     try:

@@ -12,8 +12,10 @@ the one exception is ``h: {repeat: Block, times: n_layer}``.
 from __future__ import annotations
 
 import builtins
+import functools
 import keyword
-from typing import Annotated, Any, Literal, Union
+import operator
+from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Discriminator, Field, Tag
 
@@ -39,9 +41,9 @@ LayoutName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,31}$",
                                   description="a layout name such as hf, timm or torch")]
 # Checkpoint key patterns: dotted segments of word characters, `{name}` or `*` placeholders.
 KeyPattern = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.{}*]*$", max_length=300)]
-Size = Annotated[Union[int, str], Field(description="an integer or a parameter expression "
+Size = Annotated[int | str, Field(description="an integer or a parameter expression "
                                                     "such as `4 * n_embd`")]
-Scalar = Annotated[Union[float, int, str], Field(description="a number or a parameter "
+Scalar = Annotated[float | int | str, Field(description="a number or a parameter "
                                                              "expression")]
 Activation = Literal["relu", "gelu", "gelu_tanh", "silu", "tanh", "sigmoid", "identity"]
 
@@ -175,8 +177,8 @@ class Parameter(_Strict):
 
 
 SimpleLayer = Annotated[
-    Union[Embedding, Linear, LayerNorm, RMSNorm, Dropout, ActivationLayer, Attention, FFN,
-          Patchify, Sinusoidal, Parameter],
+    Embedding | Linear | LayerNorm | RMSNorm | Dropout | ActivationLayer | Attention | FFN
+    | Patchify | Sinusoidal | Parameter,
     Field(discriminator="op"),
 ]
 
@@ -213,9 +215,9 @@ _OPS = [Embedding, Linear, LayerNorm, RMSNorm, Dropout, ActivationLayer, Attenti
         Patchify, Sinusoidal, Parameter, Residual]
 OP_NAMES = [m.model_fields["op"].annotation.__args__[0] for m in _OPS]
 
+_TAGGED = [Annotated[m, Tag(name)] for m, name in zip(_OPS, OP_NAMES, strict=True)]
 Layer = Annotated[
-    Union[tuple(Annotated[m, Tag(name)] for m, name in zip(_OPS, OP_NAMES, strict=True))
-          + (Annotated[Repeat, Tag("repeat")],)],
+    functools.reduce(operator.or_, _TAGGED[1:], _TAGGED[0]) | Annotated[Repeat, Tag("repeat")],
     Discriminator(_layer_tag, custom_error_type="unknown_op",
                   custom_error_message="unknown op",
                   custom_error_context={"known": ", ".join(OP_NAMES)}),
@@ -282,7 +284,7 @@ class Spec(_Strict):
     name: Identifier
     """Module name: `archcc build` writes `generated/<name>.py`."""
     doc: str | None = None
-    params: dict[Identifier, Union[bool, int, float, str]] = {}
+    params: dict[Identifier, bool | int | float | str] = {}
     """Become the frozen `Config` dataclass; strings are expressions over earlier params."""
     dims: dict[Identifier, int] = {}
     """Default sizes of input symbols for `example_inputs()` (B is the batch argument)."""

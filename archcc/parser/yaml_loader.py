@@ -62,8 +62,9 @@ class SourceMap:
                 found = candidate
         return found, self.key(found) if found else SourceLoc(self.file, 1, 1)
 
-    def text(self, path: SpecPath, pos: Pos = Pos()) -> SourceLoc:
+    def text(self, path: SpecPath, pos: Pos | None = None) -> SourceLoc:
         """File location of position ``pos`` inside the scalar at ``path``."""
+        pos = pos or Pos()
         origin = self.values.get(path)
         if origin is None:
             return self.key(path)
