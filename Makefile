@@ -23,8 +23,9 @@ test: $(STAMP)            ## the whole suite (GPU tests skip without a GPU)
 lint: $(STAMP)
 	.venv/bin/ruff check .
 
-generated: $(STAMP)       ## regenerate generated/ from specs/
+generated: $(STAMP)       ## regenerate generated/ (and the editor schema) from specs/
 	$(ARCHCC) build specs/*.yaml -o generated
+	$(ARCHCC) schema -o schema/archcc.schema.json
 
 golden: $(STAMP)          ## re-record golden files after an intended change
 	ARCHCC_UPDATE_GOLDEN=1 $(PY) -m pytest -q tests/test_golden.py

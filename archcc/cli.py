@@ -16,6 +16,7 @@ from archcc.codegen.emit import write_atomic
 from archcc.diagnostics import ArchccError, render
 from archcc.ir.graph import program_text
 from archcc.ir.passes import PASS_NAMES
+from archcc.parser.schema import json_schema
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -37,6 +38,9 @@ def _parser() -> argparse.ArgumentParser:
 
     check = commands.add_parser("check", help="validate specs without writing anything")
     check.add_argument("specs", nargs="+", type=Path)
+
+    schema = commands.add_parser("schema", help="export the spec JSON Schema (for editors)")
+    schema.add_argument("-o", "--out", type=Path, help="file to write (default: stdout)")
     return parser
 
 
@@ -92,10 +96,21 @@ def cmd_check(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_schema(args: argparse.Namespace) -> int:
+    text = json_schema()
+    if args.out is None:
+        print(text, end="")
+    else:
+        write_atomic(args.out, text)
+        print(f"wrote {args.out}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    commands = {"build": cmd_build, "check": cmd_check, "schema": cmd_schema}
     try:
-        return {"build": cmd_build, "check": cmd_check}[args.command](args)
+        return commands[args.command](args)
     except ArchccError as exc:
         print(render(exc), file=sys.stderr)
         return 1

@@ -26,3 +26,10 @@ def test_no_orphans_in_generated():
     names = {compile_spec(s).name for s in SPECS}
     orphans = {p.stem for p in (ROOT / "generated").glob("*.py")} - names
     assert not orphans, f"generated/ has modules with no spec: {sorted(orphans)}"
+
+
+def test_committed_schema_is_current():
+    from archcc.parser.schema import json_schema
+
+    committed = ROOT / "schema" / "archcc.schema.json"
+    assert committed.read_text() == json_schema(), "run: archcc schema -o schema/archcc.schema.json"

@@ -293,3 +293,13 @@ class Spec(_Strict):
     model: Model
     checkpoint: dict[LayoutName, Layout] = {}
     """Foreign layouts `convert_state_dict(sd, layout)` understands, by name (hf, timm, torch)."""
+
+
+def json_schema() -> str:
+    """The JSON Schema editors use (``# yaml-language-server: $schema=...`` in specs)."""
+    import json
+
+    schema = Spec.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "archcc spec"
+    return json.dumps(schema, indent=2, sort_keys=True) + "\n"
