@@ -212,9 +212,26 @@ class _Forward:
             self._fail(e.pos, f"'{layer.name}' is a parameter, not a layer; use it as a value")
         if layer.op == "residual":
             return self._residual(layer, args, kwargs, e.pos)
+        if layer.op == "repeat":
+            args, kwargs = self._block_args(layer, args, kwargs, e.pos), ()
         self.classes.bind(layer, kwargs, self)
         return self._node("call", args, e.pos, var=layer.name, target=layer.name,
                           kwargs=kwargs, repeat=layer.op == "repeat")
+
+    def _block_args(self, layer: Layer, args: list[str], kwargs: tuple, pos: Pos) -> list[str]:
+        """Order a repeat's arguments as the block declares its inputs (keywords by name)."""
+        names = self.scope.loaded.spec.blocks[layer.spec.repeat].inputs
+        positional = args[:len(args) - len(kwargs)]
+        by_name = dict(zip(names, positional, strict=False))
+        for key, value in zip(kwargs, args[len(positional):], strict=True):
+            if key not in names or key in by_name:
+                self._fail(pos, f"{layer.name}(): {layer.spec.repeat} has no (other) input "
+                           f"named '{key}'", f"its inputs: {', '.join(names)}")
+            by_name[key] = value
+        if len(positional) > len(names) or set(by_name) != set(names):
+            self._fail(pos, f"{layer.name}() repeats {layer.spec.repeat}, which takes "
+                       f"{len(names)} input(s) ({', '.join(names)}), got {len(args)}")
+        return [by_name[n] for n in names]
 
     def _residual(self, layer: Layer, args: list[str], kwargs: tuple, pos: Pos) -> str:
         x, rest = args[0], args[1:]
