@@ -1,0 +1,277 @@
+"""Forward wiring -> nodes: interprets one block's (or the model's) forward program.
+
+Every statement of a forward program becomes a handful of nodes tagged with the statement's
+number, so codegen can print the user's line back almost verbatim::
+
+    x = x + attn(ln_1(x))   ->  %ln_1 = call(%x, target=ln_1)
+                                %attn = call(%ln_1, target=attn)
+                                %x    = add(%x, %attn)            (all stmt=1)
+
+Problems are collected, not raised one by one: a run reports every undefined name at once,
+and a statement that failed does not cause follow-on errors where its result is used.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from archcc.diagnostics import Diagnostic
+from archcc.ir.graph import ModuleIR, add_node
+from archcc.ir.layers import Layer
+from archcc.ir.params import ParamScope
+from archcc.parser.expr import (
+    Assign,
+    BinOp,
+    Call,
+    Expr,
+    ExprSyntaxError,
+    Name,
+    Neg,
+    Num,
+    Pos,
+    Return,
+    Slice,
+    Subscript,
+    did_you_mean,
+    parse_program,
+)
+from archcc.parser.yaml_loader import SpecPath
+
+
+class ClassBinder(Protocol):
+    """Attaches the lowered class a layer's call needs (see build._Classes)."""
+
+    def bind(self, layer: Layer, kwargs: tuple) -> None: ...
+
+
+# forward-language functions that are not layers: name -> (IR op, positional arity)
+BUILTINS = {"relu": ("relu", 1), "gelu": ("gelu", 1), "gelu_tanh": ("gelu_tanh", 1),
+            "silu": ("silu", 1), "tanh": ("tanh", 1), "sigmoid": ("sigmoid", 1),
+            "softmax": ("softmax", 1), "matmul": ("matmul", 2), "transpose": ("transpose", 3),
+            "positions": ("positions", 1), "prepend": ("prepend", 2),
+            "flatten": ("flatten", 1)}
+_BUILTIN_DEFAULTS = {"softmax": {"dim": -1}, "flatten": {"start": 1, "end": -1}}
+
+
+class ForwardInterpreter:
+    """Interprets one forward program into the graph of one block or the model."""
+
+    def __init__(self, scope: ParamScope, module: ModuleIR, path: SpecPath,
+                 layers: dict[str, Layer], classes: ClassBinder, broken: set[str]):
+        self.scope, self.module, self.path = scope, module, path
+        self.broken = broken  # layers whose declaration failed: already reported
+        self.g, self.layers, self.classes = module.graph, layers, classes
+        self.vars: dict[str, str] = {}
+        self.stmt = 0
+        self.errors: list[Diagnostic] = []
+
+    # -------------------------------------------------------------------------- driver
+    def run(self, text: str, inputs: list[str]) -> None:
+        for name in inputs:
+            node = add_node(self.g, "input", var=name, name=name)
+            self.g.graph["inputs"].append(node)
+            self.vars[name] = node
+        try:
+            program = parse_program(text)
+        except ExprSyntaxError as exc:
+            self.errors.append(Diagnostic(self._loc(exc.pos), self._where(), exc.message,
+                                          exc.hint))
+            return
+        result, return_stmt = None, None
+        for statement in program:
+            self.stmt += 1
+            try:
+                result = self._statement(statement)
+            except _Abort:
+                result = None
+                if isinstance(statement, Assign):  # later uses are already explained
+                    self.broken.update(statement.targets)
+                    for target in statement.targets:
+                        self.vars.pop(target, None)
+            if isinstance(statement, Return):
+                return_stmt = self.stmt
+                break
+        if result is None and program and not isinstance(program[-1], Return) and \
+                isinstance(program[-1], Assign):
+            result = [self.vars.get(program[-1].targets[-1])]
+        if not program:
+            self.errors.append(Diagnostic(self._loc(Pos()), self._where(), "forward is empty"))
+        if result and all(result):
+            # a `return` line's nodes may be inlined into it; a bare last name is returned
+            self.g.graph["output"] = add_node(self.g, "output", result, stmt=return_stmt)
+
+    def _statement(self, statement) -> list[str] | None:
+        if isinstance(statement, Return):
+            return [self._expr(v) for v in statement.values]
+        value = self._expr(statement.value)
+        if len(statement.targets) != 1:
+            self._fail(statement.pos, "unpacking several names is not supported here",
+                       "assign one name per line")
+        target = statement.targets[0]
+        if target in self.layers or target in self.scope.values:
+            self._fail(statement.pos, f"cannot assign to '{target}': it names a "
+                       f"{'layer' if target in self.layers else 'param'}")
+        self.g.nodes[value]["var"] = target
+        self.vars[target] = value
+        return None
+
+    # ---------------------------------------------------------------------- expressions
+    def _expr(self, e: Expr) -> str:
+        if isinstance(e, Num):
+            return self._node("const", [], e.pos, value=e)
+        if isinstance(e, Name):
+            return self._name(e)
+        if isinstance(e, Neg):
+            operand = self._expr(e.operand)
+            if self.g.nodes[operand]["op"] == "const":
+                return self._node("const", [], e.pos, value=e)
+            return self._node("neg", [operand], e.pos)
+        if isinstance(e, BinOp):
+            return self._binop(e)
+        if isinstance(e, Call):
+            return self._call(e)
+        if isinstance(e, Subscript):
+            return self._subscript(e)
+        self._fail(getattr(e, "pos", Pos()), "unsupported expression")
+
+    def _name(self, e: Name) -> str:
+        if e.id in self.broken and e.id not in self.vars:
+            raise _Abort
+        if e.id in self.vars:
+            return self.vars[e.id]
+        if e.id in self.scope.values:
+            return self._node("const", [], e.pos, value=e)
+        layer = self.layers.get(e.id)
+        if layer is not None and layer.op == "parameter":
+            return self._node("get_attr", [], e.pos, var=e.id, target=e.id)
+        if layer is not None:
+            self._fail(e.pos, f"layer '{e.id}' must be called, e.g. {e.id}(x)")
+        known = set(self.vars) | set(self.layers) | set(self.scope.values)
+        self._fail(e.pos, f"undefined name '{e.id}'", did_you_mean(e.id, known)
+                   or "names are block inputs, earlier assignments, layers or params")
+
+    def _binop(self, e: BinOp) -> str:
+        left, right = self._expr(e.left), self._expr(e.right)
+        if e.op not in ("add", "sub", "mul", "div", "pow", "matmul"):
+            self._fail(e.pos, f"operator {e.op} is only allowed in param expressions")
+        if all(self.g.nodes[n]["op"] == "const" for n in (left, right)):
+            return self._node("const", [], e.pos, value=e)  # folded: both sides are params
+        return self._node(e.op, [left, right], e.pos)
+
+    def _subscript(self, e: Subscript) -> str:
+        value = self._expr(e.value)
+        index = []
+        for item in e.indices:
+            if isinstance(item, Slice):
+                bounds = (self._static_int(item.lower), self._static_int(item.upper))
+                index.append(bounds)
+            else:
+                index.append(self._static_int(item))
+        return self._node("subscript", [value], e.pos, index=tuple(index))
+
+    def _static_int(self, e: Expr | None) -> int | None:
+        if e is None:
+            return None
+        try:
+            value = self.scope.value(e)
+        except Exception:  # noqa: BLE001 - reported as a wiring error below
+            value = None
+        if not isinstance(value, int) or isinstance(value, bool):
+            self._fail(getattr(e, "pos", Pos()), "indices must be integer constants")
+        return value
+
+    def _call(self, e: Call) -> str:
+        if e.func in self.broken:
+            raise _Abort
+        if e.func in self.layers:
+            return self._call_layer(self.layers[e.func], e)
+        if e.func in BUILTINS:
+            return self._call_builtin(e)
+        known = set(self.layers) | set(BUILTINS)
+        self._fail(e.pos, f"'{e.func}' is neither a layer of this block nor a function",
+                   did_you_mean(e.func, known) or f"functions: {', '.join(sorted(BUILTINS))}")
+
+    def _call_builtin(self, e: Call) -> str:
+        op, arity = BUILTINS[e.func]
+        attrs = dict(_BUILTIN_DEFAULTS.get(e.func, {}))
+        args = list(e.args)
+        if op == "transpose":
+            if len(args) != 3:
+                self._fail(e.pos, "transpose(x, dim0, dim1) takes 3 arguments")
+            attrs = {"dim0": self._static_int(args[1]), "dim1": self._static_int(args[2])}
+            args = args[:1]
+        elif len(args) != arity:
+            self._fail(e.pos, f"{e.func}() takes {arity} argument(s), got {len(args)}")
+        for key, value in e.kwargs:
+            if key not in attrs:
+                self._fail(e.pos, f"{e.func}() has no keyword '{key}'")
+            attrs[key] = self._static_int(value)
+        return self._node(op, [self._expr(a) for a in args], e.pos, **attrs)
+
+    def _call_layer(self, layer: Layer, e: Call) -> str:
+        args = [self._expr(a) for a in e.args]
+        kwargs = tuple(k for k, _ in e.kwargs)
+        args += [self._expr(v) for _, v in e.kwargs]
+        if not e.args:
+            self._fail(e.pos, f"{layer.name}() needs at least one input")
+        if layer.op == "parameter":
+            self._fail(e.pos, f"'{layer.name}' is a parameter, not a layer; use it as a value")
+        if layer.op == "residual":
+            return self._residual(layer, args, kwargs, e.pos)
+        if layer.op == "repeat":
+            args, kwargs = self._block_args(layer, args, kwargs, e.pos), ()
+        self.classes.bind(layer, kwargs)
+        return self._node("call", args, e.pos, var=layer.name, target=layer.name,
+                          kwargs=kwargs, repeat=layer.op == "repeat")
+
+    def _block_args(self, layer: Layer, args: list[str], kwargs: tuple, pos: Pos) -> list[str]:
+        """Order a repeat's arguments as the block declares its inputs (keywords by name)."""
+        names = self.scope.loaded.spec.blocks[layer.spec.repeat].inputs
+        positional = args[:len(args) - len(kwargs)]
+        by_name = dict(zip(names, positional, strict=False))
+        for key, value in zip(kwargs, args[len(positional):], strict=True):
+            if key not in names or key in by_name:
+                self._fail(pos, f"{layer.name}(): {layer.spec.repeat} has no (other) input "
+                           f"named '{key}'", f"its inputs: {', '.join(names)}")
+            by_name[key] = value
+        if len(positional) > len(names) or set(by_name) != set(names):
+            self._fail(pos, f"{layer.name}() repeats {layer.spec.repeat}, which takes "
+                       f"{len(names)} input(s) ({', '.join(names)}), got {len(args)}")
+        return [by_name[n] for n in names]
+
+    def _residual(self, layer: Layer, args: list[str], kwargs: tuple, pos: Pos) -> str:
+        x, rest = args[0], args[1:]
+        norm = f"{layer.name}_norm"
+        self.classes.bind(layer.inner, kwargs)
+        if layer.spec.placement == "pre":
+            normed = self._node("call", [x], pos, var=norm, target=norm, kwargs=())
+            inner = self._node("call", [normed, *rest], pos, var=layer.name,
+                               target=layer.name, kwargs=kwargs)
+            return self._node("add", [x, inner], pos)
+        inner = self._node("call", [x, *rest], pos, var=layer.name, target=layer.name,
+                           kwargs=kwargs)
+        summed = self._node("add", [x, inner], pos)
+        return self._node("call", [summed], pos, var=norm, target=norm, kwargs=())
+
+    # -------------------------------------------------------------------------- helpers
+    def _node(self, op: str, inputs: list[str], pos: Pos, var: str | None = None,
+              **attrs) -> str:
+        node = add_node(self.g, op, inputs, base=var or op, loc=self._loc(pos), var=var,
+                        stmt=self.stmt, **attrs)
+        if op == "const":
+            self.g.nodes[node].update(shape=(), dtype="float32")
+        return node
+
+    def _loc(self, pos: Pos):
+        return self.scope.loaded.where.text((*self.path, "forward"), pos)
+
+    def _where(self) -> str:
+        return ".".join((*self.path, "forward"))
+
+    def _fail(self, pos: Pos, message: str, hint: str | None = None):
+        self.errors.append(Diagnostic(self._loc(pos), self._where(), message, hint))
+        raise _Abort
+
+
+class _Abort(Exception):
+    """Stops interpreting one statement after its error was recorded."""
