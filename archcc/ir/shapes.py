@@ -33,20 +33,35 @@ class DimContext:
     """Substitutions that make dims comparable: param values, derived scalar definitions."""
 
     subs: dict[sympy.Symbol, sympy.Expr] = field(default_factory=dict)
+    _cache: dict = field(default_factory=dict, repr=False, compare=False)
 
     def concrete(self, dim: sympy.Expr) -> sympy.Expr:
-        value = dim
+        value = sympy.sympify(dim)
         for _ in range(3):  # derived scalars may refer to each other
             new = value.subs(self.subs)
             if new == value:
                 break
             value = new
-        return sympy.simplify(value) if not value.is_number else value
+        return value
 
     def equal(self, a: sympy.Expr, b: sympy.Expr) -> bool:
         if a == b:
             return True
-        return sympy.simplify(self.concrete(a) - self.concrete(b)) == 0
+        key = (a, b)
+        if key not in self._cache:
+            self._cache[key] = self._equal(a, b)
+        return self._cache[key]
+
+    def _equal(self, a: sympy.Expr, b: sympy.Expr) -> bool:
+        ca, cb = self.concrete(a), self.concrete(b)
+        if ca.is_number and cb.is_number:  # the common case: plain numbers
+            return bool(ca == cb)
+        diff = sympy.expand(ca - cb)
+        if diff == 0 or diff.is_number:
+            return diff == 0
+        # rational dims such as H/patch * W/patch: compare numerators (sympy.simplify is slow)
+        numerator, _ = sympy.fraction(sympy.together(diff))
+        return sympy.expand(numerator) == 0
 
     def is_one(self, a: sympy.Expr) -> bool:
         return self.equal(a, sympy.Integer(1))
