@@ -21,7 +21,13 @@ from functools import lru_cache
 from pathlib import Path
 
 from lark import Lark, Token, Transformer, v_args
-from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
+from lark.exceptions import (
+    UnexpectedCharacters,
+    UnexpectedEOF,
+    UnexpectedInput,
+    UnexpectedToken,
+    VisitError,
+)
 
 # ---------------------------------------------------------------------------------- AST
 
@@ -235,20 +241,56 @@ def _label_line(line: str) -> str | None:
     return None
 
 
+MAX_TEXT = 20_000  # characters in one expression or forward program
+MAX_DEPTH = 100  # AST nesting; real specs stay under 15
+
+
+def _parse(text: str, start: str):
+    if len(text) > MAX_TEXT:
+        raise ExprSyntaxError(f"text is longer than {MAX_TEXT} characters", Pos())
+    try:
+        tree = _ToAst().transform(_parser().parse(text, start=start))
+    except UnexpectedInput as exc:
+        raise _syntax_error(text, exc, start) from None
+    except (RecursionError, VisitError) as exc:
+        if isinstance(exc, VisitError) and not isinstance(exc.orig_exc, RecursionError):
+            raise
+        raise ExprSyntaxError("expression nests too deeply", Pos(),
+                              "split it into named steps") from None
+    if _depth(tree) > MAX_DEPTH:  # evaluation and rendering recurse: keep them far from limits
+        raise ExprSyntaxError("expression nests too deeply", Pos(), "split it into named steps")
+    return tree
+
+
+def _children(node) -> list:
+    if isinstance(node, list | tuple):
+        return list(node)
+    fields = [getattr(node, f, None) for f in ("left", "right", "operand", "lower", "upper")]
+    if isinstance(node, Assign | Subscript):
+        fields.append(node.value)
+    fields += [*getattr(node, "args", ()), *(v for _, v in getattr(node, "kwargs", ())),
+               *getattr(node, "indices", ()), *getattr(node, "values", ())]
+    return [f for f in fields if f is not None]
+
+
+def _depth(tree) -> int:
+    """Nesting depth of an AST (or list of statements), computed without recursion."""
+    deepest, stack = 0, [(tree, 1)]
+    while stack:
+        node, depth = stack.pop()
+        deepest = max(deepest, depth)
+        stack += [(child, depth + 1) for child in _children(node)]
+    return deepest
+
+
 def parse_expr(text: str) -> Expr:
     """Parse one expression such as ``4 * n_embd`` or ``n_embd // n_head``."""
-    try:
-        return _ToAst().transform(_parser().parse(text, start="expr"))
-    except UnexpectedInput as exc:
-        raise _syntax_error(text, exc, "expr") from None
+    return _parse(text, "expr")
 
 
 def parse_program(text: str) -> list[Statement]:
     """Parse forward wiring: assignments and a ``return``, one per line."""
-    try:
-        return _ToAst().transform(_parser().parse(text + "\n", start="program"))
-    except UnexpectedInput as exc:
-        raise _syntax_error(text, exc, "program") from None
+    return _parse(text + "\n", "program")
 
 
 # ---------------------------------------------------------------------------- evaluation

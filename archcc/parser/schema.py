@@ -20,9 +20,16 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Discriminator, Field, Tag
 
 # Names that would shadow what generated code relies on, besides keywords and builtins.
-RESERVED_NAMES = {"self", "torch", "nn", "F", "math", "config", "Config", "Model", "re",
-                  "forward", "training", "state_dict", "parameters", "modules", "to", "cuda",
-                  "cpu", "eval", "train", "apply", "register_buffer", "layer", "block"}
+RESERVED_NAMES = {
+    # module-level names of every generated file
+    "torch", "nn", "F", "math", "re", "dataclass", "annotations", "Config", "Model",
+    "CHECKPOINT_LAYOUTS", "convert_state_dict", "example_inputs",
+    # names generated methods use, and nn.Module attributes a layer name would shadow
+    "self", "config", "layer", "block", "forward", "training", "state_dict", "parameters",
+    "modules", "buffers", "children", "to", "cuda", "cpu", "eval", "train", "apply", "half",
+    "float", "double", "register_buffer", "register_parameter", "add_module", "zero_grad",
+    "load_state_dict", "named_parameters", "named_modules", "requires_grad_",
+}
 
 
 def check_identifier(name: str) -> str:

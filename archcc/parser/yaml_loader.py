@@ -23,6 +23,7 @@ from archcc.parser.expr import Pos
 
 SpecPath = tuple[str, ...]
 MAX_NODES = 100_000  # far above any real spec; a guard against generated monsters
+MAX_DEPTH = 32  # a real spec nests 6 deep; recursion must never reach Python's limit
 
 
 @dataclass
@@ -102,6 +103,9 @@ class _Converter:
                                          "write the value out; specs are shared and must stay "
                                          "small and explicit"))
         self.seen.add(id(node))
+        if len(path) > MAX_DEPTH:
+            raise ArchccError(Diagnostic(_loc(self.map.file, node.start_mark), ".".join(path[:3]),
+                                         f"spec nests deeper than {MAX_DEPTH} levels"))
         if len(self.seen) > MAX_NODES:
             raise ArchccError(Diagnostic(_loc(self.map.file, node.start_mark), ".".join(path),
                                          f"spec has more than {MAX_NODES} YAML nodes"))
@@ -160,6 +164,9 @@ def load_yaml(path: str | Path, text: str | None = None) -> tuple[object, Source
         text = Path(path).read_text(encoding="utf-8")
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except RecursionError:
+        raise ArchccError(Diagnostic(SourceLoc(file, 1, 1), "",
+                                     f"spec nests deeper than {MAX_DEPTH} levels")) from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         raise ArchccError(Diagnostic(_loc(file, mark) if mark else SourceLoc(file), "",
