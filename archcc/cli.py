@@ -16,7 +16,9 @@ from archcc.codegen.emit import write_atomic
 from archcc.diagnostics import ArchccError, render
 from archcc.ir.graph import program_text
 from archcc.ir.passes import PASS_NAMES
+from archcc.parser import load_spec
 from archcc.parser.schema import json_schema
+from archcc.parser.writer import SCHEMA_LINE, render_spec
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -38,6 +40,14 @@ def _parser() -> argparse.ArgumentParser:
 
     check = commands.add_parser("check", help="validate specs without writing anything")
     check.add_argument("specs", nargs="+", type=Path)
+
+    fmt = commands.add_parser("fmt", help="print a spec in its canonical layout")
+    fmt.add_argument("specs", nargs="+", type=Path)
+    fmt.add_argument("-w", "--write", action="store_true", help="rewrite the files in place")
+
+    convert = commands.add_parser("convert", help="YAML <-> .arch, chosen by the suffixes")
+    convert.add_argument("spec", type=Path)
+    convert.add_argument("-o", "--out", type=Path, required=True, help="x.arch or x.yaml")
 
     schema = commands.add_parser("schema", help="export the spec JSON Schema (for editors)")
     schema.add_argument("-o", "--out", type=Path, help="file to write (default: stdout)")
@@ -96,6 +106,25 @@ def cmd_check(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_fmt(args: argparse.Namespace) -> int:
+    loaded = [load_spec(path) for path in args.specs]  # every spec must be valid first
+    for spec in loaded:
+        text = render_spec(spec.spec, Path(spec.path).suffix, SCHEMA_LINE in spec.text)
+        if args.write:
+            write_atomic(Path(spec.path), text)
+            print(f"formatted {spec.path}")
+        else:
+            print(text, end="")
+    return 0
+
+
+def cmd_convert(args: argparse.Namespace) -> int:
+    spec = load_spec(args.spec).spec
+    write_atomic(args.out, render_spec(spec, args.out.suffix))
+    print(f"wrote {args.out}")
+    return 0
+
+
 def cmd_schema(args: argparse.Namespace) -> int:
     text = json_schema()
     if args.out is None:
@@ -108,7 +137,8 @@ def cmd_schema(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    commands = {"build": cmd_build, "check": cmd_check, "schema": cmd_schema}
+    commands = {"build": cmd_build, "check": cmd_check, "fmt": cmd_fmt, "convert": cmd_convert,
+                "schema": cmd_schema}
     try:
         return commands[args.command](args)
     except ArchccError as exc:

@@ -62,6 +62,7 @@ class ForwardInterpreter:
         self.broken = broken  # layers whose declaration failed: already reported
         self.g, self.layers, self.classes = module.graph, layers, classes
         self.vars: dict[str, str] = {}
+        self.later: dict[str, Pos] = {}  # names some statement assigns, for better errors
         self.stmt = 0
         self.errors: list[Diagnostic] = []
 
@@ -78,6 +79,7 @@ class ForwardInterpreter:
                                           exc.hint))
             return
         result, return_stmt = None, None
+        self.later = {t: s.pos for s in program if isinstance(s, Assign) for t in s.targets}
         for statement in program:
             self.stmt += 1
             try:
@@ -90,6 +92,7 @@ class ForwardInterpreter:
                         self.vars.pop(target, None)
             if isinstance(statement, Return):
                 return_stmt = self.stmt
+                self._after_return(program, statement)
                 break
         if result is None and program and not isinstance(program[-1], Return) and \
                 isinstance(program[-1], Assign):
@@ -99,6 +102,13 @@ class ForwardInterpreter:
         if result and all(result):
             # a `return` line's nodes may be inlined into it; a bare last name is returned
             self.g.graph["output"] = add_node(self.g, "output", result, stmt=return_stmt)
+
+    def _after_return(self, program: list, ret: Return) -> None:
+        rest = program[program.index(ret) + 1:]
+        if rest:
+            self.errors.append(Diagnostic(self._loc(rest[0].pos), self._where(),
+                                          "statement after return is never run",
+                                          "move it above the return, or delete it"))
 
     def _statement(self, statement) -> list[str] | None:
         if isinstance(statement, Return):
@@ -146,6 +156,10 @@ class ForwardInterpreter:
             return self._node("get_attr", [], e.pos, var=e.id, target=e.id)
         if layer is not None:
             self._fail(e.pos, f"layer '{e.id}' must be called, e.g. {e.id}(x)")
+        if e.id in self.later:
+            self._fail(e.pos, f"'{e.id}' is used before it is assigned "
+                       f"(on line {self._loc(self.later[e.id]).line})",
+                       "statements run top to bottom; move the assignment up")
         known = set(self.vars) | set(self.layers) | set(self.scope.values)
         self._fail(e.pos, f"undefined name '{e.id}'", did_you_mean(e.id, known)
                    or "names are block inputs, earlier assignments, layers or params")

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ValidationError
 
 from archcc.diagnostics import ArchccError, Diagnostic, SourceLoc
 from archcc.parser import schema
+from archcc.parser.dsl import parse_arch
 from archcc.parser.expr import did_you_mean
 from archcc.parser.yaml_loader import SourceMap, load_yaml
 
@@ -104,7 +105,7 @@ def display_path(path: str | Path) -> str:
 
 
 def load_spec(path: str | Path) -> LoadedSpec:
-    """Read, locate and validate a YAML spec file."""
+    """Read, locate and validate a spec file: YAML (.yaml/.yml) or the DSL (.arch)."""
     file = display_path(path)
     try:
         raw = Path(path).read_bytes()
@@ -117,5 +118,8 @@ def load_spec(path: str | Path) -> LoadedSpec:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
         raise ArchccError(Diagnostic(SourceLoc(file), "", "spec is not valid UTF-8")) from None
-    data, where = load_yaml(file, text)
+    if Path(path).suffix == ".arch":
+        data, where = parse_arch(file, text)
+    else:
+        data, where = load_yaml(file, text)
     return LoadedSpec(validate(data, where), where, file, text)

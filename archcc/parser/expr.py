@@ -14,6 +14,7 @@ Python source by :func:`render` with every name mapped through a resolver we con
 from __future__ import annotations
 
 import difflib
+import json
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -88,7 +89,23 @@ class Subscript:
     pos: Pos = field(default=Pos(), compare=False)
 
 
-Expr = Num | Name | BinOp | Neg | Call | Subscript
+@dataclass(frozen=True)
+class Str:
+    """A string literal: only meaningful as a layer argument in a .arch spec."""
+
+    value: str
+    pos: Pos = field(default=Pos(), compare=False)
+
+
+@dataclass(frozen=True)
+class ListExpr:
+    """A ``[a, b]`` list: only meaningful as a layer argument in a .arch spec."""
+
+    items: tuple
+    pos: Pos = field(default=Pos(), compare=False)
+
+
+Expr = Num | Name | BinOp | Neg | Call | Subscript | Str | ListExpr
 
 
 @dataclass(frozen=True)
@@ -141,6 +158,12 @@ class _ToAst(Transformer):
     def neg(self, meta, children):
         return Neg(children[0], _pos(meta))
 
+    def string(self, meta, children):
+        return Str(decode_string(children[0]), _pos(children[0]))
+
+    def list(self, meta, children):
+        return ListExpr(tuple(c for c in children if c is not None), _pos(meta))
+
     def call(self, meta, children):
         func, arguments = children[0], children[1] if len(children) > 1 else None
         args, kwargs = [], []
@@ -187,11 +210,35 @@ for _op in BINARY_OPS:
     setattr(_ToAst, _op, v_args(meta=True)(_binop(_op)))
 
 
+def decode_string(token: str) -> str:
+    """A double-quoted STRING token's value (JSON escapes), without any eval."""
+    return json.loads(token)
+
+
+class _NewlinesInBrackets:
+    """Post-lexer: a newline inside ( ) or [ ] continues the line, as in Python."""
+
+    always_accept = ("_NL",)
+
+    def process(self, stream):
+        depth = 0
+        for token in stream:
+            if token.type in ("LPAR", "LSQB"):
+                depth += 1
+            elif token.type in ("RPAR", "RSQB"):
+                depth = max(depth - 1, 0)
+            elif token.type == "_NL" and depth:
+                continue
+            yield token
+
+
 @lru_cache(maxsize=1)
-def _parser() -> Lark:
+def parser() -> Lark:
+    """The one LALR parser for expressions, forward programs and .arch specs."""
     grammar = (Path(__file__).parent / "grammar.lark").read_text(encoding="utf-8")
-    return Lark(grammar, start=["program", "expr"], parser="lalr", propagate_positions=True,
-                maybe_placeholders=True)
+    return Lark(grammar, start=["program", "expr", "spec_file"], parser="lalr",
+                propagate_positions=True, maybe_placeholders=True,
+                postlex=_NewlinesInBrackets())
 
 
 # Common mistakes, named with lark's match_examples: the hint a user sees for each.
@@ -209,27 +256,83 @@ _HINTS = {
 }
 
 
+_TOKEN_NAMES = {"_NL": "end of line", "NAME": "a name", "NUMBER": "a number",
+                "STRING": "a string", "$END": "end of text", "LBRACE": "'{'", "RBRACE": "'}'",
+                "LPAR": "'('", "RPAR": "')'", "LSQB": "'['", "RSQB": "']'", "EQUAL": "'='",
+                "COMMA": "','", "COLON": "':'"}
+
+
+def _token_name(kind: str) -> str:
+    return _TOKEN_NAMES.get(kind, f"'{kind.lower()}'" if kind.isupper() else kind)
+
+
+def _expected_hint(exc: UnexpectedInput) -> str | None:
+    expected = sorted({_token_name(t) for t in getattr(exc, "expected", ()) or ()
+                       if not t.startswith("__")})
+    if not expected or len(expected) > 6:
+        return None
+    return "expected " + (expected[0] if len(expected) == 1 else
+                          ", ".join(expected[:-1]) + " or " + expected[-1])
+
+
 def _syntax_error(text: str, exc: UnexpectedInput, start: str) -> ExprSyntaxError:
     label = None
-    try:
-        label = exc.match_examples(lambda s: _parser().parse(s, start=start), _MISTAKES,
-                                   use_accepts=True)
-    except Exception:  # noqa: BLE001 - naming the mistake is best-effort only
-        label = None
+    if start != "spec_file":
+        try:
+            label = exc.match_examples(lambda s: parser().parse(s, start=start), _MISTAKES,
+                                       use_accepts=True)
+        except Exception:  # noqa: BLE001 - naming the mistake is best-effort only
+            label = None
     pos = Pos(getattr(exc, "line", 1) or 1, getattr(exc, "column", 1) or 1)
+    lines = text.splitlines() or [""]
     if isinstance(exc, UnexpectedToken) and exc.token.type == "_NL":
         message = "unexpected end of line"
-        label = label or _label_line(text.splitlines()[pos.line - 1])
+        label = label or _label_line(lines[min(pos.line, len(lines)) - 1])
     elif isinstance(exc, UnexpectedEOF) or (isinstance(exc, UnexpectedToken)
                                             and exc.token.type == "$END"):
-        lines = text.rstrip().splitlines() or [""]
-        pos = Pos(len(lines), len(lines[-1]) + 1)
-        message = "unexpected end of expression"
+        stripped = text.rstrip().splitlines() or [""]
+        pos = Pos(len(stripped), len(stripped[-1]) + 1)
+        message = "unexpected end of text"
     elif isinstance(exc, UnexpectedCharacters):
-        message = f"unexpected character {text.splitlines()[pos.line - 1][pos.col - 1]!r}"
+        message = f"unexpected character {lines[pos.line - 1][pos.col - 1]!r}"
     else:
         message = f"unexpected {exc.token!s}" if getattr(exc, "token", None) else "syntax error"
-    return ExprSyntaxError(label or message, pos, _HINTS.get(label or ""))
+        if getattr(exc, "token", None) is not None:
+            message = f"unexpected '{exc.token!s}'"
+    opened = _unclosed_before(lines, pos)
+    hint = None
+    if opened is not None and opened[0] < pos.line:  # a bracket left open on an earlier line
+        def indent(line: str) -> int:
+            return len(line) - len(line.lstrip())
+
+        continued = indent(lines[pos.line - 1]) > indent(lines[opened[0] - 1])
+        if continued and "COMMA" in (getattr(exc, "expected", None) or ()):
+            hint = "a ',' is missing at the end of the line above"
+        else:  # the next statement started while a bracket was still open
+            label = "unclosed parenthesis" if opened[2] == "(" else "unclosed bracket"
+            pos = Pos(opened[0], opened[1])
+    hint = hint or _HINTS.get(label or "") or _expected_hint(exc)
+    return ExprSyntaxError(label or message, pos, hint)
+
+
+def _unclosed_before(lines: list[str], pos: Pos) -> tuple[int, int, str] | None:
+    """(line, col, char) of the innermost bracket still open where parsing failed."""
+    stack: list[tuple[int, int, str]] = []
+    for number, line in enumerate(lines[:pos.line], start=1):
+        end = pos.col - 1 if number == pos.line else len(line)
+        in_string = False
+        for col, char in enumerate(line[:end], start=1):
+            if char == '"':
+                in_string = not in_string
+            elif in_string:
+                continue
+            elif char == "#":
+                break
+            elif char in "([":
+                stack.append((number, col, char))
+            elif char in ")]" and stack:
+                stack.pop()
+    return stack[-1] if stack else None
 
 
 def _label_line(line: str) -> str | None:
@@ -249,7 +352,7 @@ def _parse(text: str, start: str):
     if len(text) > MAX_TEXT:
         raise ExprSyntaxError(f"text is longer than {MAX_TEXT} characters", Pos())
     try:
-        tree = _ToAst().transform(_parser().parse(text, start=start))
+        tree = _ToAst().transform(parser().parse(text, start=start))
     except UnexpectedInput as exc:
         raise _syntax_error(text, exc, start) from None
     except (RecursionError, VisitError) as exc:

@@ -17,7 +17,15 @@ import keyword
 import operator
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Discriminator, Field, Tag
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    field_validator,
+)
 
 # Names that would shadow what generated code relies on, besides keywords and builtins.
 RESERVED_NAMES = {
@@ -53,6 +61,11 @@ Size = Annotated[int | str, Field(description="an integer or a parameter express
 Scalar = Annotated[float | int | str, Field(description="a number or a parameter "
                                                              "expression")]
 Activation = Literal["relu", "gelu", "gelu_tanh", "silu", "tanh", "sigmoid", "identity"]
+
+
+def normal_forward(text: str) -> str:
+    """One trailing newline, whatever the front end (YAML `|`, `|-`, or .arch braces)."""
+    return text.rstrip() + "\n"
 
 
 class _Strict(BaseModel):
@@ -255,6 +268,8 @@ class Block(_Strict):
     """Statements, one per line: `x = x + attn(ln_1(x))`, ending in `return ...`
     (or returning the last assigned name)."""
 
+    _normal_forward = field_validator("forward")(lambda text: normal_forward(text))
+
 
 class Model(_Strict):
     """The top-level module; its forward arguments are the spec's `inputs`."""
@@ -262,6 +277,8 @@ class Model(_Strict):
     doc: str | None = None
     layers: dict[Identifier, Layer] = {}
     forward: str
+
+    _normal_forward = field_validator("forward")(lambda text: normal_forward(text))
 
 
 class Layout(_Strict):

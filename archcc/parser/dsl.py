@@ -1,0 +1,274 @@
+"""The .arch front end: the compact spec language, parsed by the same grammar as expressions.
+
+A .arch file says what a YAML spec says, in fewer lines::
+
+    archcc 1
+    spec gpt2 "GPT-2 language model"
+
+    params {
+      n_embd = 768
+      n_layer = 12
+    }
+    input input_ids: int64[B, T] (high = vocab_size)
+
+    block Block(x) {
+      ln_1 = layernorm(dim = n_embd)
+      attn = attention(dim = n_embd, heads = n_head, causal = true)
+      forward {
+        x = x + attn(ln_1(x))
+        return x
+      }
+    }
+
+:func:`parse_arch` returns the same plain data and :class:`SourceMap` as the YAML loader, so
+validation, diagnostics and everything after are shared: both front ends give one ``Spec``.
+Expressions are kept as their source text, exactly as YAML keeps them.
+"""
+
+from __future__ import annotations
+
+from lark import Token, Transformer, Tree, v_args
+from lark.exceptions import UnexpectedInput, VisitError
+
+from archcc.diagnostics import ArchccError, Diagnostic, SourceLoc
+from archcc.parser.expr import ExprSyntaxError, _syntax_error, decode_string, parser
+from archcc.parser.yaml_loader import SourceMap, SpecPath, _Text
+
+_CONSTANTS = {"true": True, "false": False, "null": None}
+
+
+class DslError(ValueError):
+    """A semantic mistake in a .arch file that the grammar cannot catch."""
+
+    def __init__(self, message: str, token_or_meta, hint: str | None = None):
+        super().__init__(message)
+        self.message, self.hint = message, hint
+        self.line = getattr(token_or_meta, "line", 1) or 1
+        self.col = getattr(token_or_meta, "column", 1) or 1
+
+
+@v_args(meta=True)
+class _ToSpec(Transformer):
+    """.arch parse tree -> the dict a YAML spec would load to, recording positions."""
+
+    def __init__(self, file: str, text: str):
+        super().__init__()
+        self.file, self.text, self.lines = file, text, text.splitlines()
+        self.where = SourceMap(file)
+
+    # ------------------------------------------------------------------------ positions
+    def _loc(self, item) -> SourceLoc:
+        return SourceLoc(self.file, getattr(item, "line", 1) or 1,
+                         getattr(item, "column", 1) or 1)
+
+    def _key(self, path: SpecPath, item) -> None:
+        self.where.keys[path] = self._loc(item)
+
+    def _source(self, tree) -> str:
+        meta = tree if isinstance(tree, Token) else tree.meta
+        return self.text[meta.start_pos:meta.end_pos]
+
+    # --------------------------------------------------------------------------- values
+    def _value(self, tree, path: SpecPath):
+        """A layer/param argument: numbers and booleans as values, expressions as text."""
+        start = tree if isinstance(tree, Token) else tree.meta
+        self.where.values[path] = _Text(self._loc(start), False, 0)
+        kind = tree.data if isinstance(tree, Tree) else None
+        if kind == "number":
+            text = str(tree.children[0])
+            return float(text) if any(c in text for c in ".eE") else int(text)
+        if kind == "neg" and isinstance(tree.children[0], Tree) \
+                and tree.children[0].data == "number":
+            return -self._value(tree.children[0], path)
+        if kind == "name" and str(tree.children[0]) in _CONSTANTS:
+            return _CONSTANTS[str(tree.children[0])]
+        if kind == "string":
+            return decode_string(str(tree.children[0]))
+        if kind == "list":
+            items = [c for c in tree.children if c is not None]
+            return [self._value(c, (*path, str(i))) for i, c in enumerate(items)]
+        if kind == "call":
+            return self._layer(tree, path)
+        return self._source(tree)
+
+    def _layer(self, call: Tree, path: SpecPath) -> dict:
+        """``attention(dim = n_embd, heads = 12)`` -> ``{"op": "attention", ...}``."""
+        func, arguments = call.children[0], call.children[1]
+        args = [] if arguments is None else list(arguments.children)
+        out: dict = {}
+        positional = [a for a in args if not _is_keyword(a)]
+        if str(func) == "repeat":
+            if len(positional) != 1 or not _is_name(positional[0]):
+                raise DslError("repeat takes the block name first: repeat(Block, times = n)",
+                               func)
+            out["repeat"] = str(positional[0].children[0])
+            self._key((*path, "repeat"), positional[0].meta)
+        else:
+            if positional:
+                raise DslError(f"{func}(): layer arguments are named, e.g. dim = 768",
+                               positional[0].meta, "write name = value")
+            out["op"] = str(func)
+            self._key((*path, "op"), func)
+        for keyword in (a for a in args if _is_keyword(a)):
+            name, value = keyword.children
+            if str(name) in out:
+                raise DslError(f"{func}(): '{name}' given twice", name)
+            self._key((*path, str(name)), name)
+            out[str(name)] = self._value(value, (*path, str(name)))
+        return out
+
+    def _assignments(self, items, path: SpecPath) -> dict:
+        out = {}
+        for assign in items:
+            targets, value = assign.children
+            name = targets.children[0]
+            if len(targets.children) != 1:
+                raise DslError("one name per line here", targets.children[1])
+            if str(name) in out:
+                raise DslError(f"'{name}' is defined twice", name,
+                               "each name may appear once in a section")
+            self._key((*path, str(name)), name)
+            out[str(name)] = self._value(value, (*path, str(name)))
+        return out
+
+    # ------------------------------------------------------------------------- sections
+    def spec_file(self, meta, children):
+        version, name, doc, *sections = children
+        data: dict = {"archcc": int(version), "name": str(name)}
+        self._key(("archcc",), version)
+        self._key(("name",), name)
+        if doc is not None:
+            data["doc"] = decode_string(str(doc))
+        for kind, key, value, where in sections:
+            if key is None:  # params, dims, model: one each
+                if kind in data:
+                    raise DslError(f"'{kind}' appears twice", where)
+                data[kind] = value
+            else:
+                section = data.setdefault(kind, {})
+                if key in section:
+                    raise DslError(f"'{key}' is defined twice in {kind}", where)
+                section[key] = value
+        return data
+
+    def params(self, meta, children):
+        self._key(("params",), meta)
+        return "params", None, self._assignments(children, ("params",)), meta
+
+    def dims(self, meta, children):
+        self._key(("dims",), meta)
+        return "dims", None, self._assignments(children, ("dims",)), meta
+
+    def input(self, meta, children):
+        name, dtype, *rest = children
+        path = ("inputs", str(name))
+        self._key(path, name)
+        arguments = rest.pop() if rest and isinstance(rest[-1], Tree) \
+            and rest[-1].data == "arguments" else None
+        dims = [d for d in rest if d is not None]
+        self._key((*path, "shape"), meta)
+        out = {"shape": [self._value(d, (*path, "shape", str(i))) for i, d in enumerate(dims)],
+               "dtype": str(dtype)}
+        self._key((*path, "dtype"), dtype)
+        for keyword in (arguments.children if arguments is not None else []):
+            if not _is_keyword(keyword):
+                raise DslError("input options are named, e.g. (high = vocab_size)", meta)
+            key, value = keyword.children
+            self._key((*path, str(key)), key)
+            out[str(key)] = self._value(value, (*path, str(key)))
+        return "inputs", str(name), out, meta
+
+    def block(self, meta, children):
+        name, *rest = children
+        path = ("blocks", str(name))
+        self._key(path, name)
+        forward = rest.pop()
+        inputs = [str(t) for t in rest if isinstance(t, Token) and t.type == "NAME"]
+        docs = [t for t in rest if isinstance(t, Token) and t.type == "STRING"]
+        layers = [t for t in rest if isinstance(t, Tree)]
+        out: dict = {"inputs": inputs} if inputs else {}
+        if docs:
+            out["doc"] = decode_string(str(docs[0]))
+        out.update(self._body(path, layers, forward))
+        return "blocks", str(name), out, meta
+
+    def model(self, meta, children):
+        *rest, forward = children
+        self._key(("model",), meta)
+        out = {"doc": decode_string(str(rest[0]))} if rest and rest[0] is not None else {}
+        layers = [t for t in rest if isinstance(t, Tree)]
+        out.update(self._body(("model",), layers, forward))
+        return "model", None, out, meta
+
+    def _body(self, path: SpecPath, layers: list, forward: tuple[int, int, str]) -> dict:
+        line, indent, text = forward
+        first = layers[0].meta.line if layers else line
+        self.where.keys[(*path, "layers")] = SourceLoc(self.file, first, 1)
+        out = {"layers": self._assignments(layers, (*path, "layers"))}
+        self.where.keys[(*path, "forward")] = SourceLoc(self.file, line, 1)
+        self.where.values[(*path, "forward")] = _Text(SourceLoc(self.file, line, 1), True,
+                                                      indent)
+        out["forward"] = text
+        return out
+
+    def forward(self, meta, children):
+        """The statements' lines, dedented as YAML dedents a `|` block (positions kept)."""
+        end = max((c.meta.end_line for c in children if isinstance(c, Tree)), default=meta.line)
+        lines = self.lines[meta.line:end]
+        indent = min((len(x) - len(x.lstrip(" ")) for x in lines if x.strip()), default=0)
+        return meta.line, indent, "\n".join(x[indent:] for x in lines) + "\n"
+
+    def checkpoint(self, meta, children):
+        name = children[0]
+        path = ("checkpoint", str(name))
+        self._key(path, name)
+        out: dict = {}
+        for kind, key, values, where in children[1:]:
+            self._key((*path, kind), where)
+            if kind in ("transpose", "drop"):
+                out.setdefault(kind, []).extend(values)
+            else:
+                out.setdefault(kind, {})[key] = values
+        return "checkpoint", str(name), out, meta
+
+    def _rule(kind: str, single: bool = False):  # noqa: N805 - a rule factory, not a method
+        def build(self, meta, children):
+            strings = [decode_string(str(c)) for c in children]
+            if kind in ("transpose", "drop"):
+                return kind, None, strings, meta
+            return kind, strings[0], strings[1] if single else strings[1:], meta
+
+        return build
+
+    rename = _rule("rename", single=True)
+    transpose = _rule("transpose")
+    concat = _rule("concat")
+    split = _rule("split")
+    drop = _rule("drop")
+
+
+def _is_keyword(tree) -> bool:
+    return isinstance(tree, Tree) and tree.data == "keyword"
+
+
+def _is_name(tree) -> bool:
+    return isinstance(tree, Tree) and tree.data == "name"
+
+
+def parse_arch(file: str, text: str) -> tuple[dict, SourceMap]:
+    """Parse a .arch spec into YAML-equivalent data plus positions; errors are located."""
+    try:
+        tree = parser().parse(text if text.endswith("\n") else text + "\n", start="spec_file")
+    except UnexpectedInput as exc:
+        err: ExprSyntaxError = _syntax_error(text, exc, "spec_file")
+        raise ArchccError(Diagnostic(SourceLoc(file, err.pos.line, err.pos.col), "",
+                                     err.message, err.hint)) from None
+    transformer = _ToSpec(file, text)
+    try:
+        return transformer.transform(tree), transformer.where
+    except VisitError as exc:
+        if isinstance(exc.orig_exc, DslError):
+            e = exc.orig_exc
+            raise ArchccError(Diagnostic(SourceLoc(file, e.line, e.col), "", e.message,
+                                         e.hint)) from None
+        raise

@@ -1,0 +1,178 @@
+"""Spec -> text, in either front end's canonical layout (``archcc fmt`` and ``archcc convert``).
+
+Both writers print what the spec says and nothing else (defaults are left out), so reading
+the output back gives the same ``Spec``; ``tests/test_dsl.py`` checks that round trip over
+generated specs::
+
+    to_arch(load_spec("specs/gpt2.yaml").spec)   # the same architecture as a .arch file
+
+Comments outside forward bodies are not kept: a spec is data, and the writers print data.
+"""
+
+from __future__ import annotations
+
+import json
+
+import yaml
+
+from archcc.parser.expr import ExprSyntaxError, parse_expr
+from archcc.parser.schema import Block, Layout, Model, Spec
+
+SCHEMA_LINE = "# yaml-language-server: $schema=../schema/archcc.schema.json"
+
+
+def _dump(model) -> dict:
+    return model.model_dump(by_alias=True, exclude_defaults=True)
+
+
+# ----------------------------------------------------------------------------------- .arch
+
+
+def _arch_value(value) -> str:
+    """A value as .arch source: numbers and expressions bare, other text quoted."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return "null"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, list):
+        return "[" + ", ".join(_arch_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return _arch_layer(value)
+    try:
+        parse_expr(value)
+        return value if "\n" not in value else json.dumps(value)
+    except ExprSyntaxError:
+        return json.dumps(value)
+
+
+def _arch_layer(layer: dict) -> str:
+    if "repeat" in layer:
+        rest = {k: v for k, v in layer.items() if k != "repeat"}
+        args = [layer["repeat"], *(f"{k} = {_arch_value(v)}" for k, v in rest.items())]
+        return f"repeat({', '.join(args)})"
+    args = ", ".join(f"{k} = {_arch_value(v)}" for k, v in layer.items() if k != "op")
+    return f"{layer['op']}({args})"
+
+
+def _arch_layer_line(name: str, layer: dict, width: int = 100) -> list[str]:
+    """``name = op(args)``; past ``width``, one argument per line (brackets continue lines)."""
+    line = f"  {name} = {_arch_layer(layer)}"
+    if len(line) <= width or "repeat" in layer:
+        return [line]
+    args = [f"    {k} = {_arch_value(v)}," for k, v in layer.items() if k != "op"]
+    return [f"  {name} = {layer['op']}(", *args, "  )"]
+
+
+def _arch_body(owner: Block | Model, layers_dump: dict) -> list[str]:
+    lines = [text for name, layer in layers_dump.items()
+             for text in _arch_layer_line(name, layer)]
+    lines.append("  forward {")
+    lines += [f"    {line}" if line.strip() else "" for line in owner.forward.splitlines()]
+    return [*lines, "  }", "}", ""]
+
+
+def _arch_checkpoint(name: str, layout: Layout) -> list[str]:
+    lines = [f"checkpoint {name} {{"]
+    for kind, rules in _dump(layout).items():
+        if kind in ("transpose", "drop"):
+            lines.append(f"  {kind} " + ", ".join(json.dumps(r) for r in rules))
+            continue
+        arrow = "<-" if kind == "concat" else "->"
+        for key, value in rules.items():
+            targets = value if isinstance(value, list) else [value]
+            lines.append(f"  {kind} {json.dumps(key)} {arrow} "
+                         + ", ".join(json.dumps(t) for t in targets))
+    return [*lines, "}", ""]
+
+
+def to_arch(spec: Spec) -> str:
+    """The spec as a canonical .arch file."""
+    doc = f" {json.dumps(spec.doc)}" if spec.doc is not None else ""
+    lines = [f"archcc {spec.archcc}", f"spec {spec.name}{doc}", ""]
+    for section in ("params", "dims"):
+        values = getattr(spec, section)
+        if values:
+            lines += [f"{section} {{", *(f"  {k} = {_arch_value(v)}" for k, v in values.items()),
+                      "}", ""]
+    for name, inp in spec.inputs.items():
+        shape = ", ".join(_arch_value(d) for d in inp.shape)
+        high = f" (high = {_arch_value(inp.high)})" if inp.high is not None else ""
+        lines.append(f"input {name}: {inp.dtype}[{shape}]{high}")
+    if spec.inputs:
+        lines.append("")
+    dumped = _dump(spec)
+    for name, block in spec.blocks.items():
+        doc = f" {json.dumps(block.doc)}" if block.doc is not None else ""
+        lines.append(f"block {name}({', '.join(block.inputs)}){doc} {{")
+        lines += _arch_body(block, dumped["blocks"][name].get("layers", {}))
+    doc = f" {json.dumps(spec.model.doc)}" if spec.model.doc is not None else ""
+    lines.append(f"model{doc} {{")
+    lines += _arch_body(spec.model, dumped["model"].get("layers", {}))
+    for name, layout in spec.checkpoint.items():
+        lines += _arch_checkpoint(name, layout)
+    return "\n".join(lines).rstrip("\n") + "\n"
+
+
+# ------------------------------------------------------------------------------------ YAML
+
+
+def _flow(value) -> str:
+    """One YAML value on one line, quoted only where YAML needs it."""
+    text = yaml.safe_dump(value, default_flow_style=True, sort_keys=False, width=10**9,
+                          allow_unicode=True)
+    return text.removesuffix("\n").removesuffix("\n...").strip()
+
+
+def _yaml_body(owner: Block | Model, dumped: dict, indent: str) -> list[str]:
+    lines = []
+    if owner.doc is not None:
+        lines.append(f"{indent}doc: {_flow(owner.doc)}")
+    if "inputs" in dumped:
+        lines.append(f"{indent}inputs: {_flow(dumped['inputs'])}")
+    if dumped.get("layers"):
+        lines.append(f"{indent}layers:")
+        lines += [f"{indent}  {name}: {_flow(layer)}" for name, layer in dumped["layers"].items()]
+    lines.append(f"{indent}forward: |")
+    lines += [f"{indent}  {line}" if line.strip() else "" for line in owner.forward.splitlines()]
+    return lines
+
+
+def to_yaml(spec: Spec, schema_line: bool = True) -> str:
+    """The spec as a canonical YAML file (layers on one line each, forward as a block)."""
+    dumped = _dump(spec)
+    lines = [SCHEMA_LINE] if schema_line else []
+    lines += [f"archcc: {spec.archcc}", f"name: {spec.name}"]
+    if spec.doc is not None:
+        lines.append(f"doc: {_flow(spec.doc)}")
+    if dumped.get("params"):
+        lines.append("params:")
+        lines += [f"  {k}: {_flow(v)}" for k, v in dumped["params"].items()]
+    if spec.dims:
+        lines.append(f"dims: {_flow(spec.dims)}")
+    lines.append("inputs:")
+    lines += [f"  {k}: {_flow(v)}" for k, v in dumped["inputs"].items()]
+    if spec.blocks:
+        lines.append("blocks:")
+        for name, block in spec.blocks.items():
+            lines.append(f"  {name}:")
+            lines += _yaml_body(block, dumped["blocks"][name], "    ")
+    lines.append("model:")
+    lines += _yaml_body(spec.model, dumped["model"], "  ")
+    if dumped.get("checkpoint"):
+        lines.append("checkpoint:")
+        for name, layout in dumped["checkpoint"].items():
+            lines.append(f"  {name}:" if layout else f"  {name}: {{}}")
+            for kind, rules in layout.items():
+                if isinstance(rules, dict):
+                    lines.append(f"    {kind}:")
+                    lines += [f"      {_flow(k)}: {_flow(v)}" for k, v in rules.items()]
+                else:
+                    lines.append(f"    {kind}: {_flow(rules)}")
+    return "\n".join(lines) + "\n"
+
+
+def render_spec(spec: Spec, suffix: str, schema_line: bool = True) -> str:
+    """The spec in the front end a file suffix names (.arch, else YAML)."""
+    return to_arch(spec) if suffix == ".arch" else to_yaml(spec, schema_line)
