@@ -110,7 +110,7 @@ class Layer(nn.Module):
 
 
 class Bert(nn.Module):
-    """spec: specs/bert.yaml:46"""
+    """spec: specs/bert.yaml:44"""
 
     def __init__(self, config: Config = Config()) -> None:
         super().__init__()

@@ -204,7 +204,7 @@ class DecoderLayer(nn.Module):
 
 
 class Transformer(nn.Module):
-    """spec: specs/transformer.yaml:68"""
+    """spec: specs/transformer.yaml:66"""
 
     def __init__(self, config: Config = Config()) -> None:
         super().__init__()

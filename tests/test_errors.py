@@ -12,9 +12,13 @@ import pytest
 from archcc.cli import main
 from tests.golden_util import check_golden
 
-GPT2 = (Path(__file__).parents[1] / "specs" / "gpt2.yaml").read_text()
+ROOT = Path(__file__).parents[1]
+GPT2 = (ROOT / "specs" / "gpt2.yaml").read_text()
+BASES = {"gpt2": ROOT / "specs" / "gpt2.yaml", "bert": ROOT / "specs" / "bert.yaml",
+         "transformer": ROOT / "specs" / "transformer.yaml",
+         "arch": ROOT / "examples" / "gpt2.arch"}
 
-# name -> (text to replace in specs/gpt2.yaml, replacement)
+# name -> (text to replace in specs/gpt2.yaml, replacement); see OTHER_CASES for other bases
 CASES = {
     "yaml_syntax": ("n_head: 12", "n_head: [12"),
     "duplicate_key": ("  n_layer: 12", "  n_layer: 12\n  n_layer: 24"),
@@ -43,26 +47,67 @@ CASES = {
     "reserved_name": ("ln_f: {op: layernorm", "print: {op: layernorm"),
     "confusable_name": ("ln_f: {op: layernorm", "ln_\u0192: {op: layernorm"),
     "bad_checkpoint_rule": ("transformer: \"\"", "transformer: \"x; import os\""),
+    "use_before_assignment": ("x = h(x)", "y = h(z)\n    z = x"),
+    "statement_after_return": ("return lm_head(ln_f(x))", "return lm_head(ln_f(x))\n    x = h(x)"),
+    "assign_to_layer": ("x = h(x)", "h = h(x)"),
+    "bad_dtype": ("dtype: int64", "dtype: int32"),
+    "bool_param_as_size": ("n_layer: 12", "n_layer: true"),
+    "float_repeat_count": ("times: n_layer", "times: n_layer / 5"),
+    "embedding_of_floats": ("x = drop(wte(input_ids)", "x = drop(wte(wpe(positions(input_ids)))"),
+    "unknown_function": ("return lm_head(ln_f(x))", "return lm_head(layer_norm(x))"),
+}
+
+# name -> (base, old, new) for mistakes another example shows best
+OTHER_CASES = {
+    "cross_attention_needs_memory": ("transformer", "x = cross_attn(x, memory)",
+                                     "x = cross_attn(x)"),
+    "mask_shape_mismatch": ("bert", "x = encoder(x, mask=attention_mask)",
+                            "x = encoder(x, mask=token_type_ids[:, 1:])"),
+    "unknown_call_keyword": ("bert", "x = attention(x, mask=mask)", "x = attention(x, msk=mask)"),
+    "repeat_changes_shape": ("bert", "x = mlp(x)", "x = mlp(x)\n      x = x[:, 1:]"),
+    "block_cycle": ("transformer", "  DecoderLayer:\n    inputs: [x, memory]\n    layers:\n",
+                    "  DecoderLayer:\n    inputs: [x, memory]\n    layers:\n      loop: "
+                    "{repeat: DecoderLayer, times: 2}\n"),
+    "repeat_wrong_arity": ("transformer", "x = decoder_norm(decoder(x, memory))",
+                           "x = decoder_norm(decoder(x))"),
+    "arch_missing_brace": ("arch", "  forward {\n    x = x + attn", "  forward\n    x = x + attn"),
+    "arch_missing_comma": ("arch", "act = gelu_tanh,", "act = gelu_tanh"),
+    "arch_positional_layer_arg": ("arch", "ln_f = layernorm(dim = n_embd",
+                                  "ln_f = layernorm(n_embd"),
+    "arch_duplicate_layer": ("arch", "  ln_2 = layernorm", "  ln_1 = layernorm"),
+    "arch_repeat_without_block": ("arch", "repeat(Block, times = n_layer)",
+                                  "repeat(times = n_layer)"),
+    "arch_unknown_section": ("arch", "dims {", "dimensions {"),
+    "arch_unclosed_string": ("arch", '"GPT-2 language', '"GPT-2 language\n'),
+    "arch_unknown_op": ("arch", "attn = attention(", "attn = atention("),
+    "arch_expression_error": ("arch", "hidden = 4 * n_embd", "hidden = 4 * * n_embd"),
+    "arch_duplicate_param": ("arch", "  n_layer = 12", "  n_layer = 12\n  n_layer = 24"),
+    "arch_shape_mismatch": ("arch", "ln_2 = layernorm(dim = n_embd", "ln_2 = layernorm(dim = 3"),
 }
 
 
 def _run(tmp_path: Path, name: str, capsys, monkeypatch) -> tuple[int, str, Path]:
     """In-process for speed; tests/test_cli.py covers the real subprocess path."""
-    old, new = CASES[name]
-    assert old in GPT2, f"case {name}: {old!r} not in gpt2.yaml"
-    spec = tmp_path / "spec.yaml"
-    spec.write_text(GPT2.replace(old, new, 1), encoding="utf-8")
+    base, old, new = OTHER_CASES[name] if name in OTHER_CASES else ("gpt2", *CASES[name])
+    text = BASES[base].read_text()
+    assert old in text, f"case {name}: {old!r} not in {BASES[base].name}"
+    spec = tmp_path / ("spec" + BASES[base].suffix)
+    spec.write_text(text.replace(old, new, 1), encoding="utf-8")
     monkeypatch.chdir(tmp_path)
-    code = main(["build", "spec.yaml", "-o", "out"])
+    code = main(["build", spec.name, "-o", "out"])
     return code, capsys.readouterr().err, tmp_path / "out"
 
 
-@pytest.mark.parametrize("name", sorted(CASES))
+def test_catalogue_size():
+    assert len(CASES) + len(OTHER_CASES) >= 40
+
+
+@pytest.mark.parametrize("name", sorted(CASES) + sorted(OTHER_CASES))
 def test_bad_spec_message(tmp_path, name, capsys, monkeypatch):
     code, stderr, out = _run(tmp_path, name, capsys, monkeypatch)
     assert code == 1, stderr
     assert "Traceback" not in stderr
-    assert stderr.startswith("spec.yaml:"), stderr
+    assert stderr.startswith(("spec.yaml:", "spec.arch:")), stderr
     assert not out.exists() or not any(out.iterdir()), "nothing may be written on failure"
     check_golden(f"errors/{name}.txt", stderr)
 

@@ -77,9 +77,12 @@ def _block_order(loaded: LoadedSpec) -> list[str]:
     try:
         return list(nx.lexicographical_topological_sort(deps, key=rank.__getitem__))
     except nx.NetworkXUnfeasible:
-        cycle = " -> ".join(a for a, _ in nx.find_cycle(deps))
-        raise ArchccError(Diagnostic(loaded.where.key(("blocks",)), "blocks",
-                                     f"blocks repeat each other in a cycle: {cycle}")) from None
+        edges = nx.find_cycle(deps)
+        cycle = " -> ".join([edges[0][1], *(u for u, _ in edges)])  # "B -> A -> B": B holds A
+        user = edges[0][1]
+        raise ArchccError(Diagnostic(loaded.where.key(("blocks", user)), f"blocks.{user}",
+                                     f"blocks repeat each other in a cycle: {cycle}",
+                                     "a block cannot contain itself")) from None
 
 
 def _declare_layers(scope: ParamScope, layers_spec: dict, path: SpecPath,

@@ -123,9 +123,10 @@ class ParamScope:
         if isinstance(value, float) and value.is_integer() and abs(value) < limit:
             value = int(value)
         if isinstance(value, bool) or not isinstance(value, int):
+            hint = "use // for integer division" if isinstance(value, float) else \
+                "true/false is not a size"
             self.errors.append(Diagnostic(where, ".".join(path),
-                                          f"size must be an integer, got {value!r}",
-                                          "use // for integer division"))
+                                          f"size must be an integer, got {value!r}", hint))
             return None
         if (positive and value < 1) or value > limit:
             self.errors.append(Diagnostic(where, ".".join(path),

@@ -140,6 +140,7 @@ class _ToSpec(Transformer):
         if doc is not None:
             data["doc"] = decode_string(str(doc))
         for kind, key, value, where in sections:
+            self.where.keys.setdefault((kind,), self._loc(where))
             if key is None:  # params, dims, model: one each
                 if kind in data:
                     raise DslError(f"'{kind}' appears twice", where)

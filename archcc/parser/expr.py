@@ -253,6 +253,7 @@ _HINTS = {
     "missing operand": "an operator needs a value on both sides",
     "two values with no operator between them": "write the operator, e.g. `4 * n_embd`",
     "unclosed bracket": "every '[' needs a matching ']'",
+    "unclosed string": 'a string ends with " on the same line',
 }
 
 
@@ -266,9 +267,14 @@ def _token_name(kind: str) -> str:
     return _TOKEN_NAMES.get(kind, f"'{kind.lower()}'" if kind.isupper() else kind)
 
 
+_SECTIONS = {"PARAMS", "DIMS", "INPUT", "BLOCK", "MODEL", "CHECKPOINT"}
+
+
 def _expected_hint(exc: UnexpectedInput) -> str | None:
-    expected = sorted({_token_name(t) for t in getattr(exc, "expected", ()) or ()
-                       if not t.startswith("__")})
+    raw = set(getattr(exc, "expected", ()) or ())
+    if _SECTIONS <= raw:  # between sections of a .arch file
+        return "a section starts with params, dims, input, block, model or checkpoint"
+    expected = sorted({_token_name(t) for t in raw if not t.startswith("__")})
     if not expected or len(expected) > 6:
         return None
     return "expected " + (expected[0] if len(expected) == 1 else
@@ -294,7 +300,10 @@ def _syntax_error(text: str, exc: UnexpectedInput, start: str) -> ExprSyntaxErro
         pos = Pos(len(stripped), len(stripped[-1]) + 1)
         message = "unexpected end of text"
     elif isinstance(exc, UnexpectedCharacters):
-        message = f"unexpected character {lines[pos.line - 1][pos.col - 1]!r}"
+        char = lines[pos.line - 1][pos.col - 1]
+        message = f"unexpected character {char!r}"
+        if char == '"':
+            label = "unclosed string"
     else:
         message = f"unexpected {exc.token!s}" if getattr(exc, "token", None) else "syntax error"
         if getattr(exc, "token", None) is not None:
