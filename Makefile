@@ -1,15 +1,21 @@
 # One command each, from a fresh clone:  make demo   |   make test
 PY      := .venv/bin/python
-ARCHCC  := .venv/bin/archcc
+ARCHCC  := $(PY) -m archcc
 STAMP   := .venv/.installed
+ifeq ($(shell uname -m),aarch64)
+TORCH_PKGS := torch==2.9.1 torchvision==0.24.1
+else
+TORCH_PKGS := torch==2.14.1 torchvision==0.29.1
+endif
 
 .PHONY: demo test lint generated golden bench clean
 
 $(STAMP): pyproject.toml
 	python3 -m venv .venv
 	$(PY) -m pip install -q --upgrade pip
-	# the CPU build of torch (a pinned file on these machines; no multi-GB CUDA download)
-	$(PY) -m pip install -q torch==2.13.0
+	# pinned torch + torchvision pairs that lie on disk on these machines (no download);
+	# torchvision is needed by timm, whose models are parity references
+	$(PY) -m pip install -q $(TORCH_PKGS)
 	$(PY) -m pip install -q -e ".[test]"
 	touch $(STAMP)
 

@@ -57,6 +57,9 @@ def _usable(name: str) -> bool:
 
 
 NAMES = st.from_regex(r"[a-z][a-z0-9]{0,6}_?[a-z0-9]{0,3}", fullmatch=True).filter(_usable)
+# prose without control characters (the schema refuses those, see check_doc_text)
+DOCS = st.text(st.characters(exclude_categories=("Cc", "Cf", "Cs", "Zl", "Zp")),
+               max_size=30)
 SIZES = st.one_of(st.integers(1, 4096), st.sampled_from(["n_embd", "4 * n_embd", "n_embd // 2",
                                                          "(n_embd + 1) ** 2"]))
 SCALARS = st.one_of(st.floats(0, 1, allow_nan=False).map(lambda f: round(f, 4)),
@@ -98,7 +101,7 @@ SPEC = st.fixed_dictionaries({
         min_size=1, max_size=3),
     "blocks": st.fixed_dictionaries({"Blk": st.fixed_dictionaries(
         {"layers": st.dictionaries(NAMES, _layers(), max_size=4), "forward": FORWARD},
-        optional={"doc": st.text(max_size=20), "inputs": st.lists(NAMES, min_size=1,
+        optional={"doc": DOCS, "inputs": st.lists(NAMES, min_size=1,
                                                                    max_size=3, unique=True)})}),
     "model": st.fixed_dictionaries({"layers": st.dictionaries(NAMES, _layers(), max_size=4),
                                     "forward": FORWARD}),
@@ -109,7 +112,7 @@ SPEC = st.fixed_dictionaries({
                       "concat": st.just({"q.{i}": ["a.{i}", "b.{i}"]}),
                       "drop": st.lists(st.sampled_from(["p", "q.*"]), max_size=2)}),
         max_size=2),
-}, optional={"doc": st.text(max_size=30), "dims": st.dictionaries(st.sampled_from(["T", "S"]),
+}, optional={"doc": DOCS, "dims": st.dictionaries(st.sampled_from(["T", "S"]),
                                                                   st.integers(1, 64))})
 
 

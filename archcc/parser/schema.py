@@ -15,6 +15,7 @@ import builtins
 import functools
 import keyword
 import operator
+import unicodedata
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -52,6 +53,19 @@ def check_identifier(name: str) -> str:
 
 
 Identifier = Annotated[str, AfterValidator(check_identifier)]
+
+
+def check_doc_text(text: str) -> str:
+    """Docs are prose for docstrings: no control or line-separator characters (a NEL or
+    U+2028 reads as a line break to YAML and would not survive a round trip)."""
+    bad = [c for c in text if c not in "\n\t"
+           and unicodedata.category(c) in ("Cc", "Cf", "Cs", "Zl", "Zp")]
+    if bad:
+        raise ValueError(f"doc text may not contain the control character {ascii(bad[0])}")
+    return text
+
+
+DocText = Annotated[str, Field(max_length=2000), AfterValidator(check_doc_text)]
 LayoutName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,31}$",
                                   description="a layout name such as hf, timm or torch")]
 # Checkpoint key patterns: dotted segments of word characters, `{name}` or `*` placeholders.
@@ -259,7 +273,7 @@ class Input(_Strict):
 class Block(_Strict):
     """A reusable block: its layers and how they are wired. Becomes one nn.Module class."""
 
-    doc: str | None = None
+    doc: DocText | None = None
     """One line for the class docstring."""
     inputs: list[Identifier] = ["x"]
     """Forward arguments. The first is threaded through a repeat; the rest are shared."""
@@ -274,7 +288,7 @@ class Block(_Strict):
 class Model(_Strict):
     """The top-level module; its forward arguments are the spec's `inputs`."""
 
-    doc: str | None = None
+    doc: DocText | None = None
     layers: dict[Identifier, Layer] = {}
     forward: str
 
@@ -307,7 +321,7 @@ class Spec(_Strict):
     """Spec format version."""
     name: Identifier
     """Module name: `archcc build` writes `generated/<name>.py`."""
-    doc: str | None = None
+    doc: DocText | None = None
     params: dict[Identifier, bool | int | float | str] = {}
     """Become the frozen `Config` dataclass; strings are expressions over earlier params."""
     dims: dict[Identifier, int] = {}
