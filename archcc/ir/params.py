@@ -86,7 +86,7 @@ class ParamScope:
                     and abs(value) > MAX_SIZE:
                 self.errors.append(Diagnostic(
                     self.loaded.where.key(("params", name)), f"params.{name}",
-                    f"{name} = {value:g} is too large (limit {MAX_SIZE})",
+                    f"{name} = {_short(value)} is too large (limit {MAX_SIZE})",
                     "sizes are checked before anything is allocated"))
 
     def _diag(self, path: SpecPath, exc: ExprError | ExprSyntaxError) -> Diagnostic:
@@ -120,7 +120,7 @@ class ParamScope:
             self.errors.append(self._diag(path, exc))
             return None
         where = self.loaded.where.key(path)
-        if isinstance(value, float) and value.is_integer() and abs(value) < limit:
+        if isinstance(value, float) and value.is_integer():
             value = int(value)
         if isinstance(value, bool) or not isinstance(value, int):
             hint = "use // for integer division" if isinstance(value, float) else \
@@ -130,7 +130,7 @@ class ParamScope:
             return None
         if (positive and value < 1) or value > limit:
             self.errors.append(Diagnostic(where, ".".join(path),
-                                          f"size {value} is out of range (1..{limit})"))
+                                          f"size {_short(value)} is out of range (1..{limit})"))
             return None
         return expr
 
@@ -180,3 +180,12 @@ def to_sympy(expr: Expr) -> sympy.Expr:
         fn = sympy.Min if expr.func == "min" else sympy.Max
         return fn(*(to_sympy(a) for a in expr.args))
     raise ValueError(f"{expr!r} is not a size")
+
+
+def _short(value: int | float) -> str:
+    """A number for a message: ``1e+12``, or ``9999...9 (400 digits)`` for a huge int
+    (``f"{n:g}"`` raises OverflowError past float range)."""
+    if isinstance(value, float) or abs(value) < 10**15:
+        return f"{value:g}"
+    digits = str(abs(value))
+    return f"{'-' if value < 0 else ''}{digits[:4]}...{digits[-1]} ({len(digits)} digits)"
