@@ -74,7 +74,8 @@ def _diagnostic(err: dict, data: object, where: SourceMap) -> Diagnostic:
     message = err["msg"]
     if message.startswith("Value error, "):
         message = message[len("Value error, "):]
-    return Diagnostic(loc, dotted, message[0].lower() + message[1:])
+    message, _, hint = message.partition(schema.HINT_MARK)
+    return Diagnostic(loc, dotted, message[0].lower() + message[1:], hint or None)
 
 
 def validate(data: object, where: SourceMap) -> schema.Spec:

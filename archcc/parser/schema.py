@@ -41,9 +41,29 @@ RESERVED_NAMES = {
 }
 
 
+# Letters from other scripts that look like ASCII ones (a copy-paste from a PDF or a
+# keyboard layout slip); NFKD handles accents and full-width forms.
+_LOOKALIKES = str.maketrans("аеорсхуіјѕԁӏАВЕКМНОРСТХαοκνρτυχΑΒΕΗΙΚΜΝΟΡΤΧΥƒı",
+                            "aeopcxyijsdlABEKMHOPCTXaoKvptuxABEHIKMNOPTXYfi")
+HINT_MARK = "\nhint: "  # a validator message may end with a hint for the diagnostic
+
+
+def ascii_lookalike(name: str) -> str:
+    """``ascii_lookalike("ln_ƒ") == "ln_f"``: what a confusable name was probably meant to be."""
+    plain = unicodedata.normalize("NFKD", name.translate(_LOOKALIKES))
+    return "".join(c for c in plain if c.isascii())
+
+
 def check_identifier(name: str) -> str:
     """Names reach generated code, so they must be plain, unshadowing Python identifiers."""
-    if not name.isidentifier() or not name.isascii():
+    if not name.isascii():
+        odd = next(c for c in name if not c.isascii())
+        meant = ascii_lookalike(name)
+        guess = f"did you mean '{meant}'? " if meant.isidentifier() else ""
+        raise ValueError(f"'{name}' is not a valid name: '{odd}' is "
+                         f"U+{ord(odd):04X} {unicodedata.name(odd, 'a non-ASCII character')}"
+                         f"{HINT_MARK}{guess}names use ASCII letters, digits and _")
+    if not name.isidentifier():
         raise ValueError(f"'{name}' is not a valid name (use ASCII letters, digits and _)")
     if keyword.iskeyword(name) or hasattr(builtins, name) or name in RESERVED_NAMES:
         raise ValueError(f"'{name}' is reserved in generated Python code; pick another name")
