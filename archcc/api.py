@@ -36,12 +36,16 @@ class Compiled:
         return self.program.name
 
 
-def compile_spec(path: str | Path, opt_level: int = 1, stop_after: str | None = None) -> Compiled:
-    """Spec file -> optimized IR -> generated source. Raises ArchccError on bad input."""
+def compile_spec(path: str | Path, opt_level: int = 1, stop_after: str | None = None,
+                 target: str = "torch") -> Compiled:
+    """Spec file -> optimized IR -> generated source. Raises ArchccError on bad input.
+
+    ``target="tensorrt"`` also emits a ``compile()`` helper for Torch-TensorRT.
+    """
     program = build_ir(load_spec(path))
     infer_shapes(program)
     optimize(program, opt_level=opt_level, stop_after=stop_after)
-    return Compiled(program, generate(program))
+    return Compiled(program, generate(program, target))
 
 
 def build(path: str | Path, out_dir: str | Path = "generated", opt_level: int = 1) -> ModuleType:

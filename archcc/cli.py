@@ -13,6 +13,7 @@ from pathlib import Path
 from archcc import __version__
 from archcc.api import Compiled, compile_spec
 from archcc.codegen.emit import write_atomic
+from archcc.codegen.targets import TARGETS
 from archcc.diagnostics import ArchccError, render
 from archcc.ir.graph import program_text
 from archcc.ir.passes import PASS_NAMES
@@ -37,6 +38,8 @@ def _parser() -> argparse.ArgumentParser:
                        help="say which passes fired where, and near misses")
     build.add_argument("--dump-ir", nargs="?", const="final", metavar="after:PASS",
                        help="print the IR (final, or after:PASS) instead of writing files")
+    build.add_argument("--target", choices=TARGETS, default="torch",
+                       help="tensorrt: also emit a compile() helper for Torch-TensorRT")
 
     check = commands.add_parser("check", help="validate specs without writing anything")
     check.add_argument("specs", nargs="+", type=Path)
@@ -54,13 +57,14 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _compile_all(paths: list[Path], opt_level: int = 1,
-                 stop_after: str | None = None) -> list[Compiled]:
+def _compile_all(paths: list[Path], opt_level: int = 1, stop_after: str | None = None,
+                 target: str = "torch") -> list[Compiled]:
     """Compile every spec before writing any: one bad spec means nothing is written."""
     compiled, errors = [], []
     for path in paths:
         try:
-            compiled.append(compile_spec(path, opt_level=opt_level, stop_after=stop_after))
+            compiled.append(compile_spec(path, opt_level=opt_level, stop_after=stop_after,
+                                         target=target))
         except ArchccError as exc:
             errors.extend(exc.diagnostics)
     if errors:
@@ -79,7 +83,7 @@ def _stop_after(dump: str | None) -> str | None:
 
 def cmd_build(args: argparse.Namespace) -> int:
     stop = _stop_after(args.dump_ir)
-    results = _compile_all(args.specs, args.opt_level, stop)
+    results = _compile_all(args.specs, args.opt_level, stop, args.target)
     if args.dump_ir:
         for result in results:
             print(program_text(result.program), end="")

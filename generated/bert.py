@@ -114,6 +114,7 @@ class Bert(nn.Module):
 
     def __init__(self, config: Config = Config()) -> None:
         super().__init__()
+        self.config = config
         self.word_embeddings = nn.Embedding(config.vocab_size, config.hidden_size)
         self.token_type_embeddings = nn.Embedding(config.type_vocab_size, config.hidden_size)
         self.position_embeddings = nn.Embedding(config.max_position_embeddings, config.hidden_size)
@@ -134,6 +135,18 @@ class Bert(nn.Module):
 
 
 Model = Bert
+
+# Input dims for torch.export, ONNX and TensorRT: a symbol is dynamic, None is fixed by Config.
+DYNAMIC_DIMS: dict[str, tuple[str | None, ...]] = {
+    "input_ids": ("B", "T"),
+    "token_type_ids": ("B", "T"),
+    "attention_mask": ("B", "T"),
+}
+# (min, opt, max) of each symbol; archcc.runtime.compile(..., dims={...}) overrides them.
+DIM_RANGES: dict[str, tuple[int, int, int]] = {
+    "B": (1, 8, 64),
+    "T": (1, 16, 128),
+}
 
 # Foreign checkpoint layouts: patterns are dotted key prefixes; {name} or * match one segment.
 CHECKPOINT_LAYOUTS: dict[str, dict[str, list]] = {

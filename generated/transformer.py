@@ -235,6 +235,18 @@ class Transformer(nn.Module):
 
 Model = Transformer
 
+# Input dims for torch.export, ONNX and TensorRT: a symbol is dynamic, None is fixed by Config.
+DYNAMIC_DIMS: dict[str, tuple[str | None, ...]] = {
+    "src": ("B", "S"),
+    "tgt": ("B", "T"),
+}
+# (min, opt, max) of each symbol; archcc.runtime.compile(..., dims={...}) overrides them.
+DIM_RANGES: dict[str, tuple[int, int, int]] = {
+    "B": (1, 8, 64),
+    "S": (1, 12, 96),
+    "T": (1, 10, 80),
+}
+
 # Foreign checkpoint layouts: patterns are dotted key prefixes; {name} or * match one segment.
 CHECKPOINT_LAYOUTS: dict[str, dict[str, list]] = {
     "torch": {

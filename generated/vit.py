@@ -132,6 +132,7 @@ class Vit(nn.Module):
 
     def __init__(self, config: Config = Config()) -> None:
         super().__init__()
+        self.config = config
         self.patch_embeddings = PatchEmbed(
             config.num_channels, config.hidden_size, config.patch_size
         )
@@ -162,6 +163,15 @@ class Vit(nn.Module):
 
 
 Model = Vit
+
+# Input dims for torch.export, ONNX and TensorRT: a symbol is dynamic, None is fixed by Config.
+DYNAMIC_DIMS: dict[str, tuple[str | None, ...]] = {
+    "pixel_values": ("B", None, None, None),
+}
+# (min, opt, max) of each symbol; archcc.runtime.compile(..., dims={...}) overrides them.
+DIM_RANGES: dict[str, tuple[int, int, int]] = {
+    "B": (1, 8, 64),
+}
 
 # Foreign checkpoint layouts: patterns are dotted key prefixes; {name} or * match one segment.
 CHECKPOINT_LAYOUTS: dict[str, dict[str, list]] = {

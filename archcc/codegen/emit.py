@@ -15,6 +15,7 @@ from pathlib import Path
 
 import jinja2
 
+from archcc.codegen.targets import input_table
 from archcc.codegen.views import file_view
 from archcc.diagnostics import ArchccError, Diagnostic, SourceLoc
 from archcc.ir.graph import Program
@@ -29,10 +30,14 @@ def _environment() -> jinja2.Environment:
     )
 
 
-def generate(program: Program) -> str:
-    """Render the generated module; checks that the result parses as Python."""
+def generate(program: Program, target: str = "torch") -> str:
+    """Render the generated module; checks that the result parses as Python.
+
+    ``target="tensorrt"`` adds a ``compile()`` helper (see archcc.codegen.targets).
+    """
     view = file_view(program)
-    source = _environment().get_template("module.py.j2").render(v=view, module_name=program.name)
+    source = _environment().get_template("module.py.j2").render(
+        v=view, io=input_table(program, target), module_name=program.name)
     source = format_source(source)
     try:
         ast.parse(source)

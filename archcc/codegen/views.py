@@ -147,7 +147,7 @@ def _sinusoidal_buffer(sub: Submodule, resolve) -> list[str]:
 def _init_lines(module: ModuleIR, program: Program, needs_config: bool) -> list[str]:
     resolve = _init_resolver(module)
     lines = ["super().__init__()"]
-    if needs_config:
+    if needs_config or module.kind == "model":  # the model keeps it: runtime, export, bench
         lines.append("self.config = config")
     for name, value in module.scalars.items():
         lines.append(f"self.{name} = {render_expr(value, resolve)}")

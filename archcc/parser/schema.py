@@ -33,6 +33,7 @@ RESERVED_NAMES = {
     # module-level names of every generated file
     "torch", "nn", "F", "math", "re", "dataclass", "annotations", "Config", "Model",
     "CHECKPOINT_LAYOUTS", "convert_state_dict", "example_inputs",
+    "DYNAMIC_DIMS", "DIM_RANGES",
     # names generated methods use, and nn.Module attributes a layer name would shadow
     "self", "config", "layer", "block", "forward", "training", "state_dict", "parameters",
     "modules", "buffers", "children", "to", "cuda", "cpu", "eval", "train", "apply", "half",
