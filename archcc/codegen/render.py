@@ -77,6 +77,13 @@ def _subscript(attrs, args, expr, dtypes):
 
 def _positions(attrs, args, expr, dtypes):
     x = wrap(args[0][0], args[0][1], ATOM)
+    if "pad" in attrs:  # RoBERTa: 1, 2, ... after the pad id over real tokens; pads get pad
+        pad = expr(attrs["pad"])
+        real = f"({x} != {pad})"
+        return f"{real}.cumsum(1) * {real} + {pad}", PRECEDENCE["add"]  # bool cumsum: int64
+    if "offset" in attrs:  # BART: learned positions start at row `offset`
+        return f"torch.arange({x}.shape[1], device={x}.device) + {expr(attrs['offset'])}", \
+            PRECEDENCE["add"]
     return f"torch.arange({x}.shape[1], device={x}.device)", ATOM
 
 

@@ -51,6 +51,10 @@ BUILTINS = {"relu": ("relu", 1), "gelu": ("gelu", 1), "gelu_tanh": ("gelu_tanh",
             "positions": ("positions", 1), "prepend": ("prepend", 2),
             "flatten": ("flatten", 1)}
 _BUILTIN_DEFAULTS = {"softmax": {"dim": -1}, "flatten": {"start": 1, "end": -1}}
+# optional keywords whose value stays a param expression (rendered as config.<name>):
+# positions(ids, offset=2) is BART's learned-position offset, positions(ids, pad=pad_token_id)
+# RoBERTa's numbering that starts after the pad id and skips pads
+_BUILTIN_EXPR_KEYWORDS = {"positions": ("offset", "pad")}
 
 
 class ForwardInterpreter:
@@ -217,6 +221,10 @@ class ForwardInterpreter:
         elif len(args) != arity:
             self._fail(e.pos, f"{e.func}() takes {arity} argument(s), got {len(args)}")
         for key, value in e.kwargs:
+            if key in _BUILTIN_EXPR_KEYWORDS.get(e.func, ()):
+                self._static_int(value)  # must be an integer; kept as an expression
+                attrs[key] = value
+                continue
             if key not in attrs:
                 self._fail(e.pos, f"{e.func}() has no keyword '{key}'")
             attrs[key] = self._static_int(value)

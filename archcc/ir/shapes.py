@@ -184,6 +184,11 @@ def subscript(ctx, attrs, shapes, dtypes):
 def positions(ctx, attrs, shapes, dtypes):
     if len(shapes[0]) < 2:
         raise ShapeError(f"positions() needs a (B, T, ...) tensor, got {fmt(shapes[0])}")
+    if "pad" in attrs:  # numbered per sequence, skipping pads: one row per batch element
+        if dtypes[0] != INT or len(shapes[0]) != 2:
+            raise ShapeError(f"positions(ids, pad=...) needs int64 ids (B, T), got "
+                             f"{fmt(shapes[0])} {dtypes[0]}")
+        return tuple(shapes[0]), INT
     return (shapes[0][1],), INT
 
 
