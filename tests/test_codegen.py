@@ -23,6 +23,10 @@ SMALL = {
                 num_attention_heads=4, intermediate_size=64),
     "transformer": dict(src_vocab_size=40, tgt_vocab_size=41, d_model=32, nhead=4,
                         num_encoder_layers=2, num_decoder_layers=2, dim_feedforward=64),
+    "roberta": dict(vocab_size=97, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                    intermediate_size=64, max_position_embeddings=34),
+    "distilbert": dict(vocab_size=97, dim=32, n_layers=2, n_heads=4, hidden_dim=64,
+                       max_position_embeddings=32),
 }
 
 
