@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import os
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -37,20 +38,22 @@ class Compiled:
 
 
 def compile_spec(path: str | Path, opt_level: int = 1, stop_after: str | None = None,
-                 target: str = "torch") -> Compiled:
+                 target: str = "torch", sets: Sequence[str] = ()) -> Compiled:
     """Spec file -> optimized IR -> generated source. Raises ArchccError on bad input.
 
-    ``target="tensorrt"`` also emits a ``compile()`` helper for Torch-TensorRT.
+    ``target="tensorrt"`` also emits a ``compile()`` helper for Torch-TensorRT; ``sets`` are
+    ``--set`` overrides: ``("n_layer=24", "blocks.Block.layers.attn.heads=16")``.
     """
-    program = build_ir(load_spec(path))
+    program = build_ir(load_spec(path, sets))
     infer_shapes(program)
     optimize(program, opt_level=opt_level, stop_after=stop_after)
     return Compiled(program, generate(program, target))
 
 
-def build(path: str | Path, out_dir: str | Path = "generated", opt_level: int = 1) -> ModuleType:
+def build(path: str | Path, out_dir: str | Path = "generated", opt_level: int = 1,
+          sets: Sequence[str] = ()) -> ModuleType:
     """Write ``<out_dir>/<name>.py`` for the spec and return the imported module."""
-    compiled = compile_spec(path, opt_level=opt_level)
+    compiled = compile_spec(path, opt_level=opt_level, sets=sets)
     target = Path(out_dir) / f"{compiled.name}.py"
     write_atomic(target, compiled.source)
     return import_file(target, f"archcc_generated.{compiled.name}")
@@ -61,16 +64,20 @@ def _cache_dir() -> Path:
     return Path(root)
 
 
-def load(path: str | Path, opt_level: int = 1) -> ModuleType:
-    """Build into a cache keyed by the spec's bytes (and archcc's version), then import."""
-    text = Path(path).read_bytes()
-    key = hashlib.sha256(text + f"|{__version__}|O{opt_level}".encode()).hexdigest()[:16]
+def load(path: str | Path, opt_level: int = 1, sets: Sequence[str] = ()) -> ModuleType:
+    """Build into a cache keyed by the bytes of the spec and every file it extends or
+    imports (and archcc's version, the opt level and ``sets``), then import."""
+    loaded = load_spec(path, sets)
+    digest = hashlib.sha256(f"{__version__}|O{opt_level}|{list(sets)}".encode())
+    for source in loaded.sources:
+        digest.update(b"\0" + Path(source).read_bytes())
+    key = digest.hexdigest()[:16]
     folder = _cache_dir() / key
     cached = list(folder.glob("*.py")) if folder.is_dir() else []
     if len(cached) == 1:
         name = f"archcc_cache_{key}.{cached[0].stem}"
         return sys.modules.get(name) or import_file(cached[0], name)
-    compiled = compile_spec(path, opt_level=opt_level)
+    compiled = compile_spec(path, opt_level=opt_level, sets=sets)
     target = folder / f"{compiled.name}.py"
     write_atomic(target, compiled.source)
     return import_file(target, f"archcc_cache_{key}.{compiled.name}")

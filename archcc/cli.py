@@ -14,12 +14,19 @@ from archcc import __version__
 from archcc.api import Compiled, compile_spec
 from archcc.codegen.emit import write_atomic
 from archcc.codegen.targets import TARGETS
-from archcc.diagnostics import ArchccError, render
+from archcc.diagnostics import ArchccError, Diagnostic, SourceLoc, render
 from archcc.ir.graph import program_text
 from archcc.ir.passes import PASS_NAMES
-from archcc.parser import load_spec
+from archcc.parser import LoadedSpec, load_spec, resolve_spec
 from archcc.parser.schema import json_schema
 from archcc.parser.writer import SCHEMA_LINE, render_spec
+
+
+def add_set_option(parser: argparse.ArgumentParser) -> None:
+    """``--set key=value`` (repeatable): every command that reads a spec takes it."""
+    parser.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a param (n_layer=24) or any field by dotted path "
+                             "(blocks.Block.layers.attn.heads=16); repeatable")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -41,8 +48,16 @@ def _parser() -> argparse.ArgumentParser:
     build.add_argument("--target", choices=TARGETS, default="torch",
                        help="tensorrt: also emit a compile() helper for Torch-TensorRT")
 
+    add_set_option(build)
+
     check = commands.add_parser("check", help="validate specs without writing anything")
     check.add_argument("specs", nargs="+", type=Path)
+    add_set_option(check)
+
+    resolve = commands.add_parser("resolve", help="print the composed spec (extends, imports, "
+                                                  "--set) with where every value came from")
+    resolve.add_argument("spec", type=Path)
+    add_set_option(resolve)
 
     fmt = commands.add_parser("fmt", help="print a spec in its canonical layout")
     fmt.add_argument("specs", nargs="+", type=Path)
@@ -58,13 +73,13 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _compile_all(paths: list[Path], opt_level: int = 1, stop_after: str | None = None,
-                 target: str = "torch") -> list[Compiled]:
+                 target: str = "torch", sets: list[str] | None = None) -> list[Compiled]:
     """Compile every spec before writing any: one bad spec means nothing is written."""
     compiled, errors = [], []
     for path in paths:
         try:
             compiled.append(compile_spec(path, opt_level=opt_level, stop_after=stop_after,
-                                         target=target))
+                                         target=target, sets=sets or ()))
         except ArchccError as exc:
             errors.extend(exc.diagnostics)
     if errors:
@@ -83,7 +98,7 @@ def _stop_after(dump: str | None) -> str | None:
 
 def cmd_build(args: argparse.Namespace) -> int:
     stop = _stop_after(args.dump_ir)
-    results = _compile_all(args.specs, args.opt_level, stop, args.target)
+    results = _compile_all(args.specs, args.opt_level, stop, args.target, args.sets)
     if args.dump_ir:
         for result in results:
             print(program_text(result.program), end="")
@@ -104,14 +119,25 @@ def cmd_build(args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    for result in _compile_all(args.specs):
+    for result in _compile_all(args.specs, sets=args.sets):
         modules = len(result.program.modules)
         print(f"{result.program.source}: ok ({result.name}, {modules} classes)")
     return 0
 
 
+def _single_file(loaded: LoadedSpec) -> LoadedSpec:
+    """fmt and convert rewrite one file; flattening an extends chain would lose it."""
+    if loaded.composed:
+        raise ArchccError(Diagnostic(SourceLoc(loaded.path), "",
+                                     f"{loaded.path} extends or imports other specs",
+                                     "fmt and convert work on self-contained specs; "
+                                     "`archcc resolve` prints the composed one"))
+    return loaded
+
+
 def cmd_fmt(args: argparse.Namespace) -> int:
-    loaded = [load_spec(path) for path in args.specs]  # every spec must be valid first
+    # every spec must be valid before any is rewritten
+    loaded = [_single_file(load_spec(path)) for path in args.specs]
     for spec in loaded:
         text = render_spec(spec.spec, Path(spec.path).suffix, SCHEMA_LINE in spec.text)
         if args.write:
@@ -123,9 +149,14 @@ def cmd_fmt(args: argparse.Namespace) -> int:
 
 
 def cmd_convert(args: argparse.Namespace) -> int:
-    spec = load_spec(args.spec).spec
+    spec = _single_file(load_spec(args.spec)).spec
     write_atomic(args.out, render_spec(spec, args.out.suffix))
     print(f"wrote {args.out}")
+    return 0
+
+
+def cmd_resolve(args: argparse.Namespace) -> int:
+    print(resolve_spec(args.spec, args.sets), end="")
     return 0
 
 
@@ -142,7 +173,7 @@ def cmd_schema(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     commands = {"build": cmd_build, "check": cmd_check, "fmt": cmd_fmt, "convert": cmd_convert,
-                "schema": cmd_schema}
+                "schema": cmd_schema, "resolve": cmd_resolve}
     try:
         return commands[args.command](args)
     except ArchccError as exc:

@@ -85,6 +85,21 @@ def _block_order(loaded: LoadedSpec) -> list[str]:
                                      "a block cannot contain itself")) from None
 
 
+def _used_blocks(spec) -> set[str]:
+    """Blocks the model repeats, directly or through other blocks. The rest (a library's
+    spares, a base spec's block an ``extends`` replaced) are checked but not generated."""
+    used: set[str] = set()
+    todo = [layer.repeat for layer in spec.model.layers.values() if hasattr(layer, "repeat")]
+    while todo:
+        name = todo.pop()
+        if name in used or name not in spec.blocks:
+            continue
+        used.add(name)
+        todo.extend(layer.repeat for layer in spec.blocks[name].layers.values()
+                    if hasattr(layer, "repeat"))
+    return used
+
+
 def _declare_layers(scope: ParamScope, layers_spec: dict, path: SpecPath,
                     blocks: dict) -> tuple[dict[str, Layer], set[str]]:
     layers, broken = {}, set()
@@ -154,7 +169,8 @@ def build(loaded: LoadedSpec) -> Program:
                     for name, inp in spec.inputs.items()}
     scope.check()
     modules = {c.name: c for c in classes.by_signature.values()}
-    modules.update(blocks)
+    used = _used_blocks(spec)
+    modules.update((name, module) for name, module in blocks.items() if name in used)
     modules[model.name] = model
     return Program(spec.name, loaded.path, spec.doc or "", dict(scope.values),
                    dict(scope.exprs), modules, dict(spec.inputs), input_shapes,

@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,8 +15,10 @@ from pydantic import BaseModel, ValidationError
 
 from archcc.diagnostics import ArchccError, Diagnostic, SourceLoc
 from archcc.parser import schema
+from archcc.parser.compose import apply_sets, compose
 from archcc.parser.dsl import parse_arch
 from archcc.parser.expr import did_you_mean
+from archcc.parser.provenance import render_resolved
 from archcc.parser.yaml_loader import SourceMap, load_yaml
 
 MAX_SPEC_BYTES = 1_000_000
@@ -29,6 +32,15 @@ class LoadedSpec:
     where: SourceMap
     path: str
     text: str
+    sources: tuple[str, ...] = ()
+    """Every file read: the spec first, then what it extends and imports."""
+    sets: tuple[str, ...] = ()
+    """The ``--set key=value`` overrides applied."""
+
+    @property
+    def composed(self) -> bool:
+        """True when the spec is more than its own file (fmt/convert would flatten it)."""
+        return len(self.sources) > 1 or bool(self.sets)
 
 
 def _model_fields(model: type[BaseModel]) -> set[str]:
@@ -105,8 +117,8 @@ def display_path(path: str | Path) -> str:
         return Path(path).as_posix()
 
 
-def load_spec(path: str | Path) -> LoadedSpec:
-    """Read, locate and validate a spec file: YAML (.yaml/.yml) or the DSL (.arch)."""
+def read_text(path: str | Path) -> str:
+    """A spec file's text, refusing unreadable, huge and non-UTF-8 files with a location."""
     file = display_path(path)
     try:
         raw = Path(path).read_bytes()
@@ -116,11 +128,39 @@ def load_spec(path: str | Path) -> LoadedSpec:
     if len(raw) > MAX_SPEC_BYTES:
         raise ArchccError(Diagnostic(SourceLoc(file), "", "spec file is larger than 1 MB"))
     try:
-        text = raw.decode("utf-8")
+        return raw.decode("utf-8")
     except UnicodeDecodeError:
         raise ArchccError(Diagnostic(SourceLoc(file), "", "spec is not valid UTF-8")) from None
+
+
+def read_document(path: str | Path) -> tuple[dict, SourceMap]:
+    """One file as plain data with positions, YAML (.yaml/.yml) or the DSL (.arch)."""
+    file, text = display_path(path), read_text(path)
     if Path(path).suffix == ".arch":
-        data, where = parse_arch(file, text)
-    else:
-        data, where = load_yaml(file, text)
-    return LoadedSpec(validate(data, where), where, file, text)
+        return parse_arch(file, text)
+    return load_yaml(file, text)
+
+
+def _composed(path: str | Path, sets: Sequence[str]) -> tuple[dict, SourceMap, list[Path]]:
+    data, where, sources = compose(Path(path), read_document)
+    if sets:
+        apply_sets(data, where, list(sets))
+    return data, where, sources
+
+
+def load_spec(path: str | Path, sets: Sequence[str] = ()) -> LoadedSpec:
+    """Read, compose (extends/imports), override (``--set``) and validate a spec file."""
+    text = read_text(path)
+    data, where, sources = _composed(path, sets)
+    return LoadedSpec(validate(data, where), where, display_path(path), text,
+                      tuple(display_path(s) for s in sources), tuple(sets))
+
+
+def resolve_spec(path: str | Path, sets: Sequence[str] = ()) -> str:
+    """The composed spec as YAML, each line commented with the file:line that set it.
+
+    The spec is validated first, so what is printed is exactly what ``build`` compiles.
+    """
+    data, where, _ = _composed(path, sets)
+    validate(data, where)
+    return render_resolved(data, where)

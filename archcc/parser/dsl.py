@@ -141,7 +141,9 @@ class _ToSpec(Transformer):
             data["doc"] = decode_string(str(doc))
         for kind, key, value, where in sections:
             self.where.keys.setdefault((kind,), self._loc(where))
-            if key is None:  # params, dims, model: one each
+            if kind == "imports":
+                data.setdefault("imports", []).extend(value)
+            elif key is None:  # params, dims, model, extends: one each
                 if kind in data:
                     raise DslError(f"'{kind}' appears twice", where)
                 data[kind] = value
@@ -151,6 +153,17 @@ class _ToSpec(Transformer):
                     raise DslError(f"'{key}' is defined twice in {kind}", where)
                 section[key] = value
         return data
+
+    def extends(self, meta, children):
+        self._key(("extends",), meta)
+        return "extends", None, decode_string(str(children[0])), meta
+
+    def imports(self, meta, children):
+        self.where.keys.setdefault(("imports",), self._loc(meta))
+        first = sum(1 for path in self.where.keys if path[:1] == ("imports",)) - 1
+        for i, token in enumerate(children):
+            self._key(("imports", str(first + i)), token)
+        return "imports", None, [decode_string(str(c)) for c in children], meta
 
     def params(self, meta, children):
         self._key(("params",), meta)

@@ -342,6 +342,12 @@ class Spec(_Strict):
     """Spec format version."""
     name: Identifier
     """Module name: `archcc build` writes `generated/<name>.py`."""
+    extends: str | None = None
+    """A spec this one starts from (relative path inside the project): mappings merge,
+    lists and values replace, `null` deletes. Resolved before validation."""
+    imports: list[str] = []
+    """Block libraries (relative paths; files with only `archcc` and `blocks`) whose
+    blocks this spec may use."""
     doc: DocText | None = None
     params: dict[Identifier, bool | int | float | str] = {}
     """Become the frozen `Config` dataclass; strings are expressions over earlier params."""

@@ -69,11 +69,12 @@ class SourceMap:
         origin = self.values.get(path)
         if origin is None:
             return self.key(path)
+        file = origin.loc.file  # a composed spec's values come from several files
         if origin.block:
-            return SourceLoc(self.file, origin.loc.line + pos.line, origin.indent + pos.col)
+            return SourceLoc(file, origin.loc.line + pos.line, origin.indent + pos.col)
         if pos.line == 1:
-            return SourceLoc(self.file, origin.loc.line, origin.loc.col + pos.col - 1)
-        return SourceLoc(self.file, origin.loc.line + pos.line - 1, pos.col)
+            return SourceLoc(file, origin.loc.line, origin.loc.col + pos.col - 1)
+        return SourceLoc(file, origin.loc.line + pos.line - 1, pos.col)
 
 
 def _loc(file: str, mark: yaml.Mark) -> SourceLoc:

@@ -1,0 +1,216 @@
+"""Spec composition: ``extends``, ``imports`` and ``--set``, with every value's origin kept.
+
+A spec may start from another and change only what differs::
+
+    # specs/gpt2_medium.yaml
+    extends: gpt2.yaml
+    name: gpt2_medium
+    params: {n_embd: 1024, n_head: 16, n_layer: 24}
+
+Merge rules (one line each, like Kustomize's strategic merge without the strategy):
+mappings merge key by key, everything else (lists, strings, numbers) replaces, and ``null``
+deletes the key. ``imports: [lib/blocks.yaml]`` adds the ``blocks:`` of block libraries
+(files holding only ``archcc: 1`` and ``blocks:``); a name defined twice is an error.
+``--set n_layer=24`` (a param) or ``--set blocks.Block.layers.attn.heads=16`` (any path)
+applies last. References are relative paths that must stay inside the project (the nearest
+folder above the spec holding ``.git`` or ``pyproject.toml``): no absolute paths, no URLs,
+nothing is fetched or imported as code.
+
+The merged :class:`SourceMap` keeps each key's own file and line, so errors point into the
+file that said it, and ``archcc resolve`` can show where every value came from.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import yaml
+
+from archcc.diagnostics import ArchccError, Diagnostic, SourceLoc
+from archcc.parser.yaml_loader import SourceMap, SpecPath
+
+MAX_CHAIN = 16  # extends/imports nesting; a real project stays under 4
+LIBRARY_KEYS = {"archcc", "doc", "blocks", "imports"}
+Reader = Callable[[Path], tuple[dict, SourceMap]]
+
+
+def set_location(assignment: str) -> SourceLoc:
+    """Where a ``--set`` value "is": shown as ``--set n_layer=24`` in errors and provenance."""
+    return SourceLoc(f"--set {assignment}", 0, 0)
+
+
+# ----------------------------------------------------------------------------- merging
+
+
+def _under(path: SpecPath, prefixes: set[SpecPath]) -> bool:
+    return any(path[:len(p)] == p for p in prefixes)
+
+
+def merge(base: dict, base_where: SourceMap, child: dict, child_where: SourceMap,
+          ) -> tuple[dict, SourceMap]:
+    """``child`` over ``base``: mappings merge, anything else replaces, ``None`` deletes."""
+    replaced: set[SpecPath] = set()  # base entries under these paths no longer apply
+    deleted: set[SpecPath] = set()
+
+    def walk(old: object, new: object, path: SpecPath) -> object:
+        if isinstance(old, dict) and isinstance(new, dict):
+            out = dict(old)
+            for key, value in new.items():
+                if value is None:
+                    out.pop(key, None)
+                    deleted.add((*path, key))
+                else:
+                    out[key] = walk(old.get(key), value, (*path, key))
+            return out
+        replaced.add(path)
+        return new
+
+    data = walk(base, child, ())
+    where = SourceMap(child_where.file)
+    gone = replaced | deleted
+    for table, old, new in ((where.keys, base_where.keys, child_where.keys),
+                            (where.values, base_where.values, child_where.values)):
+        table.update({p: loc for p, loc in old.items() if not _under(p, gone)})
+        table.update({p: loc for p, loc in new.items() if not _under(p, deleted)})
+    return data, where
+
+
+# -------------------------------------------------------------------------- references
+
+
+def project_root(spec: Path) -> Path:
+    """The nearest folder above ``spec`` holding ``.git`` or ``pyproject.toml``."""
+    folder = spec.resolve().parent
+    for candidate in (folder, *folder.parents):
+        if (candidate / ".git").exists() or (candidate / "pyproject.toml").exists():
+            return candidate
+    return folder
+
+
+def _reference(ref: object, origin: Path, root: Path, loc: SourceLoc, path: str) -> Path:
+    """Check a spec reference and return the file it names."""
+    def fail(message: str, hint: str | None = None) -> ArchccError:
+        return ArchccError(Diagnostic(loc, path, message, hint))
+
+    if not isinstance(ref, str) or not ref:
+        raise fail("expected a relative path to a spec file")
+    if "://" in ref or ref.startswith(("/", "~", "\\")) or (len(ref) > 1 and ref[1] == ":"):
+        raise fail(f"'{ref}' is not a relative path",
+                   "specs reference files inside the project, relative to the spec")
+    if Path(ref).suffix not in (".yaml", ".yml", ".arch"):
+        raise fail(f"'{ref}' is not a spec file", "use a .yaml, .yml or .arch file")
+    target = (origin.parent / ref).resolve()
+    if not target.is_relative_to(root):
+        raise fail(f"'{ref}' is outside the project ({root.name}/)",
+                   "copy the file into the project; specs never reach outside it")
+    if not target.is_file():
+        raise fail(f"'{ref}' does not exist (looked for {target.relative_to(root)})")
+    return target
+
+
+# --------------------------------------------------------------------------- composing
+
+
+def compose(path: Path, read: Reader) -> tuple[dict, SourceMap, list[Path]]:
+    """Read ``path`` and everything it extends or imports; return merged data and sources."""
+    return _Composer(read, project_root(path)).load(path.resolve(), ())
+
+
+class _Composer:
+    def __init__(self, read: Reader, root: Path):
+        self.read, self.root = read, root
+        self.sources: list[Path] = []
+
+    def load(self, path: Path, chain: tuple[Path, ...]) -> tuple[dict, SourceMap, list[Path]]:
+        self.sources.append(path)
+        data, where = self.read(path)
+        if not isinstance(data, dict):
+            return data, where, self.sources
+        base_ref, imports = data.pop("extends", None), data.pop("imports", [])
+        if base_ref is not None:
+            base = self._follow(base_ref, path, chain, where, ("extends",))
+            base_data, base_where, _ = self.load(base, (*chain, path))
+            data, where = merge(base_data, base_where, data, where)
+        if not isinstance(imports, list):
+            raise ArchccError(Diagnostic(where.key(("imports",)), "imports",
+                                         "imports is a list of block library files"))
+        for i, ref in enumerate(imports):
+            library = self._follow(ref, path, chain, where, ("imports", str(i)))
+            self._add_blocks(data, where, library, (*chain, path))
+        return data, where, self.sources
+
+    def _follow(self, ref: object, origin: Path, chain: tuple[Path, ...], where: SourceMap,
+                key: SpecPath) -> Path:
+        loc = where.key(key)
+        target = _reference(ref, origin, self.root, loc, ".".join(key))
+        if target in (*chain, origin):
+            cycle = " -> ".join(p.name for p in (*chain, origin, target))
+            raise ArchccError(Diagnostic(loc, ".".join(key), f"spec cycle: {cycle}",
+                                         "a spec may not extend or import itself"))
+        if len(chain) >= MAX_CHAIN:
+            raise ArchccError(Diagnostic(loc, ".".join(key),
+                                         f"specs nest more than {MAX_CHAIN} levels deep"))
+        return target
+
+    def _add_blocks(self, data: dict, where: SourceMap, library: Path,
+                    chain: tuple[Path, ...]) -> None:
+        lib_data, lib_where, _ = self.load(library, chain)
+        extra = sorted(set(lib_data) - LIBRARY_KEYS) if isinstance(lib_data, dict) else []
+        if extra or not isinstance(lib_data, dict):
+            first = extra[0] if extra else ""
+            raise ArchccError(Diagnostic(lib_where.key((first,)), first,
+                                         "a block library holds only archcc, doc and blocks",
+                                         "move params and the model into the spec that "
+                                         "imports it"))
+        blocks = data.setdefault("blocks", {})
+        for name, block in (lib_data.get("blocks") or {}).items():
+            if name in blocks:
+                first = where.key(("blocks", name))
+                raise ArchccError(Diagnostic(lib_where.key(("blocks", name)),
+                                             f"blocks.{name}",
+                                             f"block '{name}' is also defined at {first}",
+                                             "rename one of them"))
+            blocks[name] = block
+            for table, source in ((where.keys, lib_where.keys),
+                                  (where.values, lib_where.values)):
+                table.update({p: v for p, v in source.items() if p[:2] == ("blocks", name)})
+
+
+# ------------------------------------------------------------------------------- --set
+
+
+def apply_sets(data: dict, where: SourceMap, assignments: list[str]) -> None:
+    """Apply ``--set key=value`` overrides in order; a bare key names a param."""
+    for text in assignments:
+        loc = set_location(text)
+        key, sep, raw = text.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise ArchccError(Diagnostic(loc, "", f"--set expects key=value, got '{text}'",
+                                         "e.g. --set n_layer=24"))
+        path = tuple(key.split(".")) if "." in key else ("params", key)
+        if "." not in key and key not in (data.get("params") or {}):
+            from archcc.parser.expr import did_you_mean
+
+            raise ArchccError(Diagnostic(loc, "", f"unknown param '{key}'",
+                                         did_you_mean(key, set(data.get("params") or {}))
+                                         or "use a dotted path for other fields, e.g. "
+                                         "blocks.Block.layers.attn.heads=16"))
+        value = yaml.safe_load(raw) if raw.strip() else ""
+        if isinstance(value, dict | list):
+            raise ArchccError(Diagnostic(loc, key, "--set takes a single value",
+                                         "set nested fields one by one with dotted paths"))
+        parent = data
+        for part in path[:-1]:
+            parent = parent.get(part) if isinstance(parent, dict) else None
+            if not isinstance(parent, dict):
+                raise ArchccError(Diagnostic(loc, key, f"'{part}' is not a mapping in this "
+                                                       "spec", "check the path with "
+                                                               "`archcc resolve`"))
+        if value is None:
+            parent.pop(path[-1], None)
+        else:
+            parent[path[-1]] = value
+        where.keys[path] = loc
+        where.values.pop(path, None)
