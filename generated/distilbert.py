@@ -106,6 +106,7 @@ class Distilbert(nn.Module):
 
     def __init__(self, config: Config = Config()) -> None:
         super().__init__()
+        self.config = config
         self.word_embeddings = nn.Embedding(config.vocab_size, config.dim, padding_idx=0)
         self.position_embeddings = nn.Embedding(config.max_position_embeddings, config.dim)
         self.embeddings_norm = nn.LayerNorm(config.dim, eps=1e-12)
@@ -122,6 +123,17 @@ class Distilbert(nn.Module):
 
 
 Model = Distilbert
+
+# Input dims for torch.export, ONNX and TensorRT: a symbol is dynamic, None is fixed by Config.
+DYNAMIC_DIMS: dict[str, tuple[str | None, ...]] = {
+    "input_ids": ("B", "T"),
+    "attention_mask": ("B", "T"),
+}
+# (min, opt, max) of each symbol; archcc.runtime.compile(..., dims={...}) overrides them.
+DIM_RANGES: dict[str, tuple[int, int, int]] = {
+    "B": (1, 8, 64),
+    "T": (1, 16, 128),
+}
 
 # Foreign checkpoint layouts: patterns are dotted key prefixes; {name} or * match one segment.
 CHECKPOINT_LAYOUTS: dict[str, dict[str, list]] = {

@@ -142,6 +142,18 @@ class Roberta(nn.Module):
 
 Model = Roberta
 
+# Input dims for torch.export, ONNX and TensorRT: a symbol is dynamic, None is fixed by Config.
+DYNAMIC_DIMS: dict[str, tuple[str | None, ...]] = {
+    "input_ids": ("B", "T"),
+    "attention_mask": ("B", "T"),
+    "token_type_ids": ("B", "T"),
+}
+# (min, opt, max) of each symbol; archcc.runtime.compile(..., dims={...}) overrides them.
+DIM_RANGES: dict[str, tuple[int, int, int]] = {
+    "B": (1, 8, 64),
+    "T": (1, 16, 128),
+}
+
 # Foreign checkpoint layouts: patterns are dotted key prefixes; {name} or * match one segment.
 CHECKPOINT_LAYOUTS: dict[str, dict[str, list]] = {
     "hf": {
