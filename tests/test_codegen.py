@@ -27,6 +27,8 @@ SMALL = {
                     intermediate_size=64, max_position_embeddings=34),
     "distilbert": dict(vocab_size=97, dim=32, n_layers=2, n_heads=4, hidden_dim=64,
                        max_position_embeddings=32),
+    "lstm_lm": dict(vocab_size=37, n_embd=16, n_layer=2),
+    "gru_lm": dict(vocab_size=37, n_embd=16, n_hidden=24, n_layer=2),
 }
 
 

@@ -19,7 +19,8 @@ from archcc.ir.params import symbol
 from archcc.ir.shapes import fmt
 from archcc.parser.expr import render_prec
 
-NEVER_INLINE = {"input", "split", "getitem", "output", "positions"}
+NEVER_INLINE = {"input", "split", "getitem", "output", "positions", "pack_padded",
+                "length_mask"}
 ALWAYS_INLINE = {"const", "get_attr"}
 
 
@@ -83,6 +84,8 @@ class ForwardEmitter:
         kwargs = data["attrs"]["kwargs"]
         positional = [a[0] for a in args[:len(args) - len(kwargs)]]
         named = [f"{k}={a[0]}" for k, a in zip(kwargs, args[len(positional):], strict=True)]
+        if data["attrs"].get("state_pair"):  # nn.LSTM takes its state as one (h0, c0) pair
+            positional = [positional[0], f"({', '.join(positional[1:])})"]
         return f"self.{data['attrs']['target']}({', '.join(positional + named)})"
 
     def _comment(self, node: str) -> str:
@@ -125,6 +128,8 @@ class ForwardEmitter:
                 self._split(node)
             elif op == "call" and self.g.nodes[node]["attrs"].get("repeat"):
                 self._loop(node)
+            elif op == "call" and self.g.nodes[node]["attrs"].get("ports"):
+                self._unpack(node)
             else:
                 self._assign(node)
         return self.lines
@@ -146,6 +151,24 @@ class ForwardEmitter:
             self.emitted.add(part)
             names.append(self._bind(part, self._var(part)))
         self.lines.append(Line(f"{', '.join(names)} = {text}", self._comment(parts[0])))
+
+    def _unpack(self, node: str) -> None:
+        """``out, (h, c) = self.lstm(x)``: one name per port read, ``_`` for the rest."""
+        text = self._expr(node)[0]
+        self.emitted.add(node)
+        names = ["_"] * len(self.g.nodes[node]["attrs"]["ports"])
+        comments = []
+        for port in sorted(self.g.successors(node), key=self._port_index):
+            self.emitted.add(port)
+            names[self._port_index(port)] = self._bind(port, self._var(port))
+            comments.append(self._comment(port))
+        if len(names) == 3:  # an LSTM's state is a pair
+            state = "_" if names[1:] == ["_", "_"] else f"({names[1]}, {names[2]})"
+            names = [names[0], state]
+        self.lines.append(Line(f"{', '.join(names)} = {text}", ", ".join(comments)))
+
+    def _port_index(self, port: str) -> int:
+        return self.g.nodes[port]["attrs"]["index"]
 
     def _loop(self, node: str) -> None:
         """``for block in self.h: x = block(x, ...)``, threading one name through the loop."""

@@ -145,3 +145,8 @@ def render_expr(value, resolve: Callable[[str], str]) -> str:
     if hasattr(value, "pos"):
         return render(value, resolve)
     return repr(value)
+
+# Sequence primitives (ports of tuple-valued calls, packing, pooling, cat) live beside.
+from archcc.codegen.render_seq import RENDERERS as _SEQUENCE_RENDERERS  # noqa: E402
+
+_RENDERERS.update(_SEQUENCE_RENDERERS)

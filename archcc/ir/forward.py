@@ -16,6 +16,7 @@ from __future__ import annotations
 from typing import Protocol
 
 from archcc.diagnostics import Diagnostic
+from archcc.ir import forward_seq
 from archcc.ir.graph import ModuleIR, add_node
 from archcc.ir.layers import Layer
 from archcc.ir.params import ParamScope
@@ -117,17 +118,20 @@ class ForwardInterpreter:
     def _statement(self, statement) -> list[str] | None:
         if isinstance(statement, Return):
             return [self._expr(v) for v in statement.values]
+        if len(statement.targets) != 1:  # out, (h, c) = lstm(x): one name per port
+            forward_seq.assign_ports(self, statement)
+            return None
         value = self._expr(statement.value)
-        if len(statement.targets) != 1:
-            self._fail(statement.pos, "unpacking several names is not supported here",
-                       "assign one name per line")
         target = statement.targets[0]
-        if target in self.layers or target in self.scope.values:
-            self._fail(statement.pos, f"cannot assign to '{target}': it names a "
-                       f"{'layer' if target in self.layers else 'param'}")
+        self._check_target(statement, target)
         self.g.nodes[value]["var"] = target
         self.vars[target] = value
         return None
+
+    def _check_target(self, statement, target: str) -> None:
+        if target in self.layers or target in self.scope.values:
+            self._fail(statement.pos, f"cannot assign to '{target}': it names a "
+                       f"{'layer' if target in self.layers else 'param'}")
 
     # ---------------------------------------------------------------------- expressions
     def _expr(self, e: Expr) -> str:
@@ -205,7 +209,9 @@ class ForwardInterpreter:
             return self._call_layer(self.layers[e.func], e)
         if e.func in BUILTINS:
             return self._call_builtin(e)
-        known = set(self.layers) | set(BUILTINS)
+        if e.func in forward_seq.SEQUENCE_BUILTINS:
+            return forward_seq.call_builtin(self, e)
+        known = set(self.layers) | set(BUILTINS) | set(forward_seq.SEQUENCE_BUILTINS)
         self._fail(e.pos, f"'{e.func}' is neither a layer of this block nor a function",
                    did_you_mean(e.func, known) or f"functions: {', '.join(sorted(BUILTINS))}")
 
@@ -231,6 +237,8 @@ class ForwardInterpreter:
         return self._node(op, [self._expr(a) for a in args], e.pos, **attrs)
 
     def _call_layer(self, layer: Layer, e: Call) -> str:
+        if forward_seq.is_recurrent_call(self, e):  # in an expression: the output sequence
+            return forward_seq.recurrent_call(self, layer, e)[0]
         args = [self._expr(a) for a in e.args]
         kwargs = tuple(k for k, _ in e.kwargs)
         args += [self._expr(v) for _, v in e.kwargs]

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 import sympy
 
 from archcc.diagnostics import SourceLoc
+from archcc.ir import layers_seq
 from archcc.ir.graph import Submodule
 from archcc.ir.params import ParamScope, to_sympy
 from archcc.ir.shapes import FLOAT, INT, DimContext, Shape, ShapeError, fmt
@@ -30,6 +31,8 @@ _SIZES = {"embedding": ("num", "dim"), "linear": ("in_", "out"), "layernorm": ("
           "residual": ("dim",), "dropout": (), "activation": (), "parameter": ()}
 _SCALARS = {"layernorm": ("eps",), "rmsnorm": ("eps",), "dropout": ("p",),
             "attention": ("dropout",), "ffn": ("dropout",), "residual": ("eps",)}
+_SIZES.update(layers_seq.SIZES)
+_SCALARS.update(layers_seq.SCALARS)
 
 
 @dataclass
@@ -78,6 +81,8 @@ def declare(scope: ParamScope, name: str, spec: object, path: SpecPath,
         layer.sizes[key] = scope.size(_field(spec, key), (*path, key.rstrip("_")))
     for key in _SCALARS.get(op, ()):
         layer.sizes[key] = scope.scalar(_field(spec, key), (*path, key))
+    if op in layers_seq.OPS:
+        layers_seq.declare_extra(scope, layer)
     if op == "parameter":
         for i, raw in enumerate(spec.shape):
             layer.sizes[f"shape{i}"] = scope.size(raw, (*path, "shape", str(i)))
@@ -114,6 +119,8 @@ def _num(value: object) -> Num:
 def _submodules(layer: Layer) -> list[Submodule]:
     s, spec, loc, name = layer.sizes, layer.spec, layer.loc, layer.name
     op = layer.op
+    if op in layers_seq.OPS:
+        return layers_seq.submodules(layer)
     if op == "embedding":
         args = {"num": s["num"], "dim": s["dim"]}
         if spec.padding_idx is not None:
@@ -165,6 +172,8 @@ def call_shape(ctx: DimContext, layer: Layer, shapes: list[Shape], dtypes: list[
                kwargs: tuple[str, ...]) -> tuple[Shape, str]:
     """Output (shape, dtype) of calling ``layer`` on inputs of these shapes."""
     op, x = layer.op, shapes[0]
+    if op in layers_seq.OPS:
+        return layers_seq.call_shape(ctx, layer, shapes, dtypes, kwargs)
     if op == "embedding":
         if dtypes[0] != INT:
             raise ShapeError(f"{layer.name} is an embedding and needs int64 ids, got {dtypes[0]}")

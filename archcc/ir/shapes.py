@@ -239,3 +239,8 @@ RULES: dict[str, Callable] = {
     "causal_mask": causal_mask, "key_padding_mask": key_padding_mask,
     "masked_fill": masked_fill, "sdpa": sdpa, "prepend": prepend, "take_rows": take_rows,
 }
+
+# Sequence primitives (ports of tuple-valued calls, packing, pooling, cat) live beside.
+from archcc.ir.shapes_seq import RULES as _SEQUENCE_RULES  # noqa: E402
+
+RULES.update(_SEQUENCE_RULES)

@@ -231,6 +231,80 @@ class Parameter(_Strict):
     init: Literal["zeros", "ones", "normal"] = "zeros"
 
 
+# ------------------------------------------------------------- recurrence and 1-D sequences
+
+
+class _Recurrent(_Strict):
+    """Shared fields of `rnn`, `lstm` and `gru` (generated as `nn.RNN` / `nn.LSTM` / `nn.GRU`).
+
+    Call it as `out = lstm(x)`, `out, (h, c) = lstm(x)`, `out, (h, c) = lstm(x, h0, c0)`,
+    `out, h = gru(x, h0)`, or with `lengths=n` (int64 (B,)) for padded batches."""
+
+    in_: Size = Field(alias="in")
+    """Input features (last dim of x)."""
+    hidden: Size
+    """Hidden size per direction; outputs are hidden * (2 if bidirectional else 1) wide."""
+    layers: Size = 1
+    """Stacked layers."""
+    bidirectional: bool = False
+    dropout: Scalar = 0.0
+    """Dropout between stacked layers (not after the last), in training only."""
+    batch_first: bool = True
+    """x is (B, T, in); false: (T, B, in). States are always (layers * directions, B, hidden)."""
+    bias: bool = True
+    lengths: Literal["packed", "mask"] = "packed"
+    """How a `lengths=` argument is honoured: `packed` packs the padded batch (exact final
+    states, every direction); `mask` runs over the padding and zeroes outputs past each length
+    (unidirectional only, no final states; exports everywhere)."""
+
+
+class RNN(_Recurrent):
+    """Elman RNN: h_t = act(W_ih x_t + W_hh h_{t-1} + b)."""
+
+    op: Literal["rnn"]
+    nonlinearity: Literal["tanh", "relu"] = "tanh"
+
+
+class LSTM(_Recurrent):
+    """Long short-term memory; returns `out, (h, c)`."""
+
+    op: Literal["lstm"]
+
+
+class GRU(_Recurrent):
+    """Gated recurrent unit; returns `out, h`."""
+
+    op: Literal["gru"]
+
+
+class Conv1d(_Strict):
+    """1-D convolution over time: (B, in, T) -> (B, out, T'), with
+    T' = (T + 2 * padding - kernel) // stride + 1."""
+
+    op: Literal["conv1d"]
+    in_: Size = Field(alias="in")
+    out: Size
+    kernel: Size
+    stride: Size = 1
+    padding: Size = 0
+    bias: bool = True
+
+
+class EmbeddingBag(_Strict):
+    """Bag of embeddings reduced per bag: ids (B, L) -> (B, dim), or flat ids (N,) with
+    offsets (nb,) -> (nb, dim)."""
+
+    op: Literal["embedding_bag"]
+    num: Size
+    dim: Size
+    mode: Literal["mean", "sum", "max"] = "mean"
+    padding_idx: int | None = None
+    """Row that is left out of every bag (and never trained)."""
+
+
+SEQUENCE_OPS = [RNN, LSTM, GRU, Conv1d, EmbeddingBag]
+
+
 SimpleLayer = Annotated[
     Embedding | Linear | LayerNorm | RMSNorm | Dropout | ActivationLayer | Attention | FFN
     | Patchify | Sinusoidal | Parameter,
@@ -267,7 +341,7 @@ def _layer_tag(value: Any) -> str:
 
 
 _OPS = [Embedding, Linear, LayerNorm, RMSNorm, Dropout, ActivationLayer, Attention, FFN,
-        Patchify, Sinusoidal, Parameter, Residual]
+        Patchify, Sinusoidal, Parameter, Residual, *SEQUENCE_OPS]
 OP_NAMES = [m.model_fields["op"].annotation.__args__[0] for m in _OPS]
 
 _TAGGED = [Annotated[m, Tag(name)] for m, name in zip(_OPS, OP_NAMES, strict=True)]

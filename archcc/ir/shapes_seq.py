@@ -1,0 +1,77 @@
+"""Shape rules of the sequence primitives: tuple ports, packing, length masks, pooling, cat.
+
+    port(lstm call, index=1)              ((B, T, H), (L, B, H), (L, B, H)) -> (L, B, H)
+    pack_padded(x (B, T, C), lengths (B,)) -> (B, T, C)   a PackedSequence, padded shape kept
+    length_mask(lengths (B,), x (B, T, C)) -> (B, T, 1)   True where t < length
+    global_max_pool(x (B, C, T), dim=-1)   -> (B, C)
+    cat(a (B, 3), b (B, 5), dim=-1)        -> (B, 8)
+"""
+
+from __future__ import annotations
+
+import sympy
+
+from archcc.ir import shapes as s
+
+
+def port(ctx, attrs, shapes, dtypes):
+    """One value of a tuple-valued call (an RNN's out, h or c)."""
+    return shapes[0][attrs["index"]], dtypes[0]
+
+
+def _lengths(shapes, dtypes, x_index: int, batch_first: bool):
+    lengths, x = shapes[1 - x_index], shapes[x_index]
+    dtype = dtypes[1 - x_index]
+    batch = x[0] if batch_first else x[1]
+    if len(lengths) != 1 or dtype != s.INT:
+        raise s.ShapeError(f"lengths must be int64 (B,), got {dtype} {s.fmt(lengths)}")
+    return lengths, x, batch
+
+
+def pack_padded(ctx, attrs, shapes, dtypes):
+    lengths, x, batch = _lengths(shapes, dtypes, 0, attrs["batch_first"])
+    if not ctx.equal(lengths[0], batch):
+        raise s.ShapeError(f"lengths {s.fmt(lengths)} must have one entry per sequence of "
+                           f"{s.fmt(x)}")
+    return x, dtypes[0]
+
+
+def pad_packed(ctx, attrs, shapes, dtypes):
+    out, like = shapes
+    time = like[1] if attrs["batch_first"] else like[0]
+    return ((out[0], time, out[2]) if attrs["batch_first"] else (time, out[1], out[2])), FLOAT
+
+
+def length_mask(ctx, attrs, shapes, dtypes):
+    lengths, x, batch = _lengths(shapes, dtypes, 1, attrs["batch_first"])
+    if not ctx.equal(lengths[0], batch):
+        raise s.ShapeError(f"lengths {s.fmt(lengths)} must have one entry per sequence of "
+                           f"{s.fmt(x)}")
+    return (*x[:2], sympy.Integer(1)), s.BOOL
+
+
+def reduce_dim(ctx, attrs, shapes, dtypes):
+    """Global pooling: the pooled axis disappears."""
+    x = shapes[0]
+    d = s._norm_dim(attrs["dim"], len(x))
+    return (*x[:d], *x[d + 1:]), s.FLOAT
+
+
+def cat(ctx, attrs, shapes, dtypes):
+    first = shapes[0]
+    d = s._norm_dim(attrs["dim"], len(first))
+    total = first[d]
+    for other in shapes[1:]:
+        same_rest = len(other) == len(first) and all(
+            ctx.equal(a, b) for i, (a, b) in enumerate(zip(first, other, strict=True)) if i != d)
+        if not same_rest:
+            raise s.ShapeError(f"cat along dim {attrs['dim']}: {s.fmt(first)} and "
+                               f"{s.fmt(other)} differ in another dim")
+        total = total + other[d]
+    return (*first[:d], total, *first[d + 1:]), s._result_dtype(dtypes)
+
+
+FLOAT = s.FLOAT
+RULES = {"port": port, "pack_padded": pack_padded, "pad_packed": pad_packed,
+         "length_mask": length_mask, "global_max_pool": reduce_dim,
+         "global_avg_pool": reduce_dim, "cat": cat}
