@@ -18,6 +18,8 @@ from archcc.diagnostics import ArchccError, Diagnostic, SourceLoc, render
 from archcc.ir.graph import program_text
 from archcc.ir.passes import PASS_NAMES
 from archcc.parser import LoadedSpec, load_spec, resolve_spec
+from archcc.parser.catalog import describe as describe_op
+from archcc.parser.catalog import list_ops
 from archcc.parser.schema import json_schema
 from archcc.parser.writer import SCHEMA_LINE, render_spec
 
@@ -66,6 +68,12 @@ def _parser() -> argparse.ArgumentParser:
     convert = commands.add_parser("convert", help="YAML <-> .arch, chosen by the suffixes")
     convert.add_argument("spec", type=Path)
     convert.add_argument("-o", "--out", type=Path, required=True, help="x.arch or x.yaml")
+
+    blocks = commands.add_parser("blocks", help="document the ops a spec can use")
+    blocks_cmd = blocks.add_subparsers(dest="blocks_command", required=True)
+    blocks_cmd.add_parser("list", help="every op with a one-line summary")
+    describe = blocks_cmd.add_parser("describe", help="fields, defaults and an example")
+    describe.add_argument("op")
 
     schema = commands.add_parser("schema", help="export the spec JSON Schema (for editors)")
     schema.add_argument("-o", "--out", type=Path, help="file to write (default: stdout)")
@@ -155,6 +163,12 @@ def cmd_convert(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_blocks(args: argparse.Namespace) -> int:
+    text = list_ops() if args.blocks_command == "list" else describe_op(args.op)
+    print(text, end="")
+    return 0
+
+
 def cmd_resolve(args: argparse.Namespace) -> int:
     print(resolve_spec(args.spec, args.sets), end="")
     return 0
@@ -173,7 +187,7 @@ def cmd_schema(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     commands = {"build": cmd_build, "check": cmd_check, "fmt": cmd_fmt, "convert": cmd_convert,
-                "schema": cmd_schema, "resolve": cmd_resolve}
+                "schema": cmd_schema, "resolve": cmd_resolve, "blocks": cmd_blocks}
     try:
         return commands[args.command](args)
     except ArchccError as exc:

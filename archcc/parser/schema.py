@@ -91,10 +91,11 @@ LayoutName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,31}$",
                                   description="a layout name such as hf, timm or torch")]
 # Checkpoint key patterns: dotted segments of word characters, `{name}` or `*` placeholders.
 KeyPattern = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.{}*]*$", max_length=300)]
-Size = Annotated[int | str, Field(description="an integer or a parameter expression "
-                                                    "such as `4 * n_embd`")]
-Scalar = Annotated[float | int | str, Field(description="a number or a parameter "
-                                                             "expression")]
+# Titles, not descriptions: a Field description here would replace each field's own
+# attribute docstring ("Model width.") in the JSON Schema editors show.
+Size = Annotated[int | str, Field(title="an integer or a parameter expression such as "
+                                        "`4 * n_embd`")]
+Scalar = Annotated[float | int | str, Field(title="a number or a parameter expression")]
 Activation = Literal["relu", "gelu", "gelu_tanh", "silu", "tanh", "sigmoid", "identity"]
 
 
