@@ -29,6 +29,7 @@ SMALL = {
                        max_position_embeddings=32),
     "lstm_lm": dict(vocab_size=37, n_embd=16, n_layer=2),
     "gru_lm": dict(vocab_size=37, n_embd=16, n_hidden=24, n_layer=2),
+    "textcnn": dict(vocab_size=37, embed_dim=16, num_filters=5, num_classes=3),
 }
 
 

@@ -119,3 +119,34 @@ def test_state_pair_and_single_output(tmp_path):
     with torch.no_grad():
         out, _ = model.lstm(model.wte(ids), (h0, c0))
         torch.testing.assert_close(model(ids, h0, c0), model.lm_head(out))
+
+
+# ------------------------------------------------------------ conv1d, pooling, cat (TextCNN)
+TEXTCNN = (ROOT / "specs" / "textcnn.yaml").read_text()
+
+
+@pytest.mark.parametrize("old, new, message", [
+    ("x = transpose(embedding(input_ids), 1, 2)", "x = embedding(input_ids)",
+     "conv3 expects embed_dim (300) channels in dim 1, got (B, T, embed_dim)"),
+    ("fc: {op: linear, in: 3 * num_filters", "fc: {op: linear, in: 2 * num_filters",
+     "fc expects input with last dim 2*num_filters (200), got (B, 3*num_filters)"),
+    ("cat(f3, f4, f5)", "cat(f3, x)",
+     "cat along dim -1: (B, num_filters) and (B, embed_dim, T) differ in another dim"),
+    ("cat(f3, f4, f5)", "cat(f3)", "cat() joins two or more tensors, got 1"),
+    ("global_max_pool(relu(conv3(x)))", "global_max_pool(relu(conv3(x)), axis=1)",
+     "global_max_pool() has no keyword 'axis'"),
+])
+def test_textcnn_located_errors(tmp_path, monkeypatch, capsys, old, new, message):
+    err = _error(tmp_path, monkeypatch, capsys, TEXTCNN, old, new)
+    assert message in err, err
+    assert err.startswith("spec.yaml:"), err
+
+
+def test_conv1d_length_rule(tmp_path):
+    from archcc.api import compile_spec
+
+    path = tmp_path / "strided.yaml"
+    path.write_text(TEXTCNN.replace("kernel: 5}", "kernel: 5, stride: 2, padding: 1}"))
+    program = compile_spec(path).program
+    shapes = {d["var"]: d["shape"] for _, d in program.model.graph.nodes(data=True)}
+    assert str(shapes["conv5"]) == "(B, num_filters, floor(T/2 - 3/2) + 1)"
