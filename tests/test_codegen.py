@@ -30,6 +30,8 @@ SMALL = {
     "lstm_lm": dict(vocab_size=37, n_embd=16, n_layer=2),
     "gru_lm": dict(vocab_size=37, n_embd=16, n_hidden=24, n_layer=2),
     "textcnn": dict(vocab_size=37, embed_dim=16, num_filters=5, num_classes=3),
+    "t5": dict(vocab_size=97, d_model=32, d_ff=64, num_layers=2, num_decoder_layers=2,
+               num_heads=4),
 }
 
 

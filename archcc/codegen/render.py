@@ -89,7 +89,8 @@ def _positions(attrs, args, expr, dtypes):
 
 def _causal_mask(attrs, args, expr, dtypes):
     q, k = (wrap(a[0], a[1], ATOM) for a in args)
-    return (f"torch.ones({q}.shape[-2], {k}.shape[-2], dtype=torch.bool, "
+    # the size as one tuple: torch.fx cannot trace torch.ones(proxy, proxy, ...)
+    return (f"torch.ones(({q}.shape[-2], {k}.shape[-2]), dtype=torch.bool, "
             f"device={q}.device).tril()"), ATOM
 
 
@@ -131,12 +132,50 @@ def _take_rows(attrs, args, expr, dtypes):
     return f"{table}.narrow(0, 0, {like}.shape[1])", ATOM  # narrow: traceable by torch.fx
 
 
+# ------------------------------------------------- integer index arithmetic (T5 buckets)
+_COMPARE = PRECEDENCE["add"] - 4  # looser than arithmetic: `a + 1 > b` needs no parentheses
+_CASTS = {"int64": "long", "float32": "float", "bool": "bool"}
+
+
+def _compare(symbol):
+    def render_compare(attrs, args, expr, dtypes):
+        a, b = (wrap(x[0], x[1], _COMPARE + 1) for x in args)
+        return f"{a} {symbol} {b}", _COMPARE
+    return render_compare
+
+
+def _cast(attrs, args, expr, dtypes):
+    return method(args[0], f"{_CASTS[attrs['dtype']]}()")
+
+
+def _clamp(attrs, args, expr, dtypes):
+    bounds = [f"{k}={expr(attrs[k])}" for k in ("min", "max") if attrs.get(k) is not None]
+    return method(args[0], f"clamp({', '.join(bounds)})")
+
+
+def _where(attrs, args, expr, dtypes):
+    return f"torch.where({', '.join(a[0] for a in args)})", ATOM
+
+
+def _relative_position(attrs, args, expr, dtypes):
+    x = wrap(args[0][0], args[0][1], ATOM)
+    at = f"torch.arange({x}.shape[1], device={x}.device)"
+    return f"{at}[None, :] - {at}[:, None]", PRECEDENCE["add"]
+
+
 _RENDERERS = {
     "softmax": _softmax, "dropout": _dropout, "transpose": _transpose,
     "unflatten": _unflatten, "flatten": _flatten, "split": _split, "subscript": _subscript,
     "positions": _positions, "causal_mask": _causal_mask, "key_padding_mask": _key_padding_mask,
     "masked_fill": _masked_fill, "and": _and, "sdpa": _sdpa, "prepend": _prepend,
     "take_rows": _take_rows,
+    "gt": _compare(">"), "lt": _compare("<"), "cast": _cast, "clamp": _clamp, "where": _where,
+    "abs": lambda attrs, args, expr, dtypes: method(args[0], "abs()"),
+    "log": lambda attrs, args, expr, dtypes: (f"torch.log({args[0][0]})", ATOM),
+    "permute": lambda attrs, args, expr, dtypes: method(
+        args[0], f"permute({', '.join(map(str, attrs['dims']))})"),
+    "unsqueeze": lambda attrs, args, expr, dtypes: method(args[0], f"unsqueeze({attrs['dim']})"),
+    "relative_position": _relative_position,
 }
 
 

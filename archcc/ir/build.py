@@ -12,7 +12,7 @@ from __future__ import annotations
 import networkx as nx
 
 from archcc.diagnostics import ArchccError, Diagnostic
-from archcc.ir import lowering
+from archcc.ir import lower_relative, lowering
 from archcc.ir.forward import ForwardInterpreter
 from archcc.ir.graph import ModuleIR, Program, Submodule, new_graph
 from archcc.ir.layers import Layer, declare
@@ -37,10 +37,12 @@ class _Classes:
         spec = layer.spec
         builders = {
             "attention": lambda: lowering.attention(spec.causal, spec.cross,
-                                                    spec.qkv == "fused", "mask" in kwargs),
+                                                    spec.qkv == "fused", "mask" in kwargs,
+                                                    spec.scale != "none", "bias" in kwargs),
             "ffn": lambda: lowering.ffn(spec.act, spec.gated),
             "patchify": lowering.patchify,
             "sinusoidal": lowering.sinusoidal,
+            "relative_bias": lambda: lower_relative.relative_bias(spec.bidirectional),
         }
         if layer.op not in builders:
             return

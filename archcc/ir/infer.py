@@ -59,8 +59,8 @@ class _Inference:
     def _node(self, module, node, known, ctx):
         data = module.graph.nodes[node]
         op = data["op"]
-        if op == "const":
-            return (), FLOAT
+        if op == "const":  # a lowering may mark integer constants int64
+            return (), data["dtype"] or FLOAT
         if op == "get_attr":
             return self._attr(module, data)
         ins = [known.get(i, (None, None)) for i in data["inputs"]]
@@ -145,6 +145,8 @@ def _submodule_call(module: ModuleIR, target: str, shapes, dtypes, ctx):
         return (x[0], to_sympy(sub.args["out"]), x[2] / stride, x[3] / stride), FLOAT
     if sub.kind == "dropout":
         return x, dtypes[0]
+    if sub.kind == "embedding":
+        return (*x, to_sympy(sub.args["dim"])), FLOAT
     raise ShapeError(f"cannot infer a call of {sub.kind} '{target}'")
 
 

@@ -28,7 +28,8 @@ from archcc.parser.yaml_loader import SpecPath
 _SIZES = {"embedding": ("num", "dim"), "linear": ("in_", "out"), "layernorm": ("dim",),
           "rmsnorm": ("dim",), "attention": ("dim", "heads"), "ffn": ("dim", "hidden"),
           "patchify": ("in_channels", "dim", "patch"), "sinusoidal": ("dim", "max_len"),
-          "residual": ("dim",), "dropout": (), "activation": (), "parameter": ()}
+          "residual": ("dim",), "dropout": (), "activation": (), "parameter": (),
+          "relative_bias": ("heads", "buckets", "max_distance")}
 _SCALARS = {"layernorm": ("eps",), "rmsnorm": ("eps",), "dropout": ("p",),
             "attention": ("dropout",), "ffn": ("dropout",), "residual": ("eps",)}
 _SIZES.update(layers_seq.SIZES)
@@ -154,6 +155,8 @@ def _submodules(layer: Layer) -> list[Submodule]:
         "patchify": lambda: {"in_channels": s["in_channels"], "dim": s["dim"],
                              "patch": s["patch"]},
         "sinusoidal": lambda: {"dim": s["dim"], "max_len": s["max_len"]},
+        "relative_bias": lambda: {"n_head": s["heads"], "buckets": s["buckets"],
+                                  "max_distance": s["max_distance"]},
     }[op]()
     return [Submodule(name, "class", args, loc)]  # cls is set once the call fixes facets
 
@@ -194,6 +197,8 @@ def call_shape(ctx: DimContext, layer: Layer, shapes: list[Shape], dtypes: list[
         if len(x) < 2:
             raise ShapeError(f"{layer.name} needs a (B, T, ...) input, got {fmt(x)}")
         return (x[1], layer.dim("dim")), FLOAT
+    if op == "relative_bias":
+        return _relative_bias_shape(layer, shapes, kwargs)
     raise ShapeError(f"{layer.name} ({op}) cannot be called")
 
 
@@ -205,19 +210,33 @@ def _attention_shape(ctx, layer, shapes, dtypes, kwargs):
         raise ShapeError(f"{layer.name} takes {want} positional input(s), got {positional}",
                          "cross attention is called as attn(x, memory); self attention as "
                          "attn(x) or attn(x, mask=m)")
-    if set(kwargs) - {"mask"}:
-        raise ShapeError(f"{layer.name}: unknown keyword(s) {sorted(set(kwargs) - {'mask'})}",
-                         "the only keyword is mask=")
+    if set(kwargs) - {"mask", "bias"}:
+        raise ShapeError(f"{layer.name}: unknown keyword(s) "
+                         f"{sorted(set(kwargs) - {'mask', 'bias'})}",
+                         "the keywords are mask= and bias=")
     _last_dim(ctx, layer, x, "dim", "queries")
     keys = shapes[1] if spec.cross else x
     if spec.cross:
         _last_dim(ctx, layer, keys, "dim", "memory")
-    if kwargs:
-        mask = shapes[-1]
-        if len(mask) != 2 or not ctx.equal(mask[0], x[0]) or not ctx.equal(mask[1], keys[1]):
-            raise ShapeError(f"{layer.name}: mask must be (batch, keys) = "
-                             f"{fmt((x[0], keys[1]))}, got {fmt(mask)}")
+    named = dict(zip(kwargs, shapes[positional:], strict=True))
+    mask = named.get("mask")
+    if mask is not None and (len(mask) != 2 or not ctx.equal(mask[0], x[0])
+                             or not ctx.equal(mask[1], keys[1])):
+        raise ShapeError(f"{layer.name}: mask must be (batch, keys) = "
+                         f"{fmt((x[0], keys[1]))}, got {fmt(mask)}")
+    bias = named.get("bias")
+    if bias is not None and (len(bias) != 4 or not ctx.equal(bias[1], layer.dim("heads"))
+                             or not ctx.equal(bias[2], x[1]) or not ctx.equal(bias[3], keys[1])):
+        raise ShapeError(f"{layer.name}: bias must be (1, heads, queries, keys) = "
+                         f"{fmt((1, layer.dim('heads'), x[1], keys[1]))}, got {fmt(bias)}")
     return x, FLOAT
+
+
+def _relative_bias_shape(layer, shapes, kwargs):
+    """``rel(x)`` with x (B, T, ...) -> (1, heads, T, T)."""
+    if kwargs or len(shapes) != 1 or len(shapes[0]) < 2:
+        raise ShapeError(f"{layer.name} is called as {layer.name}(x) on a (B, T, ...) sequence")
+    return (sympy.Integer(1), layer.dim("heads"), shapes[0][1], shapes[0][1]), FLOAT
 
 
 def _patchify_shape(ctx, layer, x):

@@ -10,6 +10,8 @@ Shapes inside a lowered class use its own names: ``(B, n_head, T, head_dim)``.
 
 from __future__ import annotations
 
+import sympy
+
 from archcc.ir.graph import ModuleIR, Submodule, add_node, new_graph
 from archcc.ir.params import symbol
 from archcc.ir.shapes import BOOL, FLOAT
@@ -63,13 +65,20 @@ def _split_heads(b: _Builder, node: str, var: str) -> str:
     return b.op("transpose", node, var=var, dim0=1, dim1=2)
 
 
-def attention(causal: bool, cross: bool, fused: bool, masked: bool) -> ModuleIR:
-    """Multi-head attention as primitives; the canonical pattern fuse_attention knows."""
-    name = ("Causal" if causal else "") + ("Cross" if cross else "Self") + "Attention"
+def attention(causal: bool, cross: bool, fused: bool, masked: bool, scaled: bool = True,
+              biased: bool = False) -> ModuleIR:
+    """Multi-head attention as primitives; the canonical pattern fuse_attention knows.
+
+    ``scaled=False`` leaves scores unscaled (T5); ``biased`` adds a float ``bias`` input
+    (1, n_head, T, S) to the scores before masking (T5's relative position bias)."""
+    name = ("Biased" if biased else "") + ("Causal" if causal else "") + \
+        ("Cross" if cross else "Self") + "Attention"
     b = _Builder(name)
     x = b.input("x", (B, T, symbol("dim")))
     memory = b.input("memory", (B, S, symbol("dim"))) if cross else x
-    mask = b.input("mask", (B, S if cross else T), BOOL) if masked else None
+    keys = S if cross else T
+    mask = b.input("mask", (B, keys), BOOL) if masked else None
+    bias = b.input("bias", (sympy.Integer(1), symbol("n_head"), T, keys)) if biased else None
     subs: dict[str, Submodule] = {}
     if fused and not cross:
         subs["qkv"] = _linear("qkv", "dim", "3 * dim")
@@ -91,8 +100,11 @@ def attention(causal: bool, cross: bool, fused: bool, masked: bool) -> ModuleIR:
     q, k, v = (_split_heads(b, node, n) for node, n in ((q, "q"), (k, "k"), (v, "v")))
     kt = b.line().op("transpose", k, var="att", dim0=-2, dim1=-1)
     att = b.op("matmul", q, kt, var="att")
-    scale = b.op("const", var="scale", value=E("head_dim ** -0.5"))
-    att = b.op("mul", att, scale, var="att")
+    if scaled:
+        scale = b.op("const", var="scale", value=E("head_dim ** -0.5"))
+        att = b.op("mul", att, scale, var="att")
+    if bias is not None:
+        att = b.line().op("add", att, bias, var="att")
     if causal:
         keep = b.line().op("causal_mask", q, k, var="causal")
         att = b.line().op("masked_fill", att, keep, var="att", value="-inf")
@@ -113,10 +125,20 @@ def attention(causal: bool, cross: bool, fused: bool, masked: bool) -> ModuleIR:
         ctor_args=[("dim", None), ("n_head", None), ("bias", True), ("dropout", 0.0)],
         scalars={"dim": E("dim"), "n_head": E("n_head"), "head_dim": E("dim // n_head"),
                  "dropout": E("dropout")},
-        doc=f"{'Causal self' if causal else 'Cross' if cross else 'Self'}-attention over "
-            f"n_head heads{' with a key-padding mask (True = attend)' if masked else ''}.",
-        signature=("attention", causal, cross, fused, masked),
+        doc=_attention_doc(causal, cross, masked, scaled, biased),
+        signature=("attention", causal, cross, fused, masked) + ((scaled, biased) if
+                                                                 biased or not scaled else ()),
         display={"dim": "C", "n_head": "nh", "head_dim": "hs"})
+
+
+def _attention_doc(causal: bool, cross: bool, masked: bool, scaled: bool, biased: bool) -> str:
+    kind = f"{'Causal self' if causal else 'Cross' if cross else 'Self'}-attention over " \
+        "n_head heads"
+    if scaled and not biased:
+        return f"{kind}{' with a key-padding mask (True = attend)' if masked else ''}."
+    extras = [("key-padding mask", masked), ("additive score bias", biased),
+              ("unscaled scores", not scaled)]
+    return f"{kind}; {', '.join(text for text, on in extras if on)}."
 
 
 # ------------------------------------------------------------------------------------ ffn

@@ -229,15 +229,63 @@ def take_rows(ctx, attrs, shapes, dtypes):
     return (like[1], *table[1:]), dtypes[0]
 
 
+# ------------------------------------------------- integer index arithmetic (T5 buckets)
+
+
+def keep(ctx, attrs, shapes, dtypes):
+    """Shape and dtype unchanged (``x.abs()``, ``-x``, ``x.clamp(...)`` on int64 stay int64)."""
+    return shapes[0], dtypes[0]
+
+
+def compare(ctx, attrs, shapes, dtypes):
+    return broadcast(ctx, shapes[0], shapes[1]), BOOL
+
+
+def cast(ctx, attrs, shapes, dtypes):
+    return shapes[0], attrs["dtype"]
+
+
+def log(ctx, attrs, shapes, dtypes):
+    return shapes[0], FLOAT
+
+
+def where(ctx, attrs, shapes, dtypes):
+    shape = broadcast(ctx, broadcast(ctx, shapes[0], shapes[1]), shapes[2])
+    return shape, _result_dtype(dtypes[1:])
+
+
+def permute(ctx, attrs, shapes, dtypes):
+    shape = shapes[0]
+    if sorted(attrs["dims"]) != list(range(len(shape))):
+        raise ShapeError(f"permute{attrs['dims']} does not fit a rank-{len(shape)} tensor")
+    return tuple(shape[d] for d in attrs["dims"]), dtypes[0]
+
+
+def unsqueeze(ctx, attrs, shapes, dtypes):
+    shape = list(shapes[0])
+    shape.insert(attrs["dim"] % (len(shape) + 1), sympy.Integer(1))
+    return tuple(shape), dtypes[0]
+
+
+def relative_position(ctx, attrs, shapes, dtypes):
+    """(B, T, ...) -> (T, T) int64 offsets: key position minus query position."""
+    if len(shapes[0]) < 2:
+        raise ShapeError(f"relative positions need a (B, T, ...) tensor, got {fmt(shapes[0])}")
+    return (shapes[0][1], shapes[0][1]), INT
+
+
 RULES: dict[str, Callable] = {
     "add": elementwise, "sub": elementwise, "mul": elementwise, "div": elementwise,
-    "pow": elementwise, "neg": same, "relu": same, "gelu": same, "gelu_tanh": same,
+    "pow": elementwise, "neg": keep, "relu": same, "gelu": same, "gelu_tanh": same,
     "silu": same, "tanh": same, "sigmoid": same, "identity": same, "softmax": same,
     "dropout": same, "and": logical, "not": logical, "matmul": matmul,
     "transpose": transpose, "unflatten": unflatten, "flatten": flatten, "split": split,
     "getitem": getitem, "subscript": subscript, "positions": positions,
     "causal_mask": causal_mask, "key_padding_mask": key_padding_mask,
     "masked_fill": masked_fill, "sdpa": sdpa, "prepend": prepend, "take_rows": take_rows,
+    "abs": keep, "clamp": keep, "gt": compare, "lt": compare, "cast": cast, "log": log,
+    "where": where, "permute": permute, "unsqueeze": unsqueeze,
+    "relative_position": relative_position,
 }
 
 # Sequence primitives (ports of tuple-valued calls, packing, pooling, cat) live beside.

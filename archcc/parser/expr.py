@@ -427,7 +427,7 @@ _ARITH = {
     "div": lambda a, b: a / b, "floordiv": lambda a, b: a // b, "mod": lambda a, b: a % b,
     "pow": lambda a, b: a**b,
 }
-_FUNCS = {"min": min, "max": max, "sqrt": math.sqrt, "int": int}
+_FUNCS = {"min": min, "max": max, "sqrt": math.sqrt, "log": math.log, "int": int}
 
 
 def evaluate(expr: Expr, env: dict[str, int | float | bool]) -> int | float | bool:
@@ -454,8 +454,8 @@ def evaluate(expr: Expr, env: dict[str, int | float | bool]) -> int | float | bo
         return value
     if isinstance(expr, Call) and expr.func in _FUNCS and not expr.kwargs:
         return _FUNCS[expr.func](*(evaluate(a, env) for a in expr.args))
-    raise ExprError("only arithmetic (+ - * / // % **), min, max, sqrt and int are allowed in "
-                    "parameter expressions", expr.pos)
+    raise ExprError("only arithmetic (+ - * / // % **), min, max, sqrt, log and int are "
+                    "allowed in parameter expressions", expr.pos)
 
 
 def names_in(expr: Expr) -> list[str]:
@@ -504,7 +504,7 @@ def _render(expr: Expr, resolve: Callable[[str], str]) -> tuple[str, int]:
         return render_binary(expr.op, _render(expr.left, resolve), _render(expr.right, resolve))
     if isinstance(expr, Call) and expr.func in _FUNCS:
         args = ", ".join(render(a, resolve) for a in expr.args)
-        func = {"sqrt": "math.sqrt"}.get(expr.func, expr.func)
+        func = {"sqrt": "math.sqrt", "log": "math.log"}.get(expr.func, expr.func)
         return f"{func}({args})", PRECEDENCE["atom"]
     raise ValueError(f"cannot render {expr!r} as a parameter expression")
 

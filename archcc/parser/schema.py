@@ -174,7 +174,8 @@ class Attention(_Strict):
     the optimizer fuses into `F.scaled_dot_product_attention`.
 
     Call it as `attn(x)`, `attn(x, mask=m)` (key-padding mask, True = attend) or
-    `attn(x, memory)` for cross attention."""
+    `attn(x, memory)` for cross attention; `bias=b` adds a float bias to the scores
+    (T5's relative position bias, shape (1, heads, T, S))."""
 
     op: Literal["attention"]
     dim: Size
@@ -191,6 +192,8 @@ class Attention(_Strict):
     """Dropout on the attention weights."""
     qkv: Literal["fused", "separate"] = "fused"
     """One projection producing q, k, v (kv for cross) or three separate ones."""
+    scale: Literal["head_dim", "none"] = "head_dim"
+    """Scores times head_dim ** -0.5, or unscaled (T5 folds the scale into its init)."""
 
 
 class FFN(_Strict):
@@ -222,6 +225,22 @@ class Sinusoidal(_Strict):
     op: Literal["sinusoidal"]
     dim: Size
     max_len: Size = 5000
+
+
+class RelativeBias(_Strict):
+    """T5's relative position bias: key-minus-query offsets in log-spaced buckets, one
+    learned scalar per bucket and head. `bias = rel(x)` gives (1, heads, T, T), added to the
+    attention scores by `attn(x, bias=bias)`; compute it once and pass it to every layer."""
+
+    op: Literal["relative_bias"]
+    heads: Size
+    buckets: Size = 32
+    """Number of buckets (HF `relative_attention_num_buckets`)."""
+    max_distance: Size = 128
+    """Offsets at or beyond this share the last bucket (HF `relative_attention_max_distance`)."""
+    bidirectional: bool = True
+    """Separate buckets for keys before and after the query (encoder); false for a causal
+    decoder, where only keys at or before the query matter."""
 
 
 class Parameter(_Strict):
@@ -308,7 +327,7 @@ SEQUENCE_OPS = [RNN, LSTM, GRU, Conv1d, EmbeddingBag]
 
 SimpleLayer = Annotated[
     Embedding | Linear | LayerNorm | RMSNorm | Dropout | ActivationLayer | Attention | FFN
-    | Patchify | Sinusoidal | Parameter,
+    | Patchify | Sinusoidal | Parameter | RelativeBias,
     Field(discriminator="op"),
 ]
 
@@ -342,7 +361,7 @@ def _layer_tag(value: Any) -> str:
 
 
 _OPS = [Embedding, Linear, LayerNorm, RMSNorm, Dropout, ActivationLayer, Attention, FFN,
-        Patchify, Sinusoidal, Parameter, Residual, *SEQUENCE_OPS]
+        Patchify, Sinusoidal, Parameter, Residual, *SEQUENCE_OPS, RelativeBias]
 OP_NAMES = [m.model_fields["op"].annotation.__args__[0] for m in _OPS]
 
 _TAGGED = [Annotated[m, Tag(name)] for m, name in zip(_OPS, OP_NAMES, strict=True)]

@@ -117,7 +117,8 @@ def _rewrite(g, ctx: PassContext, out: str, found: dict) -> str:
         mask = add_node(g, "and", [mask, extra], var="keep", stmt=g.nodes[out]["stmt"],
                         loc=g.nodes[out]["loc"])
         g.nodes[mask].update(shape=None, dtype="bool")
-    scale = None if _is_default_scale(g, ctx, found["q"], found["scale"]) else found["scale"]
+    scale = Num(1) if found["scale"] is None else found["scale"]  # unscaled (T5): scale=1
+    scale = None if _is_default_scale(g, ctx, found["q"], scale) else scale
     inputs = [found["q"], found["k"], found["v"]] + ([mask] if mask else [])
     data = g.nodes[out]
     fused = add_node(g, "sdpa", inputs, var=data["var"], stmt=data["stmt"], loc=data["loc"],
