@@ -43,6 +43,8 @@ EXAMPLES = {
     "parameter": "cls_token: {op: parameter, shape: [1, 1, hidden_size]}",
     "residual": "attention: {op: residual, placement: post, dim: hidden_size, layer: {op: "
                 "attention, dim: hidden_size, heads: num_attention_heads}}",
+    "relative_bias": "encoder_bias: {op: relative_bias, heads: num_heads, buckets: 32, "
+                     "max_distance: 128}",
 }
 _PLACEHOLDER = {"size": "n_embd", "number": "0.1", "bool": "false", "int": "1", "str": "x",
                 "list of size": "[n_embd]"}
