@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -77,6 +78,7 @@ def _parser() -> argparse.ArgumentParser:
 
     schema = commands.add_parser("schema", help="export the spec JSON Schema (for editors)")
     schema.add_argument("-o", "--out", type=Path, help="file to write (default: stdout)")
+    _inspect_parsers(commands)
     return parser
 
 
@@ -184,10 +186,39 @@ def cmd_schema(args: argparse.Namespace) -> int:
     return 0
 
 
+# ------------------------------------------------------------ inspect: summary, diff, viz
+
+def _inspect_parsers(commands) -> None:
+    summary = commands.add_parser("summary", help="per-layer shapes, params, FLOPs, memory")
+    summary.add_argument("spec", type=Path)
+    _size_options(summary)
+    summary.add_argument("--depth", type=int, default=1,
+                         help="1 = model layers (default), 2 = inside blocks, 3 = inside ops")
+    summary.add_argument("--json", action="store_true", help="machine-readable output")
+
+
+def _size_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--dims", action="append", metavar="B=1,T=1024",
+                        help="input sizes (B is the batch; default: the spec's dims)")
+    parser.add_argument("--set", action="append", metavar="NAME=VALUE", dest="set",
+                        help="override spec params, e.g. --set n_layer=24 (repeatable)")
+
+
+def cmd_summary(args: argparse.Namespace) -> int:
+    from archcc.inspect import parse_assignments, summarize, summary_text
+
+    result = summarize(args.spec, parse_assignments(args.dims, "--dims"),
+                       parse_assignments(args.set), depth=args.depth)
+    print(json.dumps(result.to_json(), indent=2) if args.json else summary_text(result),
+          end="\n" if args.json else "")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     commands = {"build": cmd_build, "check": cmd_check, "fmt": cmd_fmt, "convert": cmd_convert,
-                "schema": cmd_schema, "resolve": cmd_resolve, "blocks": cmd_blocks}
+                "schema": cmd_schema, "resolve": cmd_resolve, "blocks": cmd_blocks,
+                "summary": cmd_summary}
     try:
         return commands[args.command](args)
     except ArchccError as exc:
