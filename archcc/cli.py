@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -196,6 +197,18 @@ def _inspect_parsers(commands) -> None:
                          help="1 = model layers (default), 2 = inside blocks, 3 = inside ops")
     summary.add_argument("--json", action="store_true", help="machine-readable output")
 
+    diff = commands.add_parser("diff", help="semantic diff of two architectures")
+    diff.add_argument("a", type=Path, help="the old spec (YAML or .arch)")
+    diff.add_argument("b", type=Path, help="the new spec")
+    _size_options(diff)
+    diff.add_argument("--set-a", action="append", metavar="NAME=VALUE",
+                      help="override params of A only (--set applies to B only)")
+    diff.add_argument("--set-both", action="append", metavar="NAME=VALUE",
+                      help="override params in both specs (each that has the param)")
+    diff.add_argument("--json", action="store_true", help="machine-readable output")
+    diff.add_argument("--html", type=Path, metavar="OUT.html",
+                      help="also write a self-contained page with both graphs side by side")
+
 
 def _size_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dims", action="append", metavar="B=1,T=1024",
@@ -214,11 +227,32 @@ def cmd_summary(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_diff(args: argparse.Namespace) -> int:
+    from archcc.inspect import diff_specs, diff_text, parse_assignments
+
+    result = diff_specs(args.a, args.b, parse_assignments(args.dims, "--dims"),
+                        set_a=parse_assignments(args.set_a, "--set-a"),
+                        set_b=parse_assignments(args.set),
+                        set_both=parse_assignments(args.set_both, "--set-both"))
+    if args.html:
+        from archcc.inspect.html import diff_html
+
+        write_atomic(args.html, diff_html(result))
+    if args.json:
+        print(json.dumps(result.to_json(), indent=2))
+    else:
+        color = sys.stdout.isatty() and "NO_COLOR" not in os.environ
+        print(diff_text(result, color=color), end="")
+    if args.html and not args.json:
+        print(f"wrote {args.html}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     commands = {"build": cmd_build, "check": cmd_check, "fmt": cmd_fmt, "convert": cmd_convert,
                 "schema": cmd_schema, "resolve": cmd_resolve, "blocks": cmd_blocks,
-                "summary": cmd_summary}
+                "summary": cmd_summary, "diff": cmd_diff}
     try:
         return commands[args.command](args)
     except ArchccError as exc:

@@ -54,10 +54,12 @@ class Summary:
     totals: dict[str, int]
     rows: list[Row] = field(default_factory=list)
     tied: dict[str, str] = field(default_factory=dict)
+    state: dict[str, list[int]] = field(default_factory=dict, repr=False)  # key -> shape
 
     def to_json(self) -> dict:
         """A stable, versioned dict (``archcc_summary: 1``) for ``--json``."""
         data = asdict(self)
+        data.pop("state")
         return {"archcc_summary": SCHEMA_VERSION, **data}
 
 
@@ -108,7 +110,7 @@ def summary_of(inspected: Inspected, measured: Measured, batch: int, dims: dict[
               "macs": measured.flops[""] // 2, "act_bytes": measured.act_bytes[""]}
     inputs = dict(zip(inspected.program.inputs, measured.input_shapes, strict=False))
     summary = Summary(inspected.name, inspected.loaded.path, batch, dims, dict(overrides),
-                      inputs, totals, tied=dict(measured.tied))
+                      inputs, totals, tied=dict(measured.tied), state=measured.state)
     summary.rows = _Folder(measured).rows(depth)
     return summary
 

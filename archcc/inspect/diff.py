@@ -1,0 +1,272 @@
+"""``archcc diff A B``: what changed between two architectures, not between two files.
+
+    >>> d = diff_specs("specs/gpt2.yaml", "specs/gpt2.yaml", set_b={"n_layer": 24})
+    >>> [c.changes for c in d.layers if c.a == "h"]
+    [[('times', 12, 24)]]
+    >>> d.checkpoint.counts["new"]          # h.12 ... h.23 start from scratch
+    288
+
+Layers pair up by name, then by structure (see :mod:`archcc.inspect.match`); figures of
+both sides are measured for the same input dims; the checkpoint section says which of A's
+weights load into B unchanged, under a new name, with another shape, or not at all.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from archcc.diagnostics import ArchccError, Diagnostic, SourceLoc
+from archcc.inspect.load import Inspected, Value, load_for_inspection
+from archcc.inspect.match import core, match_layers
+from archcc.inspect.structure import LayerInfo, layers, wiring
+from archcc.inspect.summary import Summary, input_symbols, summarize
+
+SCHEMA_VERSION = 1
+
+
+@dataclass
+class LayerChange:
+    """One layer of A, of B, or of both; ``status`` says which and whether it changed."""
+
+    status: str  # same | changed | renamed | added | removed
+    a: str | None
+    b: str | None
+    kind_a: str | None
+    kind_b: str | None
+    changes: list[tuple[str, Any, Any]] = field(default_factory=list)  # (field, old, new)
+    params: tuple[int, int] = (0, 0)
+    flops: tuple[int, int] = (0, 0)
+    act_bytes: tuple[int, int] = (0, 0)
+
+
+@dataclass
+class Checkpoint:
+    """Which of A's state_dict tensors load into B, by category; patterns fold indices."""
+
+    counts: dict[str, int]
+    params: dict[str, int]  # elements per category
+    unchanged: list[str]
+    renamed: list[tuple[str, str]]
+    reshaped: list[tuple[str, str, tuple[int, ...], tuple[int, ...]]]
+    dropped: list[str]
+    new: list[str]
+
+
+@dataclass
+class Diff:
+    a: dict[str, Any]  # spec, name, overrides
+    b: dict[str, Any]
+    dims: dict[str, int]
+    params: list[tuple[str, Any, Any]]  # (name, A value or None, B value or None)
+    layers: list[LayerChange]
+    wiring: list[str]
+    totals: dict[str, tuple[int, int]]
+    checkpoint: Checkpoint
+
+    @property
+    def identical(self) -> bool:
+        return not (self.params or self.wiring
+                    or any(c.status != "same" for c in self.layers))
+
+    def to_json(self) -> dict:
+        return {"archcc_diff": SCHEMA_VERSION, **asdict(self)}
+
+
+def _side_dims(inspected: Inspected, dims: dict[str, Value]) -> dict[str, Value]:
+    known = set(input_symbols(inspected)) | {"B"}
+    return {k: v for k, v in dims.items() if k in known}
+
+
+def _check_dims(a: Inspected, b: Inspected, dims: dict[str, Value]) -> None:
+    unknown = set(dims) - set(input_symbols(a)) - set(input_symbols(b)) - {"B"}
+    if unknown:
+        raise ArchccError([Diagnostic(SourceLoc("--dims"), "", f"{n}: not an input dim of "
+                                      "either spec") for n in sorted(unknown)])
+
+
+def _split_set(a: Inspected, b: Inspected, both: dict[str, Value]
+               ) -> tuple[dict[str, Value], dict[str, Value]]:
+    pa, pb = a.loaded.spec.params, b.loaded.spec.params
+    missing = [n for n in both if n not in pa and n not in pb]
+    if missing:
+        raise ArchccError([Diagnostic(SourceLoc("--set-both"), "", f"neither spec has a "
+                                      f"param '{n}'") for n in missing])
+    return ({k: v for k, v in both.items() if k in pa}, {k: v for k, v in both.items()
+                                                          if k in pb})
+
+
+def diff_specs(path_a: str | Path, path_b: str | Path, dims: dict[str, Value] | None = None,
+               set_a: dict[str, Value] | None = None, set_b: dict[str, Value] | None = None,
+               set_both: dict[str, Value] | None = None) -> Diff:
+    """Compare two specs (YAML or .arch). ``set_b`` resizes B only, ``set_both`` both."""
+    dims = dims or {}
+    plain_a, plain_b = load_for_inspection(path_a), load_for_inspection(path_b)
+    both_a, both_b = _split_set(plain_a, plain_b, set_both or {})
+    over_a, over_b = {**both_a, **(set_a or {})}, {**both_b, **(set_b or {})}
+    a = load_for_inspection(path_a, over_a) if over_a else plain_a
+    b = load_for_inspection(path_b, over_b) if over_b else plain_b
+    _check_dims(a, b, dims)
+    la, lb = layers(a), layers(b)
+    depth = max(x.path.count(".") for x in la + lb) + 1
+    sa = summarize(path_a, _side_dims(a, dims), over_a, depth=depth, inspected=a)
+    sb = summarize(path_b, _side_dims(b, dims), over_b, depth=depth, inspected=b)
+    pairs = match_layers(la, lb)
+    return Diff(
+        {"spec": a.loaded.path, "name": a.name, "set": over_a},
+        {"spec": b.loaded.path, "name": b.name, "set": over_b},
+        {k: int(v) for k, v in dims.items()},
+        _param_changes(a.program.params, b.program.params),
+        _layer_changes(la, lb, pairs, sa, sb),
+        _wiring_changes(a, b, la, lb, pairs),
+        {k: (sa.totals[k], sb.totals[k]) for k in ("params", "flops", "act_bytes")},
+        checkpoint_transfer(sa.state, sb.state, la, pairs))
+
+
+def _param_changes(pa: dict, pb: dict) -> list[tuple[str, Any, Any]]:
+    out = [(k, pa[k], pb.get(k)) for k in pa if pa[k] != pb.get(k)]
+    return out + [(k, None, pb[k]) for k in pb if k not in pa]
+
+
+def _figures(summary: Summary, layer: LayerInfo | None) -> tuple[int, int, int]:
+    if layer is None:
+        return 0, 0, 0
+    rows = {r.path: r for r in summary.rows}
+    mine = [rows[p] for p in (layer.path, layer.path + "_norm") if p in rows
+            and (p == layer.path or layer.kind == "residual")]
+    return (sum(r.params for r in mine), sum(r.flops for r in mine),
+            sum(r.act_bytes for r in mine))
+
+
+def _field_changes(a: LayerInfo, b: LayerInfo) -> list[tuple[str, Any, Any]]:
+    (op_a, fa), (op_b, fb) = core(a), core(b)
+    out = [("op", a.facet, b.facet)] if a.facet != b.facet else []
+    if op_a == op_b:
+        out += [(k, fa.get(k), fb.get(k)) for k in dict.fromkeys([*fa, *fb])
+                if fa.get(k) != fb.get(k) and not k.startswith("residual.")
+                or (k.startswith("residual.") and k in fa and k in fb and fa[k] != fb[k])]
+    return out
+
+
+def _layer_changes(la, lb, pairs, sa: Summary, sb: Summary) -> list[LayerChange]:
+    by_b = {x.path: x for x in lb}
+    out: list[LayerChange] = []
+    for a in la:
+        b = by_b.get(pairs.get(a.path, ""))
+        fa, fb = _figures(sa, a), _figures(sb, b)
+        if b is None:
+            change = LayerChange("removed", a.path, None, a.facet, None)
+        else:
+            changes = _field_changes(a, b)
+            status = "renamed" if a.name != b.name else "changed" if changes else "same"
+            change = LayerChange(status, a.path, b.path, a.facet, b.facet, changes)
+        change.params, change.flops, change.act_bytes = ((fa[i], fb[i]) for i in range(3))
+        out.append(change)
+    matched = set(pairs.values())
+    for b in lb:
+        if b.path not in matched:
+            fb = _figures(sb, b)
+            out.append(LayerChange("added", None, b.path, None, b.facet, [], (0, fb[0]),
+                                   (0, fb[1]), (0, fb[2])))
+    return out
+
+
+def _wiring_changes(a: Inspected, b: Inspected, la: list[LayerInfo], lb: list[LayerInfo],
+                    pairs: dict[str, str]) -> list[str]:
+    """Residual connections and norm placement, block by matched block."""
+    wa, wb = wiring(a), wiring(b)
+    by_b = {x.path: x for x in lb}
+    scopes = [(a.program.model.name, b.program.model.name, "")]
+    scopes += [(x.block, by_b[pairs[x.path]].block, x.path + ".*")
+               for x in la if x.block and x.path in pairs and by_b[pairs[x.path]].block]
+    out: list[str] = []
+    for ma, mb, pa in scopes:
+        ra, rb = wa.get(ma, {}), wb.get(mb, {})
+        names = {x.name: by_b[pairs[x.path]].name for x in la
+                 if x.parent == pa and x.path in pairs}
+        label = ma if ma == mb else f"{ma} -> {mb}"
+        for name, place in ra.items():
+            other = names.get(name, name)
+            shown = name if other == name else f"{name} -> {other}"
+            if other not in rb:
+                out.append(f"{label}: residual around {name} removed")
+            elif rb[other] != place:
+                out.append(f"{label}: {shown}: {place} -> {rb[other]}")
+        hit = {names.get(n, n) for n in ra}
+        out += [f"{label}: new residual around {n} ({p})" for n, p in rb.items() if n not in hit]
+    return out
+
+
+# -------------------------------------------------------------------------- checkpoints
+
+
+def _key_mapper(la: list[LayerInfo], pairs: dict[str, str]):
+    """A state_dict key of A -> the key the same tensor has in B (None: layer removed)."""
+    by_a = {x.path: x for x in la}
+    rules = []
+    for pa, pb in pairs.items():
+        suffixes = ["", "_norm"] if by_a[pa].kind == "residual" else [""]
+        for suffix in suffixes:
+            regex = re.escape(pa + suffix).replace(r"\*", r"(\d+)")
+            rules.append((re.compile(f"^{regex}(?=\\.|$)"), (pb + suffix).split("*")))
+    rules.sort(key=lambda r: -len(r[0].pattern))  # most specific layer first
+
+    def mapped(key: str) -> str | None:
+        for pattern, parts in rules:
+            m = pattern.match(key)
+            if m:
+                head = "".join(p + (m.group(i + 1) if i < len(parts) - 1 else "")
+                               for i, p in enumerate(parts))
+                return head + key[m.end():]
+        return None
+    return mapped
+
+
+def _fold(key: str) -> str:
+    return re.sub(r"\.\d+(?=\.|$)", ".*", key)
+
+
+def _folded(keys: list) -> list:
+    return list(dict.fromkeys(keys))
+
+
+def checkpoint_transfer(state_a: dict[str, list[int]], state_b: dict[str, list[int]],
+                        la: list[LayerInfo], pairs: dict[str, str]) -> Checkpoint:
+    """Load A's state_dict into B: unchanged, renamed, reshaped, dropped; new in B."""
+    mapped = _key_mapper(la, pairs)
+    cats: dict[str, list] = {k: [] for k in ("unchanged", "renamed", "reshaped", "dropped")}
+    sizes = dict.fromkeys([*cats, "new"], 0)
+    hit: set[str] = set()
+    for key, shape in state_a.items():
+        target = mapped(key) or (key if key in state_b else None)
+        numel = _numel(shape)
+        if target is None or target not in state_b:
+            cats["dropped"].append(_fold(key))
+            sizes["dropped"] += numel
+            continue
+        hit.add(target)
+        if state_b[target] != shape:
+            cats["reshaped"].append((_fold(key), _fold(target), tuple(shape),
+                                     tuple(state_b[target])))
+            sizes["reshaped"] += numel
+        elif target != key:
+            cats["renamed"].append((_fold(key), _fold(target)))
+            sizes["renamed"] += numel
+        else:
+            cats["unchanged"].append(_fold(key))
+            sizes["unchanged"] += numel
+    new = [k for k in state_b if k not in hit]
+    sizes["new"] = sum(_numel(state_b[k]) for k in new)
+    counts = {k: len(v) for k, v in cats.items()} | {"new": len(new)}
+    return Checkpoint(counts, sizes, _folded(cats["unchanged"]), _folded(cats["renamed"]),
+                      _folded(cats["reshaped"]), _folded(cats["dropped"]),
+                      _folded([_fold(k) for k in new]))
+
+
+def _numel(shape: list[int]) -> int:
+    n = 1
+    for d in shape:
+        n *= d
+    return n

@@ -1,0 +1,161 @@
+"""The architecture of a spec as comparable facts: layers with resolved settings, wiring.
+
+``layers(inspected)`` flattens the model: repeats become ``h`` (the repeat) and
+``h.*.attn`` (a layer of the repeated block), every size resolved to a number::
+
+    >>> [(l.path, l.kind) for l in layers(gpt2)][:5]
+    [('wte', 'embedding'), ('wpe', 'embedding'), ('drop', 'dropout'), ('h', 'repeat Block'),
+     ('h.*.ln_1', 'layernorm')]
+    >>> next(l for l in layers(gpt2) if l.path == "h.*.attn").fields["heads"]
+    12
+
+``wiring(inspected)`` reads each block's forward graph and names its residual connections
+and where their norms sit: ``{"Block": {"attn": "pre-norm", "mlp": "pre-norm"}}``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import networkx as nx
+
+from archcc.inspect.load import Inspected
+from archcc.parser.expr import ExprError, ExprSyntaxError, evaluate, parse_expr
+
+NORMS = ("layernorm", "rmsnorm")
+
+
+@dataclass
+class LayerInfo:
+    """One spec layer: where it sits, what it is, its settings with sizes resolved."""
+
+    path: str  # h.*.attn
+    name: str  # attn
+    parent: str  # "" for the model, "h.*" inside a repeat
+    kind: str  # "attention", "ffn", "repeat Block", "residual"
+    fields: dict[str, Any] = field(default_factory=dict)
+    block: str | None = None  # for repeats: the repeated block's name
+    reads: tuple[str, ...] = ()  # ops feeding its calls, e.g. ("positions",) for wpe
+
+    @property
+    def facet(self) -> str:
+        """A short op type: ``ffn swiglu``, ``attention causal``, ``residual post-layernorm``."""
+        f = self.fields
+        if self.kind == "ffn":
+            gated = {"silu": "swiglu", "gelu": "geglu", "gelu_tanh": "geglu", "sigmoid": "glu"}
+            return "ffn " + (gated.get(f.get("act"), f"gated {f.get('act')}")
+                             if f.get("gated") else str(f.get("act")))
+        if self.kind == "attention":
+            return "attention " + ("cross" if f.get("cross") else
+                                   "causal" if f.get("causal") else "self")
+        if self.kind == "residual":
+            inner = LayerInfo("", "", "", str(f.get("layer.op")),
+                              {k[6:]: v for k, v in f.items() if k.startswith("layer.")})
+            return f"residual {f.get('placement')}-{f.get('norm')} {inner.facet}"
+        return self.kind
+
+
+def _resolve(value: Any, params: dict[str, Any]) -> Any:
+    """A size or setting as a number where it is an expression over params."""
+    if not isinstance(value, str):
+        return value
+    try:
+        return evaluate(parse_expr(value), params)
+    except (ExprError, ExprSyntaxError, ValueError, TypeError):
+        return value  # a plain setting such as act: gelu
+
+
+def _fields(layer: Any, params: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out = {}
+    for key, value in layer.model_dump(by_alias=True).items():
+        if key in ("op", "repeat") and not prefix:
+            continue
+        if isinstance(value, dict):  # residual's wrapped layer
+            out.update({f"{key}.{k}": _resolve(v, params) for k, v in value.items()})
+        elif isinstance(value, list):
+            out[prefix + key] = [_resolve(v, params) for v in value]
+        else:
+            out[prefix + key] = _resolve(value, params)
+    return out
+
+
+def layers(inspected: Inspected) -> list[LayerInfo]:
+    """Every layer of the model and of the blocks it repeats, in spec order."""
+    spec, params = inspected.loaded.spec, inspected.program.params
+    out: list[LayerInfo] = []
+
+    def visit(layer_map: dict, module: str, parent: str, seen: tuple[str, ...]) -> None:
+        reads = _reads(inspected.program.modules.get(module))
+        for name, layer in layer_map.items():
+            path = f"{parent}.{name}" if parent else name
+            if hasattr(layer, "repeat"):
+                info = LayerInfo(path, name, parent, f"repeat {layer.repeat}",
+                                 {"times": _resolve(layer.times, params)}, layer.repeat,
+                                 reads.get(name, ()))
+                out.append(info)
+                if layer.repeat in spec.blocks and layer.repeat not in seen:
+                    visit(spec.blocks[layer.repeat].layers, layer.repeat, f"{path}.*",
+                          (*seen, layer.repeat))
+            else:
+                out.append(LayerInfo(path, name, parent, layer.op, _fields(layer, params),
+                                     reads=reads.get(name, ())))
+
+    visit(spec.model.layers, inspected.program.model.name, "", ())
+    return out
+
+
+def _reads(module) -> dict[str, tuple[str, ...]]:
+    """Per called layer, the ops of what it reads: a position table reads ``positions``."""
+    if module is None:
+        return {}
+    g, out = module.graph, {}
+    for _, data in g.nodes(data=True):
+        if data["op"] == "call":
+            ops = tuple(sorted({g.nodes[i]["op"] for i in data["inputs"]}))
+            out.setdefault(data["attrs"]["target"], ops)
+    return out
+
+
+# ------------------------------------------------------------------------------ wiring
+
+
+def _calls(g: nx.DiGraph, nodes: set[str] | list[str]) -> list[str]:
+    order = {n: i for i, n in enumerate(g.graph.get("order") or g.nodes)}
+    return [g.nodes[n]["attrs"]["target"] for n in sorted(nodes, key=lambda n: order.get(n, 0))
+            if g.nodes[n]["op"] == "call"]
+
+
+def residuals(module) -> dict[str, str]:
+    """``{layer: "pre-norm" | "post-norm" | "no norm"}`` for each residual add in a block.
+
+    An ``add(skip, branch)`` is a residual when ``skip`` feeds ``branch``; the layers on the
+    path between them are what it wraps. A norm call first on the branch is pre-norm; a
+    norm call reading the sum is post-norm.
+    """
+    g = module.graph
+    norms = {n for n, s in module.submodules.items() if s.kind in NORMS}
+    out: dict[str, str] = {}
+    for node, data in g.nodes(data=True):
+        if data["op"] != "add" or len(data["inputs"]) != 2:
+            continue
+        a, b = data["inputs"]
+        for skip, branch in ((a, b), (b, a)):
+            if skip in nx.ancestors(g, branch):
+                wrapped = _calls(g, (nx.ancestors(g, branch) | {branch})
+                                 - nx.ancestors(g, skip) - {skip})
+                main = [c for c in wrapped if c not in norms]
+                if not main:
+                    continue
+                after = _calls(g, set(g.successors(node)))
+                place = "pre-norm" if wrapped[0] in norms else \
+                    "post-norm" if any(c in norms for c in after) else "no norm"
+                out[main[-1] if len(main) == 1 else "+".join(main)] = place
+                break
+    return out
+
+
+def wiring(inspected: Inspected) -> dict[str, dict[str, str]]:
+    """Residual placement per block and for the model: ``{"Block": {"attn": "pre-norm"}}``."""
+    return {name: res for name, m in inspected.program.modules.items()
+            if m.kind in ("block", "model") and (res := residuals(m))}
