@@ -201,10 +201,10 @@ def _inspect_parsers(commands) -> None:
     diff.add_argument("a", type=Path, help="the old spec (YAML or .arch)")
     diff.add_argument("b", type=Path, help="the new spec")
     _size_options(diff)
-    diff.add_argument("--set-a", action="append", metavar="NAME=VALUE",
-                      help="override params of A only (--set applies to B only)")
-    diff.add_argument("--set-both", action="append", metavar="NAME=VALUE",
-                      help="override params in both specs (each that has the param)")
+    diff.add_argument("--set-a", action="append", default=[], metavar="KEY=VALUE",
+                      help="override A only (--set overrides B only)")
+    diff.add_argument("--set-both", action="append", default=[], metavar="KEY=VALUE",
+                      help="override both specs (each must have the key)")
     diff.add_argument("--json", action="store_true", help="machine-readable output")
     diff.add_argument("--html", type=Path, metavar="OUT.html",
                       help="also write a self-contained page with both graphs side by side")
@@ -213,15 +213,13 @@ def _inspect_parsers(commands) -> None:
 def _size_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dims", action="append", metavar="B=1,T=1024",
                         help="input sizes (B is the batch; default: the spec's dims)")
-    parser.add_argument("--set", action="append", metavar="NAME=VALUE", dest="set",
-                        help="override spec params, e.g. --set n_layer=24 (repeatable)")
+    add_set_option(parser)
 
 
 def cmd_summary(args: argparse.Namespace) -> int:
     from archcc.inspect import parse_assignments, summarize, summary_text
 
-    result = summarize(args.spec, parse_assignments(args.dims, "--dims"),
-                       parse_assignments(args.set), depth=args.depth)
+    result = summarize(args.spec, parse_assignments(args.dims), args.sets, depth=args.depth)
     print(json.dumps(result.to_json(), indent=2) if args.json else summary_text(result),
           end="\n" if args.json else "")
     return 0
@@ -230,10 +228,8 @@ def cmd_summary(args: argparse.Namespace) -> int:
 def cmd_diff(args: argparse.Namespace) -> int:
     from archcc.inspect import diff_specs, diff_text, parse_assignments
 
-    result = diff_specs(args.a, args.b, parse_assignments(args.dims, "--dims"),
-                        set_a=parse_assignments(args.set_a, "--set-a"),
-                        set_b=parse_assignments(args.set),
-                        set_both=parse_assignments(args.set_both, "--set-both"))
+    result = diff_specs(args.a, args.b, parse_assignments(args.dims), set_a=args.set_a,
+                        set_b=args.sets, set_both=args.set_both)
     if args.html:
         from archcc.inspect.html import diff_html
 

@@ -1,6 +1,6 @@
 """``archcc diff A B``: what changed between two architectures, not between two files.
 
-    >>> d = diff_specs("specs/gpt2.yaml", "specs/gpt2.yaml", set_b={"n_layer": 24})
+    >>> d = diff_specs("specs/gpt2.yaml", "specs/gpt2.yaml", set_b=["n_layer=24"])
     >>> [c.changes for c in d.layers if c.a == "h"]
     [[('times', 12, 24)]]
     >>> d.checkpoint.counts["new"]          # h.12 ... h.23 start from scratch
@@ -14,6 +14,7 @@ weights load into B unchanged, under a new name, with another shape, or not at a
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -87,32 +88,22 @@ def _check_dims(a: Inspected, b: Inspected, dims: dict[str, Value]) -> None:
                                       "either spec") for n in sorted(unknown)])
 
 
-def _split_set(a: Inspected, b: Inspected, both: dict[str, Value]
-               ) -> tuple[dict[str, Value], dict[str, Value]]:
-    pa, pb = a.loaded.spec.params, b.loaded.spec.params
-    missing = [n for n in both if n not in pa and n not in pb]
-    if missing:
-        raise ArchccError([Diagnostic(SourceLoc("--set-both"), "", f"neither spec has a "
-                                      f"param '{n}'") for n in missing])
-    return ({k: v for k, v in both.items() if k in pa}, {k: v for k, v in both.items()
-                                                          if k in pb})
-
-
 def diff_specs(path_a: str | Path, path_b: str | Path, dims: dict[str, Value] | None = None,
-               set_a: dict[str, Value] | None = None, set_b: dict[str, Value] | None = None,
-               set_both: dict[str, Value] | None = None) -> Diff:
-    """Compare two specs (YAML or .arch). ``set_b`` resizes B only, ``set_both`` both."""
+               set_a: Sequence[str] = (), set_b: Sequence[str] = (),
+               set_both: Sequence[str] = ()) -> Diff:
+    """Compare two specs (YAML or .arch) for the same input ``dims``.
+
+    ``set_b`` (the CLI's ``--set``) overrides B only, ``set_a`` A only, ``set_both`` both,
+    e.g. ``diff_specs(p, p, set_b=["n_layer=24"])`` compares a spec with a deeper self.
+    """
     dims = dims or {}
-    plain_a, plain_b = load_for_inspection(path_a), load_for_inspection(path_b)
-    both_a, both_b = _split_set(plain_a, plain_b, set_both or {})
-    over_a, over_b = {**both_a, **(set_a or {})}, {**both_b, **(set_b or {})}
-    a = load_for_inspection(path_a, over_a) if over_a else plain_a
-    b = load_for_inspection(path_b, over_b) if over_b else plain_b
+    over_a, over_b = [*set_both, *set_a], [*set_both, *set_b]
+    a, b = load_for_inspection(path_a, over_a), load_for_inspection(path_b, over_b)
     _check_dims(a, b, dims)
     la, lb = layers(a), layers(b)
     depth = max(x.path.count(".") for x in la + lb) + 1
-    sa = summarize(path_a, _side_dims(a, dims), over_a, depth=depth, inspected=a)
-    sb = summarize(path_b, _side_dims(b, dims), over_b, depth=depth, inspected=b)
+    sa = summarize(path_a, _side_dims(a, dims), over_a, depth=depth)
+    sb = summarize(path_b, _side_dims(b, dims), over_b, depth=depth)
     pairs = match_layers(la, lb)
     return Diff(
         {"spec": a.loaded.path, "name": a.name, "set": over_a},

@@ -1,10 +1,10 @@
 """Load a spec for inspection: apply ``--set`` overrides, compile, import the module.
 
-Overrides change the spec's own ``params`` before the IR is built, so derived params
-(``num_patches: (image_size // patch_size) ** 2``) follow and every view of the
+Overrides are the same ``--set KEY=VALUE`` as ``archcc build`` (``n_layer=24`` or a dotted
+path), applied before the IR is built, so derived params follow and every view of the
 architecture (IR, generated code, figures) agrees::
 
-    >>> loaded = load_for_inspection("specs/gpt2.yaml", {"n_layer": 24})
+    >>> loaded = load_for_inspection("specs/gpt2.yaml", ["n_layer=24"])
     >>> loaded.program.params["n_layer"], loaded.module.Config().n_layer
     (24, 24)
 """
@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import hashlib
 import tempfile
-from dataclasses import dataclass, replace
+from collections.abc import Sequence
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from types import ModuleType
@@ -25,7 +26,6 @@ from archcc.ir.graph import Program
 from archcc.ir.infer import infer_shapes
 from archcc.ir.passes import optimize
 from archcc.parser import LoadedSpec, load_spec
-from archcc.parser.expr import did_you_mean
 from archcc.runtime.loader import import_file
 
 Value = bool | int | float | str
@@ -45,19 +45,16 @@ class Inspected:
         return self.program.name
 
 
-def parse_assignments(items: list[str] | None, what: str = "--set") -> dict[str, Value]:
-    """``["n_layer=24,n_head=16", "dropout=0"]`` -> ``{"n_layer": 24, "n_head": 16, ...}``.
-
-    Values are ints, floats, true/false, or else kept as text (a param expression such as
-    ``4*n_embd``, validated like any spec param).
-    """
+def parse_assignments(items: list[str] | None, what: str = "--dims") -> dict[str, Value]:
+    """``["B=2,T=64", "S=8"]`` -> ``{"B": 2, "T": 64, "S": 8}`` (ints, floats, booleans,
+    else text)."""
     out: dict[str, Value] = {}
     for item in items or []:
         for part in filter(None, (p.strip() for p in item.split(","))):
             name, sep, raw = part.partition("=")
             if not sep or not name.strip() or not raw.strip():
                 raise ArchccError(Diagnostic(SourceLoc(what), "", f"expected NAME=VALUE, got "
-                                             f"{part!r}", f"e.g. {what} n_layer=24"))
+                                             f"{part!r}", f"e.g. {what} B=1,T=1024"))
             out[name.strip()] = _value(raw.strip())
     return out
 
@@ -73,21 +70,6 @@ def _value(raw: str) -> Value:
     return raw
 
 
-def with_params(loaded: LoadedSpec, overrides: dict[str, Value]) -> LoadedSpec:
-    """The spec with some params replaced; an unknown name is a located error."""
-    params = dict(loaded.spec.params)
-    unknown = [n for n in overrides if n not in params]
-    if unknown:
-        raise ArchccError([Diagnostic(SourceLoc(loaded.path), "params",
-                                      f"--set {n}: the spec has no param '{n}'",
-                                      did_you_mean(n, set(params))
-                                      or f"params: {', '.join(params)}") for n in unknown])
-    if not overrides:
-        return loaded
-    params.update(overrides)
-    return replace(loaded, spec=loaded.spec.model_copy(update={"params": params}))
-
-
 def compile_program(loaded: LoadedSpec, stop_after: str | None = None,
                     opt_level: int = 1) -> Program:
     """Spec -> IR with shapes -> passes (all, or up to ``stop_after``)."""
@@ -97,13 +79,22 @@ def compile_program(loaded: LoadedSpec, stop_after: str | None = None,
     return program
 
 
-def load_for_inspection(path: str | Path, overrides: dict[str, Value] | None = None
-                        ) -> Inspected:
-    """Compile ``path`` with ``overrides`` applied and import the generated module."""
-    loaded = with_params(load_spec(path), overrides or {})
-    program = compile_program(loaded)
-    source = generate(program)
-    return Inspected(loaded, program, source, _import_source(source, program.name))
+def load_for_inspection(path: str | Path, sets: Sequence[str] = ()) -> Inspected:
+    """Compile ``path`` with ``--set`` overrides applied and import the generated module.
+
+    Compiled once per process for the same composed spec and overrides.
+    """
+    loaded = load_spec(path, tuple(sets))
+    key = (loaded.path, loaded.spec.model_dump_json(), tuple(sets))
+    if key not in _COMPILED:
+        program = compile_program(loaded)
+        source = generate(program)
+        _COMPILED[key] = Inspected(loaded, program, source,
+                                   _import_source(source, program.name))
+    return _COMPILED[key]
+
+
+_COMPILED: dict[tuple, Inspected] = {}
 
 
 @lru_cache(maxsize=32)

@@ -116,7 +116,7 @@ def diff_text(d: Diff, color: bool = False) -> str:
     """The whole report; ``color`` adds ANSI colours (the CLI passes ``isatty()``)."""
     dims = " ".join(f"{k}={v}" for k, v in d.dims.items())
     def side(s: dict) -> str:
-        sets = " ".join(f"{k}={v}" for k, v in s["set"].items())
+        sets = " ".join(s["set"])
         return f"{s['spec']} ({s['name']}{', ' + sets if sets else ''})"
     out = [f"archcc diff  A = {side(d.a)}  B = {side(d.b)}" + (f"  dims {dims}" if dims else "")]
     if d.identical:

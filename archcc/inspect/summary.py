@@ -4,7 +4,7 @@ Rows follow the spec's structure: depth 1 is the model's layers (a repeat is one
 ``h  Block x12``), depth 2 the layers inside blocks (``h.*.attn``, summed over the
 identical instances), depth 3 the torch layers inside lowered ops (``h.*.attn.qkv``)::
 
-    >>> s = summarize("specs/gpt2.yaml", dims={"T": 1024})
+    >>> s = summarize("specs/gpt2.yaml", dims={"T": 1024}, sets=["n_layer=12"])
     >>> s.totals["params"], [r.path for r in s.rows][:4]
     (124439808, ['wte', 'wpe', 'drop', 'h'])
 
@@ -15,6 +15,7 @@ layer (views excluded): what eager training keeps at most for backward.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -49,7 +50,7 @@ class Summary:
     spec: str
     batch: int
     dims: dict[str, int]
-    overrides: dict[str, Value]
+    sets: list[str]
     inputs: dict[str, list[int]]
     totals: dict[str, int]
     rows: list[Row] = field(default_factory=list)
@@ -95,21 +96,20 @@ def split_dims(inspected: Inspected, dims: dict[str, Value]) -> tuple[int, dict[
 
 
 def summarize(path: str | Path, dims: dict[str, Value] | None = None,
-              overrides: dict[str, Value] | None = None, depth: int = 1,
-              inspected: Inspected | None = None) -> Summary:
-    """Measure the spec on the meta device and fold the figures into rows."""
-    inspected = inspected or load_for_inspection(path, overrides)
+              sets: Sequence[str] = (), depth: int = 1) -> Summary:
+    """Measure the spec (``--set`` overrides applied) on the meta device; fold into rows."""
+    inspected = load_for_inspection(path, sets)
     batch, sizes = split_dims(inspected, dims or {})
     measured = measure(inspected.module, batch, sizes)
-    return summary_of(inspected, measured, batch, sizes, overrides or {}, depth)
+    return summary_of(inspected, measured, batch, sizes, list(sets), depth)
 
 
 def summary_of(inspected: Inspected, measured: Measured, batch: int, dims: dict[str, int],
-               overrides: dict[str, Value], depth: int) -> Summary:
+               sets: list[str], depth: int) -> Summary:
     totals = {"params": measured.params[""], "flops": measured.flops[""],
               "macs": measured.flops[""] // 2, "act_bytes": measured.act_bytes[""]}
     inputs = dict(zip(inspected.program.inputs, measured.input_shapes, strict=False))
-    summary = Summary(inspected.name, inspected.loaded.path, batch, dims, dict(overrides),
+    summary = Summary(inspected.name, inspected.loaded.path, batch, dims, sets,
                       inputs, totals, tied=dict(measured.tied), state=measured.state)
     summary.rows = _Folder(measured).rows(depth)
     return summary

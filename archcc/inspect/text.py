@@ -48,7 +48,7 @@ def table(header: list[str], rows: list[list[str]], right: set[int]) -> list[str
 def summary_text(s: Summary) -> str:
     """The table people read: one row per layer, then the totals."""
     dims = " ".join(f"{k}={v}" for k, v in {"B": s.batch, **s.dims}.items())
-    sets = " ".join(f"{k}={v}" for k, v in s.overrides.items())
+    sets = " ".join(s.sets)
     inputs = ", ".join(f"{n} {shape_text([shape])}" for n, shape in s.inputs.items())
     head = [f"{s.name} ({s.spec})  {dims}" + (f"  set {sets}" if sets else ""),
             f"inputs: {inputs}", ""]

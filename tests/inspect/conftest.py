@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-SMALL = {
+_SMALL = {
     "gpt2": {"n_layer": 3, "n_embd": 64, "n_head": 4, "vocab_size": 101, "n_positions": 64},
     "bert": {"num_hidden_layers": 2, "hidden_size": 64, "num_attention_heads": 4,
              "intermediate_size": 96, "vocab_size": 120, "max_position_embeddings": 40},
@@ -12,3 +12,6 @@ SMALL = {
                     "nhead": 4, "dim_feedforward": 96, "src_vocab_size": 50,
                     "tgt_vocab_size": 60},
 }
+
+# as --set arguments: SMALL["gpt2"] == ["n_layer=3", "n_embd=64", ...]
+SMALL = {name: [f"{k}={v}" for k, v in sizes.items()] for name, sizes in _SMALL.items()}

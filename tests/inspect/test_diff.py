@@ -124,7 +124,7 @@ def test_pre_norm_vs_post_norm(tmp_path):
 def test_gelu_to_swiglu_and_heads(tmp_path):
     b = _variant(tmp_path, SPECS / "gpt2.yaml", "gpt2_swiglu",
                  ("act: gelu_tanh", "act: silu, gated: true"))
-    d = diff_specs(SPECS / "gpt2.yaml", b, {"T": 8}, set_b={"n_head": 16})
+    d = diff_specs(SPECS / "gpt2.yaml", b, {"T": 8}, set_b=["n_head=16"])
     mlp = _by_a(d)["h.*.mlp"]
     assert ("op", "ffn gelu_tanh", "ffn swiglu") in mlp.changes
     assert ("heads", 12, 16) in _by_a(d)["h.*.attn"].changes
@@ -137,14 +137,14 @@ def test_across_sizes_and_front_ends():
     same = diff_specs(SPECS / "gpt2.yaml", arch, {"T": 8})
     assert same.identical and same.checkpoint.counts["unchanged"] == 149
     assert "no architectural differences" in diff_text(same)
-    bigger = diff_specs(arch, SPECS / "gpt2.yaml", {"T": 8}, set_b={"n_layer": 24})
+    bigger = diff_specs(arch, SPECS / "gpt2.yaml", {"T": 8}, set_b=["n_layer=24"])
     assert bigger.params == [("n_layer", 12, 24)]
     assert _by_a(bigger)["h"].changes == [("times", 12, 24)]
     assert bigger.checkpoint.counts == {"unchanged": 149, "renamed": 0, "reshaped": 0,
                                         "dropped": 0, "new": 144}
     both = diff_specs(SPECS / "gpt2.yaml", SPECS / "bert.yaml", {"T": 8},
-                      set_both={"vocab_size": 1000})
-    assert both.a["set"] == both.b["set"] == {"vocab_size": 1000}
+                      set_both=["vocab_size=1000"])
+    assert both.a["set"] == both.b["set"] == ["vocab_size=1000"]
     assert not any(p[0] == "vocab_size" for p in both.params)
 
 
