@@ -209,6 +209,19 @@ def _inspect_parsers(commands) -> None:
     diff.add_argument("--html", type=Path, metavar="OUT.html",
                       help="also write a self-contained page with both graphs side by side")
 
+    viz = commands.add_parser("viz", help="draw the block graph as SVG (and PNG)")
+    viz.add_argument("spec", type=Path)
+    viz.add_argument("-o", "--out", type=Path, required=True, help="the .svg to write")
+    viz.add_argument("--png", action="store_true", help="also write a .png (needs Graphviz)")
+    viz.add_argument("--after", metavar="PASS",
+                     help="draw the IR after this pass, or 'none' for no passes "
+                          "(default: all passes)")
+    viz.add_argument("--expand", nargs="?", type=int, const=2, default=0, metavar="N",
+                     help="open blocks (1) and lowered ops too (2, the default with no N)")
+    viz.add_argument("--engine", choices=("auto", "dot", "python"), default="auto",
+                     help="layout: Graphviz dot when installed (auto) or the built-in one")
+    add_set_option(viz)
+
 
 def _size_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dims", action="append", metavar="B=1,T=1024",
@@ -244,11 +257,25 @@ def cmd_diff(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_viz(args: argparse.Namespace) -> int:
+    from archcc.inspect.viz import spec_graph, write_picture
+
+    try:
+        graph = spec_graph(args.spec, args.sets, args.after, args.expand)
+        written = write_picture(graph, args.out, args.png, args.engine)
+    except (ValueError, RuntimeError) as exc:
+        print(f"archcc: {exc}", file=sys.stderr)
+        return 1
+    for path in written:
+        print(f"wrote {path}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     commands = {"build": cmd_build, "check": cmd_check, "fmt": cmd_fmt, "convert": cmd_convert,
                 "schema": cmd_schema, "resolve": cmd_resolve, "blocks": cmd_blocks,
-                "summary": cmd_summary, "diff": cmd_diff}
+                "summary": cmd_summary, "diff": cmd_diff, "viz": cmd_viz}
     try:
         return commands[args.command](args)
     except ArchccError as exc:
