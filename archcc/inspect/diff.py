@@ -14,6 +14,7 @@ weights load into B unchanged, under a new name, with another shape, or not at a
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -24,6 +25,7 @@ from archcc.inspect.load import Inspected, Value, load_for_inspection
 from archcc.inspect.match import core, match_layers
 from archcc.inspect.structure import LayerInfo, layers, wiring
 from archcc.inspect.summary import Summary, input_symbols, summarize
+from archcc.ir.graph import node_str
 
 SCHEMA_VERSION = 1
 
@@ -187,7 +189,39 @@ def _wiring_changes(a: Inspected, b: Inspected, la: list[LayerInfo], lb: list[La
                 out.append(f"{label}: {shown}: {place} -> {rb[other]}")
         hit = {names.get(n, n) for n in ra}
         out += [f"{label}: new residual around {n} ({p})" for n, p in rb.items() if n not in hit]
+        out += _dataflow_changes(label, a.program.modules.get(ma), b.program.modules.get(mb))
     return out
+
+
+_ARGS = re.compile(r"%[\w.]+(, )?")
+
+
+def _dataflow(module) -> Counter:
+    """The forward's own operations (not layer calls): ``positions(pad=pad_token_id)``."""
+    if module is None:
+        return Counter()
+    g = module.graph
+    ops = Counter()
+    for node, data in g.nodes(data=True):
+        if data["op"] not in ("call", "input", "output"):
+            text = node_str(g, node).split(" = ", 1)[1].split("  # ")[0]
+            ops[_ARGS.sub("", text).replace(", )", ")")] += 1
+    return ops
+
+
+def _dataflow_changes(label: str, ma, mb) -> list[str]:
+    """Operations only one side has, paired by op name where they look like one change."""
+    oa, ob = _dataflow(ma), _dataflow(mb)
+    gone, new = list((oa - ob).elements()), list((ob - oa).elements())
+    out = []
+    for text in gone:
+        twin = next((t for t in new if t.split("(")[0] == text.split("(")[0]), None)
+        if twin:
+            new.remove(twin)
+            out.append(f"{label}: {text} -> {twin}")
+        else:
+            out.append(f"{label}: - {text}")
+    return out + [f"{label}: + {text}" for text in new]
 
 
 # -------------------------------------------------------------------------- checkpoints
@@ -215,12 +249,41 @@ def _key_mapper(la: list[LayerInfo], pairs: dict[str, str]):
     return mapped
 
 
-def _fold(key: str) -> str:
-    return re.sub(r"\.\d+(?=\.|$)", ".*", key)
+_INDEX = re.compile(r"\.(\d+)(?=\.|$)")
 
 
-def _folded(keys: list) -> list:
-    return list(dict.fromkeys(keys))
+def _ranges(numbers: list[int]) -> str:
+    """[0, 1, 2, 5] -> "0-2,5"."""
+    spans, start = [], None
+    for prev, n in zip([None, *numbers], numbers, strict=False):
+        if prev is None or n != prev + 1:
+            if start is not None:
+                spans.append((start, prev))
+            start = n
+    spans.append((start, numbers[-1]))
+    return ",".join(f"{a}" if a == b else f"{a}-{b}" for a, b in spans)
+
+
+def _fold(items: list) -> list:
+    """Keys that differ only in a repeat index become one: ``h.[12-23].attn.qkv.weight``.
+
+    Items are keys or tuples whose strings are keys (renamed / reshaped entries)."""
+    groups: dict[tuple, list[tuple[str, ...]]] = {}
+    for item in items:
+        parts = (item,) if isinstance(item, str) else item
+        first = next(p for p in parts if isinstance(p, str))
+        pattern = tuple(_INDEX.sub(".{}", p) if isinstance(p, str) else p for p in parts)
+        groups.setdefault(pattern, []).append(tuple(_INDEX.findall(first)))
+    out = []
+    for pattern, indices in groups.items():
+        if all(len(i) == 1 for i in indices):
+            numbers = sorted({int(i[0]) for i in indices})
+            fill = str(numbers[0]) if len(numbers) == 1 else f"[{_ranges(numbers)}]"
+        else:
+            fill = "*"
+        parts = tuple(p.replace("{}", fill) if isinstance(p, str) else p for p in pattern)
+        out.append(parts[0] if isinstance(items[0], str) else parts)
+    return out
 
 
 def checkpoint_transfer(state_a: dict[str, list[int]], state_b: dict[str, list[int]],
@@ -234,26 +297,25 @@ def checkpoint_transfer(state_a: dict[str, list[int]], state_b: dict[str, list[i
         target = mapped(key) or (key if key in state_b else None)
         numel = _numel(shape)
         if target is None or target not in state_b:
-            cats["dropped"].append(_fold(key))
+            cats["dropped"].append(key)
             sizes["dropped"] += numel
             continue
         hit.add(target)
         if state_b[target] != shape:
-            cats["reshaped"].append((_fold(key), _fold(target), tuple(shape),
+            cats["reshaped"].append((key, target, tuple(shape),
                                      tuple(state_b[target])))
             sizes["reshaped"] += numel
         elif target != key:
-            cats["renamed"].append((_fold(key), _fold(target)))
+            cats["renamed"].append((key, target))
             sizes["renamed"] += numel
         else:
-            cats["unchanged"].append(_fold(key))
+            cats["unchanged"].append(key)
             sizes["unchanged"] += numel
     new = [k for k in state_b if k not in hit]
     sizes["new"] = sum(_numel(state_b[k]) for k in new)
     counts = {k: len(v) for k, v in cats.items()} | {"new": len(new)}
-    return Checkpoint(counts, sizes, _folded(cats["unchanged"]), _folded(cats["renamed"]),
-                      _folded(cats["reshaped"]), _folded(cats["dropped"]),
-                      _folded([_fold(k) for k in new]))
+    return Checkpoint(counts, sizes, _fold(cats["unchanged"]), _fold(cats["renamed"]),
+                      _fold(cats["reshaped"]), _fold(cats["dropped"]), _fold(new))
 
 
 def _numel(shape: list[int]) -> int:
