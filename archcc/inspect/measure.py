@@ -35,9 +35,17 @@ def _cpu_sdpa_flops(query, key, value, *args, out_shape=None, **kwargs) -> int:
     return sdpa_flop_count(query, key, value)
 
 
-# torch counts the CUDA attention kernels but has no formula for the CPU flash kernel, so
-# without this a real CPU run would report zero attention FLOPs (meta runs the math path).
-EXTRA_FLOP_FORMULAS = {aten._scaled_dot_product_flash_attention_for_cpu: _cpu_sdpa_flops}
+def _cpu_lstm_layer_flops(inputs, w_ih, w_hh, *args, out_shape=None, **kwargs) -> int:
+    """Both gate matmuls at every step: 2 * T * B * (4H * in + 4H * H); input is (T, B, in)."""
+    steps, batch = inputs[0], inputs[1]
+    return 2 * steps * batch * (w_ih[0] * w_ih[1] + w_hh[0] * w_hh[1])
+
+
+# torch counts the CUDA attention kernels but has no formula for the CPU flash kernel or the
+# CPU LSTM kernel, so without these a real CPU run would report zero FLOPs for them (on meta
+# both decompose into the matmuls that torch does count; the formulas give the same numbers).
+EXTRA_FLOP_FORMULAS = {aten._scaled_dot_product_flash_attention_for_cpu: _cpu_sdpa_flops,
+                       aten.mkldnn_rnn_layer: _cpu_lstm_layer_flops}
 
 
 def flop_counter() -> FlopCounterMode:

@@ -11,6 +11,8 @@ _SMALL = {
     "transformer": {"num_encoder_layers": 2, "num_decoder_layers": 3, "d_model": 64,
                     "nhead": 4, "dim_feedforward": 96, "src_vocab_size": 50,
                     "tgt_vocab_size": 60},
+    "lstm_lm": {"vocab_size": 50, "n_embd": 32},
+    "gru_lm": {"vocab_size": 50, "n_embd": 32},
 }
 
 # as --set arguments: SMALL["gpt2"] == ["n_layer=3", "n_embd=64", ...]

@@ -43,7 +43,8 @@ def test_figures_equal_the_real_model(name):
     assert measured.flops[""] == flops > 0
     called = {p: f for p, f in per_module.items() if p in measured.shapes}
     assert {p: measured.flops[p] for p in called} == called  # every layer, replays included
-    assert measured.replayed > 0  # the later repeat instances were copied, not re-run
+    if any(kind == "ModuleList" for kind in measured.kinds.values()):
+        assert measured.replayed > 0  # the later repeat instances were copied, not re-run
 
 
 def test_attention_flops_are_counted_on_cpu_too():
