@@ -1,8 +1,12 @@
 """Generated T5 vs Hugging Face T5ForConditionalGeneration (logits) and T5Model (decoder's
 last hidden state): relative position buckets, RMSNorm, unscaled scores, padding masks."""
 
+from pathlib import Path
+
 import pytest
 import torch
+
+import archcc
 
 transformers = pytest.importorskip("transformers")
 
@@ -52,6 +56,23 @@ def test_last_hidden_state_matches_t5model(compiled):
         ours(ids, mask, dec)
         expected = base(input_ids=ids, attention_mask=mask.long(), decoder_input_ids=dec)
     torch.testing.assert_close(seen[0], expected.last_hidden_state)
+
+
+def test_v1_1_gated_gelu_and_untied_head_match_hf(tmp_path):
+    """tests/specs/compose/t5_v1_1.yaml: the same spec with `gated: true, act: gelu_tanh`."""
+    spec = Path(__file__).parents[1] / "specs" / "compose" / "t5_v1_1.yaml"
+    t5 = archcc.build(spec, out_dir=tmp_path)
+    config = transformers.T5Config(**SMALL, d_kv=16, feed_forward_proj="gated-gelu",
+                                   tie_word_embeddings=False)
+    ref = transformers.T5ForConditionalGeneration(config).eval()
+    ours = t5.Model(t5.Config(**SMALL)).eval()
+    ours.load_state_dict(t5.convert_state_dict(ref.state_dict(), "hf"), strict=True)
+    ids, mask, dec = _inputs(t5, SMALL)
+    with torch.no_grad():
+        logits = ours(ids, mask, dec)
+        expected = ref(input_ids=ids, attention_mask=mask.long(), decoder_input_ids=dec).logits
+    # HF's gelu_new spells the tanh formula out; F.gelu(approximate="tanh") rounds differently
+    torch.testing.assert_close(logits, expected, atol=1e-4, rtol=1e-4)
 
 
 @pytest.mark.parametrize("bidirectional", [True, False])
