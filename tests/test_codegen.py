@@ -30,6 +30,9 @@ SMALL = {
     "lstm_lm": dict(vocab_size=37, n_embd=16, n_layer=2),
     "gru_lm": dict(vocab_size=37, n_embd=16, n_hidden=24, n_layer=2),
     "textcnn": dict(vocab_size=37, embed_dim=16, num_filters=5, num_classes=3),
+    "bart": dict(vocab_size=97, max_position_embeddings=32, d_model=32, encoder_layers=2,
+                 decoder_layers=2, encoder_attention_heads=4, decoder_attention_heads=4,
+                 encoder_ffn_dim=64, decoder_ffn_dim=64),
     "t5": dict(vocab_size=97, d_model=32, d_ff=64, num_layers=2, num_decoder_layers=2,
                num_heads=4),
 }
