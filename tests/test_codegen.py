@@ -35,6 +35,8 @@ SMALL = {
                  encoder_ffn_dim=64, decoder_ffn_dim=64),
     "t5": dict(vocab_size=97, d_model=32, d_ff=64, num_layers=2, num_decoder_layers=2,
                num_heads=4),
+    "word2vec": dict(vocab_size=37, embed_dim=8, negatives=3),
+    "word2vec_cbow": dict(vocab_size=37, embed_dim=8, window=2, negatives=3),
 }
 
 

@@ -57,6 +57,23 @@ def _cat(attrs, args, expr, dtypes):
     return f"torch.cat([{', '.join(a[0] for a in args)}], dim={attrs['dim']})", ATOM
 
 
-RENDERERS = {"port": _port, "pack_padded": _pack_padded, "pad_packed": _pad_packed,
+def _sum(attrs, args, expr, dtypes):
+    return f"{_atom(args[0])}.sum(dim={attrs['dim']})", ATOM
+
+
+def _unsqueeze(attrs, args, expr, dtypes):
+    return f"{_atom(args[0])}.unsqueeze({attrs['dim']})", ATOM
+
+
+def _flip(attrs, args, expr, dtypes):
+    return f"{_atom(args[0])}.flip({attrs['dim']})", ATOM
+
+
+def _logsigmoid(attrs, args, expr, dtypes):
+    return f"F.logsigmoid({args[0][0]})", ATOM
+
+
+RENDERERS = {"sum": _sum, "unsqueeze": _unsqueeze, "flip": _flip, "logsigmoid": _logsigmoid,
+             "port": _port, "pack_padded": _pack_padded, "pad_packed": _pad_packed,
              "length_mask": _length_mask, "global_max_pool": _global_max_pool,
              "global_avg_pool": _global_avg_pool, "cat": _cat}

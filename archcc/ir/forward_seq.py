@@ -16,9 +16,12 @@ from __future__ import annotations
 from archcc.ir.layers_seq import RECURRENT, ports
 from archcc.parser.expr import Call
 
-# forward-language functions that take any number of tensors or a dim keyword
-SEQUENCE_BUILTINS = {"cat": "cat", "global_max_pool": "global_max_pool",
-                     "global_avg_pool": "global_avg_pool"}
+# forward-language functions with a `dim=` keyword: name -> (IR op, arity (None: 2 or more),
+# default dim)
+SEQUENCE_BUILTINS = {"cat": ("cat", None, -1), "global_max_pool": ("global_max_pool", 1, -1),
+                     "global_avg_pool": ("global_avg_pool", 1, -1), "sum": ("sum", 1, -1),
+                     "unsqueeze": ("unsqueeze", 1, -1), "flip": ("flip", 1, 1),
+                     "logsigmoid": ("logsigmoid", 1, None)}
 
 
 def is_recurrent_call(fwd, e) -> bool:
@@ -80,15 +83,17 @@ def recurrent_call(fwd, layer, e: Call, states: bool = False) -> list[str]:
 
 
 def call_builtin(fwd, e: Call) -> str:
-    """``cat(a, b, c, dim=-1)``, ``global_max_pool(x, dim=-1)``, ``global_avg_pool(x)``."""
-    op = SEQUENCE_BUILTINS[e.func]
-    attrs = {"dim": -1}
+    """``cat(a, b, c, dim=-1)``, ``global_max_pool(x)``, ``sum(x, dim=1)``, ``flip(x)``..."""
+    op, arity, dim = SEQUENCE_BUILTINS[e.func]
+    attrs = {} if dim is None else {"dim": dim}
     for key, value in e.kwargs:
-        if key != "dim":
-            fwd._fail(e.pos, f"{e.func}() has no keyword '{key}'", "the only keyword is dim=")
+        if key not in attrs:
+            fwd._fail(e.pos, f"{e.func}() has no keyword '{key}'",
+                      "the only keyword is dim=" if attrs else f"call it as {e.func}(x)")
         attrs["dim"] = fwd._static_int(value)
-    if op == "cat" and len(e.args) < 2:
-        fwd._fail(e.pos, f"cat() joins two or more tensors, got {len(e.args)}")
-    if op != "cat" and len(e.args) != 1:
-        fwd._fail(e.pos, f"{e.func}() takes 1 argument, got {len(e.args)}")
+    if arity is None and len(e.args) < 2:
+        fwd._fail(e.pos, f"{e.func}() joins two or more tensors, got {len(e.args)}")
+    if arity is not None and len(e.args) != arity:
+        fwd._fail(e.pos, f"{e.func}() takes {arity} argument, got {len(e.args)}",
+                  "choose the axis with dim=" if attrs else None)
     return fwd._node(op, [fwd._expr(a) for a in e.args], e.pos, **attrs)

@@ -5,6 +5,7 @@
     length_mask(lengths (B,), x (B, T, C)) -> (B, T, 1)   True where t < length
     global_max_pool(x (B, C, T), dim=-1)   -> (B, C)
     cat(a (B, 3), b (B, 5), dim=-1)        -> (B, 8)
+    sum(x (B, K, D), dim=-1)               -> (B, K);  unsqueeze(v (B, D), dim=-1) -> (B, D, 1)
 """
 
 from __future__ import annotations
@@ -71,7 +72,19 @@ def cat(ctx, attrs, shapes, dtypes):
     return (*first[:d], total, *first[d + 1:]), s._result_dtype(dtypes)
 
 
+def unsqueeze(ctx, attrs, shapes, dtypes):
+    x = shapes[0]
+    d = s._norm_dim(attrs["dim"], len(x) + 1)
+    return (*x[:d], sympy.Integer(1), *x[d:]), dtypes[0]
+
+
+def flip(ctx, attrs, shapes, dtypes):
+    s._norm_dim(attrs["dim"], len(shapes[0]))
+    return shapes[0], dtypes[0]
+
+
 FLOAT = s.FLOAT
 RULES = {"port": port, "pack_padded": pack_padded, "pad_packed": pad_packed,
          "length_mask": length_mask, "global_max_pool": reduce_dim,
-         "global_avg_pool": reduce_dim, "cat": cat}
+         "global_avg_pool": reduce_dim, "sum": reduce_dim, "cat": cat,
+         "unsqueeze": unsqueeze, "flip": flip, "logsigmoid": s.same}
