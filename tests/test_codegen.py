@@ -36,6 +36,7 @@ SMALL = {
     "t5": dict(vocab_size=97, d_model=32, d_ff=64, num_layers=2, num_decoder_layers=2,
                num_heads=4),
     "word2vec": dict(vocab_size=37, embed_dim=8, negatives=3),
+    "elmo": dict(char_vocab=40, char_dim=6, n_filters=5, n_highway=2, dim=8, vocab_size=23),
     "word2vec_cbow": dict(vocab_size=37, embed_dim=8, window=2, negatives=3),
 }
 

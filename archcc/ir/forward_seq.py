@@ -21,7 +21,8 @@ from archcc.parser.expr import Call
 SEQUENCE_BUILTINS = {"cat": ("cat", None, -1), "global_max_pool": ("global_max_pool", 1, -1),
                      "global_avg_pool": ("global_avg_pool", 1, -1), "sum": ("sum", 1, -1),
                      "unsqueeze": ("unsqueeze", 1, -1), "flip": ("flip", 1, 1),
-                     "logsigmoid": ("logsigmoid", 1, None)}
+                     "logsigmoid": ("logsigmoid", 1, None),
+                     "unflatten_as": ("unflatten_as", 2, None)}
 
 
 def is_recurrent_call(fwd, e) -> bool:
@@ -94,6 +95,6 @@ def call_builtin(fwd, e: Call) -> str:
     if arity is None and len(e.args) < 2:
         fwd._fail(e.pos, f"{e.func}() joins two or more tensors, got {len(e.args)}")
     if arity is not None and len(e.args) != arity:
-        fwd._fail(e.pos, f"{e.func}() takes {arity} argument, got {len(e.args)}",
+        fwd._fail(e.pos, f"{e.func}() takes {arity} argument(s), got {len(e.args)}",
                   "choose the axis with dim=" if attrs else None)
     return fwd._node(op, [fwd._expr(a) for a in e.args], e.pos, **attrs)

@@ -83,8 +83,19 @@ def flip(ctx, attrs, shapes, dtypes):
     return shapes[0], dtypes[0]
 
 
+def unflatten_as(ctx, attrs, shapes, dtypes):
+    """(B*T, ...) back to (B, T, ...), the first two dims of ``like``: undoes
+    ``flatten(x, start=0, end=1)`` after per-token work such as a character CNN."""
+    x, like = shapes
+    if len(like) < 2 or not ctx.equal(x[0], like[0] * like[1]):
+        raise s.ShapeError(f"unflatten_as: dim 0 of {s.fmt(x)} is not the product of the "
+                           f"first two dims of {s.fmt(like)}")
+    return (like[0], like[1], *x[1:]), dtypes[0]
+
+
 FLOAT = s.FLOAT
 RULES = {"port": port, "pack_padded": pack_padded, "pad_packed": pad_packed,
          "length_mask": length_mask, "global_max_pool": reduce_dim,
          "global_avg_pool": reduce_dim, "sum": reduce_dim, "cat": cat,
-         "unsqueeze": unsqueeze, "flip": flip, "logsigmoid": s.same}
+         "unsqueeze": unsqueeze, "flip": flip, "logsigmoid": s.same,
+         "unflatten_as": unflatten_as}
