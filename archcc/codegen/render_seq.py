@@ -77,7 +77,8 @@ def _unflatten_as(attrs, args, expr, dtypes):
     return f"{_atom(args[0])}.unflatten(0, {_atom(args[1])}.shape[:2])", ATOM
 
 
-RENDERERS = {"unflatten_as": _unflatten_as, "sum": _sum, "unsqueeze": _unsqueeze,
-             "flip": _flip, "logsigmoid": _logsigmoid, "port": _port, "pack_padded": _pack_padded, "pad_packed": _pad_packed,
+RENDERERS = {"port": _port, "pack_padded": _pack_padded, "pad_packed": _pad_packed,
              "length_mask": _length_mask, "global_max_pool": _global_max_pool,
-             "global_avg_pool": _global_avg_pool, "cat": _cat}
+             "global_avg_pool": _global_avg_pool, "cat": _cat, "sum": _sum,
+             "unsqueeze": _unsqueeze, "flip": _flip, "logsigmoid": _logsigmoid,
+             "unflatten_as": _unflatten_as}
