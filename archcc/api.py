@@ -20,6 +20,7 @@ from archcc.codegen.emit import generate, write_atomic
 from archcc.ir.build import build as build_ir
 from archcc.ir.graph import Program
 from archcc.ir.infer import infer_shapes
+from archcc.ir.kv_cache import add_kv_cache
 from archcc.ir.passes import optimize
 from archcc.parser import load_spec
 from archcc.runtime.loader import import_file
@@ -44,8 +45,10 @@ def compile_spec(path: str | Path, opt_level: int = 1, stop_after: str | None = 
     ``target="tensorrt"`` also emits a ``compile()`` helper for Torch-TensorRT; ``sets`` are
     ``--set`` overrides: ``("n_layer=24", "blocks.Block.layers.attn.heads=16")``.
     """
-    program = build_ir(load_spec(path, sets))
+    loaded = load_spec(path, sets)
+    program = build_ir(loaded)
     infer_shapes(program)
+    add_kv_cache(program, loaded)  # the `generate:` facet, before the passes fuse attention
     optimize(program, opt_level=opt_level, stop_after=stop_after)
     return Compiled(program, generate(program, target))
 

@@ -7,6 +7,8 @@ Usage::
     from gpt2 import Config, Model, example_inputs
     model = Model(Config()).eval()
     out = model(*example_inputs())
+    inputs = example_inputs()
+    tokens = generate(model, inputs[0], max_new_tokens=8)
 """
 
 from __future__ import annotations
@@ -32,6 +34,59 @@ class Config:
     dropout: float = 0.1
 
 
+class KVCache:
+    """Keys and values of the positions seen so far, so each new token costs one position.
+
+    Causal self-attention layers append every call's keys/values (B, nh, T, hs) to their own
+    entry; cross-attention layers project the encoder memory once and keep the result. Use
+    one cache per batch of sequences (``generate()`` below makes its own)::
+
+        cache = KVCache()
+        logits = model(prompt, cache=cache)  # (B, T, vocab): fills the cache
+        logits = model(next_ids, cache=cache)  # (B, 1, vocab): positions go on from T
+    """
+
+    def __init__(self) -> None:
+        self.kv: dict[nn.Module, tuple[torch.Tensor, torch.Tensor]] = {}
+
+    @property
+    def length(self) -> int:
+        """Positions already cached: 0 before the first call."""
+        for k, _ in self.kv.values():
+            return k.shape[-2]
+        return 0
+
+    def extend(
+        self, layer: nn.Module, k: torch.Tensor, v: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Append ``layer``'s new keys/values to its cached ones; returns all of them."""
+        if layer in self.kv:
+            if k.shape[-2] != 1:  # a cached step's causal mask assumes a single query
+                raise ValueError("after the first call, feed one new position per call")
+            past_k, past_v = self.kv[layer]
+            k, v = torch.cat([past_k, k], dim=-2), torch.cat([past_v, v], dim=-2)
+        self.kv[layer] = (k, v)
+        return k, v
+
+
+def past_length(cache: KVCache | None) -> int:
+    """Where this call's positions start: the cache's length, 0 without a cache."""
+    return cache.length if isinstance(cache, KVCache) else 0
+
+
+def extend_kv(
+    cache: KVCache | None, layer: nn.Module, k: torch.Tensor, v: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``layer``'s cached keys/values followed by these: (B, nh, P + T, hs).
+
+    Without a cache this is the identity. The test is isinstance, not ``is None``: torch.fx
+    traces with a proxy for every argument, and the traced forward must be the plain one.
+    """
+    if not isinstance(cache, KVCache):
+        return k, v
+    return cache.extend(layer, k, v)
+
+
 class CausalSelfAttention(nn.Module):
     """Causal self-attention over n_head heads.
 
@@ -49,15 +104,16 @@ class CausalSelfAttention(nn.Module):
         self.proj = nn.Linear(dim, dim, bias=bias)
         self.drop = nn.Dropout(dropout)
 
-    def forward(self, x):
+    def forward(self, x, cache=None):
         qkv = self.qkv(x)  # (B, T, 3*C)
         q, k, v = qkv.split(self.dim, dim=2)  # (B, T, C)
         q = q.unflatten(-1, (self.n_head, self.head_dim)).transpose(1, 2)  # (B, nh, T, hs)
         k = k.unflatten(-1, (self.n_head, self.head_dim)).transpose(1, 2)  # (B, nh, T, hs)
         v = v.unflatten(-1, (self.n_head, self.head_dim)).transpose(1, 2)  # (B, nh, T, hs)
+        k, v = extend_kv(cache, self, k, v)  # (B, nh, P + T, hs)
         # (B, nh, T, hs) fused by fuse_attention
         y = F.scaled_dot_product_attention(
-            q, k, v, dropout_p=self.dropout if self.training else 0.0, is_causal=True
+            q, k, v, dropout_p=self.dropout if self.training else 0.0, is_causal=q.shape[-2] > 1
         )
         y = y.transpose(1, 2).flatten(2)  # (B, T, hs*nh)
         return self.drop(self.proj(y))
@@ -93,8 +149,8 @@ class Block(nn.Module):
         self.ln_2 = nn.LayerNorm(config.n_embd, eps=config.layer_norm_epsilon)
         self.mlp = MLP(config.n_embd, 4 * config.n_embd, dropout=config.dropout)
 
-    def forward(self, x):
-        x = x + self.attn(self.ln_1(x))  # (B, T, n_embd)
+    def forward(self, x, cache=None):
+        x = x + self.attn(self.ln_1(x), cache=cache)  # (B, T, n_embd)
         x = x + self.mlp(self.ln_2(x))  # (B, T, n_embd)
         return x
 
@@ -113,11 +169,12 @@ class Gpt2(nn.Module):
         self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
         self.lm_head.weight = self.wte.weight  # tied
 
-    def forward(self, input_ids):
-        positions = torch.arange(input_ids.shape[1], device=input_ids.device)  # (T)
+    def forward(self, input_ids, cache=None):
+        # (T)
+        positions = past_length(cache) + torch.arange(input_ids.shape[1], device=input_ids.device)
         x = self.drop(self.wte(input_ids) + self.wpe(positions))  # (B, T, n_embd)
         for block in self.h:
-            x = block(x)  # (B, T, n_embd)
+            x = block(x, cache)  # (B, T, n_embd)
         return self.lm_head(self.ln_f(x))
 
 
@@ -214,3 +271,74 @@ def example_inputs(
     T = dims.get("T", 16)
     input_ids = torch.randint(0, config.vocab_size, (batch, T))
     return (input_ids,)
+
+
+def filter_logits(
+    logits: torch.Tensor,
+    top_k: int | None = None,
+    top_p: float | None = None,
+    temperature: float = 1.0,
+) -> torch.Tensor:
+    """Next-token logits (B, vocab) to sample from, filtered in Hugging Face's order.
+
+    Divide by ``temperature``; keep the ``top_k`` largest; then keep the nucleus, the
+    fewest most likely tokens whose probabilities sum to at least ``top_p``. The rest become
+    -inf; the most likely token always stays, so ``top_k=1`` is greedy decoding.
+    """
+    if temperature != 1.0:
+        logits = logits / temperature
+    if top_k is not None and top_k > 0:
+        kth = torch.topk(logits, min(top_k, logits.shape[-1])).values[..., -1:]
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    if top_p is not None and top_p < 1.0:
+        ascending, order = torch.sort(logits)
+        tail = ascending.softmax(dim=-1).cumsum(dim=-1) <= 1 - top_p  # outside the nucleus
+        tail[..., -1] = False
+        logits = logits.masked_fill(tail.scatter(-1, order, tail), float("-inf"))
+    return logits
+
+
+def _next_token(logits, do_sample, top_k, top_p, temperature, generator) -> torch.Tensor:
+    if not do_sample:
+        return logits.argmax(dim=-1)
+    probs = filter_logits(logits, top_k, top_p, temperature).softmax(dim=-1)
+    return torch.multinomial(probs, 1, generator=generator).squeeze(1)
+
+
+@torch.no_grad()
+def generate(
+    model: nn.Module,
+    input_ids: torch.Tensor,
+    max_new_tokens: int,
+    eos_token_id: int | None = 50256,
+    pad_token_id: int | None = None,
+    do_sample: bool = False,
+    top_k: int | None = None,
+    top_p: float | None = None,
+    temperature: float = 1.0,
+    generator: torch.Generator | None = None,
+    use_cache: bool = True,
+) -> torch.Tensor:
+    """Continue ``input_ids`` (B, T) by up to ``max_new_tokens`` tokens: (B, T + new).
+
+    Greedy unless ``do_sample``, which samples from ``filter_logits(logits, top_k, top_p,
+    temperature)`` (``generator`` makes draws reproducible). A sequence that emits
+    ``eos_token_id`` is finished and padded with ``pad_token_id`` (default: the EOS id);
+    generation stops early once all are. Each step after the first feeds one token and
+    reuses the KV cache; ``use_cache=False`` recomputes every position (for checking).
+    """
+    cache = KVCache() if use_cache else None
+    pad = eos_token_id if pad_token_id is None else pad_token_id
+    tokens = step = input_ids
+    done = torch.zeros(tokens.shape[0], dtype=torch.bool, device=tokens.device)
+    for _ in range(max_new_tokens):
+        logits = model(step, cache=cache)[:, -1]  # (B, vocab)
+        token = _next_token(logits, do_sample, top_k, top_p, temperature, generator)
+        if eos_token_id is not None:
+            token = token.masked_fill(done, pad)
+            done |= token == eos_token_id
+        tokens = torch.cat([tokens, token[:, None]], dim=1)
+        if done.all():
+            break
+        step = token[:, None] if use_cache else tokens
+    return tokens

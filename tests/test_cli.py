@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -10,7 +11,10 @@ ROOT = Path(__file__).parents[1]
 
 
 def archcc(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "archcc", *args], cwd=cwd,
+    # this checkout's archcc, whatever the cwd (an editable install may point elsewhere)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+        p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)}
+    return subprocess.run([sys.executable, "-m", "archcc", *args], cwd=cwd, env=env,
                           capture_output=True, text=True, check=False)
 
 

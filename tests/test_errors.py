@@ -55,6 +55,8 @@ CASES = {
     "float_repeat_count": ("times: n_layer", "times: n_layer / 5"),
     "embedding_of_floats": ("x = drop(wte(input_ids)", "x = drop(wte(wpe(positions(input_ids)))"),
     "unknown_function": ("return lm_head(ln_f(x))", "return lm_head(layer_norm(x))"),
+    "generate_unknown_input": ("kind: causal_lm,", "kind: causal_lm, input: ids,"),
+    "generate_seq2seq_one_input": ("kind: causal_lm", "kind: seq2seq"),
 }
 
 # name -> (base, old, new) for mistakes another example shows best

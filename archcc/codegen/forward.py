@@ -20,7 +20,8 @@ from archcc.ir.shapes import fmt
 from archcc.parser.expr import render_prec
 
 NEVER_INLINE = {"input", "split", "getitem", "output", "positions", "pack_padded",
-                "length_mask"}
+                "length_mask", "kv_cache"}
+MULTI_OUTPUT = {"split", "kv_cache"}  # assigned to several names at once: ``k, v = ...``
 ALWAYS_INLINE = {"const", "get_attr"}
 
 
@@ -59,7 +60,7 @@ class ForwardEmitter:
         reader = self.g.nodes[readers[0]]
         if reader["op"] == "call" and reader["attrs"].get("repeat"):
             return False  # a loop's inputs must be names
-        if reader["op"] in ("split",) or data["note"]:
+        if reader["op"] in MULTI_OUTPUT or data["note"]:
             return False
         return reader["stmt"] == data["stmt"]
 
@@ -81,6 +82,9 @@ class ForwardEmitter:
                          lambda e: render_prec(e, self.resolve)[0], dtypes)
 
     def _call(self, data: dict, args: list[Rendered]) -> str:
+        if data["attrs"].get("memo"):  # cross attention's projection of the encoder memory
+            memory, cache = (a[0] for a in args)
+            return f"memoized({cache}, self.{data['attrs']['target']}, {memory})"
         kwargs = data["attrs"]["kwargs"]
         positional = [a[0] for a in args[:len(args) - len(kwargs)]]
         named = [f"{k}={a[0]}" for k, a in zip(kwargs, args[len(positional):], strict=True)]
@@ -124,7 +128,7 @@ class ForwardEmitter:
             op = self.g.nodes[node]["op"]
             if op == "output":
                 self._return(node)
-            elif op == "split":
+            elif op in MULTI_OUTPUT:
                 self._split(node)
             elif op == "call" and self.g.nodes[node]["attrs"].get("repeat"):
                 self._loop(node)

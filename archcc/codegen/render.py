@@ -81,17 +81,26 @@ def _positions(attrs, args, expr, dtypes):
         pad = expr(attrs["pad"])
         real = f"({x} != {pad})"
         return f"{real}.cumsum(1) * {real} + {pad}", PRECEDENCE["add"]  # bool cumsum: int64
+    text, prec = f"torch.arange({x}.shape[1], device={x}.device)", ATOM
     if "offset" in attrs:  # BART: learned positions start at row `offset`
-        return f"torch.arange({x}.shape[1], device={x}.device) + {expr(attrs['offset'])}", \
-            PRECEDENCE["add"]
-    return f"torch.arange({x}.shape[1], device={x}.device)", ATOM
+        text, prec = f"{text} + {expr(attrs['offset'])}", PRECEDENCE["add"]
+    if len(args) == 2:  # generation facet: positions continue after the cached ones
+        text, prec = f"past_length({args[1][0]}) + {text}", PRECEDENCE["add"]
+    return text, prec
 
 
 def _causal_mask(attrs, args, expr, dtypes):
     q, k = (wrap(a[0], a[1], ATOM) for a in args)
     # the size as one tuple: torch.fx cannot trace torch.ones(proxy, proxy, ...)
+    # with a KV cache the queries are the last of the keys: the diagonal moves right
+    diagonal = f"{k}.shape[-2] - {q}.shape[-2]" if attrs.get("from_end") else ""
     return (f"torch.ones(({q}.shape[-2], {k}.shape[-2]), dtype=torch.bool, "
-            f"device={q}.device).tril()"), ATOM
+            f"device={q}.device).tril({diagonal})"), ATOM
+
+
+def _kv_cache(attrs, args, expr, dtypes):
+    cache, k, v = (a[0] for a in args)
+    return f"extend_kv({cache}, self, {k}, {v})", ATOM
 
 
 def _key_padding_mask(attrs, args, expr, dtypes):
@@ -115,7 +124,9 @@ def _sdpa(attrs, args, expr, dtypes):
     if attrs.get("dropout") is not None:
         p = expr(attrs["dropout"])
         parts.append(f"dropout_p={p} if self.training else 0.0")
-    if attrs.get("is_causal"):
+    if attrs.get("is_causal") == "from_end":  # one cached step: attends to every key
+        parts.append(f"is_causal={wrap(args[0][0], args[0][1], ATOM)}.shape[-2] > 1")
+    elif attrs.get("is_causal"):
         parts.append("is_causal=True")
     if attrs.get("scale") is not None:
         parts.append(f"scale={expr(attrs['scale'])}")
@@ -128,8 +139,9 @@ def _prepend(attrs, args, expr, dtypes):
 
 
 def _take_rows(attrs, args, expr, dtypes):
-    table, like = (wrap(a[0], a[1], ATOM) for a in args)
-    return f"{table}.narrow(0, 0, {like}.shape[1])", ATOM  # narrow: traceable by torch.fx
+    table, like = (wrap(a[0], a[1], ATOM) for a in args[:2])
+    start = f"past_length({args[2][0]})" if len(args) == 3 else "0"  # after cached positions
+    return f"{table}.narrow(0, {start}, {like}.shape[1])", ATOM  # narrow: traceable by torch.fx
 
 
 # ------------------------------------------------- integer index arithmetic (T5 buckets)
@@ -176,6 +188,7 @@ _RENDERERS = {
         args[0], f"permute({', '.join(map(str, attrs['dims']))})"),
     "unsqueeze": lambda attrs, args, expr, dtypes: method(args[0], f"unsqueeze({attrs['dim']})"),
     "relative_position": _relative_position,
+    "kv_cache": _kv_cache,
 }
 
 

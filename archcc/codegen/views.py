@@ -55,6 +55,7 @@ class FileView:
     example_return: str
     extra: dict = field(default_factory=dict)
     needs_functional: bool = True  # `import torch.nn.functional as F` only where F is used
+    generation: dict | None = None  # the spec's `generate:` facet, for generation.py.j2
 
 
 # ----------------------------------------------------------------------------- scopes
@@ -204,6 +205,11 @@ def _comments_fit(lines: list[Line], width: int = 100, indent: int = 8) -> list[
     return out
 
 
+def _param(attrs: dict) -> str:
+    """A forward argument; optional ones (the generation facet's ``cache``) default to None."""
+    return f"{attrs['name']}=None" if attrs.get("optional") else attrs["name"]
+
+
 def class_view(module: ModuleIR, program: Program) -> ClassView:
     resolve = _forward_resolver(module)
     used_config: list[bool] = []
@@ -221,7 +227,7 @@ def class_view(module: ModuleIR, program: Program) -> ClassView:
     else:
         init_params = "config: Config" if module.kind == "block" else \
             "config: Config = Config()"
-    forward_params = ", ".join(module.graph.nodes[n]["attrs"]["name"] for n in module.inputs)
+    forward_params = ", ".join(_param(module.graph.nodes[n]["attrs"]) for n in module.inputs)
     return ClassView(module.name, _doc(module, program), init_params,
                      _init_lines(module, program, bool(used_config)), forward_params, body)
 
@@ -307,4 +313,19 @@ def file_view(program: Program) -> FileView:
                            [*c.init_lines, *(line.code for line in c.forward_lines)])
     return FileView(banner, doc, needs_math, fields, props, classes, program.model.name,
                     _layouts(program), example_lines, example_return,
-                    needs_functional=needs_functional)
+                    needs_functional=needs_functional, generation=_generation(program))
+
+
+def _generation(program: Program) -> dict | None:
+    """Names and defaults ``generate()`` is written with; None without the facet."""
+    facet = program.generate
+    if facet is None:
+        return None
+    names = list(program.inputs)
+    encoder = [n for n in names if n != facet.input]
+    picked = [f"inputs[{names.index(n)}]" for n in (encoder or [facet.input])]
+    cross = any(d["attrs"].get("memo") for m in program.modules.values()
+                for _, d in m.graph.nodes(data=True))
+    return {"kind": facet.kind, "input": facet.input, "eos": facet.eos, "pad": facet.pad,
+            "start": facet.start, "encoder_inputs": encoder, "cross": cross,
+            "usage": f"generate(model, {', '.join(picked)}, max_new_tokens=8)"}

@@ -82,6 +82,7 @@ class Program:
     dims: dict[str, int]
     layouts: dict[str, Any]  # name -> schema.Layout
     passes_log: list[str] = field(default_factory=list)
+    generate: Any = None  # schema.Generate when the spec asks for generation (see kv_cache.py)
 
     @property
     def model(self) -> ModuleIR:

@@ -274,6 +274,12 @@ def relative_position(ctx, attrs, shapes, dtypes):
     return (shapes[0][1], shapes[0][1]), INT
 
 
+def kv_cache(ctx, attrs, shapes, dtypes):
+    """(cache, k, v) -> (k, v) with the P cached positions in front (see ir/kv_cache.py)."""
+    past = sympy.Symbol("P", integer=True, nonnegative=True)
+    return tuple((*s[:-2], past + s[-2], s[-1]) for s in shapes[1:]), dtypes[1]
+
+
 RULES: dict[str, Callable] = {
     "add": elementwise, "sub": elementwise, "mul": elementwise, "div": elementwise,
     "pow": elementwise, "neg": keep, "relu": same, "gelu": same, "gelu_tanh": same,
@@ -286,6 +292,7 @@ RULES: dict[str, Callable] = {
     "abs": keep, "clamp": keep, "gt": compare, "lt": compare, "cast": cast, "log": log,
     "where": where, "permute": permute, "unsqueeze": unsqueeze,
     "relative_position": relative_position,
+    "kv_cache": kv_cache,
 }
 
 # Sequence primitives (ports of tuple-valued calls, packing, pooling, cat) live beside.

@@ -143,7 +143,7 @@ class _ToSpec(Transformer):
             self.where.keys.setdefault((kind,), self._loc(where))
             if kind == "imports":
                 data.setdefault("imports", []).extend(value)
-            elif key is None:  # params, dims, model, extends: one each
+            elif key is None:  # params, dims, model, extends, generate: one each
                 if kind in data:
                     raise DslError(f"'{kind}' appears twice", where)
                 data[kind] = value
@@ -172,6 +172,10 @@ class _ToSpec(Transformer):
     def dims(self, meta, children):
         self._key(("dims",), meta)
         return "dims", None, self._assignments(children, ("dims",)), meta
+
+    def generate(self, meta, children):
+        self._key(("generate",), meta)
+        return "generate", None, self._assignments(children, ("generate",)), meta
 
     def input(self, meta, children):
         name, dtype, *rest = children

@@ -34,6 +34,9 @@ RESERVED_NAMES = {
     "torch", "nn", "F", "math", "re", "dataclass", "annotations", "Config", "Model",
     "CHECKPOINT_LAYOUTS", "convert_state_dict", "example_inputs",
     "DYNAMIC_DIMS", "DIM_RANGES",
+    # the generation facet's names (KV cache helpers, encode/decode methods, the cache argument)
+    "KVCache", "generate", "filter_logits", "past_length", "extend_kv", "memoized", "cache",
+    "encode", "decode",
     # names generated methods use, and nn.Module attributes a layer name would shadow
     "self", "config", "layer", "block", "forward", "training", "state_dict", "parameters",
     "modules", "buffers", "children", "to", "cuda", "cpu", "eval", "train", "apply", "half",
@@ -429,6 +432,25 @@ class Layout(_Strict):
     """Foreign keys (before renaming) to ignore, e.g. buffers like `embeddings.position_ids`."""
 
 
+class Generate(_Strict):
+    """The generation facet: a KV cache threaded through the decoder and a `generate()`.
+
+    `causal_lm`: `forward(ids, cache=None)`; `seq2seq`: `encode(...)` runs once and
+    `decode(ids, memory, cache=None)` steps the decoder. Either way `generate(model, ids, n)`.
+    """
+
+    kind: Literal["causal_lm", "seq2seq"]
+    """`causal_lm` (GPT-style decoder only) or `seq2seq` (encoder-decoder)."""
+    input: Identifier | None = None
+    """The int64 token input the decoder is stepped on; default: the last int64 input."""
+    eos: int | None = None
+    """Default `eos_token_id`: a sequence that emits it is finished."""
+    pad: int | None = None
+    """Default `pad_token_id` written after a sequence finished (default: `eos`)."""
+    start: int = 0
+    """seq2seq: the token the decoder starts from (`decoder_start_token_id`)."""
+
+
 class Spec(_Strict):
     """One architecture: params, inputs, reusable blocks, the model and checkpoint layouts."""
 
@@ -452,6 +474,8 @@ class Spec(_Strict):
     model: Model
     checkpoint: dict[LayoutName, Layout] = {}
     """Foreign layouts `convert_state_dict(sd, layout)` understands, by name (hf, timm, torch)."""
+    generate: Generate | None = None
+    """Incremental decoding: a KV cache, `cache=` arguments and a generated `generate()`."""
 
 
 def json_schema() -> str:

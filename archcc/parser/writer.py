@@ -110,6 +110,9 @@ def to_arch(spec: Spec) -> str:
     doc = f" {json.dumps(spec.model.doc)}" if spec.model.doc is not None else ""
     lines.append(f"model{doc} {{")
     lines += _arch_body(spec.model, dumped["model"].get("layers", {}))
+    if spec.generate is not None:
+        lines += ["generate {", *(f"  {k} = {_arch_value(v)}"
+                                  for k, v in _dump(spec.generate).items()), "}", ""]
     for name, layout in spec.checkpoint.items():
         lines += _arch_checkpoint(name, layout)
     return "\n".join(lines).rstrip("\n") + "\n"
@@ -160,6 +163,8 @@ def to_yaml(spec: Spec, schema_line: bool = True) -> str:
             lines += _yaml_body(block, dumped["blocks"][name], "    ")
     lines.append("model:")
     lines += _yaml_body(spec.model, dumped["model"], "  ")
+    if spec.generate is not None:
+        lines.append(f"generate: {_flow(dumped['generate'])}")
     if dumped.get("checkpoint"):
         lines.append("checkpoint:")
         for name, layout in dumped["checkpoint"].items():

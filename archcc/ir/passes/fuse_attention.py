@@ -105,8 +105,9 @@ def _mask_inputs(g, found: dict) -> tuple[list[str], bool]:
     """SDPA takes either ``is_causal`` or one boolean mask: split the causal part out."""
     causal = [m for m in found["masks"] if g.nodes[m]["op"] == "causal_mask"]
     others = [m for m in found["masks"] if m not in causal]
-    if causal and not others:
-        return [], True
+    if causal and not others:  # with a KV cache the mask ends at the last key, not the first
+        from_end = any(g.nodes[m]["attrs"].get("from_end") for m in causal)
+        return [], "from_end" if from_end else True
     return found["masks"], False
 
 

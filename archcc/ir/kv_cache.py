@@ -1,0 +1,215 @@
+"""The generation facet: thread a KV cache through the decoder, after shape inference.
+
+Runs only for specs with ``generate:``; every other spec keeps its exact forward. In a causal
+self-attention class the new keys/values are appended to the cached ones, before the scores::
+
+    before:  %k  = transpose(%k, 1, 2)            after:  %k  = transpose(%k, 1, 2)
+             %v  = transpose(%v, 1, 2)                    %v  = transpose(%v, 1, 2)
+                                                          %kv = kv_cache(%cache, %k, %v)
+             %kt = transpose(%k, -2, -1)                  %kt = transpose(%kv[0], -2, -1)
+             %causal = causal_mask(%q, %k)                %causal = causal_mask(%q, %kv[0],
+                                                                        from_end=True)
+             %y  = matmul(%att, %v)                       %y  = matmul(%att, %kv[1])
+
+Cross attention computes its key/value projections of the encoder memory once per cache
+(``call`` nodes marked ``memo``); ``positions`` and sinusoidal tables start at the cache's
+length. Every block or model that calls a cache-taking layer gets a trailing ``cache`` input
+(default None) and passes it on, through repeat loops too. In a seq2seq model only the
+decoder side (what depends on the stepped input) is given the cache.
+"""
+
+from __future__ import annotations
+
+import networkx as nx
+
+from archcc.diagnostics import ArchccError, Diagnostic
+from archcc.ir.graph import ModuleIR, Program, add_node, program_order, set_inputs
+from archcc.ir.params import symbol, to_sympy
+from archcc.ir.shapes import RULES, DimContext
+from archcc.parser import LoadedSpec
+
+CACHE = "cache"
+KV_STMT = 10_000  # a statement of its own: the cache line is never inlined into another
+
+
+def add_kv_cache(program: Program, loaded: LoadedSpec) -> Program:
+    """Apply ``loaded.spec.generate`` to an inferred program (a no-op without the facet)."""
+    facet = loaded.spec.generate
+    if facet is None:
+        return program
+    token = _token_input(program, loaded)
+    takes: set[str] = set()
+    for module in program.modules.values():
+        if module.kind == "lowered" and _lowered_cache(module):
+            takes.add(module.name)
+        elif module.kind != "lowered" and _thread(module, takes, token, facet.kind):
+            takes.add(module.name)
+    if not any(_has(m, "kv_cache") or _has_memo(m) for m in program.modules.values()):
+        raise ArchccError(Diagnostic(loaded.where.key(("generate",)), "generate",
+                                     "nothing to cache: the model has no causal or cross "
+                                     "attention", "generation needs an `op: attention` "
+                                     "layer with `causal: true` (or `cross: true`)"))
+    program.generate = facet.model_copy(update={"input": token})
+    return program
+
+
+def _token_input(program: Program, loaded: LoadedSpec) -> str:
+    """The stepped int64 input: named by ``generate.input`` or the last int64 input."""
+    facet, inputs = loaded.spec.generate, program.inputs
+    ints = [n for n, spec in inputs.items() if spec.dtype == "int64"]
+    name = facet.input or (ints[-1] if ints else None)
+    where = loaded.where.key(("generate", "input") if facet.input else ("generate",))
+    if name not in ints:
+        raise ArchccError(Diagnostic(where, "generate.input",
+                                     f"'{name}' is not an int64 input of the model",
+                                     f"int64 inputs: {', '.join(ints) or 'none'}"))
+    kind_at = loaded.where.key(("generate", "kind"))
+    if facet.kind == "causal_lm" and len(inputs) != 1:
+        raise ArchccError(Diagnostic(kind_at, "generate.kind",
+                                     "a causal_lm is stepped on its token input alone, but the "
+                                     f"model takes {len(inputs)} inputs",
+                                     "use kind: seq2seq for an encoder-decoder"))
+    if facet.kind == "seq2seq" and len(inputs) < 2:
+        raise ArchccError(Diagnostic(kind_at, "generate.kind",
+                                     "a seq2seq model needs encoder inputs besides "
+                                     f"'{name}'", "use kind: causal_lm for a decoder only"))
+    return name
+
+
+def _has(module: ModuleIR, op: str) -> bool:
+    return any(d["op"] == op for _, d in module.graph.nodes(data=True))
+
+
+def _has_memo(module: ModuleIR) -> bool:
+    return any(d["attrs"].get("memo") for _, d in module.graph.nodes(data=True))
+
+
+def _add_cache_input(g: nx.DiGraph) -> str:
+    node = add_node(g, "input", var=CACHE, name=CACHE, optional=True)
+    g.nodes[node].update(shape=(), dtype="cache")
+    g.graph["inputs"].append(node)
+    return node
+
+
+# --------------------------------------------------------------------------- lowered classes
+
+
+def _lowered_cache(module: ModuleIR) -> bool:
+    """Make one lowered class cache-aware; False when it has nothing to cache."""
+    kind = module.signature[0] if module.signature else None
+    g = module.graph
+    names = {g.nodes[n]["attrs"]["name"]: n for n in module.inputs}
+    if kind == "sinusoidal":
+        cache = _add_cache_input(g)
+        for node in [n for n in g if g.nodes[n]["op"] == "take_rows"]:
+            set_inputs(g, node, [*g.nodes[node]["inputs"], cache])
+        return True
+    if kind != "attention":
+        return False
+    if "memory" in names:
+        return _memoize_memory(module, names["memory"])
+    if _has(module, "causal_mask"):
+        _append_kv(module)
+        return True
+    return False  # bidirectional self-attention (an encoder): run once, nothing to keep
+
+
+def _memoize_memory(module: ModuleIR, memory: str) -> bool:
+    """Cross attention: ``self.k(memory)`` becomes ``memoized(cache, self.k, memory)``."""
+    g = module.graph
+    projections = [n for n in g.successors(memory) if g.nodes[n]["op"] == "call"]
+    cache = _add_cache_input(g)
+    for node in projections:
+        set_inputs(g, node, [memory, cache])
+        g.nodes[node]["attrs"]["memo"] = True
+    return bool(projections)
+
+
+def _append_kv(module: ModuleIR) -> None:
+    g = module.graph
+    k, v = _keys_values(g)
+    cache = _add_cache_input(g)
+    kv = add_node(g, "kv_cache", [cache, k, v], var="kv", stmt=KV_STMT)
+    new_k = add_node(g, "getitem", [kv], var=g.nodes[k]["var"], stmt=KV_STMT, index=0)
+    new_v = add_node(g, "getitem", [kv], var=g.nodes[v]["var"], stmt=KV_STMT, index=1)
+    for old, new in ((k, new_k), (v, new_v)):
+        for user in [u for u in g.successors(old) if u != kv]:
+            set_inputs(g, user, [new if i == old else i for i in g.nodes[user]["inputs"]])
+    for node in g:
+        if g.nodes[node]["op"] == "causal_mask":
+            g.nodes[node]["attrs"]["from_end"] = True
+    _place_after(g, v, [kv, new_k, new_v])
+    _reinfer(module)
+
+
+def _keys_values(g: nx.DiGraph) -> tuple[str, str]:
+    """``k`` of ``matmul(q, transpose(k, -2, -1))`` and ``v`` of ``matmul(probs, v)``."""
+    for node in g:
+        data = g.nodes[node]
+        if data["op"] != "matmul":
+            continue
+        kt = data["inputs"][1]
+        if g.nodes[kt]["op"] == "transpose":
+            k = g.nodes[kt]["inputs"][0]
+            reader = next(iter(nx.descendants(g, node) & {
+                n for n in g if g.nodes[n]["op"] == "matmul" and n != node}))
+            return k, g.nodes[reader]["inputs"][1]
+    raise AssertionError(f"{g.graph['name']}: no attention scores to cache")
+
+
+def _place_after(g: nx.DiGraph, anchor: str, new: list[str]) -> None:
+    """Keep program order readable: the cache lines follow the keys/values they extend."""
+    order = [n for n in g if n not in new]
+    at = order.index(anchor) + 1
+    order[at:at] = new
+    attrs = {n: dict(g.nodes[n]) for n in order}
+    edges = list(g.edges(data=True))
+    g.remove_nodes_from(order)
+    for n in order:
+        g.add_node(n, **attrs[n])
+    g.add_edges_from(edges)
+
+
+def _reinfer(module: ModuleIR) -> None:
+    """Shapes after the cache: keys/values and scores now span P + T positions."""
+    subs = {symbol(k): to_sympy(v) for k, v in module.scalars.items() if k != "dropout"}
+    ctx = DimContext({k: v for k, v in subs.items() if k != v})
+    g = module.graph
+    for node in program_order(g):
+        data = g.nodes[node]
+        if data["op"] in RULES and data["op"] != "const":
+            shapes = [g.nodes[i]["shape"] for i in data["inputs"]]
+            dtypes = [g.nodes[i]["dtype"] for i in data["inputs"]]
+            data["shape"], data["dtype"] = RULES[data["op"]](ctx, data["attrs"], shapes, dtypes)
+
+
+# ------------------------------------------------------------------------- blocks and model
+
+
+def _thread(module: ModuleIR, takes: set[str], token: str, kind: str) -> bool:
+    """Pass the cache to every call that takes one (decoder side only in a seq2seq model)."""
+    g = module.graph
+    side = set(g.nodes)
+    if module.kind == "model" and kind == "seq2seq":
+        start = next(n for n in module.inputs if g.nodes[n]["attrs"]["name"] == token)
+        side = nx.descendants(g, start)
+    users = [n for n in program_order(g) if n in side and _wants_cache(module, n, takes)]
+    if not users:
+        return False
+    cache = _add_cache_input(g)
+    for node in users:
+        data = g.nodes[node]
+        set_inputs(g, node, [*data["inputs"], cache])
+        if data["op"] == "call" and not data["attrs"].get("repeat"):
+            data["attrs"]["kwargs"] = (*data["attrs"]["kwargs"], CACHE)
+    return True
+
+
+def _wants_cache(module: ModuleIR, node: str, takes: set[str]) -> bool:
+    data = module.graph.nodes[node]
+    if data["op"] == "positions":
+        return True
+    if data["op"] != "call":
+        return False
+    sub = module.submodules[data["attrs"]["target"]]
+    return sub.kind in ("class", "repeat") and sub.cls in takes
