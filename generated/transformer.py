@@ -7,6 +7,8 @@ Usage::
     from transformer import Config, Model, example_inputs
     model = Model(Config()).eval()
     out = model(*example_inputs())
+    inputs = example_inputs()
+    tokens = generate(model, inputs[0], max_new_tokens=8)
 """
 
 from __future__ import annotations
@@ -34,6 +36,70 @@ class Config:
     dropout: float = 0.1
     layer_norm_eps: float = 1e-05
     max_len: int = 5000
+
+
+class KVCache:
+    """Keys and values of the positions seen so far, so each new token costs one position.
+
+    Causal self-attention layers append every call's keys/values (B, nh, T, hs) to their own
+    entry; cross-attention layers project the encoder memory once and keep the result. Use
+    one cache per batch of sequences (``generate()`` below makes its own)::
+
+        cache = KVCache()
+        memory = model.encode(...)  # once
+        logits = model.decode(start_ids, memory, cache=cache)  # (B, 1, vocab)
+        logits = model.decode(next_ids, memory, cache=cache)  # positions go on from 1
+    """
+
+    def __init__(self) -> None:
+        self.kv: dict[nn.Module, tuple[torch.Tensor, torch.Tensor]] = {}
+        self.memory: dict[nn.Module, torch.Tensor] = {}
+
+    @property
+    def length(self) -> int:
+        """Positions already cached: 0 before the first call."""
+        for k, _ in self.kv.values():
+            return k.shape[-2]
+        return 0
+
+    def extend(
+        self, layer: nn.Module, k: torch.Tensor, v: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Append ``layer``'s new keys/values to its cached ones; returns all of them."""
+        if layer in self.kv:
+            if k.shape[-2] != 1:  # a cached step's causal mask assumes a single query
+                raise ValueError("after the first call, feed one new position per call")
+            past_k, past_v = self.kv[layer]
+            k, v = torch.cat([past_k, k], dim=-2), torch.cat([past_v, v], dim=-2)
+        self.kv[layer] = (k, v)
+        return k, v
+
+
+def past_length(cache: KVCache | None) -> int:
+    """Where this call's positions start: the cache's length, 0 without a cache."""
+    return cache.length if isinstance(cache, KVCache) else 0
+
+
+def extend_kv(
+    cache: KVCache | None, layer: nn.Module, k: torch.Tensor, v: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``layer``'s cached keys/values followed by these: (B, nh, P + T, hs).
+
+    Without a cache this is the identity. The test is isinstance, not ``is None``: torch.fx
+    traces with a proxy for every argument, and the traced forward must be the plain one.
+    """
+    if not isinstance(cache, KVCache):
+        return k, v
+    return cache.extend(layer, k, v)
+
+
+def memoized(cache: KVCache | None, project: nn.Module, memory: torch.Tensor) -> torch.Tensor:
+    """``project(memory)``, computed once per cache: cross attention's keys and values."""
+    if not isinstance(cache, KVCache):
+        return project(memory)
+    if project not in cache.memory:
+        cache.memory[project] = project(memory)
+    return cache.memory[project]
 
 
 class SelfAttention(nn.Module):
@@ -101,15 +167,16 @@ class CausalSelfAttention(nn.Module):
         self.proj = nn.Linear(dim, dim, bias=bias)
         self.drop = nn.Dropout(dropout)
 
-    def forward(self, x):
+    def forward(self, x, cache=None):
         qkv = self.qkv(x)  # (B, T, 3*C)
         q, k, v = qkv.split(self.dim, dim=2)  # (B, T, C)
         q = q.unflatten(-1, (self.n_head, self.head_dim)).transpose(1, 2)  # (B, nh, T, hs)
         k = k.unflatten(-1, (self.n_head, self.head_dim)).transpose(1, 2)  # (B, nh, T, hs)
         v = v.unflatten(-1, (self.n_head, self.head_dim)).transpose(1, 2)  # (B, nh, T, hs)
+        k, v = extend_kv(cache, self, k, v)  # (B, nh, P + T, hs)
         # (B, nh, T, hs) fused by fuse_attention
         y = F.scaled_dot_product_attention(
-            q, k, v, dropout_p=self.dropout if self.training else 0.0, is_causal=True
+            q, k, v, dropout_p=self.dropout if self.training else 0.0, is_causal=q.shape[-2] > 1
         )
         y = y.transpose(1, 2).flatten(2)  # (B, T, hs*nh)
         return self.drop(self.proj(y))
@@ -134,11 +201,11 @@ class CrossAttention(nn.Module):
         self.proj = nn.Linear(dim, dim, bias=bias)
         self.drop = nn.Dropout(dropout)
 
-    def forward(self, x, memory):
+    def forward(self, x, memory, cache=None):
         q = self.q(x)  # (B, T, C)
-        k = self.k(memory)  # (B, S, C)
-        v = self.v(memory)  # (B, S, C)
         q = q.unflatten(-1, (self.n_head, self.head_dim)).transpose(1, 2)  # (B, nh, T, hs)
+        k = memoized(cache, self.k, memory)  # (B, S, C)
+        v = memoized(cache, self.v, memory)  # (B, S, C)
         k = k.unflatten(-1, (self.n_head, self.head_dim)).transpose(1, 2)  # (B, nh, S, hs)
         v = v.unflatten(-1, (self.n_head, self.head_dim)).transpose(1, 2)  # (B, nh, S, hs)
         # (B, nh, T, hs) fused by fuse_attention
@@ -164,8 +231,8 @@ class SinusoidalPositions(nn.Module):
         pe[:, 1::2] = torch.cos(position * div_term)
         self.register_buffer("pe", pe, persistent=False)
 
-    def forward(self, x):
-        return self.pe.narrow(0, 0, x.shape[1])
+    def forward(self, x, cache=None):
+        return self.pe.narrow(0, past_length(cache), x.shape[1])
 
 
 class EncoderLayer(nn.Module):
@@ -196,9 +263,9 @@ class DecoderLayer(nn.Module):
         self.ff = MLP(config.d_model, config.dim_feedforward, dropout=config.dropout)
         self.ff_norm = nn.LayerNorm(config.d_model, eps=config.layer_norm_eps)
 
-    def forward(self, x, memory):
-        x = self.self_attn_norm(x + self.self_attn(x))  # (B, T, d_model)
-        x = self.cross_attn_norm(x + self.cross_attn(x, memory))  # (B, T, d_model)
+    def forward(self, x, memory, cache=None):
+        x = self.self_attn_norm(x + self.self_attn(x, cache=cache))  # (B, T, d_model)
+        x = self.cross_attn_norm(x + self.cross_attn(x, memory, cache=cache))  # (B, T, d_model)
         x = self.ff_norm(x + self.ff(x))  # (B, T, d_model)
         return x
 
@@ -220,15 +287,24 @@ class Transformer(nn.Module):
         self.generator = nn.Linear(config.d_model, config.tgt_vocab_size)
 
     def forward(self, src, tgt):
+        memory = self.encode(src)
+        return self.decode(tgt, memory)
+
+    def encode(self, src):
+        """The encoder half of forward: run it once per batch of sources."""
         # (B, S, d_model)
         memory = self.drop(self.src_embed(src) * self.config.d_model**0.5 + self.pos(src))
         for block in self.encoder:
             memory = block(memory)  # (B, S, d_model)
         memory = self.encoder_norm(memory)  # (B, S, d_model)
+        return memory
+
+    def decode(self, tgt, memory, cache=None):
+        """The decoder half; with a KVCache, one new position per call after the first."""
         # (B, T, d_model)
-        x = self.drop(self.tgt_embed(tgt) * self.config.d_model**0.5 + self.pos(tgt))
+        x = self.drop(self.tgt_embed(tgt) * self.config.d_model**0.5 + self.pos(tgt, cache=cache))
         for block in self.decoder:
-            x = block(x, memory)  # (B, T, d_model)
+            x = block(x, memory, cache)  # (B, T, d_model)
         x = self.decoder_norm(x)  # (B, T, d_model)
         return self.generator(x)
 
@@ -358,3 +434,78 @@ def example_inputs(
     T = dims.get("T", 10)
     tgt = torch.randint(0, config.tgt_vocab_size, (batch, T))
     return (src, tgt)
+
+
+def filter_logits(
+    logits: torch.Tensor,
+    top_k: int | None = None,
+    top_p: float | None = None,
+    temperature: float = 1.0,
+) -> torch.Tensor:
+    """Next-token logits (B, vocab) to sample from, filtered in Hugging Face's order.
+
+    Divide by ``temperature``; keep the ``top_k`` largest; then keep the nucleus, the
+    fewest most likely tokens whose probabilities sum to at least ``top_p``. The rest become
+    -inf; the most likely token always stays, so ``top_k=1`` is greedy decoding.
+    """
+    if temperature != 1.0:
+        logits = logits / temperature
+    if top_k is not None and top_k > 0:
+        kth = torch.topk(logits, min(top_k, logits.shape[-1])).values[..., -1:]
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    if top_p is not None and top_p < 1.0:
+        ascending, order = torch.sort(logits)
+        tail = ascending.softmax(dim=-1).cumsum(dim=-1) <= 1 - top_p  # outside the nucleus
+        tail[..., -1] = False
+        logits = logits.masked_fill(tail.scatter(-1, order, tail), float("-inf"))
+    return logits
+
+
+def _next_token(logits, do_sample, top_k, top_p, temperature, generator) -> torch.Tensor:
+    if not do_sample:
+        return logits.argmax(dim=-1)
+    probs = filter_logits(logits, top_k, top_p, temperature).softmax(dim=-1)
+    return torch.multinomial(probs, 1, generator=generator).squeeze(1)
+
+
+@torch.no_grad()
+def generate(
+    model: nn.Module,
+    src: torch.Tensor,
+    max_new_tokens: int,
+    eos_token_id: int | None = None,
+    pad_token_id: int | None = None,
+    do_sample: bool = False,
+    top_k: int | None = None,
+    top_p: float | None = None,
+    temperature: float = 1.0,
+    generator: torch.Generator | None = None,
+    use_cache: bool = True,
+    decoder_start_token_id: int = 0,
+) -> torch.Tensor:
+    """Decode up to ``max_new_tokens`` tokens after ``decoder_start_token_id``: (B, 1 + new).
+
+    The encoder runs once; its memory's keys/values are projected once per layer.
+    Greedy unless ``do_sample``, which samples from ``filter_logits(logits, top_k, top_p,
+    temperature)`` (``generator`` makes draws reproducible). A sequence that emits
+    ``eos_token_id`` is finished and padded with ``pad_token_id`` (default: the EOS id);
+    generation stops early once all are. Each step after the first feeds one token and
+    reuses the KV cache; ``use_cache=False`` recomputes every position (for checking).
+    """
+    cache = KVCache() if use_cache else None
+    pad = eos_token_id if pad_token_id is None else pad_token_id
+    memory = model.encode(src)
+    batch, device = src.shape[0], src.device
+    tokens = step = torch.full((batch, 1), decoder_start_token_id, device=device)
+    done = torch.zeros(tokens.shape[0], dtype=torch.bool, device=tokens.device)
+    for _ in range(max_new_tokens):
+        logits = model.decode(step, memory, cache=cache)[:, -1]  # (B, vocab)
+        token = _next_token(logits, do_sample, top_k, top_p, temperature, generator)
+        if eos_token_id is not None:
+            token = token.masked_fill(done, pad)
+            done |= token == eos_token_id
+        tokens = torch.cat([tokens, token[:, None]], dim=1)
+        if done.all():
+            break
+        step = token[:, None] if use_cache else tokens
+    return tokens

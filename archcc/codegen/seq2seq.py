@@ -1,0 +1,77 @@
+"""A seq2seq model's forward graph as ``encode`` + ``decode`` methods (the generation facet).
+
+Generation runs the encoder once and steps the decoder, so the model class gets both halves
+as methods, and ``forward`` becomes their composition::
+
+    def forward(self, src, tgt):              def encode(self, src):
+        memory = self.encode(src)                 memory = ...  # nodes not reading tgt
+        return self.decode(tgt, memory)           return memory
+
+    def decode(self, tgt, memory, cache=None):    # nodes reading tgt; memory is an argument
+
+The split is by dependency on the stepped input: the decoder side is what reads it; the
+values it reads from the other side (the memory, an encoder mask) become ``decode``'s
+arguments. Parameter constants and attributes are repeated where both halves need them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import networkx as nx
+
+from archcc.ir.graph import ModuleIR, add_node
+
+FREE = {"const", "get_attr"}  # no inputs: copied into whichever half reads them
+
+
+@dataclass
+class Halves:
+    encode: ModuleIR
+    decode: ModuleIR
+    encoder_inputs: list[str]  # forward argument names
+    memory: list[str]  # what encode returns and decode takes after the token input
+
+
+def split(model: ModuleIR, token: str) -> Halves:
+    """Split ``model``'s forward at the stepped input named ``token``."""
+    g = model.graph
+    inputs = {g.nodes[n]["attrs"]["name"]: n for n in model.inputs}
+    cache = inputs.get("cache")
+    decoder = nx.descendants(g, inputs[token]) | {inputs[token]}
+    decoder.discard(g.graph["output"])
+    encoder = set(g) - decoder - {g.graph["output"], cache}
+    boundary = [n for n in g if n in encoder and g.nodes[n]["op"] not in FREE
+                and any(s in decoder for s in g.successors(n))]
+    names = [_name(g, n) for n in boundary]
+    enc_inputs = [n for n in model.inputs if n not in (inputs[token], cache)]
+    encode = _half(model, "encode", encoder, enc_inputs, boundary, {})
+    dec_nodes = decoder | {n for n in encoder if g.nodes[n]["op"] in FREE
+                           and any(s in decoder for s in g.successors(n))}
+    dec_nodes |= set(boundary) | ({cache} if cache else set())
+    decode_inputs = [inputs[token], *boundary] + ([cache] if cache else [])
+    decode = _half(model, "decode", dec_nodes, decode_inputs, [g.graph["output"]],
+                   dict(zip(boundary, names, strict=True)))
+    return Halves(encode, decode, [g.nodes[n]["attrs"]["name"] for n in enc_inputs], names)
+
+
+def _name(g: nx.DiGraph, node: str) -> str:
+    data = g.nodes[node]
+    return data["attrs"]["name"] if data["op"] == "input" else data["var"] or "memory"
+
+
+def _half(model: ModuleIR, name: str, nodes: set[str], inputs: list[str], outputs: list[str],
+          as_inputs: dict[str, str]) -> ModuleIR:
+    """A copy of ``nodes`` as one method: ``as_inputs`` nodes become its arguments."""
+    g = model.graph.subgraph(nodes | set(outputs)).copy()
+    g.graph.update(name=model.graph.graph["name"], inputs=list(inputs), counter={})
+    for node, arg in as_inputs.items():
+        for src in list(g.predecessors(node)):
+            g.remove_edge(src, node)
+        g.nodes[node].update(op="input", inputs=[], attrs={"name": arg}, var=arg, stmt=None,
+                             note=None)
+    if model.graph.graph["output"] in outputs:  # decode ends where forward ends
+        g.graph["output"] = model.graph.graph["output"]
+    else:  # encode returns the values decode reads
+        g.graph["output"] = add_node(g, "output", outputs, base=f"{name}_output")
+    return ModuleIR(model.name, model.kind, g, model.submodules, display=model.display)
