@@ -7,6 +7,8 @@ Usage::
     from t5 import Config, Model, example_inputs
     model = Model(Config()).eval()
     out = model(*example_inputs())
+    inputs = example_inputs()
+    tokens = generate(model, inputs[0], inputs[1], max_new_tokens=8)
 """
 
 from __future__ import annotations
@@ -34,6 +36,70 @@ class Config:
     relative_attention_max_distance: int = 128
     dropout_rate: float = 0.1
     layer_norm_epsilon: float = 1e-06
+
+
+class KVCache:
+    """Keys and values of the positions seen so far, so each new token costs one position.
+
+    Causal self-attention layers append every call's keys/values (B, nh, T, hs) to their own
+    entry; cross-attention layers project the encoder memory once and keep the result. Use
+    one cache per batch of sequences (``generate()`` below makes its own)::
+
+        cache = KVCache()
+        memory = model.encode(...)  # once
+        logits = model.decode(start_ids, memory, cache=cache)  # (B, 1, vocab)
+        logits = model.decode(next_ids, memory, cache=cache)  # positions go on from 1
+    """
+
+    def __init__(self) -> None:
+        self.kv: dict[nn.Module, tuple[torch.Tensor, torch.Tensor]] = {}
+        self.memory: dict[nn.Module, torch.Tensor] = {}
+
+    @property
+    def length(self) -> int:
+        """Positions already cached: 0 before the first call."""
+        for k, _ in self.kv.values():
+            return k.shape[-2]
+        return 0
+
+    def extend(
+        self, layer: nn.Module, k: torch.Tensor, v: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Append ``layer``'s new keys/values to its cached ones; returns all of them."""
+        if layer in self.kv:
+            if k.shape[-2] != 1:  # a cached step's causal mask assumes a single query
+                raise ValueError("after the first call, feed one new position per call")
+            past_k, past_v = self.kv[layer]
+            k, v = torch.cat([past_k, k], dim=-2), torch.cat([past_v, v], dim=-2)
+        self.kv[layer] = (k, v)
+        return k, v
+
+
+def past_length(cache: KVCache | None) -> int:
+    """Where this call's positions start: the cache's length, 0 without a cache."""
+    return cache.length if isinstance(cache, KVCache) else 0
+
+
+def extend_kv(
+    cache: KVCache | None, layer: nn.Module, k: torch.Tensor, v: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``layer``'s cached keys/values followed by these: (B, nh, P + T, hs).
+
+    Without a cache this is the identity. The test is isinstance, not ``is None``: torch.fx
+    traces with a proxy for every argument, and the traced forward must be the plain one.
+    """
+    if not isinstance(cache, KVCache):
+        return k, v
+    return cache.extend(layer, k, v)
+
+
+def memoized(cache: KVCache | None, project: nn.Module, memory: torch.Tensor) -> torch.Tensor:
+    """``project(memory)``, computed once per cache: cross attention's keys and values."""
+    if not isinstance(cache, KVCache):
+        return project(memory)
+    if project not in cache.memory:
+        cache.memory[project] = project(memory)
+    return cache.memory[project]
 
 
 class BiasedSelfAttention(nn.Module):
@@ -104,19 +170,22 @@ class BiasedCausalSelfAttention(nn.Module):
         self.proj = nn.Linear(dim, dim, bias=bias)
         self.drop = nn.Dropout(dropout)
 
-    def forward(self, x, bias):
+    def forward(self, x, bias, cache=None):
         qkv = self.qkv(x)  # (B, T, 3*C)
         q, k, v = qkv.split(self.dim, dim=2)  # (B, T, C)
         q = q.unflatten(-1, (self.n_head, self.head_dim)).transpose(1, 2)  # (B, nh, T, hs)
         k = k.unflatten(-1, (self.n_head, self.head_dim)).transpose(1, 2)  # (B, nh, T, hs)
         v = v.unflatten(-1, (self.n_head, self.head_dim)).transpose(1, 2)  # (B, nh, T, hs)
-        att = q @ k.transpose(-2, -1)  # (B, nh, T, T)
-        att = att + bias  # (B, nh, T, T)
-        # (T, T)
-        causal = torch.ones((q.shape[-2], k.shape[-2]), dtype=torch.bool, device=q.device).tril()
-        att = att.masked_fill(~causal, float("-inf"))  # (B, nh, T, T)
-        att = F.softmax(att, dim=-1)  # (B, nh, T, T)
-        att = F.dropout(att, self.dropout, self.training)  # (B, nh, T, T)
+        k, v = extend_kv(cache, self, k, v)  # (B, nh, P + T, hs)
+        att = q @ k.transpose(-2, -1)  # (B, nh, T, P + T)
+        att = att + bias  # (B, nh, T, P + T)
+        # (T, P + T)
+        causal = torch.ones((q.shape[-2], k.shape[-2]), dtype=torch.bool, device=q.device).tril(
+            k.shape[-2] - q.shape[-2]
+        )
+        att = att.masked_fill(~causal, float("-inf"))  # (B, nh, T, P + T)
+        att = F.softmax(att, dim=-1)  # (B, nh, T, P + T)
+        att = F.dropout(att, self.dropout, self.training)  # (B, nh, T, P + T)
         y = att @ v  # (B, nh, T, hs)
         y = y.transpose(1, 2).flatten(2)  # (B, T, hs*nh)
         return self.drop(self.proj(y))
@@ -140,14 +209,14 @@ class CrossAttention(nn.Module):
         self.proj = nn.Linear(dim, dim, bias=bias)
         self.drop = nn.Dropout(dropout)
 
-    def forward(self, x, memory, mask):
+    def forward(self, x, memory, mask, cache=None):
         q = self.q(x)  # (B, T, C)
-        kv = self.kv(memory)  # (B, S, 2*C)
-        k, v = kv.split(self.dim, dim=2)  # (B, S, C)
         q = q.unflatten(-1, (self.n_head, self.head_dim)).transpose(1, 2)  # (B, nh, T, hs)
+        keep = mask[:, None, None, :].bool()  # (B, 1, 1, S)
+        kv = memoized(cache, self.kv, memory)  # (B, S, 2*C)
+        k, v = kv.split(self.dim, dim=2)  # (B, S, C)
         k = k.unflatten(-1, (self.n_head, self.head_dim)).transpose(1, 2)  # (B, nh, S, hs)
         v = v.unflatten(-1, (self.n_head, self.head_dim)).transpose(1, 2)  # (B, nh, S, hs)
-        keep = mask[:, None, None, :].bool()  # (B, 1, 1, S)
         # (B, nh, T, hs) fused by fuse_attention
         y = F.scaled_dot_product_attention(
             q, k, v, attn_mask=keep, dropout_p=self.dropout if self.training else 0.0, scale=1
@@ -170,15 +239,15 @@ class RelativePositionBias(nn.Module):
         self.max_distance = max_distance
         self.table = nn.Embedding(buckets, n_head)
 
-    def forward(self, x):
-        # (T, T)
+    def forward(self, x, cache=None):
+        # (T, P + T)
         rel = (
-            torch.arange(x.shape[1], device=x.device)[None, :]
-            - torch.arange(x.shape[1], device=x.device)[:, None]
+            torch.arange(past_length(cache) + x.shape[1], device=x.device)[None, :]
+            - (past_length(cache) + torch.arange(x.shape[1], device=x.device))[:, None]
         )
-        far = (rel > 0).long() * self.num  # (T, T)
-        rel = rel.abs()  # (T, T)
-        # (T, T)
+        far = (rel > 0).long() * self.num  # (T, P + T)
+        rel = rel.abs()  # (T, P + T)
+        # (T, P + T)
         large = (
             self.exact
             + (
@@ -187,8 +256,8 @@ class RelativePositionBias(nn.Module):
                 * (self.num - self.exact)
             ).long()
         )
-        large = large.clamp(max=self.num - 1)  # (T, T)
-        bucket = far + torch.where(rel < self.exact, rel, large)  # (T, T)
+        large = large.clamp(max=self.num - 1)  # (T, P + T)
+        bucket = far + torch.where(rel < self.exact, rel, large)  # (T, P + T)
         return self.table(bucket).permute(2, 0, 1).unsqueeze(0)
 
 
@@ -206,14 +275,14 @@ class CausalRelativePositionBias(nn.Module):
         self.max_distance = max_distance
         self.table = nn.Embedding(buckets, n_head)
 
-    def forward(self, x):
-        # (T, T)
+    def forward(self, x, cache=None):
+        # (T, P + T)
         rel = (
-            torch.arange(x.shape[1], device=x.device)[None, :]
-            - torch.arange(x.shape[1], device=x.device)[:, None]
+            torch.arange(past_length(cache) + x.shape[1], device=x.device)[None, :]
+            - (past_length(cache) + torch.arange(x.shape[1], device=x.device))[:, None]
         )
-        rel = (-rel).clamp(min=0)  # (T, T)
-        # (T, T)
+        rel = (-rel).clamp(min=0)  # (T, P + T)
+        # (T, P + T)
         large = (
             self.exact
             + (
@@ -222,8 +291,8 @@ class CausalRelativePositionBias(nn.Module):
                 * (self.num - self.exact)
             ).long()
         )
-        large = large.clamp(max=self.num - 1)  # (T, T)
-        bucket = torch.where(rel < self.exact, rel, large)  # (T, T)
+        large = large.clamp(max=self.num - 1)  # (T, P + T)
+        bucket = torch.where(rel < self.exact, rel, large)  # (T, P + T)
         return self.table(bucket).permute(2, 0, 1).unsqueeze(0)
 
 
@@ -267,10 +336,10 @@ class DecoderBlock(nn.Module):
         self.ff = MLP(config.d_model, config.d_ff, bias=False, dropout=config.dropout_rate)
         self.ff_norm = nn.RMSNorm(config.d_model, eps=config.layer_norm_epsilon)
 
-    def forward(self, x, memory, bias, memory_mask):
-        x = x + self.self_attn(self.self_attn_norm(x), bias=bias)  # (B, T, d_model)
+    def forward(self, x, memory, bias, memory_mask, cache=None):
+        x = x + self.self_attn(self.self_attn_norm(x), bias=bias, cache=cache)  # (B, T, d_model)
         # (B, T, d_model)
-        x = x + self.cross_attn(self.cross_attn_norm(x), memory, mask=memory_mask)
+        x = x + self.cross_attn(self.cross_attn_norm(x), memory, mask=memory_mask, cache=cache)
         x = x + self.ff(self.ff_norm(x))  # (B, T, d_model)
         return x
 
@@ -301,15 +370,24 @@ class T5(nn.Module):
         self.lm_head.weight = self.shared.weight  # tied
 
     def forward(self, input_ids, attention_mask, decoder_input_ids):
+        memory = self.encode(input_ids, attention_mask)
+        return self.decode(decoder_input_ids, memory, attention_mask)
+
+    def encode(self, input_ids, attention_mask):
+        """The encoder half of forward: run it once per batch of sources."""
         x = self.dropout(self.shared(input_ids))  # (B, S, d_model)
         encoder_bias = self.encoder_bias(x)  # (1, num_heads, S, S)
         for block in self.encoder:
             x = block(x, encoder_bias, attention_mask)  # (B, S, d_model)
         memory = self.dropout(self.encoder_norm(x))  # (B, S, d_model)
+        return memory
+
+    def decode(self, decoder_input_ids, memory, attention_mask, cache=None):
+        """The decoder half; with a KVCache, one new position per call after the first."""
         y = self.dropout(self.shared(decoder_input_ids))  # (B, T, d_model)
-        decoder_bias = self.decoder_bias(y)  # (1, num_heads, T, T)
+        decoder_bias = self.decoder_bias(y, cache=cache)  # (1, num_heads, T, T)
         for block in self.decoder:
-            y = block(y, memory, decoder_bias, attention_mask)  # (B, T, d_model)
+            y = block(y, memory, decoder_bias, attention_mask, cache)  # (B, T, d_model)
         y = self.dropout(self.decoder_norm(y))  # (B, T, d_model)
         return self.lm_head(y * self.config.d_model ** (-0.5))
 
@@ -434,3 +512,79 @@ def example_inputs(
     T = dims.get("T", 8)
     decoder_input_ids = torch.randint(0, config.vocab_size, (batch, T))
     return (input_ids, attention_mask, decoder_input_ids)
+
+
+def filter_logits(
+    logits: torch.Tensor,
+    top_k: int | None = None,
+    top_p: float | None = None,
+    temperature: float = 1.0,
+) -> torch.Tensor:
+    """Next-token logits (B, vocab) to sample from, filtered in Hugging Face's order.
+
+    Divide by ``temperature``; keep the ``top_k`` largest; then keep the nucleus, the
+    fewest most likely tokens whose probabilities sum to at least ``top_p``. The rest become
+    -inf; the most likely token always stays, so ``top_k=1`` is greedy decoding.
+    """
+    if temperature != 1.0:
+        logits = logits / temperature
+    if top_k is not None and top_k > 0:
+        kth = torch.topk(logits, min(top_k, logits.shape[-1])).values[..., -1:]
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    if top_p is not None and top_p < 1.0:
+        ascending, order = torch.sort(logits)
+        tail = ascending.softmax(dim=-1).cumsum(dim=-1) <= 1 - top_p  # outside the nucleus
+        tail[..., -1] = False
+        logits = logits.masked_fill(tail.scatter(-1, order, tail), float("-inf"))
+    return logits
+
+
+def _next_token(logits, do_sample, top_k, top_p, temperature, generator) -> torch.Tensor:
+    if not do_sample:
+        return logits.argmax(dim=-1)
+    probs = filter_logits(logits, top_k, top_p, temperature).softmax(dim=-1)
+    return torch.multinomial(probs, 1, generator=generator).squeeze(1)
+
+
+@torch.no_grad()
+def generate(
+    model: nn.Module,
+    input_ids: torch.Tensor,
+    attention_mask: torch.Tensor,
+    max_new_tokens: int,
+    eos_token_id: int | None = 1,
+    pad_token_id: int | None = 0,
+    do_sample: bool = False,
+    top_k: int | None = None,
+    top_p: float | None = None,
+    temperature: float = 1.0,
+    generator: torch.Generator | None = None,
+    use_cache: bool = True,
+    decoder_start_token_id: int = 0,
+) -> torch.Tensor:
+    """Decode up to ``max_new_tokens`` tokens after ``decoder_start_token_id``: (B, 1 + new).
+
+    The encoder runs once; its memory's keys/values are projected once per layer.
+    Greedy unless ``do_sample``, which samples from ``filter_logits(logits, top_k, top_p,
+    temperature)`` (``generator`` makes draws reproducible). A sequence that emits
+    ``eos_token_id`` is finished and padded with ``pad_token_id`` (default: the EOS id);
+    generation stops early once all are. Each step after the first feeds one token and
+    reuses the KV cache; ``use_cache=False`` recomputes every position (for checking).
+    """
+    cache = KVCache() if use_cache else None
+    pad = eos_token_id if pad_token_id is None else pad_token_id
+    memory = model.encode(input_ids, attention_mask)
+    batch, device = input_ids.shape[0], input_ids.device
+    tokens = step = torch.full((batch, 1), decoder_start_token_id, device=device)
+    done = torch.zeros(tokens.shape[0], dtype=torch.bool, device=tokens.device)
+    for _ in range(max_new_tokens):
+        logits = model.decode(step, memory, attention_mask, cache=cache)[:, -1]  # (B, vocab)
+        token = _next_token(logits, do_sample, top_k, top_p, temperature, generator)
+        if eos_token_id is not None:
+            token = token.masked_fill(done, pad)
+            done |= token == eos_token_id
+        tokens = torch.cat([tokens, token[:, None]], dim=1)
+        if done.all():
+            break
+        step = token[:, None] if use_cache else tokens
+    return tokens

@@ -103,3 +103,40 @@ def test_eos_stops_each_sequence(pair):
             end = int(hits[0, 0]) + 1
             assert torch.equal(row[:end + 1], tokens[:end + 1])
             assert (row[end + 1:] == 5).all()
+
+
+# ------------------------------------------------------------------------------- T5 vs HF
+
+
+@pytest.mark.parametrize("opt_level", [0, 1])
+def test_t5_greedy_matches_hf_generate(compiled, opt_level):
+    transformers = pytest.importorskip("transformers")
+    from tests.parity.test_t5 import SMALL as T5_SMALL
+    from tests.parity.test_t5 import _inputs, _pair
+
+    t5 = compiled("t5", opt_level)
+    torch.manual_seed(0)
+    ours, ref = _pair(t5, T5_SMALL)
+    ids, mask, _ = _inputs(t5, T5_SMALL, batch=3, S=14)
+    expected = ref.generate(input_ids=ids, attention_mask=mask.long(), do_sample=False,
+                            max_new_tokens=12, decoder_start_token_id=0)  # t5-small's value
+    got = t5.generate(ours, ids, mask, max_new_tokens=12)
+    assert isinstance(ref, transformers.T5ForConditionalGeneration)
+    assert torch.equal(got, expected)
+    assert torch.equal(t5.generate(ours, ids, mask, max_new_tokens=12, use_cache=False), got)
+
+
+def test_t5_cached_decode_equals_full_decode(compiled):
+    from tests.parity.test_t5 import SMALL as T5_SMALL
+    from tests.parity.test_t5 import _inputs, _pair
+
+    t5 = compiled("t5")
+    ours, _ = _pair(t5, T5_SMALL)
+    ids, mask, dec = _inputs(t5, T5_SMALL, batch=2, S=10, T=25)  # offsets past max_distance
+    with torch.no_grad():
+        memory = ours.encode(ids, mask)
+        full = ours.decode(dec, memory, mask)
+        cache = t5.KVCache()
+        steps = [ours.decode(dec[:, :3], memory, mask, cache=cache)]
+        steps += [ours.decode(dec[:, t:t + 1], memory, mask, cache=cache) for t in range(3, 25)]
+    torch.testing.assert_close(torch.cat(steps, dim=1), full, atol=1e-5, rtol=1e-5)

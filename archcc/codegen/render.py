@@ -172,6 +172,10 @@ def _where(attrs, args, expr, dtypes):
 def _relative_position(attrs, args, expr, dtypes):
     x = wrap(args[0][0], args[0][1], ATOM)
     at = f"torch.arange({x}.shape[1], device={x}.device)"
+    if len(args) == 2:  # generation facet: queries are the last T of P + T keys
+        past = f"past_length({args[1][0]})"
+        keys = f"torch.arange({past} + {x}.shape[1], device={x}.device)"
+        return f"{keys}[None, :] - ({past} + {at})[:, None]", PRECEDENCE["add"]
     return f"{at}[None, :] - {at}[:, None]", PRECEDENCE["add"]
 
 

@@ -31,6 +31,7 @@ class Halves:
     decode: ModuleIR
     encoder_inputs: list[str]  # forward argument names
     memory: list[str]  # what encode returns and decode takes after the token input
+    passed: list[str]  # forward arguments decode reads as they are (an encoder mask)
 
 
 def split(model: ModuleIR, token: str) -> Halves:
@@ -43,16 +44,19 @@ def split(model: ModuleIR, token: str) -> Halves:
     encoder = set(g) - decoder - {g.graph["output"], cache}
     boundary = [n for n in g if n in encoder and g.nodes[n]["op"] not in FREE
                 and any(s in decoder for s in g.successors(n))]
-    names = [_name(g, n) for n in boundary]
+    computed = [n for n in boundary if g.nodes[n]["op"] != "input"]
+    passed = [n for n in boundary if g.nodes[n]["op"] == "input"]
+    names = [_name(g, n) for n in computed]
     enc_inputs = [n for n in model.inputs if n not in (inputs[token], cache)]
-    encode = _half(model, "encode", encoder, enc_inputs, boundary, {})
+    encode = _half(model, "encode", encoder, enc_inputs, computed, {})
     dec_nodes = decoder | {n for n in encoder if g.nodes[n]["op"] in FREE
                            and any(s in decoder for s in g.successors(n))}
     dec_nodes |= set(boundary) | ({cache} if cache else set())
-    decode_inputs = [inputs[token], *boundary] + ([cache] if cache else [])
+    decode_inputs = [inputs[token], *computed, *passed] + ([cache] if cache else [])
     decode = _half(model, "decode", dec_nodes, decode_inputs, [g.graph["output"]],
-                   dict(zip(boundary, names, strict=True)))
-    return Halves(encode, decode, [g.nodes[n]["attrs"]["name"] for n in enc_inputs], names)
+                   dict(zip(computed, names, strict=True)))
+    return Halves(encode, decode, [g.nodes[n]["attrs"]["name"] for n in enc_inputs], names,
+                  [_name(g, n) for n in passed])
 
 
 def _name(g: nx.DiGraph, node: str) -> str:

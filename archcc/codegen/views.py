@@ -256,7 +256,7 @@ def _encode_decode(module: ModuleIR, token: str, resolve) -> tuple[str, list[Lin
     names = [module.graph.nodes[n]["attrs"]["name"] for n in module.inputs]
     params = ", ".join(n for n in names if n != "cache")  # forward itself never caches
     forward = [Line(f"{memory} = self.encode({sources})"),
-               Line(f"return self.decode({token}, {memory})")]
+               Line(f"return self.decode({', '.join([token, memory, *halves.passed])})")]
     decode_params = ", ".join(_param(halves.decode.graph.nodes[n]["attrs"])
                               for n in halves.decode.inputs)
     methods = [
@@ -362,10 +362,14 @@ def _generation(program: Program) -> dict | None:
     names = list(program.inputs)
     encoder = [n for n in names if n != facet.input]
     picked = [f"inputs[{names.index(n)}]" for n in (encoder or [facet.input])]
-    memory = split_seq2seq(program.model, facet.input).memory if facet.kind == "seq2seq" else []
+    decode_args = ""
+    if facet.kind == "seq2seq":
+        halves = split_seq2seq(program.model, facet.input)
+        memory = ["*memory" if len(halves.memory) > 1 else "memory"]
+        decode_args = ", ".join(memory + halves.passed)
     cross = any(d["attrs"].get("memo") for m in program.modules.values()
                 for _, d in m.graph.nodes(data=True))
     return {"kind": facet.kind, "input": facet.input, "eos": facet.eos, "pad": facet.pad,
             "start": facet.start, "encoder_inputs": encoder, "cross": cross,
-            "memory": len(memory),
+            "decode_args": decode_args,
             "usage": f"generate(model, {', '.join(picked)}, max_new_tokens=8)"}

@@ -21,14 +21,17 @@ decoder side (what depends on the stepped input) is given the cache.
 from __future__ import annotations
 
 import networkx as nx
+import sympy
 
 from archcc.diagnostics import ArchccError, Diagnostic
 from archcc.ir.graph import ModuleIR, Program, add_node, program_order, set_inputs
+from archcc.ir.lowering import T
 from archcc.ir.params import symbol, to_sympy
 from archcc.ir.shapes import RULES, DimContext
 from archcc.parser import LoadedSpec
 
 CACHE = "cache"
+PAST = sympy.Symbol("P", integer=True, nonnegative=True)  # positions already in the cache
 KV_STMT = 10_000  # a statement of its own: the cache line is never inlined into another
 
 
@@ -99,10 +102,12 @@ def _lowered_cache(module: ModuleIR) -> bool:
     kind = module.signature[0] if module.signature else None
     g = module.graph
     names = {g.nodes[n]["attrs"]["name"]: n for n in module.inputs}
-    if kind == "sinusoidal":
+    offsets = {"sinusoidal": "take_rows", "relative_bias": "relative_position"}
+    if kind in offsets:  # position tables and T5 buckets start after the cached positions
         cache = _add_cache_input(g)
-        for node in [n for n in g if g.nodes[n]["op"] == "take_rows"]:
+        for node in [n for n in g if g.nodes[n]["op"] == offsets[kind]]:
             set_inputs(g, node, [*g.nodes[node]["inputs"], cache])
+        _reinfer(module)
         return True
     if kind != "attention":
         return False
@@ -139,6 +144,10 @@ def _append_kv(module: ModuleIR) -> None:
         if g.nodes[node]["op"] == "causal_mask":
             g.nodes[node]["attrs"]["from_end"] = True
     _place_after(g, v, [kv, new_k, new_v])
+    for node in module.inputs:  # per-key inputs (a score bias, a key mask) span P + T keys
+        data = g.nodes[node]
+        if data["attrs"]["name"] != "x" and data["shape"] and data["shape"][-1] == T:
+            data["shape"] = (*data["shape"][:-1], PAST + T)
     _reinfer(module)
 
 
@@ -177,10 +186,14 @@ def _reinfer(module: ModuleIR) -> None:
     g = module.graph
     for node in program_order(g):
         data = g.nodes[node]
+        shapes = [g.nodes[i]["shape"] for i in data["inputs"]]
+        dtypes = [g.nodes[i]["dtype"] for i in data["inputs"]]
         if data["op"] in RULES and data["op"] != "const":
-            shapes = [g.nodes[i]["shape"] for i in data["inputs"]]
-            dtypes = [g.nodes[i]["dtype"] for i in data["inputs"]]
             data["shape"], data["dtype"] = RULES[data["op"]](ctx, data["attrs"], shapes, dtypes)
+        elif data["op"] == "call" and module.submodules[data["attrs"]["target"]].kind == \
+                "embedding":  # T5's bucket -> bias table
+            dim = to_sympy(module.submodules[data["attrs"]["target"]].args["dim"])
+            data["shape"] = (*shapes[0], dim)
 
 
 # ------------------------------------------------------------------------- blocks and model

@@ -225,7 +225,7 @@ def prepend(ctx, attrs, shapes, dtypes):
 
 
 def take_rows(ctx, attrs, shapes, dtypes):
-    table, like = shapes
+    table, like = shapes[:2]  # a third input is a KV cache (the first row to take)
     return (like[1], *table[1:]), dtypes[0]
 
 
@@ -271,7 +271,10 @@ def relative_position(ctx, attrs, shapes, dtypes):
     """(B, T, ...) -> (T, T) int64 offsets: key position minus query position."""
     if len(shapes[0]) < 2:
         raise ShapeError(f"relative positions need a (B, T, ...) tensor, got {fmt(shapes[0])}")
-    return (shapes[0][1], shapes[0][1]), INT
+    keys = shapes[0][1]
+    if len(shapes) == 2:  # after a KV cache's P positions (ir/kv_cache.py)
+        keys = keys + sympy.Symbol("P", integer=True, nonnegative=True)
+    return (shapes[0][1], keys), INT
 
 
 def kv_cache(ctx, attrs, shapes, dtypes):
