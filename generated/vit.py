@@ -146,13 +146,11 @@ class Vit(nn.Module):
         self.pooler = nn.Linear(config.hidden_size, config.hidden_size)
 
     def forward(self, pixel_values):
+        # (B, image_size^2/patch_size^2, hidden_size)
+        patch_embeddings = self.patch_embeddings(pixel_values)
         # (B, image_size^2/patch_size^2 + 1, hidden_size)
         x = torch.cat(
-            [
-                self.cls_token.expand(self.patch_embeddings(pixel_values).shape[0], -1, -1),
-                self.patch_embeddings(pixel_values),
-            ],
-            dim=1,
+            [self.cls_token.expand(patch_embeddings.shape[0], 1, -1), patch_embeddings], dim=1
         )
         # (B, image_size^2/patch_size^2 + 1, hidden_size)
         x = self.dropout(x + self.position_embeddings)

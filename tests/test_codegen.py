@@ -38,6 +38,10 @@ SMALL = {
     "word2vec": dict(vocab_size=37, embed_dim=8, negatives=3),
     "elmo": dict(char_vocab=40, char_dim=6, n_filters=5, n_highway=2, dim=8, vocab_size=23),
     "word2vec_cbow": dict(vocab_size=37, embed_dim=8, window=2, negatives=3),
+    "clip": dict(vocab_size=97, max_position_embeddings=16, text_hidden_size=32,
+                 text_intermediate_size=64, text_num_hidden_layers=2, text_num_attention_heads=4,
+                 image_size=16, patch_size=8, vision_hidden_size=32, vision_intermediate_size=64,
+                 vision_num_hidden_layers=2, vision_num_attention_heads=4, projection_dim=16),
 }
 
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import networkx as nx
 
 from archcc.codegen.render import ATOM, Rendered, render_op
+from archcc.codegen.render_image import NAMED_INPUTS
 from archcc.ir.graph import ModuleIR, program_order
 from archcc.ir.params import symbol
 from archcc.ir.shapes import fmt
@@ -60,7 +61,7 @@ class ForwardEmitter:
         reader = self.g.nodes[readers[0]]
         if reader["op"] == "call" and reader["attrs"].get("repeat"):
             return False  # a loop's inputs must be names
-        if reader["op"] in MULTI_OUTPUT or data["note"]:
+        if reader["op"] in (*MULTI_OUTPUT, "prepend", *NAMED_INPUTS) or data["note"]:
             return False
         return reader["stmt"] == data["stmt"]
 

@@ -135,7 +135,7 @@ def _sdpa(attrs, args, expr, dtypes):
 
 def _prepend(attrs, args, expr, dtypes):
     token, x = args[0][0], wrap(args[1][0], args[1][1], ATOM)
-    return f"torch.cat([{token}.expand({x}.shape[0], -1, -1), {x}], dim=1)", ATOM
+    return f"torch.cat([{token}.expand({x}.shape[0], 1, -1), {x}], dim=1)", ATOM
 
 
 def _take_rows(attrs, args, expr, dtypes):
@@ -194,6 +194,11 @@ _RENDERERS = {
     "relative_position": _relative_position,
     "kv_cache": _kv_cache,
 }
+
+# primitives of image and two-tower models (conv nets, UNets, CLIP): render_image.py
+from archcc.codegen.render_image import IMAGE_RENDERERS  # noqa: E402 - uses the helpers above
+
+_RENDERERS.update(IMAGE_RENDERERS)
 
 
 def render_expr(value, resolve: Callable[[str], str]) -> str:

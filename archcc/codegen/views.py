@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from archcc import __version__
-from archcc.codegen import views_seq
+from archcc.codegen import render_image, views_seq
 from archcc.codegen.forward import Line, emit_forward
 from archcc.codegen.render import render_expr
 from archcc.codegen.seq2seq import split as split_seq2seq
@@ -120,13 +120,17 @@ def _submodule_line(sub: Submodule, program: Program, resolve) -> list[str]:
     if sub.kind == "activation":
         return [f"self.{sub.name} = {_ACTIVATIONS[a['fn']]}"]
     if sub.kind == "conv2d":
-        return [f"self.{sub.name} = nn.Conv2d({_arg(a['in'], resolve)}, "
-                f"{_arg(a['out'], resolve)}, kernel_size={_arg(a['kernel'], resolve)}, "
-                f"stride={_arg(a['stride'], resolve)})"]
+        return [render_image.conv2d_line(sub.name, a, lambda v: _arg(v, resolve))]
+    if sub.kind == "groupnorm":
+        return [render_image.groupnorm_line(sub.name, a, lambda v: _arg(v, resolve))]
+    if sub.kind == "buffer" and a["init"] == "timestep_freqs":
+        return render_image.timestep_freqs(sub.name, a, lambda v: _arg(v, resolve))
     if sub.kind in views_seq.KINDS:
         return views_seq.submodule_line(sub, resolve)
     if sub.kind == "parameter":
         dims = ", ".join(_arg(d, resolve) for d in a["shape"])
+        if a["init"] == "constant":  # e.g. CLIP's logit_scale = log(1 / 0.07)
+            return [render_image.constant_parameter(sub.name, a, lambda v: _arg(v, resolve))]
         return [f"self.{sub.name} = nn.Parameter({_INITS[a['init']]}({dims}))"]
     if sub.kind == "repeat":
         return [f"self.{sub.name} = nn.ModuleList({sub.cls}(config) for _ in "

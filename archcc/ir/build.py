@@ -12,7 +12,7 @@ from __future__ import annotations
 import networkx as nx
 
 from archcc.diagnostics import ArchccError, Diagnostic
-from archcc.ir import lower_relative, lowering
+from archcc.ir import lower_image, lower_relative, lowering
 from archcc.ir.forward import ForwardInterpreter
 from archcc.ir.graph import ModuleIR, Program, Submodule, new_graph
 from archcc.ir.layers import Layer, declare
@@ -43,6 +43,7 @@ class _Classes:
             "patchify": lowering.patchify,
             "sinusoidal": lowering.sinusoidal,
             "relative_bias": lambda: lower_relative.relative_bias(spec.bidirectional),
+            **lower_image.builders(layer),
         }
         if layer.op not in builders:
             return

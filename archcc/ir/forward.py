@@ -50,8 +50,12 @@ BUILTINS = {"relu": ("relu", 1), "gelu": ("gelu", 1), "gelu_tanh": ("gelu_tanh",
             "silu": ("silu", 1), "tanh": ("tanh", 1), "sigmoid": ("sigmoid", 1),
             "softmax": ("softmax", 1), "matmul": ("matmul", 2), "transpose": ("transpose", 3),
             "positions": ("positions", 1), "prepend": ("prepend", 2),
-            "flatten": ("flatten", 1)}
-_BUILTIN_DEFAULTS = {"softmax": {"dim": -1}, "flatten": {"start": 1, "end": -1}}
+            "flatten": ("flatten", 1),
+            # image and two-tower models: CLIP pooling and similarity (cat: forward_seq.py)
+            "quick_gelu": ("quick_gelu", 1), "exp": ("exp", 1), "normalize": ("normalize", 1),
+            "argmax": ("argmax", 1), "token_at": ("token_at", 2)}
+_BUILTIN_DEFAULTS = {"softmax": {"dim": -1}, "flatten": {"start": 1, "end": -1},
+                     "normalize": {"dim": -1}, "argmax": {"dim": -1}}
 # optional keywords whose value stays a param expression (rendered as config.<name>):
 # positions(ids, offset=2) is BART's learned-position offset, positions(ids, pad=pad_token_id)
 # RoBERTa's numbering that starts after the pad id and skips pads

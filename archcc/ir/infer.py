@@ -14,6 +14,7 @@ import sympy
 from archcc.diagnostics import ArchccError, Diagnostic
 from archcc.ir.graph import ModuleIR, Program, program_order
 from archcc.ir.layers import Layer, call_shape, parameter_shape
+from archcc.ir.layers_image import conv2d_shape
 from archcc.ir.params import symbol, to_sympy
 from archcc.ir.shapes import FLOAT, INT, RULES, DimContext, Shape, ShapeError, fmt
 
@@ -141,8 +142,9 @@ def _submodule_call(module: ModuleIR, target: str, shapes, dtypes, ctx):
     if sub.kind == "linear":
         return (*x[:-1], to_sympy(sub.args["out"])), FLOAT
     if sub.kind == "conv2d":
-        stride = to_sympy(sub.args["stride"])
-        return (x[0], to_sympy(sub.args["out"]), x[2] / stride, x[3] / stride), FLOAT
+        return conv2d_shape(ctx, target, x, sub.args), FLOAT
+    if sub.kind == "groupnorm":
+        return x, FLOAT
     if sub.kind == "dropout":
         return x, dtypes[0]
     if sub.kind == "embedding":

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import sympy
 
 from archcc.diagnostics import SourceLoc
-from archcc.ir import layers_seq
+from archcc.ir import layers_image, layers_seq
 from archcc.ir.graph import Submodule
 from archcc.ir.params import ParamScope, to_sympy
 from archcc.ir.shapes import FLOAT, INT, DimContext, Shape, ShapeError, fmt
@@ -29,9 +29,11 @@ _SIZES = {"embedding": ("num", "dim"), "linear": ("in_", "out"), "layernorm": ("
           "rmsnorm": ("dim",), "attention": ("dim", "heads"), "ffn": ("dim", "hidden"),
           "patchify": ("in_channels", "dim", "patch"), "sinusoidal": ("dim", "max_len"),
           "residual": ("dim",), "dropout": (), "activation": (), "parameter": (),
-          "relative_bias": ("heads", "buckets", "max_distance")}
+          "relative_bias": ("heads", "buckets", "max_distance"),
+          **{op: () for op in layers_image.OPS}}  # image ops resolve their own sizes
 _SCALARS = {"layernorm": ("eps",), "rmsnorm": ("eps",), "dropout": ("p",),
-            "attention": ("dropout",), "ffn": ("dropout",), "residual": ("eps",)}
+            "attention": ("dropout",), "ffn": ("dropout",), "residual": ("eps",),
+            "parameter": ("value",)}
 _SIZES.update(layers_seq.SIZES)
 _SCALARS.update(layers_seq.SCALARS)
 
@@ -48,6 +50,7 @@ class Layer:
     submodules: list[Submodule] = field(default_factory=list)
     inner: Layer | None = None  # residual: the wrapped layer
     lowered: tuple | None = None  # facets of the lowered class, fixed at the first call
+    facets: dict = field(default_factory=dict)  # facets fixed by concrete sizes (in != out)
 
     @property
     def op(self) -> str:
@@ -87,6 +90,8 @@ def declare(scope: ParamScope, name: str, spec: object, path: SpecPath,
     if op == "parameter":
         for i, raw in enumerate(spec.shape):
             layer.sizes[f"shape{i}"] = scope.size(raw, (*path, "shape", str(i)))
+    if op in layers_image.OPS:
+        layers_image.declare_sizes(scope, layer)
     if any(v is None for v in layer.sizes.values()):
         return None
     if op == "residual":
@@ -105,6 +110,7 @@ def _diag(layer: Layer, message: str, hint: str | None = None):
 
 
 def _check_sizes(scope: ParamScope, layer: Layer) -> None:
+    layers_image.check_sizes(scope, layer, _diag)
     if layer.op == "attention":
         dim, heads = scope.value(layer.sizes["dim"]), scope.value(layer.sizes["heads"])
         if dim % heads:
@@ -141,12 +147,15 @@ def _submodules(layer: Layer) -> list[Submodule]:
         return [Submodule(name, "activation", {"fn": spec.fn}, loc)]
     if op == "parameter":
         dims = tuple(s[k] for k in sorted(s) if k.startswith("shape"))
-        return [Submodule(name, "parameter", {"shape": dims, "init": spec.init}, loc)]
+        return [Submodule(name, "parameter", {"shape": dims, "init": spec.init,
+                                              "value": s["value"]}, loc)]
     if op == "residual":
         norm_args = {"dim": s["dim"], "eps": s["eps"]}
         if spec.norm == "layernorm":
             norm_args["bias"] = _num(True)
         return [*layer.inner.submodules, Submodule(f"{name}_norm", spec.norm, norm_args, loc)]
+    if op in layers_image.OPS:
+        return layers_image.submodules(layer)
     args = {
         "attention": lambda: {"dim": s["dim"], "n_head": s["heads"], "bias": _num(spec.bias),
                               "dropout": s["dropout"]},
@@ -189,6 +198,8 @@ def call_shape(ctx: DimContext, layer: Layer, shapes: list[Shape], dtypes: list[
         return x, FLOAT
     if op in ("dropout", "activation"):
         return x, dtypes[0]
+    if op in layers_image.OPS:
+        return layers_image.call_shape(ctx, layer, shapes, dtypes, kwargs)
     if op == "attention":
         return _attention_shape(ctx, layer, shapes, dtypes, kwargs)
     if op == "patchify":

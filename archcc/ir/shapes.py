@@ -217,10 +217,14 @@ def sdpa(ctx, attrs, shapes, dtypes):
 
 def prepend(ctx, attrs, shapes, dtypes):
     token, x = shapes
-    if len(token) != 3 or not ctx.is_one(token[0]) or not ctx.is_one(token[1]):
-        raise ShapeError(f"prepend() needs a (1, 1, D) token, got {fmt(token)}")
-    if not ctx.equal(token[2], x[2]):
-        raise ShapeError(f"token width {token[2]} differs from sequence width {x[2]}")
+    rank_one = len(token) == 1  # CLIP's class_embedding is (D,)
+    if not rank_one and (len(token) != 3 or not ctx.is_one(token[0])
+                         or not ctx.is_one(token[1])):
+        raise ShapeError(f"prepend() needs a (1, 1, D) or (D,) token, got {fmt(token)}")
+    if len(x) != 3:
+        raise ShapeError(f"prepend() needs a (B, T, D) sequence, got {fmt(x)}")
+    if not ctx.equal(token[-1], x[2]):
+        raise ShapeError(f"token width {token[-1]} differs from sequence width {x[2]}")
     return (x[0], x[1] + 1, x[2]), dtypes[1]
 
 
@@ -302,3 +306,8 @@ RULES: dict[str, Callable] = {
 from archcc.ir.shapes_seq import RULES as _SEQUENCE_RULES  # noqa: E402
 
 RULES.update(_SEQUENCE_RULES)
+
+# primitives of image and two-tower models (conv nets, UNets, CLIP): shapes_image.py
+from archcc.ir.shapes_image import IMAGE_RULES  # noqa: E402 - it uses the helpers above
+
+RULES.update(IMAGE_RULES)

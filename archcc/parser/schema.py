@@ -99,7 +99,8 @@ KeyPattern = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.{}*]*$", max_length=300
 Size = Annotated[int | str, Field(title="an integer or a parameter expression such as "
                                         "`4 * n_embd`")]
 Scalar = Annotated[float | int | str, Field(title="a number or a parameter expression")]
-Activation = Literal["relu", "gelu", "gelu_tanh", "silu", "tanh", "sigmoid", "identity"]
+Activation = Literal["relu", "gelu", "gelu_tanh", "silu", "tanh", "sigmoid", "identity",
+                     "quick_gelu"]
 
 
 def normal_forward(text: str) -> str:
@@ -251,7 +252,109 @@ class Parameter(_Strict):
 
     op: Literal["parameter"]
     shape: list[Size]
-    init: Literal["zeros", "ones", "normal"] = "zeros"
+    init: Literal["zeros", "ones", "normal", "constant"] = "zeros"
+    value: Scalar = 0.0
+    """The fill value of `init: constant` (CLIP's logit_scale starts at log(1 / 0.07))."""
+
+
+# ------------------------------------------------------------- convolutional layers (images)
+
+
+class Conv2d(_Strict):
+    """2-D convolution over images (B, C, H, W) -> (B, out, H', W'), like `nn.Conv2d`."""
+
+    op: Literal["conv2d"]
+    in_: Size = Field(alias="in")
+    """Input channels."""
+    out: Size
+    """Output channels."""
+    kernel: Size
+    """Square kernel side."""
+    stride: Size = 1
+    padding: Size = 0
+    """Zero padding on every side (0 allowed)."""
+    groups: Size = 1
+    """Grouped convolution; must divide in and out (in = groups = out is depthwise)."""
+    bias: bool = True
+
+
+class GroupNorm(_Strict):
+    """Group normalisation over channels of (B, C, ...) (Wu & He 2018), like `nn.GroupNorm`."""
+
+    op: Literal["groupnorm"]
+    groups: Size
+    """Number of groups; must divide channels."""
+    channels: Size
+    eps: Scalar = 1e-5
+    affine: bool = True
+    """Learned per-channel scale and shift."""
+
+
+class Upsample(_Strict):
+    """(B, C, H, W) -> (B, C, scale*H, scale*W): nearest-neighbour, then (conv: true) a 3x3
+    conv (diffusers `Upsample2D`)."""
+
+    op: Literal["upsample"]
+    channels: Size
+    scale: Size = 2
+    conv: bool = True
+
+
+class Downsample(_Strict):
+    """(B, C, H, W) -> (B, C, H/2, W/2): a 3x3 conv with stride 2 (conv: true, diffusers
+    `Downsample2D`) or 2x2 average pooling (conv: false)."""
+
+    op: Literal["downsample"]
+    channels: Size
+    conv: bool = True
+
+
+class Timesteps(_Strict):
+    """Sinusoidal embedding of diffusion timesteps (B,) -> (B, dim), the conventions of
+    diffusers `get_timestep_embedding`."""
+
+    op: Literal["timesteps"]
+    dim: Size
+    """Embedding width (even)."""
+    flip_sin_to_cos: bool = False
+    """Put the cosines first: `cat(cos, sin)` instead of `cat(sin, cos)`."""
+    downscale_freq_shift: Scalar = 1.0
+    """Frequencies are `max_period ** (-i / (dim / 2 - shift))`."""
+    max_period: Scalar = 10000
+    scale: Scalar = 1.0
+    """Multiplies the angles."""
+
+
+class ResBlock(_Strict):
+    """Pre-activation ResNet block over images (diffusers `ResnetBlock2D`): norm, act, 3x3 conv,
+    twice, plus a 1x1 conv shortcut when in != out. With `temb`, call it as `res(x, temb)`:
+    the time embedding is projected and added between the two convolutions."""
+
+    op: Literal["resblock"]
+    in_: Size = Field(alias="in")
+    """Input channels."""
+    out: Size
+    """Output channels."""
+    temb: Size | None = None
+    """Width of the time embedding injected into the block (none: `res(x)`)."""
+    groups: Size = 32
+    """GroupNorm groups; must divide in and out."""
+    eps: Scalar = 1e-6
+    act: Activation = "silu"
+    dropout: Scalar = 0.0
+
+
+class ImageAttention(_Strict):
+    """Self-attention among the pixels of (B, C, H, W), GroupNorm in front and a residual
+    around it (the attention of diffusers' UNet2D blocks)."""
+
+    op: Literal["image_attention"]
+    channels: Size
+    heads: Size
+    """Number of heads; must divide channels."""
+    groups: Size = 32
+    """GroupNorm groups; must divide channels."""
+    eps: Scalar = 1e-6
 
 
 # ------------------------------------------------------------- recurrence and 1-D sequences
@@ -330,7 +433,8 @@ SEQUENCE_OPS = [RNN, LSTM, GRU, Conv1d, EmbeddingBag]
 
 SimpleLayer = Annotated[
     Embedding | Linear | LayerNorm | RMSNorm | Dropout | ActivationLayer | Attention | FFN
-    | Patchify | Sinusoidal | Parameter | RelativeBias,
+    | Patchify | Sinusoidal | Parameter | RelativeBias
+    | Conv2d | GroupNorm | Upsample | Downsample | Timesteps | ResBlock | ImageAttention,
     Field(discriminator="op"),
 ]
 
@@ -364,7 +468,8 @@ def _layer_tag(value: Any) -> str:
 
 
 _OPS = [Embedding, Linear, LayerNorm, RMSNorm, Dropout, ActivationLayer, Attention, FFN,
-        Patchify, Sinusoidal, Parameter, Residual, *SEQUENCE_OPS, RelativeBias]
+        Patchify, Sinusoidal, Parameter, Residual, *SEQUENCE_OPS, RelativeBias,
+        Conv2d, GroupNorm, Upsample, Downsample, Timesteps, ResBlock, ImageAttention]
 OP_NAMES = [m.model_fields["op"].annotation.__args__[0] for m in _OPS]
 
 _TAGGED = [Annotated[m, Tag(name)] for m, name in zip(_OPS, OP_NAMES, strict=True)]

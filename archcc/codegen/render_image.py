@@ -1,0 +1,108 @@
+"""PyTorch spelling of image and two-tower primitives, and of their ``__init__`` lines.
+
+Merged into :mod:`archcc.codegen.render` and used by :mod:`archcc.codegen.views`::
+
+    token_at(x, argmax(ids))   ->  x[torch.arange(x.shape[0], device=x.device), ids.argmax(dim=-1)]
+    conv2d submodule           ->  self.conv1 = nn.Conv2d(in_channels, out_channels, 3, padding=1)
+"""
+
+from __future__ import annotations
+
+from archcc.parser.expr import PRECEDENCE, wrap
+
+ATOM, MUL = PRECEDENCE["atom"], PRECEDENCE["mul"]
+
+# readers of these ops see a plain name, never an inlined expression: they use it twice
+NAMED_INPUTS = {"quick_gelu", "token_at"}
+
+
+def method(x: tuple[str, int], call: str) -> tuple[str, int]:
+    """``x.call``, parenthesising ``x`` if needed (as ``render.method``; no import cycle)."""
+    return f"{wrap(x[0], x[1], ATOM)}.{call}", ATOM
+
+
+def _quick_gelu(attrs, args, expr, dtypes):
+    x = wrap(args[0][0], args[0][1], ATOM)
+    return f"{x} * torch.sigmoid(1.702 * {x})", MUL
+
+
+def _call(name: str):
+    return lambda attrs, args, expr, dtypes: (f"{name}({args[0][0]})", ATOM)
+
+
+def _normalize(attrs, args, expr, dtypes):
+    return f"F.normalize({args[0][0]}, dim={attrs['dim']})", ATOM
+
+
+def _argmax(attrs, args, expr, dtypes):
+    return method(args[0], f"argmax(dim={attrs['dim']})")
+
+
+def _token_at(attrs, args, expr, dtypes):
+    x = wrap(args[0][0], args[0][1], ATOM)
+    return f"{x}[torch.arange({x}.shape[0], device={x}.device), {args[1][0]}]", ATOM
+
+
+def _unsqueeze(attrs, args, expr, dtypes):
+    nones = ", ".join(["None"] * attrs["count"])
+    return f"{wrap(args[0][0], args[0][1], ATOM)}[..., {nones}]", ATOM
+
+
+def _interpolate(attrs, args, expr, dtypes):
+    return (f'F.interpolate({args[0][0]}, scale_factor={expr(attrs["scale"])}, '
+            f'mode="nearest")'), ATOM
+
+
+def _avg_pool(attrs, args, expr, dtypes):
+    return f"F.avg_pool2d({args[0][0]}, {attrs['kernel']})", ATOM
+
+
+def _reshape_as(attrs, args, expr, dtypes):
+    like = wrap(args[1][0], args[1][1], ATOM)
+    return method(args[0], f"reshape({like}.shape)")
+
+
+IMAGE_RENDERERS = {
+    "quick_gelu": _quick_gelu, "exp": _call("torch.exp"), "sin": _call("torch.sin"),
+    "cos": _call("torch.cos"), "normalize": _normalize, "argmax": _argmax,
+    "token_at": _token_at, "unsqueeze": _unsqueeze,
+    "interpolate": _interpolate, "avg_pool": _avg_pool, "reshape_as": _reshape_as,
+}
+
+
+# ---------------------------------------------------------------------------- __init__
+
+
+def _is(value, default) -> bool:
+    return getattr(value, "value", object()) == default and not hasattr(value, "id")
+
+
+def conv2d_line(name: str, a: dict, arg) -> str:
+    """``nn.Conv2d(in, out, kernel, stride=..., padding=...)``, defaults left out."""
+    parts = [arg(a["in"]), arg(a["out"]), f"kernel_size={arg(a['kernel'])}"]
+    defaults = {"stride": 1, "padding": 0, "groups": 1, "bias": True}
+    parts += [f"{k}={arg(a[k])}" for k, d in defaults.items() if k in a and not _is(a[k], d)]
+    return f"self.{name} = nn.Conv2d({', '.join(parts)})"
+
+
+def groupnorm_line(name: str, a: dict, arg) -> str:
+    extra = "" if _is(a["eps"], 1e-5) else f", eps={arg(a['eps'])}"
+    extra += "" if _is(a["affine"], True) else f", affine={arg(a['affine'])}"
+    return f"self.{name} = nn.GroupNorm({arg(a['groups'])}, {arg(a['channels'])}{extra})"
+
+
+def timestep_freqs(name: str, a: dict, arg) -> list[str]:
+    """diffusers' ``get_timestep_embedding`` frequencies, computed in the same float32 order."""
+    half, shift, period = arg(a["half"]), arg(a["shift"]), arg(a["max_period"])
+    return [
+        f"exponent = -math.log({period}) * torch.arange({half}, dtype=torch.float32)",
+        f"freqs = torch.exp(exponent / ({half} - {shift}))",
+        f'self.register_buffer("{name}", freqs, persistent=False)',
+    ]
+
+
+def constant_parameter(name: str, a: dict, arg) -> str:
+    """``nn.Parameter(torch.full(shape, value))``: a learned tensor with a set start value."""
+    dims = [arg(d) for d in a["shape"]]
+    shape = "(" + ", ".join(dims) + ("," if len(dims) == 1 else "") + ")"
+    return f"self.{name} = nn.Parameter(torch.full({shape}, {arg(a['value'])}))"

@@ -1,0 +1,72 @@
+"""Shape rules of the primitives image and two-tower models add (merged into ``RULES``).
+
+    token_at((B, T, D), argmax(ids))           -> (B, D)        # CLIP's EOS pooling
+    unsqueeze((B, C), count=2)                 -> (B, C, 1, 1)
+"""
+
+from __future__ import annotations
+
+import sympy
+
+from archcc.ir.params import to_sympy
+from archcc.ir.shapes import FLOAT, INT, ShapeError, _norm_dim, fmt, same
+
+
+def argmax(ctx, attrs, shapes, dtypes):
+    shape = shapes[0]
+    if not shape:
+        raise ShapeError("argmax() needs a tensor with at least one dim, got a scalar")
+    d = _norm_dim(attrs["dim"], len(shape))
+    return (*shape[:d], *shape[d + 1:]), INT
+
+
+def token_at(ctx, attrs, shapes, dtypes):
+    """x (B, T, D) and one index per row (B,) -> (B, D): ``x[arange(B), index]``."""
+    x, index = shapes
+    if len(x) != 3:
+        raise ShapeError(f"token_at() picks one token per row of a (B, T, D) tensor, got {fmt(x)}")
+    if len(index) != 1 or not ctx.equal(index[0], x[0]) or dtypes[1] != INT:
+        raise ShapeError(f"token_at() needs one int64 index per row, shape {fmt(x[:1])}, "
+                         f"got {dtypes[1]} {fmt(index)}", "e.g. token_at(x, argmax(input_ids))")
+    return (x[0], x[2]), dtypes[0]
+
+
+def unsqueeze(ctx, attrs, shapes, dtypes):
+    """``x[..., None, None]``: trailing singleton dims, e.g. to add (B, C) to (B, C, H, W)."""
+    return (*shapes[0], *(sympy.Integer(1) for _ in range(attrs["count"]))), dtypes[0]
+
+
+def _image(shape, what: str):
+    if len(shape) != 4:
+        raise ShapeError(f"{what} needs an image (B, C, H, W), got {fmt(shape)}")
+
+
+def interpolate(ctx, attrs, shapes, dtypes):
+    x = shapes[0]
+    _image(x, "nearest up-sampling")
+    scale = to_sympy(attrs["scale"])
+    return (x[0], x[1], x[2] * scale, x[3] * scale), FLOAT
+
+
+def avg_pool(ctx, attrs, shapes, dtypes):
+    x, k = shapes[0], attrs["kernel"]
+    _image(x, "average pooling")
+    sides = []
+    for side in x[2:]:
+        value = ctx.concrete(sympy.floor(side / k))
+        sides.append(side / k if ctx.concrete(side / k) == value else value)
+    return (x[0], x[1], *sides), FLOAT
+
+
+def reshape_as(ctx, attrs, shapes, dtypes):
+    y, like = shapes
+    if not ctx.equal(sympy.Mul(*y), sympy.Mul(*like)):
+        raise ShapeError(f"cannot reshape {fmt(y)} to {fmt(like)}: sizes differ")
+    return like, dtypes[0]
+
+
+IMAGE_RULES = {
+    "quick_gelu": same, "exp": same, "sin": same, "cos": same, "normalize": same,
+    "argmax": argmax, "token_at": token_at, "unsqueeze": unsqueeze,
+    "interpolate": interpolate, "avg_pool": avg_pool, "reshape_as": reshape_as,
+}
