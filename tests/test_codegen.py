@@ -42,6 +42,8 @@ SMALL = {
                  text_intermediate_size=64, text_num_hidden_layers=2, text_num_attention_heads=4,
                  image_size=16, patch_size=8, vision_hidden_size=32, vision_intermediate_size=64,
                  vision_num_hidden_layers=2, vision_num_attention_heads=4, projection_dim=16),
+    "ddpm_unet": dict(sample_size=16, ch0=16, ch1=32, ch2=32, ch3=32, norm_num_groups=8,
+                      attention_head_dim=16),
 }
 
 

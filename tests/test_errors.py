@@ -16,6 +16,7 @@ ROOT = Path(__file__).parents[1]
 GPT2 = (ROOT / "specs" / "gpt2.yaml").read_text()
 BASES = {"gpt2": ROOT / "specs" / "gpt2.yaml", "bert": ROOT / "specs" / "bert.yaml",
          "transformer": ROOT / "specs" / "transformer.yaml",
+         "clip": ROOT / "specs" / "clip.yaml", "unet": ROOT / "specs" / "ddpm_unet.yaml",
          "arch": ROOT / "examples" / "gpt2.arch"}
 
 # name -> (text to replace in specs/gpt2.yaml, replacement); see OTHER_CASES for other bases
@@ -85,6 +86,17 @@ OTHER_CASES = {
     "arch_expression_error": ("arch", "hidden = 4 * n_embd", "hidden = 4 * * n_embd"),
     "arch_duplicate_param": ("arch", "  n_layer = 12", "  n_layer = 12\n  n_layer = 24"),
     "arch_shape_mismatch": ("arch", "ln_2 = layernorm(dim = n_embd", "ln_2 = layernorm(dim = 3"),
+    # image and two-tower models
+    "conv_groups_divide": ("unet", "kernel: 3, padding: 1}", "kernel: 3, padding: 1, groups: 2}"),
+    "conv_kernel_too_large": ("unet", "out_channels, kernel: 3", "out_channels, kernel: 40"),
+    "conv_channels_mismatch": ("unet", "h0 = conv_in(sample)", "h0 = conv_in(conv_in(sample))"),
+    "skip_port_resolution": ("unet", "cat(x, h9, dim=1)", "cat(x, h8, dim=1)"),
+    "resblock_needs_temb": ("unet", "h1 = down0_res0(h0, temb)", "h1 = down0_res0(h0)"),
+    "resblock_channels": ("unet", "h1 = down0_res0(h0, temb)", "h1 = down0_res0(sample, temb)"),
+    "image_attention_heads": ("unet", "heads: ch1 // attention_head_dim", "heads: 3"),
+    "timesteps_odd_dim": ("unet", "{op: timesteps, dim: ch0", "{op: timesteps, dim: ch0 + 1"),
+    "downsample_padding": ("unet", "channels: ch0, padding: 0}", "channels: ch0, padding: 2}"),
+    "token_at_needs_indices": ("clip", "token_at(t, argmax(input_ids))", "token_at(t, input_ids)"),
 }
 
 

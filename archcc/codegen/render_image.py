@@ -43,11 +43,6 @@ def _token_at(attrs, args, expr, dtypes):
     return f"{x}[torch.arange({x}.shape[0], device={x}.device), {args[1][0]}]", ATOM
 
 
-def _unsqueeze(attrs, args, expr, dtypes):
-    nones = ", ".join(["None"] * attrs["count"])
-    return f"{wrap(args[0][0], args[0][1], ATOM)}[..., {nones}]", ATOM
-
-
 def _interpolate(attrs, args, expr, dtypes):
     return (f'F.interpolate({args[0][0]}, scale_factor={expr(attrs["scale"])}, '
             f'mode="nearest")'), ATOM
@@ -55,6 +50,10 @@ def _interpolate(attrs, args, expr, dtypes):
 
 def _avg_pool(attrs, args, expr, dtypes):
     return f"F.avg_pool2d({args[0][0]}, {attrs['kernel']})", ATOM
+
+
+def _pad(attrs, args, expr, dtypes):
+    return f"F.pad({args[0][0]}, {tuple(attrs['pad'])})", ATOM
 
 
 def _reshape_as(attrs, args, expr, dtypes):
@@ -65,8 +64,8 @@ def _reshape_as(attrs, args, expr, dtypes):
 IMAGE_RENDERERS = {
     "quick_gelu": _quick_gelu, "exp": _call("torch.exp"), "sin": _call("torch.sin"),
     "cos": _call("torch.cos"), "normalize": _normalize, "argmax": _argmax,
-    "token_at": _token_at, "unsqueeze": _unsqueeze,
-    "interpolate": _interpolate, "avg_pool": _avg_pool, "reshape_as": _reshape_as,
+    "token_at": _token_at,
+    "interpolate": _interpolate, "avg_pool": _avg_pool, "reshape_as": _reshape_as, "pad": _pad,
 }
 
 

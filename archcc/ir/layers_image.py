@@ -22,7 +22,7 @@ _FIELDS = {
     "conv2d": (("in_", "out", "kernel", "stride", "groups"), ("padding",), ()),
     "groupnorm": (("groups", "channels"), (), ("eps",)),
     "upsample": (("channels", "scale"), (), ()),
-    "downsample": (("channels",), (), ()),
+    "downsample": (("channels",), ("padding",), ()),
     "timesteps": (("dim",), (), ("downscale_freq_shift", "max_period", "scale")),
     "resblock": (("in_", "out", "groups"), (), ("eps", "dropout")),
     "image_attention": (("channels", "heads", "groups"), (), ("eps",)),
@@ -51,6 +51,8 @@ def declare_sizes(scope, layer) -> None:
         layer.facets["shortcut"] = shortcut
     if layer.op == "timesteps":
         layer.facets["scaled"] = scope.value(layer.sizes["scale"]) != 1
+    if layer.op == "downsample":
+        layer.facets["pad_after"] = scope.value(layer.sizes["padding"]) == 0
 
 
 def _divides(scope, layer, diag, part: str, whole: str) -> None:
@@ -78,6 +80,10 @@ def check_sizes(scope, layer, diag) -> None:
     elif op == "image_attention":
         _divides(scope, layer, diag, "heads", "channels")
         _divides(scope, layer, diag, "groups", "channels")
+    elif op == "downsample" and scope.value(layer.sizes["padding"]) not in (0, 1):
+        scope.errors.append(diag(layer, f"padding ({scope.value(layer.sizes['padding'])}) "
+                                 "must be 1 or 0", "0 pads right and bottom by one, as "
+                                 "diffusers' downsample_padding: 0"))
     elif op == "timesteps" and scope.value(layer.sizes["dim"]) % 2:
         scope.errors.append(diag(layer, f"dim ({scope.value(layer.sizes['dim'])}) must be "
                                  "even: half sines, half cosines"))
@@ -99,6 +105,7 @@ def submodules(layer) -> list[Submodule]:
         "timesteps": lambda: {"dim": s["dim"], "downscale_freq_shift": s["downscale_freq_shift"],
                               "max_period": s["max_period"], "scale": s["scale"]},
         "resblock": lambda: {"in_channels": s["in_"], "out_channels": s["out"],
+                             "channels": s["in_"],  # the class without a shortcut
                              **({"temb_channels": s["temb"]} if "temb" in s else {}),
                              "groups": s["groups"], "eps": s["eps"], "dropout": s["dropout"]},
         "image_attention": lambda: {"channels": s["channels"], "n_head": s["heads"],
@@ -115,8 +122,9 @@ def conv_side(ctx: DimContext, side, kernel, stride, padding) -> sympy.Expr:
     a plain form has the same value (``sample_size / 2`` rather than ``8``)."""
     span = side + 2 * padding - kernel
     if ctx.concrete(span).is_number and ctx.concrete(span) < 0:
-        raise ShapeError(f"kernel {kernel} ({ctx.concrete(kernel)}) is larger than the padded "
-                         f"input side {side + 2 * padding} ({ctx.concrete(side + 2 * padding)})")
+        raise ShapeError(f"kernel {_both(ctx, kernel)} is larger than the padded input side "
+                         f"{_both(ctx, side + 2 * padding)}",
+                         "pad more, or use a smaller kernel")
     exact = sympy.expand(span / stride + 1)
     value = ctx.concrete(sympy.floor(span / stride) + 1)
     if not value.is_number:  # symbolic input side (a lowered class's H)
@@ -129,6 +137,12 @@ def conv_side(ctx: DimContext, side, kernel, stride, padding) -> sympy.Expr:
         if ctx.concrete(candidate) == value:
             return candidate
     return value
+
+
+def _both(ctx: DimContext, dim) -> str:
+    """``sample_size + 2 (34)``; a plain number once."""
+    value = ctx.concrete(dim)
+    return str(dim) if value == dim else f"{dim} ({value})"
 
 
 def _image(ctx: DimContext, name: str, x: Shape, channels, what: str = "channels") -> None:
@@ -144,7 +158,11 @@ def conv2d_shape(ctx: DimContext, name: str, x: Shape, args: dict) -> Shape:
     get = {"stride": sympy.Integer(1), "padding": sympy.Integer(0)}
     get.update({k: to_sympy(v) for k, v in args.items() if k not in ("bias", "groups")})
     _image(ctx, name, x, get["in"], "input channels")
-    h, w = (conv_side(ctx, side, get["kernel"], get["stride"], get["padding"]) for side in x[2:])
+    try:
+        h, w = (conv_side(ctx, side, get["kernel"], get["stride"], get["padding"])
+                for side in x[2:])
+    except ShapeError as exc:
+        raise ShapeError(f"{name}: {exc.message}", exc.hint) from None
     return (x[0], get["out"], h, w)
 
 
@@ -178,9 +196,10 @@ def call_shape(ctx: DimContext, layer, shapes: list[Shape], dtypes: list[str],
     if op == "upsample":
         return (x[0], x[1], x[2] * layer.dim("scale"), x[3] * layer.dim("scale")), FLOAT
     if op == "downsample":
-        conv = layer.spec.conv
-        k, s, p = (sympy.Integer(v) for v in ((3, 2, 1) if conv else (2, 2, 0)))
-        return (x[0], x[1], *(conv_side(ctx, side, k, s, p) for side in x[2:])), FLOAT
+        conv, extra = layer.spec.conv, int(layer.facets["pad_after"])
+        k, s, p = (sympy.Integer(v) for v in ((3, 2, 1 - extra) if conv else (2, 2, 0)))
+        sides = (conv_side(ctx, side + extra if conv else side, k, s, p) for side in x[2:])
+        return (x[0], x[1], *sides), FLOAT
     return x, FLOAT  # image_attention keeps the shape
 
 

@@ -38,7 +38,7 @@ def builders(layer) -> dict:
     spec, facets = layer.spec, layer.facets
     return {
         "upsample": lambda: upsample(spec.conv),
-        "downsample": lambda: downsample(spec.conv),
+        "downsample": lambda: downsample(spec.conv, facets["pad_after"]),
         "timesteps": lambda: timesteps(spec.flip_sin_to_cos, facets["scaled"]),
         "resblock": lambda: resblock(spec.act, spec.temb is not None, facets["shortcut"]),
         "image_attention": image_attention,
@@ -66,21 +66,27 @@ def upsample(conv: bool) -> ModuleIR:
                     signature=("upsample", conv), display={"channels": "C"})
 
 
-def downsample(conv: bool) -> ModuleIR:
-    """(B, C, H, W) -> (B, C, H/2, W/2): a strided 3x3 conv, or 2x2 average pooling."""
-    name = "Downsample2D" if conv else "AvgDownsample"
+def downsample(conv: bool, pad_after: bool) -> ModuleIR:
+    """(B, C, H, W) -> (B, C, H/2, W/2): a strided 3x3 conv (padded on all sides, or only
+    right and bottom as the original DDPM), or 2x2 average pooling."""
+    name = ("PadDownsample2D" if pad_after else "Downsample2D") if conv else "AvgDownsample"
     b = _Builder(name)
     x = b.input("x", (B, symbol("channels"), H, W))
     subs = {}
     if conv:
-        subs["conv"] = _conv("conv", "channels", "channels", 3, stride=2, padding=1)
+        subs["conv"] = _conv("conv", "channels", "channels", 3, stride=2,
+                             padding=0 if pad_after else 1)
+        if pad_after:
+            x = b.line().op("pad", x, var="x", pad=(0, 1, 0, 1))
         b.ret(b.line().call("conv", x, var="x"))
     else:
         b.ret(b.line().op("avg_pool", x, var="x", kernel=2))
+    how = ("a 3x3 convolution of stride 2" + (", after padding right and bottom by one."
+                                             if pad_after else ".")) if conv else \
+        "2x2 average pooling."
     return ModuleIR(name, "lowered", b.g, subs, ctor_args=[("channels", None)],
-                    doc="Halves H and W with " + ("a 3x3 convolution of stride 2." if conv
-                                                  else "2x2 average pooling."),
-                    signature=("downsample", conv), display={"channels": "C"})
+                    doc="Halves H and W with " + how,
+                    signature=("downsample", conv, pad_after), display={"channels": "C"})
 
 
 # ------------------------------------------------------------------------- timesteps
@@ -95,7 +101,7 @@ def timesteps(flip: bool, scaled: bool) -> ModuleIR:
         "max_period": E("max_period")})}
     freqs = b.line().op("get_attr", var="freqs", target="freqs")
     b.g.nodes[freqs].update(shape=(symbol("dim") / 2,), dtype=FLOAT)
-    args = b.op("mul", b.op("unsqueeze", t, var="args", count=1), freqs, var="args")
+    args = b.op("mul", b.op("unsqueeze", t, var="args", dim=-1), freqs, var="args")
     if scaled:
         args = b.line().op("mul", args, b.op("const", var="scale", value=E("scale")),
                            var="args")
@@ -116,36 +122,38 @@ def timesteps(flip: bool, scaled: bool) -> ModuleIR:
 def resblock(act: str, temb: bool, shortcut: bool) -> ModuleIR:
     """norm1 -> act -> conv1 (+ projected time embedding) -> norm2 -> act -> conv2, + skip."""
     name = "ResnetBlock" + ("Shortcut" if shortcut else "")
+    # without a shortcut in == out: one name, so that x + h is well-typed in this class
+    cin, cout = ("in_channels", "out_channels") if shortcut else ("channels", "channels")
     b = _Builder(name)
-    x = b.input("x", (B, symbol("in_channels"), H, W))
-    subs = {"norm1": _norm("norm1", "in_channels"),
-            "conv1": _conv("conv1", "in_channels", "out_channels", 3, padding=1)}
+    x = b.input("x", (B, symbol(cin), H, W))
+    subs = {"norm1": _norm("norm1", cin), "conv1": _conv("conv1", cin, cout, 3, padding=1)}
     h = b.line().call("conv1", b.op(act, b.call("norm1", x, var="h"), var="h"), var="h")
     if temb:
         emb = b.input("temb", (B, symbol("temb_channels")))
         subs["time_emb_proj"] = Submodule("time_emb_proj", "linear", {
-            "in": E("temb_channels"), "out": E("out_channels"), "bias": Num(True)})
+            "in": E("temb_channels"), "out": E(cout), "bias": Num(True)})
         emb = b.line().call("time_emb_proj", b.op(act, emb, var="temb"), var="temb")
-        h = b.op("add", h, b.op("unsqueeze", emb, var="temb", count=2), var="h")
-    subs["norm2"] = _norm("norm2", "out_channels")
+        emb = b.op("unsqueeze", b.op("unsqueeze", emb, var="temb", dim=-1), var="temb", dim=-1)
+        h = b.op("add", h, emb, var="h")
+    subs["norm2"] = _norm("norm2", cout)
     subs["dropout"] = Submodule("dropout", "dropout", {"p": E("dropout")})
-    subs["conv2"] = _conv("conv2", "out_channels", "out_channels", 3, padding=1)
+    subs["conv2"] = _conv("conv2", cout, cout, 3, padding=1)
     h = b.line().op(act, b.call("norm2", h, var="h"), var="h")
     h = b.call("conv2", b.call("dropout", h, var="h"), var="h")
     skip = x
     if shortcut:
-        subs["conv_shortcut"] = _conv("conv_shortcut", "in_channels", "out_channels", 1)
+        subs["conv_shortcut"] = _conv("conv_shortcut", cin, cout, 1)
         skip = b.line().call("conv_shortcut", x, var="x")
     b.ret(b.line().op("add", skip, h, var="out"))
-    ctor = [("in_channels", None), ("out_channels", None)]
+    ctor = [(cin, None), (cout, None)] if shortcut else [(cin, None)]
     ctor += [("temb_channels", None)] if temb else []
     return ModuleIR(name, "lowered", b.g, subs,
                     ctor_args=[*ctor, ("groups", 32), ("eps", 1e-6), ("dropout", 0.0)],
-                    doc=f"Pre-activation ResNet block (GroupNorm, {act}, 3x3 conv, twice)"
-                        + (", time embedding added after the first conv" if temb else "")
-                        + (", 1x1 conv shortcut." if shortcut else "."),
+                    doc=f"ResNet block: (GroupNorm, {act}, conv3x3) x 2"
+                        + (" + time embedding" if temb else "")
+                        + (" + 1x1 conv shortcut." if shortcut else "."),
                     signature=("resblock", act, temb, shortcut),
-                    display={"in_channels": "C_in", "out_channels": "C_out",
+                    display={"in_channels": "C_in", "out_channels": "C_out", "channels": "C",
                              "temb_channels": "T_emb"})
 
 

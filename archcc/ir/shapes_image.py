@@ -1,7 +1,6 @@
 """Shape rules of the primitives image and two-tower models add (merged into ``RULES``).
 
     token_at((B, T, D), argmax(ids))           -> (B, D)        # CLIP's EOS pooling
-    unsqueeze((B, C), count=2)                 -> (B, C, 1, 1)
 """
 
 from __future__ import annotations
@@ -26,14 +25,9 @@ def token_at(ctx, attrs, shapes, dtypes):
     if len(x) != 3:
         raise ShapeError(f"token_at() picks one token per row of a (B, T, D) tensor, got {fmt(x)}")
     if len(index) != 1 or not ctx.equal(index[0], x[0]) or dtypes[1] != INT:
-        raise ShapeError(f"token_at() needs one int64 index per row, shape {fmt(x[:1])}, "
+        raise ShapeError(f"token_at() needs one int64 index per row {fmt(x[:1])}, "
                          f"got {dtypes[1]} {fmt(index)}", "e.g. token_at(x, argmax(input_ids))")
     return (x[0], x[2]), dtypes[0]
-
-
-def unsqueeze(ctx, attrs, shapes, dtypes):
-    """``x[..., None, None]``: trailing singleton dims, e.g. to add (B, C) to (B, C, H, W)."""
-    return (*shapes[0], *(sympy.Integer(1) for _ in range(attrs["count"]))), dtypes[0]
 
 
 def _image(shape, what: str):
@@ -58,6 +52,14 @@ def avg_pool(ctx, attrs, shapes, dtypes):
     return (x[0], x[1], *sides), FLOAT
 
 
+def pad(ctx, attrs, shapes, dtypes):
+    """``F.pad(x, (left, right, top, bottom))`` on the last two dims."""
+    x, (left, right, top, bottom) = shapes[0], attrs["pad"]
+    if len(x) < 2:
+        raise ShapeError(f"pad() needs at least two dims, got {fmt(x)}")
+    return (*x[:-2], x[-2] + top + bottom, x[-1] + left + right), dtypes[0]
+
+
 def reshape_as(ctx, attrs, shapes, dtypes):
     y, like = shapes
     if not ctx.equal(sympy.Mul(*y), sympy.Mul(*like)):
@@ -67,6 +69,6 @@ def reshape_as(ctx, attrs, shapes, dtypes):
 
 IMAGE_RULES = {
     "quick_gelu": same, "exp": same, "sin": same, "cos": same, "normalize": same,
-    "argmax": argmax, "token_at": token_at, "unsqueeze": unsqueeze,
-    "interpolate": interpolate, "avg_pool": avg_pool, "reshape_as": reshape_as,
+    "argmax": argmax, "token_at": token_at,
+    "interpolate": interpolate, "avg_pool": avg_pool, "reshape_as": reshape_as, "pad": pad,
 }

@@ -307,6 +307,9 @@ class Downsample(_Strict):
     op: Literal["downsample"]
     channels: Size
     conv: bool = True
+    padding: Size = 1
+    """Of the conv: 1, or 0 to pad only right and bottom by one first (original DDPM,
+    diffusers `downsample_padding: 0`)."""
 
 
 class Timesteps(_Strict):
