@@ -178,6 +178,7 @@ class Clip(nn.Module):
 
     def __init__(self, config: Config = Config()) -> None:
         super().__init__()
+        self.config = config
         self.patch_embedding = nn.Conv2d(
             config.num_channels,
             config.vision_hidden_size,
@@ -236,6 +237,18 @@ class Clip(nn.Module):
 
 
 Model = Clip
+
+# Input dims for torch.export, ONNX and TensorRT: a symbol is dynamic, None is fixed by Config.
+DYNAMIC_DIMS: dict[str, tuple[str | None, ...]] = {
+    "input_ids": ("N", "T"),
+    "pixel_values": ("B", None, None, None),
+}
+# (min, opt, max) of each symbol; archcc.runtime.compile(..., dims={...}) overrides them.
+DIM_RANGES: dict[str, tuple[int, int, int]] = {
+    "N": (1, 2, 16),
+    "T": (1, 16, 128),
+    "B": (1, 8, 64),
+}
 
 # Foreign checkpoint layouts: patterns are dotted key prefixes; {name} or * match one segment.
 CHECKPOINT_LAYOUTS: dict[str, dict[str, list]] = {

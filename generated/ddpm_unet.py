@@ -179,6 +179,7 @@ class DdpmUnet(nn.Module):
 
     def __init__(self, config: Config = Config()) -> None:
         super().__init__()
+        self.config = config
         self.time_proj = Timesteps(config.ch0, downscale_freq_shift=config.freq_shift)
         self.time_linear_1 = nn.Linear(config.ch0, config.time_embed_dim)
         self.time_linear_2 = nn.Linear(config.time_embed_dim, config.time_embed_dim)
@@ -436,6 +437,16 @@ class DdpmUnet(nn.Module):
 
 
 Model = DdpmUnet
+
+# Input dims for torch.export, ONNX and TensorRT: a symbol is dynamic, None is fixed by Config.
+DYNAMIC_DIMS: dict[str, tuple[str | None, ...]] = {
+    "sample": ("B", None, None, None),
+    "timestep": ("B",),
+}
+# (min, opt, max) of each symbol; archcc.runtime.compile(..., dims={...}) overrides them.
+DIM_RANGES: dict[str, tuple[int, int, int]] = {
+    "B": (1, 8, 64),
+}
 
 # Foreign checkpoint layouts: patterns are dotted key prefixes; {name} or * match one segment.
 CHECKPOINT_LAYOUTS: dict[str, dict[str, list]] = {
