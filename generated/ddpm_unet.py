@@ -56,7 +56,7 @@ class Timesteps(nn.Module):
         self.register_buffer("freqs", freqs, persistent=False)
 
     def forward(self, timesteps):
-        args = timesteps[..., None] * self.freqs  # (B, dim/2)
+        args = timesteps.unsqueeze(-1) * self.freqs  # (B, dim/2)
         return torch.cat([torch.sin(args), torch.cos(args)], dim=-1)
 
 
@@ -78,7 +78,7 @@ class ResnetBlock(nn.Module):
 
     def forward(self, x, temb):
         h = self.conv1(F.silu(self.norm1(x)))  # (B, C, H, W)
-        h = h + self.time_emb_proj(F.silu(temb))[..., None, None]  # (B, C, H, W)
+        h = h + self.time_emb_proj(F.silu(temb)).unsqueeze(-1).unsqueeze(-1)  # (B, C, H, W)
         h = self.conv2(self.dropout(F.silu(self.norm2(h))))  # (B, C, H, W)
         return x + h
 
@@ -120,7 +120,7 @@ class ResnetBlockShortcut(nn.Module):
 
     def forward(self, x, temb):
         h = self.conv1(F.silu(self.norm1(x)))  # (B, C_out, H, W)
-        h = h + self.time_emb_proj(F.silu(temb))[..., None, None]  # (B, C_out, H, W)
+        h = h + self.time_emb_proj(F.silu(temb)).unsqueeze(-1).unsqueeze(-1)  # (B, C_out, H, W)
         h = self.conv2(self.dropout(F.silu(self.norm2(h))))  # (B, C_out, H, W)
         x = self.conv_shortcut(x)  # (B, C_out, H, W)
         return x + h
