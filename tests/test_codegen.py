@@ -20,7 +20,7 @@ SMALL = {
     "bert": dict(vocab_size=97, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
                  intermediate_size=64, max_position_embeddings=32),
     "vit": dict(image_size=16, patch_size=8, hidden_size=32, num_hidden_layers=2,
-                num_attention_heads=4, intermediate_size=64),
+                num_attention_heads=4, intermediate_size=64, num_labels=5),
     "transformer": dict(src_vocab_size=40, tgt_vocab_size=41, d_model=32, nhead=4,
                         num_encoder_layers=2, num_decoder_layers=2, dim_feedforward=64),
     "roberta": dict(vocab_size=97, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,

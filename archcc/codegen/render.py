@@ -211,3 +211,7 @@ def render_expr(value, resolve: Callable[[str], str]) -> str:
 from archcc.codegen.render_seq import RENDERERS as _SEQUENCE_RENDERERS  # noqa: E402
 
 _RENDERERS.update(_SEQUENCE_RENDERERS)
+
+from archcc.codegen.render_vision import VISION_RENDERERS  # noqa: E402 - needs method above
+
+_RENDERERS.update(VISION_RENDERERS)

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 from archcc import __version__
 from archcc.codegen import render_image, views_seq
+from archcc.codegen.buffers_vision import VISION_BUFFERS
 from archcc.codegen.forward import Line, emit_forward
 from archcc.codegen.render import render_expr
 from archcc.codegen.seq2seq import split as split_seq2seq
@@ -132,9 +133,15 @@ def _submodule_line(sub: Submodule, program: Program, resolve) -> list[str]:
         if a["init"] == "constant":  # e.g. CLIP's logit_scale = log(1 / 0.07)
             return [render_image.constant_parameter(sub.name, a, lambda v: _arg(v, resolve))]
         return [f"self.{sub.name} = nn.Parameter({_INITS[a['init']]}({dims}))"]
+    if sub.kind == "repeat" and a.get("cycle"):  # blocks taken in turn
+        classes = ", ".join((sub.cls, *a["cycle"]))
+        return [f"self.{sub.name} = nn.ModuleList(({classes})[i % {1 + len(a['cycle'])}]"
+                f"(config) for i in range({_arg(a['times'], resolve)}))"]
     if sub.kind == "repeat":
         return [f"self.{sub.name} = nn.ModuleList({sub.cls}(config) for _ in "
                 f"range({_arg(a['times'], resolve)}))"]
+    if sub.kind == "buffer" and a["init"] in VISION_BUFFERS:
+        return VISION_BUFFERS[a["init"]](sub, resolve)
     if sub.kind == "buffer":
         return _sinusoidal_buffer(sub, resolve)
     return [f"self.{sub.name} = {sub.cls}({_class_args(sub, program, resolve)})"]

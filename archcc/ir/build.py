@@ -13,6 +13,7 @@ import networkx as nx
 
 from archcc.diagnostics import ArchccError, Diagnostic
 from archcc.ir import lower_image, lower_relative, lowering
+from archcc.ir import lower_vision as lowering_vision
 from archcc.ir.forward import ForwardInterpreter
 from archcc.ir.graph import ModuleIR, Program, Submodule, new_graph
 from archcc.ir.layers import Layer, declare
@@ -35,16 +36,18 @@ class _Classes:
     def bind(self, layer: Layer, kwargs: tuple) -> None:
         """Fix the facets of a lowered layer at its (first) call and attach its class."""
         spec = layer.spec
+        vision = lowering_vision.builder(layer)
         builders = {
             "attention": lambda: lowering.attention(spec.causal, spec.cross,
                                                     spec.qkv == "fused", "mask" in kwargs,
                                                     spec.scale != "none", "bias" in kwargs),
             "ffn": lambda: lowering.ffn(spec.act, spec.gated),
-            "patchify": lowering.patchify,
             "sinusoidal": lowering.sinusoidal,
             "relative_bias": lambda: lower_relative.relative_bias(spec.bidirectional),
             **lower_image.builders(layer),
         }
+        if vision is not None:
+            builders[layer.op] = vision
         if layer.op not in builders:
             return
         facets = (layer.op, tuple(sorted(kwargs)))
@@ -75,8 +78,9 @@ def _block_order(loaded: LoadedSpec) -> list[str]:
     for name, block in loaded.spec.blocks.items():
         deps.add_node(name)
         for layer in block.layers.values():
-            if hasattr(layer, "repeat") and layer.repeat in loaded.spec.blocks:
-                deps.add_edge(layer.repeat, name)
+            for used in [layer.repeat, *layer.cycle] if hasattr(layer, "repeat") else []:
+                if used in loaded.spec.blocks:
+                    deps.add_edge(used, name)
     try:
         return list(nx.lexicographical_topological_sort(deps, key=rank.__getitem__))
     except nx.NetworkXUnfeasible:

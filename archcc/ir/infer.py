@@ -101,7 +101,12 @@ class _Inference:
         return result
 
     def _repeat(self, layer: Layer, shapes, dtypes):
-        block = self.program.modules[layer.spec.repeat]
+        result = None
+        for name in [layer.spec.repeat, *layer.spec.cycle]:  # each block of a cycle
+            result = self._repeat_block(layer, self.program.modules[name], shapes, dtypes)
+        return result
+
+    def _repeat_block(self, layer: Layer, block: ModuleIR, shapes, dtypes):
         if len(shapes) != len(block.inputs):
             raise ShapeError(f"{layer.name} repeats {block.name}, which takes "
                              f"{len(block.inputs)} input(s), got {len(shapes)}")
@@ -145,7 +150,7 @@ def _submodule_call(module: ModuleIR, target: str, shapes, dtypes, ctx):
         return conv2d_shape(ctx, target, x, sub.args), FLOAT
     if sub.kind == "groupnorm":
         return x, FLOAT
-    if sub.kind == "dropout":
+    if sub.kind in ("dropout", "layernorm"):
         return x, dtypes[0]
     if sub.kind == "embedding":
         return (*x, to_sympy(sub.args["dim"])), FLOAT

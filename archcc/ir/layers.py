@@ -30,12 +30,15 @@ _SIZES = {"embedding": ("num", "dim"), "linear": ("in_", "out"), "layernorm": ("
           "patchify": ("in_channels", "dim", "patch"), "sinusoidal": ("dim", "max_len"),
           "residual": ("dim",), "dropout": (), "activation": (), "parameter": (),
           "relative_bias": ("heads", "buckets", "max_distance"),
+          "patch_merge": ("dim", "out"),
           **{op: () for op in layers_image.OPS}}  # image ops resolve their own sizes
 _SCALARS = {"layernorm": ("eps",), "rmsnorm": ("eps",), "dropout": ("p",),
             "attention": ("dropout",), "ffn": ("dropout",), "residual": ("eps",),
-            "parameter": ("value",)}
+            "parameter": ("value",), "patchify": ("eps",), "patch_merge": ("eps",)}
 _SIZES.update(layers_seq.SIZES)
 _SCALARS.update(layers_seq.SCALARS)
+# Sizes only some facets need: resolved when given (vision facets, see lower_vision.py).
+_OPTIONAL_SIZES = {"attention": ("window", "shift", "grid"), "patchify": ("image",)}
 
 
 @dataclass
@@ -77,8 +80,17 @@ def declare(scope: ParamScope, name: str, spec: object, path: SpecPath,
                                       did_you_mean(spec.repeat, set(blocks))
                                       or "define it under `blocks:`"))
             return None
+        unknown = [b for b in spec.cycle if b not in blocks]
+        if unknown:
+            from archcc.parser.expr import did_you_mean
+
+            scope.errors.append(_diag(layer, f"unknown block '{unknown[0]}' in cycle",
+                                      did_you_mean(unknown[0], set(blocks))
+                                      or "define it under `blocks:`"))
+            return None
         layer.sizes["times"] = scope.size(spec.times, (*path, "times"), limit=10_000)
-        layer.submodules.append(Submodule(name, "repeat", {"times": layer.sizes["times"]},
+        layer.submodules.append(Submodule(name, "repeat", {"times": layer.sizes["times"],
+                                                           "cycle": tuple(spec.cycle)},
                                           layer.loc, cls=spec.repeat))
         return layer if layer.sizes["times"] is not None else None
     for key in _SIZES[op]:
@@ -87,6 +99,10 @@ def declare(scope: ParamScope, name: str, spec: object, path: SpecPath,
         layer.sizes[key] = scope.scalar(_field(spec, key), (*path, key))
     if op in layers_seq.OPS:
         layers_seq.declare_extra(scope, layer)
+    for key in _OPTIONAL_SIZES.get(op, ()):
+        raw = _field(spec, key)
+        if raw is not None and not (key == "shift" and raw == 0):
+            layer.sizes[key] = scope.size(raw, (*path, key))
     if op == "parameter":
         for i, raw in enumerate(spec.shape):
             layer.sizes[f"shape{i}"] = scope.size(raw, (*path, "shape", str(i)))
@@ -99,6 +115,10 @@ def declare(scope: ParamScope, name: str, spec: object, path: SpecPath,
         if layer.inner is None:
             return None
     _check_sizes(scope, layer)
+    from archcc.ir import lower_vision
+
+    if not lower_vision.check_facets(scope, layer):
+        return None
     layer.submodules = _submodules(layer)
     return layer
 
@@ -156,13 +176,15 @@ def _submodules(layer: Layer) -> list[Submodule]:
         return [*layer.inner.submodules, Submodule(f"{name}_norm", spec.norm, norm_args, loc)]
     if op in layers_image.OPS:
         return layers_image.submodules(layer)
+    if op in ("patchify", "patch_merge") or getattr(spec, "window", None) is not None:
+        from archcc.ir.lower_vision import submodule_args
+
+        return [Submodule(name, "class", submodule_args(layer), loc)]
     args = {
         "attention": lambda: {"dim": s["dim"], "n_head": s["heads"], "bias": _num(spec.bias),
                               "dropout": s["dropout"]},
         "ffn": lambda: {"dim": s["dim"], "hidden": s["hidden"], "bias": _num(spec.bias),
                         "dropout": s["dropout"]},
-        "patchify": lambda: {"in_channels": s["in_channels"], "dim": s["dim"],
-                             "patch": s["patch"]},
         "sinusoidal": lambda: {"dim": s["dim"], "max_len": s["max_len"]},
         "relative_bias": lambda: {"n_head": s["heads"], "buckets": s["buckets"],
                                   "max_distance": s["max_distance"]},
@@ -200,6 +222,10 @@ def call_shape(ctx: DimContext, layer: Layer, shapes: list[Shape], dtypes: list[
         return x, dtypes[0]
     if op in layers_image.OPS:
         return layers_image.call_shape(ctx, layer, shapes, dtypes, kwargs)
+    if op == "attention" and layer.spec.window is not None or op == "patch_merge":
+        from archcc.ir.lower_vision import call_shape as vision_call_shape
+
+        return vision_call_shape(ctx, layer, shapes, kwargs)
     if op == "attention":
         return _attention_shape(ctx, layer, shapes, dtypes, kwargs)
     if op == "patchify":
@@ -262,7 +288,10 @@ def _patchify_shape(ctx, layer, x):
         if ratio.is_number and not ratio.is_integer:
             raise ShapeError(f"{layer.name}: image side {side} ({ctx.concrete(side)}) is not "
                              f"a multiple of patch {patch} ({ctx.concrete(patch)})")
-    return (x[0], (x[2] / patch) * (x[3] / patch), layer.dim("dim")), FLOAT
+    if layer.spec.layout == "grid":
+        return (x[0], x[2] / patch, x[3] / patch, layer.dim("dim")), FLOAT
+    tokens = (x[2] / patch) * (x[3] / patch) + (1 if layer.spec.cls_token else 0)
+    return (x[0], tokens, layer.dim("dim")), FLOAT
 
 
 def parameter_shape(layer: Layer) -> Shape:

@@ -311,3 +311,7 @@ RULES.update(_SEQUENCE_RULES)
 from archcc.ir.shapes_image import IMAGE_RULES  # noqa: E402 - it uses the helpers above
 
 RULES.update(IMAGE_RULES)
+
+from archcc.ir.shapes_vision import VISION_RULES  # noqa: E402 - needs the helpers above
+
+RULES.update(VISION_RULES)

@@ -198,6 +198,17 @@ class Attention(_Strict):
     """One projection producing q, k, v (kv for cross) or three separate ones."""
     scale: Literal["head_dim", "none"] = "head_dim"
     """Scores times head_dim ** -0.5, or unscaled (T5 folds the scale into its init)."""
+    window: Size | None = None
+    """Swin: attend within non-overlapping `window` x `window` squares of a (B, H, W, C)
+    grid instead of over all tokens."""
+    shift: Size = 0
+    """Swin: cyclic shift of the grid before windowing (usually window // 2); a mask keeps
+    tokens that wrapped around from attending across the seam. Needs `grid`."""
+    grid: Size | None = None
+    """Side of the (square) token grid a shifted window attention sees; the shift mask is
+    built once for it."""
+    position: Literal["none", "relative_table"] = "none"
+    """`relative_table`: a learned bias per head and relative offset inside a window (Swin)."""
 
 
 class FFN(_Strict):
@@ -215,12 +226,30 @@ class FFN(_Strict):
 
 
 class Patchify(_Strict):
-    """Image (B, C, H, W) -> patch tokens (B, H/patch * W/patch, dim) by a strided conv."""
+    """Image (B, C, H, W) -> patch tokens (B, H/patch * W/patch, dim) by a strided conv,
+    optionally with a CLS token, positions and a norm (ViT, Swin and MLP-Mixer stems)."""
 
     op: Literal["patchify"]
     in_channels: Size
     dim: Size
     patch: Size
+    proj: Literal["conv", "linear"] = "conv"
+    """`conv`: one strided Conv2d; `linear`: unfold the patches, then one Linear
+    (the same map: its weight is the conv weight flattened)."""
+    cls_token: bool = False
+    """Prepend a learned CLS token (1, 1, dim): the output has one more token."""
+    positions: Literal["none", "learned", "sincos"] = "none"
+    """Added position table: learned (ViT) or fixed 2-D sin/cos (MAE); needs `image`."""
+    image: Size | None = None
+    """Image side the position table is laid out for."""
+    interpolate: bool = False
+    """Resample learned positions bicubically to the input's patch grid, so one model
+    takes other image sizes (timm `dynamic_img_size`)."""
+    layout: Literal["tokens", "grid"] = "tokens"
+    """`tokens`: (B, N, dim); `grid`: (B, H/patch, W/patch, dim), channels last (Swin)."""
+    norm: bool = False
+    """LayerNorm over dim after the projection (Swin)."""
+    eps: Scalar = 1e-5
 
 
 class Sinusoidal(_Strict):
@@ -245,6 +274,15 @@ class RelativeBias(_Strict):
     bidirectional: bool = True
     """Separate buckets for keys before and after the query (encoder); false for a causal
     decoder, where only keys at or before the query matter."""
+
+class PatchMerge(_Strict):
+    """Swin downsampling: each 2x2 patch neighbourhood of a (B, H, W, dim) grid is
+    concatenated (4 * dim), normalised and projected: (B, H/2, W/2, out)."""
+
+    op: Literal["patch_merge"]
+    dim: Size
+    out: Size
+    eps: Scalar = 1e-5
 
 
 class Parameter(_Strict):
@@ -437,7 +475,8 @@ SEQUENCE_OPS = [RNN, LSTM, GRU, Conv1d, EmbeddingBag]
 SimpleLayer = Annotated[
     Embedding | Linear | LayerNorm | RMSNorm | Dropout | ActivationLayer | Attention | FFN
     | Patchify | Sinusoidal | Parameter | RelativeBias
-    | Conv2d | GroupNorm | Upsample | Downsample | Timesteps | ResBlock | ImageAttention,
+    | Conv2d | GroupNorm | Upsample | Downsample | Timesteps | ResBlock | ImageAttention
+    | PatchMerge,
     Field(discriminator="op"),
 ]
 
@@ -462,6 +501,9 @@ class Repeat(_Strict):
     repeat: Identifier
     """Name of a block under `blocks:`."""
     times: Size
+    cycle: list[Identifier] = []
+    """Further blocks taken in turn: with `cycle: [Shifted]`, layers alternate
+    `repeat`, Shifted, `repeat`, ... (Swin's plain and shifted windows)."""
 
 
 def _layer_tag(value: Any) -> str:
@@ -472,7 +514,8 @@ def _layer_tag(value: Any) -> str:
 
 _OPS = [Embedding, Linear, LayerNorm, RMSNorm, Dropout, ActivationLayer, Attention, FFN,
         Patchify, Sinusoidal, Parameter, Residual, *SEQUENCE_OPS, RelativeBias,
-        Conv2d, GroupNorm, Upsample, Downsample, Timesteps, ResBlock, ImageAttention]
+        Conv2d, GroupNorm, Upsample, Downsample, Timesteps, ResBlock, ImageAttention,
+        PatchMerge]
 OP_NAMES = [m.model_fields["op"].annotation.__args__[0] for m in _OPS]
 
 _TAGGED = [Annotated[m, Tag(name)] for m, name in zip(_OPS, OP_NAMES, strict=True)]

@@ -44,7 +44,8 @@ def _match(g, ctx: PassContext, out: str) -> dict:
     """Walk back from ``matmul(probs, v)``; returns the pieces of the pattern."""
     node = g.nodes[out]
     probs, v = node["inputs"]
-    found: dict = {"v": v, "dropout": None, "masks": [], "causal": False, "scale": None}
+    found: dict = {"v": v, "dropout": None, "masks": [], "causal": False, "scale": None,
+                   "biases": []}
     if g.nodes[probs]["op"] == "dropout":
         _single_user(g, probs, "attention dropout output")
         found["dropout"] = g.nodes[probs]["attrs"]["p"]
@@ -55,6 +56,7 @@ def _match(g, ctx: PassContext, out: str) -> dict:
         raise _NoMatch("softmax is not over the last dim", near=True)
     _single_user(g, probs, "softmax output")
     scores = g.nodes[probs]["inputs"][0]
+    scores = _additive_biases(g, scores, found)
     while g.nodes[scores]["op"] == "masked_fill":
         _single_user(g, scores, "masked scores")
         if g.nodes[scores]["attrs"].get("value") != "-inf":
@@ -79,6 +81,23 @@ def _match(g, ctx: PassContext, out: str) -> dict:
         raise _NoMatch("keys are not transposed over their last two dims", near=True)
     found.update(q=q, k=k)
     return found
+
+
+def _additive_biases(g, scores: str, found: dict) -> str:
+    """``scores + bias`` (Swin's relative positions and shift mask) become a float attn_mask;
+    the scores side is the one that leads back to the matmul."""
+    while g.nodes[scores]["op"] == "add":
+        _single_user(g, scores, "biased scores")
+        a, b = g.nodes[scores]["inputs"]
+        if g.nodes[a]["op"] not in ("mul", "div", "matmul", "add", "masked_fill"):
+            a, b = b, a
+        if g.nodes[b]["dtype"] == "bool":
+            raise _NoMatch("a boolean tensor is added to the scores", near=True)
+        found["biases"].append(b)
+        scores = a
+    if found["biases"] and g.nodes[scores]["op"] == "masked_fill":
+        raise _NoMatch("scores have both an additive bias and a boolean mask", near=True)
+    return scores
 
 
 def _untransposed(g, kt: str) -> str | None:
@@ -114,6 +133,13 @@ def _mask_inputs(g, found: dict) -> tuple[list[str], bool]:
 def _rewrite(g, ctx: PassContext, out: str, found: dict) -> str:
     masks, is_causal = _mask_inputs(g, found)
     mask = masks[0] if masks else None
+    for bias in reversed(found["biases"]):  # summed in the order they were added
+        if mask is None:
+            mask = bias
+            continue
+        mask = add_node(g, "add", [mask, bias], var="bias", stmt=g.nodes[out]["stmt"],
+                        loc=g.nodes[out]["loc"])
+        g.nodes[mask].update(shape=None, dtype="float32")
     for extra in masks[1:]:
         mask = add_node(g, "and", [mask, extra], var="keep", stmt=g.nodes[out]["stmt"],
                         loc=g.nodes[out]["loc"])
