@@ -96,14 +96,17 @@ def _used_blocks(spec) -> set[str]:
     """Blocks the model repeats, directly or through other blocks. The rest (a library's
     spares, a base spec's block an ``extends`` replaced) are checked but not generated."""
     used: set[str] = set()
-    todo = [layer.repeat for layer in spec.model.layers.values() if hasattr(layer, "repeat")]
+    def repeated(layers) -> list[str]:  # a repeat's block and the blocks it cycles through
+        return [n for layer in layers.values() if hasattr(layer, "repeat")
+                for n in (layer.repeat, *layer.cycle)]
+
+    todo = repeated(spec.model.layers)
     while todo:
         name = todo.pop()
         if name in used or name not in spec.blocks:
             continue
         used.add(name)
-        todo.extend(layer.repeat for layer in spec.blocks[name].layers.values()
-                    if hasattr(layer, "repeat"))
+        todo.extend(repeated(spec.blocks[name].layers))
     return used
 
 

@@ -230,7 +230,8 @@ def window_attention(shifted: bool, relative: bool) -> ModuleIR:
     """Self-attention inside windows of a (B, H, W, C) grid; shifted windows roll first."""
     name = ("Shifted" if shifted else "") + "WindowAttention"
     b = _Builder(name)
-    grid = b.input("x", (B, H, W, symbol("dim")))
+    side = (symbol("grid"),) * 2 if shifted else (H, W)  # the shift mask fixes the grid
+    grid = b.input("x", (B, *side, symbol("dim")))
     subs: dict[str, Submodule] = {"qkv": _linear("qkv", "dim", "3 * dim")}
     x = grid
     if shifted:
