@@ -281,8 +281,11 @@ class PatchMerge(_Strict):
 
     op: Literal["patch_merge"]
     dim: Size
+    """Channels of the input grid."""
     out: Size
+    """Channels after merging (Swin: 2 * dim)."""
     eps: Scalar = 1e-5
+    """LayerNorm epsilon over the 4 * dim concatenation."""
 
 
 class Parameter(_Strict):
