@@ -7,6 +7,7 @@ import pytest
 import torch
 
 import archcc
+from archcc.diagnostics import ArchccError
 
 timm = pytest.importorskip("timm")
 
@@ -108,3 +109,31 @@ def test_unfold_linear_patches_equal_the_strided_conv(tmp_path):
         torch.testing.assert_close(b(pixels), a(pixels))
     assert "F.unfold(x, kernel_size=self.patch, stride=self.patch)" in (tmp_path / "out" /
                                                              "vit_linear.py").read_text()
+
+
+@pytest.mark.parametrize("facets, message", [
+    ("positions: learned", "positions: learned needs `image`"),
+    ("cls_token: true, layout: grid", "layout: grid is a conv stem"),
+    ("interpolate: true", "interpolate resamples learned positions"),
+])
+def test_patchify_facet_mistakes_are_located_errors(tmp_path, facets, message):
+    path = tmp_path / "bad.yaml"
+    path.write_text(SPEC.format(name="bad", facets=facets, forward=CLS_HEAD, norm="norm"))
+    with pytest.raises(ArchccError) as err:
+        archcc.build(path, out_dir=tmp_path / "out")
+    assert message in str(err.value)
+    assert "bad.yaml:16:5: error: model.layers.patch_embed" in str(err.value)
+
+
+def test_window_attention_mistakes_are_located_errors(tmp_path):
+    text = SPEC.format(name="bad", facets="cls_token: true", forward=CLS_HEAD, norm="norm")
+    path = tmp_path / "bad.yaml"
+    path.write_text(text.replace("layer: {op: attention, dim: dim, heads: heads}",
+                                 "layer: {op: attention, dim: dim, heads: heads, window: 4, "
+                                 "shift: 2}"))
+    with pytest.raises(ArchccError, match="a shifted window needs `grid`"):
+        archcc.build(path, out_dir=tmp_path / "out")
+    path.write_text(text.replace("blocks: {repeat: Block, times: depth}",
+                                 "blocks: {repeat: Block, cycle: [Blok], times: depth}"))
+    with pytest.raises(ArchccError, match="unknown block 'Blok' in cycle"):
+        archcc.build(path, out_dir=tmp_path / "out")
