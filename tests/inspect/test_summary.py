@@ -67,8 +67,26 @@ def test_rows_fold_repeats_and_sum_to_the_totals():
     assert by_path["lm_head"].shape == [[1, 8, 101]]
 
 
-def test_free_parameters_are_rows():
-    s = summarize(ROOT / "specs" / "vit.yaml", {"B": 2}, SMALL["vit"])
+FREE_PARAMETERS = """\
+archcc: 1
+name: free
+params: {dim: 48, tokens: 16}
+inputs:
+  x: {shape: [B, tokens, dim]}
+model:
+  layers:
+    cls_token: {op: parameter, shape: [1, 1, dim]}
+    position_embeddings: {op: parameter, shape: [1, tokens + 1, dim]}
+    proj: {op: linear, in: dim, out: dim}
+  forward: |
+    return proj(prepend(cls_token, x) + position_embeddings)
+"""
+
+
+def test_free_parameters_are_rows(tmp_path):
+    spec = tmp_path / "free.yaml"  # a ViT-style CLS token and position table as free tensors
+    spec.write_text(FREE_PARAMETERS)
+    s = summarize(spec, {"B": 2}, {})
     rows = {r.path: r for r in s.rows}
     assert rows["cls_token"].params == 48 and rows["position_embeddings"].shape == [[1, 17, 48]]
     assert sum(r.params for r in s.rows) == s.totals["params"]
