@@ -38,7 +38,7 @@ class Compiled:
         return self.program.name
 
 
-def compile_spec(path: str | Path, opt_level: int = 1, stop_after: str | None = None,
+def compile_spec(path: str | Path, opt_level: int = 2, stop_after: str | None = None,
                  target: str = "torch", sets: Sequence[str] = ()) -> Compiled:
     """Spec file -> optimized IR -> generated source. Raises ArchccError on bad input.
 
@@ -53,7 +53,7 @@ def compile_spec(path: str | Path, opt_level: int = 1, stop_after: str | None = 
     return Compiled(program, generate(program, target))
 
 
-def build(path: str | Path, out_dir: str | Path = "generated", opt_level: int = 1,
+def build(path: str | Path, out_dir: str | Path = "generated", opt_level: int = 2,
           sets: Sequence[str] = ()) -> ModuleType:
     """Write ``<out_dir>/<name>.py`` for the spec and return the imported module."""
     compiled = compile_spec(path, opt_level=opt_level, sets=sets)
@@ -67,7 +67,7 @@ def _cache_dir() -> Path:
     return Path(root)
 
 
-def load(path: str | Path, opt_level: int = 1, sets: Sequence[str] = ()) -> ModuleType:
+def load(path: str | Path, opt_level: int = 2, sets: Sequence[str] = ()) -> ModuleType:
     """Build into a cache keyed by the bytes of the spec and every file it extends or
     imports (and archcc's version, the opt level and ``sets``), then import."""
     loaded = load_spec(path, sets)

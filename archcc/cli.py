@@ -1,6 +1,6 @@
 """The command line: argument parsing and printing only; the work lives in archcc.api.
 
-    archcc build specs/*.yaml [-o generated] [--opt-level 0|1] [--explain] [--dump-ir]
+    archcc build specs/*.yaml [-o generated] [-O 0|1|2] [--explain] [--dump-ir]
     archcc check specs/gpt2.yaml
 """
 
@@ -43,8 +43,10 @@ def _parser() -> argparse.ArgumentParser:
     build.add_argument("specs", nargs="+", type=Path)
     build.add_argument("-o", "--out", type=Path, default=Path("generated"),
                        help="output folder (default: generated)")
-    build.add_argument("-O", "--opt-level", type=int, choices=(0, 1), default=1,
-                       help="0 = no IR passes, 1 = all (default)")
+    build.add_argument("-O", "--opt-level", type=int, choices=(0, 1, 2), default=2,
+                       help="0 = no IR passes; 1 = passes that keep parameter names "
+                            "(attention fusion, cleanups); 2 = also fuse q/k/v projections "
+                            "into one linear (default)")
     build.add_argument("--explain", action="store_true",
                        help="say which passes fired where, and near misses")
     build.add_argument("--dump-ir", nargs="?", const="final", metavar="after:PASS",
@@ -83,7 +85,7 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _compile_all(paths: list[Path], opt_level: int = 1, stop_after: str | None = None,
+def _compile_all(paths: list[Path], opt_level: int = 2, stop_after: str | None = None,
                  target: str = "torch", sets: list[str] | None = None) -> list[Compiled]:
     """Compile every spec before writing any: one bad spec means nothing is written."""
     compiled, errors = [], []

@@ -24,7 +24,7 @@ def compiled(build_dir):
     """``compiled("gpt2")`` -> the imported generated module for specs/gpt2.yaml."""
     cache = {}
 
-    def get(name: str, opt_level: int = 1):
+    def get(name: str, opt_level: int = 2):
         key = (name, opt_level)
         if key not in cache:
             out = build_dir / f"O{opt_level}"

@@ -61,7 +61,7 @@ def _state_dict(ref: Reference) -> dict:
     return {(k + ".weight" if "norm" in k else k): v for k, v in sd.items()}
 
 
-@pytest.mark.parametrize("opt_level", [0, 1])
+@pytest.mark.parametrize("opt_level", [0, 1, 2])
 def test_matches_reference(tmp_path, opt_level):
     module = archcc.build(SPEC, out_dir=tmp_path, opt_level=opt_level)
     ref = Reference().eval()

@@ -23,6 +23,6 @@ def test_stages(name, monkeypatch):
     monkeypatch.chdir(ROOT)  # paths in banners and docstrings are relative to the checkout
     spec = Path("specs") / f"{name}.yaml"
     check_golden(f"{name}/1_ir.txt", program_text(compile_spec(spec, opt_level=0).program))
-    optimized = compile_spec(spec, opt_level=1)
+    optimized = compile_spec(spec, opt_level=2)
     check_golden(f"{name}/2_optimized_ir.txt", program_text(optimized.program))
     check_golden(f"{name}/3_code.py.txt", optimized.source)

@@ -26,7 +26,7 @@ def _inputs(bert, sizes, batch=3, T=12):
     return input_ids, token_type_ids, mask
 
 
-@pytest.mark.parametrize("opt_level", [0, 1])
+@pytest.mark.parametrize("opt_level", [0, 1, 2])
 def test_hidden_state_and_pooler_match_hf(compiled, opt_level):
     bert = compiled("bert", opt_level)
     ours, ref = _pair(bert, SMALL)

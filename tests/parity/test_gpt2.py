@@ -18,7 +18,7 @@ def _pair(gpt2, sizes):
     return ours, ref
 
 
-@pytest.mark.parametrize("opt_level", [0, 1])
+@pytest.mark.parametrize("opt_level", [0, 1, 2])
 def test_logits_match_hf(compiled, opt_level):
     gpt2 = compiled("gpt2", opt_level)
     ours, ref = _pair(gpt2, SMALL)

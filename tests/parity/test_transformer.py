@@ -47,7 +47,7 @@ def _pair(transformer, sizes):
     return ours, ref
 
 
-@pytest.mark.parametrize("opt_level", [0, 1])
+@pytest.mark.parametrize("opt_level", [0, 1, 2])
 def test_logits_match_torch_transformer(compiled, opt_level):
     transformer = compiled("transformer", opt_level)
     ours, ref = _pair(transformer, SMALL)

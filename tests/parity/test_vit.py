@@ -33,7 +33,7 @@ def _timm_pair(vit, sizes, timm_sizes):
     return ours, ref
 
 
-@pytest.mark.parametrize("opt_level", [0, 1])
+@pytest.mark.parametrize("opt_level", [0, 1, 2])
 def test_hidden_state_and_logits_match_hf(compiled, opt_level):
     vit = compiled("vit", opt_level)
     ours, ref = _hf_pair(vit, SMALL)

@@ -41,7 +41,7 @@ def _context(program: Program, module: ModuleIR) -> PassContext:
     return PassContext(dims)
 
 
-def optimize(program: Program, opt_level: int = 1, stop_after: str | None = None) -> Program:
+def optimize(program: Program, opt_level: int = 2, stop_after: str | None = None) -> Program:
     """Run the pipeline up to ``opt_level`` (0 = nothing), optionally stopping after a pass."""
     verify(program, where="pipeline entry")
     for name, run, level in PIPELINE:
