@@ -109,8 +109,16 @@ def _key_padding_mask(attrs, args, expr, dtypes):
 
 
 def _masked_fill(attrs, args, expr, dtypes):
+    value = attrs.get("value", "-inf")
+    value = 'float("-inf")' if value == "-inf" else expr(value)
+    if attrs.get("keep", True) is False:  # written as torch's masked_fill: fill where True
+        return method(args[0], f"masked_fill({args[1][0]}, {value})")
     keep = wrap(args[1][0], args[1][1], PRECEDENCE["neg"])
-    return method(args[0], f'masked_fill(~{keep}, float("-inf"))')
+    return method(args[0], f"masked_fill(~{keep}, {value})")
+
+
+def _not(attrs, args, expr, dtypes):
+    return "~" + wrap(args[0][0], args[0][1], PRECEDENCE["neg"]), PRECEDENCE["neg"]
 
 
 def _and(attrs, args, expr, dtypes):
@@ -184,7 +192,7 @@ _RENDERERS = {
     "unflatten": _unflatten, "flatten": _flatten, "split": _split, "subscript": _subscript,
     "positions": _positions, "causal_mask": _causal_mask, "key_padding_mask": _key_padding_mask,
     "masked_fill": _masked_fill, "and": _and, "sdpa": _sdpa, "prepend": _prepend,
-    "take_rows": _take_rows,
+    "take_rows": _take_rows, "not": _not,
     "gt": _compare(">"), "lt": _compare("<"), "cast": _cast, "clamp": _clamp, "where": _where,
     "abs": lambda attrs, args, expr, dtypes: method(args[0], "abs()"),
     "log": lambda attrs, args, expr, dtypes: (f"torch.log({args[0][0]})", ATOM),

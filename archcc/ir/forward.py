@@ -17,6 +17,7 @@ from typing import Protocol
 
 from archcc.diagnostics import Diagnostic
 from archcc.ir import forward_seq
+from archcc.ir.forward_attention import ATTENTION_BUILTINS, SPECIAL
 from archcc.ir.graph import ModuleIR, add_node
 from archcc.ir.layers import Layer
 from archcc.ir.params import ParamScope
@@ -53,7 +54,8 @@ BUILTINS = {"relu": ("relu", 1), "gelu": ("gelu", 1), "gelu_tanh": ("gelu_tanh",
             "flatten": ("flatten", 1),
             # image and two-tower models: CLIP pooling and similarity (cat: forward_seq.py)
             "quick_gelu": ("quick_gelu", 1), "exp": ("exp", 1), "normalize": ("normalize", 1),
-            "argmax": ("argmax", 1), "token_at": ("token_at", 2)}
+            "argmax": ("argmax", 1), "token_at": ("token_at", 2),
+            **ATTENTION_BUILTINS}  # masked_fill, where, dropout, causal_mask, ...
 _BUILTIN_DEFAULTS = {"softmax": {"dim": -1}, "flatten": {"start": 1, "end": -1},
                      "normalize": {"dim": -1}, "argmax": {"dim": -1}}
 # optional keywords whose value stays a param expression (rendered as config.<name>):
@@ -220,6 +222,8 @@ class ForwardInterpreter:
                    did_you_mean(e.func, known) or f"functions: {', '.join(sorted(BUILTINS))}")
 
     def _call_builtin(self, e: Call) -> str:
+        if e.func in SPECIAL:  # value arguments that are not tensors (see forward_attention)
+            return SPECIAL[e.func](self, e)
         op, arity = BUILTINS[e.func]
         attrs = dict(_BUILTIN_DEFAULTS.get(e.func, {}))
         args = list(e.args)

@@ -205,7 +205,11 @@ def key_padding_mask(ctx, attrs, shapes, dtypes):
 
 
 def masked_fill(ctx, attrs, shapes, dtypes):
-    broadcast(ctx, shapes[0], shapes[1])
+    if dtypes[1] != BOOL:
+        raise ShapeError(f"the mask of masked_fill/where must be bool, got {dtypes[1]}",
+                         "compare it or make it a bool input; float masks are added instead")
+    if broadcast(ctx, shapes[0], shapes[1]) != tuple(shapes[0]):
+        raise ShapeError(f"mask {fmt(shapes[1])} would grow the values {fmt(shapes[0])}")
     return shapes[0], dtypes[0]
 
 

@@ -9,8 +9,11 @@
              %y   = matmul(%p, %v)
 
 Matched wherever it appears, whether lowered from ``op: attention`` or written by hand from
-primitives in a spec. Every intermediate value must have exactly one reader; when a chain
-almost matches, the reason is recorded as a near miss for ``archcc build --explain``.
+primitives in a spec, in every form ``attention_match`` lists (multiply / divide / pre-scaled
+q / no scale; no mask, additive float, boolean keep or fill, causal tril; dropout or not;
+batched or per-head). The rewrite combines masks into SDPA's single ``attn_mask`` (or
+``is_causal``), and passes ``scale=`` only when it is not SDPA's default 1/sqrt(head_dim).
+When a chain almost matches, the reason is recorded as a near miss for ``--explain``.
 """
 
 from __future__ import annotations
@@ -19,94 +22,9 @@ import sympy
 
 from archcc.ir.graph import ModuleIR, add_node, replace_all_uses
 from archcc.ir.params import to_sympy
+from archcc.ir.passes.attention_match import Match, NoMatch, match_attention
 from archcc.ir.passes.base import PassContext, PassResult
 from archcc.parser.expr import BinOp, Expr, Num
-
-
-class _NoMatch(Exception):
-    """Not the pattern; ``reason`` is worth telling the user only if ``near`` is set."""
-
-    def __init__(self, reason: str, near: bool = False):
-        super().__init__(reason)
-        self.reason, self.near = reason, near
-
-
-def _single_user(g, node: str, what: str) -> None:
-    if g.out_degree(node) != 1 or g.graph.get("output") == node:
-        raise _NoMatch(f"{what} is used {g.out_degree(node)} times", near=True)
-
-
-def _producer(g, node: str, ops: tuple[str, ...]) -> str | None:
-    return node if g.nodes[node]["op"] in ops else None
-
-
-def _match(g, ctx: PassContext, out: str) -> dict:
-    """Walk back from ``matmul(probs, v)``; returns the pieces of the pattern."""
-    node = g.nodes[out]
-    probs, v = node["inputs"]
-    found: dict = {"v": v, "dropout": None, "masks": [], "causal": False, "scale": None,
-                   "biases": []}
-    if g.nodes[probs]["op"] == "dropout":
-        _single_user(g, probs, "attention dropout output")
-        found["dropout"] = g.nodes[probs]["attrs"]["p"]
-        probs = g.nodes[probs]["inputs"][0]
-    if g.nodes[probs]["op"] != "softmax":
-        raise _NoMatch("left operand is not a softmax")
-    if g.nodes[probs]["attrs"]["dim"] not in (-1, len(g.nodes[probs]["shape"] or ()) - 1):
-        raise _NoMatch("softmax is not over the last dim", near=True)
-    _single_user(g, probs, "softmax output")
-    scores = g.nodes[probs]["inputs"][0]
-    scores = _additive_biases(g, scores, found)
-    while g.nodes[scores]["op"] == "masked_fill":
-        _single_user(g, scores, "masked scores")
-        if g.nodes[scores]["attrs"].get("value") != "-inf":
-            raise _NoMatch("mask fills with a value other than -inf", near=True)
-        scores, mask = g.nodes[scores]["inputs"]
-        found["masks"].append(mask)
-    if g.nodes[scores]["op"] in ("mul", "div"):
-        _single_user(g, scores, "scaled scores")
-        a, b = g.nodes[scores]["inputs"]
-        const = b if g.nodes[b]["op"] == "const" else a if g.nodes[a]["op"] == "const" else None
-        if const is None or (g.nodes[scores]["op"] == "div" and const == a):
-            raise _NoMatch("scores are scaled by a tensor, not a constant", near=True)
-        value = g.nodes[const]["attrs"]["value"]
-        found["scale"] = value if g.nodes[scores]["op"] == "mul" else BinOp("div", Num(1), value)
-        scores = a if const == b else b
-    if g.nodes[scores]["op"] != "matmul":
-        raise _NoMatch("scores are not a matmul", near=True)
-    _single_user(g, scores, "attention scores")
-    q, kt = g.nodes[scores]["inputs"]
-    k = _untransposed(g, kt)
-    if k is None:
-        raise _NoMatch("keys are not transposed over their last two dims", near=True)
-    found.update(q=q, k=k)
-    return found
-
-
-def _additive_biases(g, scores: str, found: dict) -> str:
-    """``scores + bias`` (Swin's relative positions and shift mask) become a float attn_mask;
-    the scores side is the one that leads back to the matmul."""
-    while g.nodes[scores]["op"] == "add":
-        _single_user(g, scores, "biased scores")
-        a, b = g.nodes[scores]["inputs"]
-        if g.nodes[a]["op"] not in ("mul", "div", "matmul", "add", "masked_fill"):
-            a, b = b, a
-        if g.nodes[b]["dtype"] == "bool":
-            raise _NoMatch("a boolean tensor is added to the scores", near=True)
-        found["biases"].append(b)
-        scores = a
-    if found["biases"] and g.nodes[scores]["op"] == "masked_fill":
-        raise _NoMatch("scores have both an additive bias and a boolean mask", near=True)
-    return scores
-
-
-def _untransposed(g, kt: str) -> str | None:
-    data = g.nodes[kt]
-    if data["op"] != "transpose" or g.out_degree(kt) != 1:
-        return None
-    rank = len(data["shape"] or ())
-    dims = {d % rank for d in (data["attrs"]["dim0"], data["attrs"]["dim1"])} if rank else set()
-    return data["inputs"][0] if dims == {rank - 2, rank - 1} else None
 
 
 def _is_default_scale(g, ctx: PassContext, q: str, scale: Expr | None) -> bool:
@@ -120,40 +38,81 @@ def _is_default_scale(g, ctx: PassContext, q: str, scale: Expr | None) -> bool:
         return False
 
 
-def _mask_inputs(g, found: dict) -> tuple[list[str], bool]:
-    """SDPA takes either ``is_causal`` or one boolean mask: split the causal part out."""
-    causal = [m for m in found["masks"] if g.nodes[m]["op"] == "causal_mask"]
-    others = [m for m in found["masks"] if m not in causal]
-    if causal and not others:  # with a KV cache the mask ends at the last key, not the first
-        from_end = any(g.nodes[m]["attrs"].get("from_end") for m in causal)
-        return [], "from_end" if from_end else True
-    return found["masks"], False
+def _node(g, op: str, inputs: list[str], like: str, shape, dtype: str, **attrs) -> str:
+    """A helper node in the fused node's statement (so codegen may inline it there)."""
+    data = g.nodes[like]
+    node = add_node(g, op, inputs, var=attrs.pop("var", op), stmt=data["stmt"],
+                    loc=data["loc"], **attrs)
+    g.nodes[node].update(shape=shape, dtype=dtype)
+    return node
 
 
-def _rewrite(g, ctx: PassContext, out: str, found: dict) -> str:
-    masks, is_causal = _mask_inputs(g, found)
+def _keep_mask(g, mask: str, kind: str, out: str) -> str:
+    """SDPA's boolean mask means "attend": a torch-style fill mask is negated (or un-negated)."""
+    if kind != "fill":
+        return mask
+    if g.nodes[mask]["op"] == "not":
+        return g.nodes[mask]["inputs"][0]
+    return _node(g, "not", [mask], out, g.nodes[mask]["shape"], "bool", var="keep")
+
+
+def _is_causal(g, ctx: PassContext, mask: str, found: Match) -> bool:
+    """A tril mask as tall as the queries and as wide as the keys is SDPA's ``is_causal``."""
+    if g.nodes[mask]["op"] != "causal_mask":
+        return False
+    rows, cols = (g.nodes[i]["shape"][-2] for i in g.nodes[mask]["inputs"])
+    length, source = g.nodes[found.q]["shape"][-2], g.nodes[found.kt]["shape"][-1]
+    return ctx.dims.equal(rows, length) and ctx.dims.equal(cols, source)
+
+
+def _mask_input(g, ctx: PassContext, found: Match,
+                out: str) -> tuple[str | None, bool | str]:
+    """(attn_mask, is_causal): SDPA takes ``is_causal`` or one mask, so masks are combined."""
+    if any(kind == "add" for _, kind in found.masks):
+        masks = [m for m, _ in found.masks]
+        combine, dtype = "add", "float32"
+    else:
+        masks = [_keep_mask(g, m, kind, out) for m, kind in found.masks]
+        combine, dtype = "and", "bool"
+    if masks and all(_is_causal(g, ctx, m, found) for m in masks):
+        # with a KV cache the mask ends at the last key, not the first (see codegen's sdpa)
+        from_end = any(g.nodes[m]["attrs"].get("from_end") for m in masks)
+        return None, "from_end" if from_end else True
     mask = masks[0] if masks else None
-    for bias in reversed(found["biases"]):  # summed in the order they were added
-        if mask is None:
-            mask = bias
-            continue
-        mask = add_node(g, "add", [mask, bias], var="bias", stmt=g.nodes[out]["stmt"],
-                        loc=g.nodes[out]["loc"])
-        g.nodes[mask].update(shape=None, dtype="float32")
     for extra in masks[1:]:
-        mask = add_node(g, "and", [mask, extra], var="keep", stmt=g.nodes[out]["stmt"],
-                        loc=g.nodes[out]["loc"])
-        g.nodes[mask].update(shape=None, dtype="bool")
-    scale = Num(1) if found["scale"] is None else found["scale"]  # unscaled (T5): scale=1
-    scale = None if _is_default_scale(g, ctx, found["q"], scale) else scale
-    inputs = [found["q"], found["k"], found["v"]] + ([mask] if mask else [])
+        mask = _node(g, combine, [mask, extra], out, None, dtype,
+                     var="keep" if dtype == "bool" else "bias")
+    return mask, False
+
+
+def _scale(g, ctx: PassContext, found: Match) -> Expr | None:
+    """The scale argument: None when it is SDPA's default 1/sqrt(head_dim)."""
+    if not found.scale:
+        return Num(1)  # no scaling written (T5): SDPA must be told, its default is not 1
+    scale = found.scale[0]
+    for factor in found.scale[1:]:
+        scale = BinOp("mul", scale, factor)
+    return None if _is_default_scale(g, ctx, found.q, scale) else scale
+
+
+def _rewrite(g, ctx: PassContext, out: str, found: Match) -> str:
+    before = set(g.nodes)
+    k = found.k
+    if k is None:  # only keys^T exist: SDPA wants the keys
+        shape = g.nodes[found.kt]["shape"]
+        k = _node(g, "transpose", [found.kt], out, (*shape[:-2], shape[-1], shape[-2]),
+                  "float32", var="k", dim0=-2, dim1=-1)
+        found.k = k
+    mask, is_causal = _mask_input(g, ctx, found, out)
     data = g.nodes[out]
+    inputs = [found.q, k, found.v] + ([mask] if mask else [])
     fused = add_node(g, "sdpa", inputs, var=data["var"], stmt=data["stmt"], loc=data["loc"],
-                     is_causal=is_causal, scale=scale, dropout=found["dropout"])
+                     is_causal=is_causal, scale=_scale(g, ctx, found), dropout=found.dropout)
     g.nodes[fused].update(shape=data["shape"], dtype=data["dtype"],
                           note="fused by fuse_attention")
     replace_all_uses(g, out, fused)
-    _move_before(g, fused, out)
+    for node in [n for n in g.nodes if n not in before]:  # helpers first, then the call
+        _move_before(g, node, out)
     return fused
 
 
@@ -179,8 +138,8 @@ def fuse_attention(module: ModuleIR, ctx: PassContext) -> PassResult:
         if node not in g or g.nodes[node]["op"] != "matmul":
             continue
         try:
-            found = _match(g, ctx, node)
-        except _NoMatch as miss:
+            found = match_attention(g, node, ctx.dims.equal)
+        except NoMatch as miss:
             if miss.near:
                 result.near_misses.append(f"{node}: not fused: {miss.reason}")
             continue
