@@ -76,13 +76,14 @@ def test_hand_written_attention_spec_fuses_like_op_attention():
 def test_hand_written_attention_same_numbers_at_every_opt_level(tmp_path):
     spec = HERE / "specs" / "hand_attention.yaml"
     o0 = archcc.build(spec, out_dir=tmp_path / "o0", opt_level=0)
-    o1 = archcc.build(spec, out_dir=tmp_path / "o1", opt_level=1)
     assert "softmax" in (tmp_path / "o0" / "hand_attention.py").read_text()
-    m0, m1 = o0.Model().eval(), o1.Model().eval()
-    m1.load_state_dict(m0.state_dict())
+    m0 = o0.Model().eval()
     (ids,) = o0.example_inputs(batch=3, T=9)
-    with torch.no_grad():
-        torch.testing.assert_close(m0(ids), m1(ids))
+    for level in (1, 2):
+        other = archcc.build(spec, out_dir=tmp_path / f"o{level}", opt_level=level).Model()
+        other.eval().load_state_dict(m0.state_dict())
+        with torch.no_grad():
+            torch.testing.assert_close(m0(ids), other(ids))
 
 
 @pytest.mark.parametrize("spec", ["gpt2", "bert", "vit", "transformer"])

@@ -184,6 +184,9 @@ def _init_lines(module: ModuleIR, program: Program, needs_config: bool) -> list[
     for sub in module.submodules.values():
         if sub.tie:
             lines.append(f"self.{sub.name}.weight = self.{sub.tie}.weight  # tied")
+    if module.load_fusions:  # checkpoints with the unfused linears still load
+        fused = ", ".join(f"{name!r}: {parts!r}" for name, parts in module.load_fusions.items())
+        lines.append(f"self.register_load_state_dict_pre_hook(_concat_on_load({{{fused}}}))")
     return lines
 
 
@@ -360,8 +363,9 @@ def file_view(program: Program) -> FileView:
     needs_functional = any("F." in text for c in classes for text in
                            [*c.init_lines, *(line.code for line in c.forward_lines),
                             *(line.code for m in c.methods for line in m.lines)])
+    extra = {"concat_on_load": any(m.load_fusions for m in program.modules.values())}
     return FileView(banner, doc, needs_math, fields, props, classes, program.model.name,
-                    _layouts(program), example_lines, example_return,
+                    _layouts(program), example_lines, example_return, extra,
                     needs_functional=needs_functional, generation=_generation(program))
 
 

@@ -57,6 +57,8 @@ class ModuleIR:
     signature: tuple = ()  # lowered classes with equal signatures are one class
     layers: dict[str, Any] = field(default_factory=dict)  # spec layers by name (blocks only)
     display: dict[str, str] = field(default_factory=dict)  # short dim names for comments
+    # fused linear -> the linears it replaced, concatenated on load (see fuse_projections)
+    load_fusions: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     @property
     def inputs(self) -> list[str]:

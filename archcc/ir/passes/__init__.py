@@ -16,6 +16,7 @@ from archcc.ir.params import symbol, to_sympy
 from archcc.ir.passes.base import PassContext, PassResult
 from archcc.ir.passes.dead_code import eliminate_dead_code
 from archcc.ir.passes.fuse_attention import fuse_attention
+from archcc.ir.passes.fuse_projections import fuse_projections
 from archcc.ir.shapes import DimContext
 from archcc.ir.verify import verify
 
@@ -25,6 +26,8 @@ Pass = Callable[[ModuleIR, PassContext], PassResult]
 PIPELINE: list[tuple[str, Pass, int]] = [
     # matmul -> scale -> mask -> softmax -> dropout -> matmul  =>  one SDPA call
     ("fuse_attention", fuse_attention, 1),
+    # linears reading one input (q, k, v) => one wide linear + split; renames parameters
+    ("fuse_projections", fuse_projections, 2),
     # the rewrites above leave transposes and masks nobody reads
     ("dead_code", eliminate_dead_code, 1),
 ]

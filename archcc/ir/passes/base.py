@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import networkx as nx
+
 from archcc.ir.shapes import DimContext
 
 
@@ -21,3 +23,18 @@ class PassResult:
     changed: bool
     notes: list[str] = field(default_factory=list)
     near_misses: list[str] = field(default_factory=list)
+
+
+def move_before(g: nx.DiGraph, new: str, old: str) -> None:
+    """Keep program order readable: the fused node takes the old node's place."""
+    order = list(g.nodes)
+    order.remove(new)
+    order.insert(order.index(old), new)
+    attrs = {n: dict(g.nodes[n]) for n in order}
+    edges = list(g.edges(data=True))
+    g.clear_edges()
+    for n in order:
+        g.remove_node(n)
+    for n in order:
+        g.add_node(n, **attrs[n])
+    g.add_edges_from(edges)

@@ -23,7 +23,7 @@ import sympy
 from archcc.ir.graph import ModuleIR, add_node, replace_all_uses
 from archcc.ir.params import to_sympy
 from archcc.ir.passes.attention_match import Match, NoMatch, match_attention
-from archcc.ir.passes.base import PassContext, PassResult
+from archcc.ir.passes.base import PassContext, PassResult, move_before
 from archcc.parser.expr import BinOp, Expr, Num
 
 
@@ -112,23 +112,8 @@ def _rewrite(g, ctx: PassContext, out: str, found: Match) -> str:
                           note="fused by fuse_attention")
     replace_all_uses(g, out, fused)
     for node in [n for n in g.nodes if n not in before]:  # helpers first, then the call
-        _move_before(g, node, out)
+        move_before(g, node, out)
     return fused
-
-
-def _move_before(g, new: str, old: str) -> None:
-    """Keep program order readable: the fused node takes the old node's place."""
-    order = list(g.nodes)
-    order.remove(new)
-    order.insert(order.index(old), new)
-    attrs = {n: dict(g.nodes[n]) for n in order}
-    edges = list(g.edges(data=True))
-    g.clear_edges()
-    for n in order:
-        g.remove_node(n)
-    for n in order:
-        g.add_node(n, **attrs[n])
-    g.add_edges_from(edges)
 
 
 def fuse_attention(module: ModuleIR, ctx: PassContext) -> PassResult:
