@@ -14,9 +14,12 @@ from archcc.ir.graph import ModuleIR, Program
 from archcc.ir.infer import param_context
 from archcc.ir.params import symbol, to_sympy
 from archcc.ir.passes.base import PassContext, PassResult
+from archcc.ir.passes.cse import eliminate_common_subexpressions
 from archcc.ir.passes.dead_code import eliminate_dead_code
+from archcc.ir.passes.fold_constants import fold_constants
 from archcc.ir.passes.fuse_attention import fuse_attention
 from archcc.ir.passes.fuse_projections import fuse_projections
+from archcc.ir.passes.remove_noops import remove_noops
 from archcc.ir.shapes import DimContext
 from archcc.ir.verify import verify
 
@@ -24,6 +27,12 @@ Pass = Callable[[ModuleIR, PassContext], PassResult]
 
 # (name, pass, lowest opt level that runs it)
 PIPELINE: list[tuple[str, Pass, int]] = [
+    # literal arithmetic in expressions, chains of constant factors, x * 1 and x + 0
+    ("fold_constants", fold_constants, 1),
+    # identity, dropout(p=0), transpose of transpose, reshape of reshape, not(not(x))
+    ("remove_noops", remove_noops, 1),
+    # the same op on the same inputs computes one value: keep the first
+    ("cse", eliminate_common_subexpressions, 1),
     # matmul -> scale -> mask -> softmax -> dropout -> matmul  =>  one SDPA call
     ("fuse_attention", fuse_attention, 1),
     # linears reading one input (q, k, v) => one wide linear + split; renames parameters
