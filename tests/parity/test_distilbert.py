@@ -27,7 +27,7 @@ def _inputs(distilbert, sizes, batch=3, T=12):
     return input_ids, mask
 
 
-@pytest.mark.parametrize("opt_level", [0, 1])
+@pytest.mark.parametrize("opt_level", [0, 2])
 @pytest.mark.parametrize("sinusoidal", [False, True])
 def test_hidden_state_matches_hf(compiled, opt_level, sinusoidal):
     distilbert = compiled("distilbert", opt_level)

@@ -32,7 +32,7 @@ def _inputs(roberta, sizes, batch=3, T=12):
     return input_ids, mask, token_type_ids
 
 
-@pytest.mark.parametrize("opt_level", [0, 1])
+@pytest.mark.parametrize("opt_level", [0, 2])
 def test_hidden_state_and_pooler_match_hf(compiled, opt_level):
     roberta = compiled("roberta", opt_level)
     ours, ref = _pair(roberta, SMALL)
