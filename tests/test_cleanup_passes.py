@@ -7,10 +7,12 @@ import pytest
 
 from archcc.api import compile_spec
 from archcc.ir.graph import Submodule, add_node, module_text
+from archcc.ir.passes import PASS_NAMES
 from archcc.ir.passes.cse import eliminate_common_subexpressions
 from archcc.ir.passes.dead_code import eliminate_dead_code
 from archcc.ir.passes.fold_constants import fold_constants, fold_expr
 from archcc.ir.passes.remove_noops import remove_noops
+from archcc.ir.verify import verify
 from archcc.parser.expr import Num, parse_expr, render
 from tests.pass_graphs import DIM, B, D, GraphBuilder, H, T, check_pass
 
@@ -89,3 +91,12 @@ def test_pipeline_on_a_spec_reports_each_pass():
     compiled = compile_spec("tests/specs/attention/causal_masked_fill.yaml")
     passes = {line.split(":")[0] for line in compiled.program.passes_log}
     assert {"fuse_attention", "dead_code"} <= passes
+
+
+@pytest.mark.parametrize("stop", PASS_NAMES)
+def test_ir_verifies_after_every_pass(stop):
+    """optimize() verifies at exit, so stopping after each pass checks each pass's output."""
+    compiled = compile_spec("specs/transformer.yaml", stop_after=stop)
+    verify(compiled.program)
+    if stop == "fuse_projections":
+        assert "kv" in compiled.program.modules["CrossAttention"].submodules

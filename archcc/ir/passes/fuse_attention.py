@@ -106,8 +106,9 @@ def _rewrite(g, ctx: PassContext, out: str, found: Match) -> str:
     mask, is_causal = _mask_input(g, ctx, found, out)
     data = g.nodes[out]
     inputs = [found.q, k, found.v] + ([mask] if mask else [])
-    fused = add_node(g, "sdpa", inputs, var=data["var"], stmt=data["stmt"], loc=data["loc"],
-                     is_causal=is_causal, scale=_scale(g, ctx, found), dropout=found.dropout)
+    fused = add_node(g, "sdpa", inputs, var=data["var"] or "y", stmt=data["stmt"],
+                     loc=data["loc"], is_causal=is_causal, scale=_scale(g, ctx, found),
+                     dropout=found.dropout)
     g.nodes[fused].update(shape=data["shape"], dtype=data["dtype"],
                           note="fused by fuse_attention")
     replace_all_uses(g, out, fused)
