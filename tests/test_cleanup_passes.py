@@ -96,7 +96,7 @@ def test_pipeline_on_a_spec_reports_each_pass():
 @pytest.mark.parametrize("stop", PASS_NAMES)
 def test_ir_verifies_after_every_pass(stop):
     """optimize() verifies at exit, so stopping after each pass checks each pass's output."""
-    compiled = compile_spec("specs/transformer.yaml", stop_after=stop)
+    compiled = compile_spec("tests/specs/hand_attention.yaml", stop_after=stop)
     verify(compiled.program)
     if stop == "fuse_projections":
-        assert "kv" in compiled.program.modules["CrossAttention"].submodules
+        assert "wqkv" in compiled.program.model.submodules

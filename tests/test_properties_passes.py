@@ -46,7 +46,7 @@ def _spec(layout: str, scale: str, mask: str, dropout: bool, spelling: str) -> s
                       *[f"    {line}" for line in body], ""])
 
 
-@settings(max_examples=15, deadline=None,
+@settings(max_examples=10, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(layout=st.sampled_from(["per_head", "batched"]), scale=st.sampled_from(sorted(SCALES)),
        mask=st.sampled_from(sorted(MASKS)), dropout=st.booleans(),
