@@ -34,7 +34,7 @@ def _key(data: dict) -> tuple | None:
         return None
     if data["op"] == "sdpa" and data["attrs"].get("dropout") is not None:
         return None
-    return data["op"], tuple(data["inputs"]), _frozen(data["attrs"])
+    return data["op"], tuple(data["inputs"]), _frozen(data["attrs"]), data["dtype"]
 
 
 def eliminate_common_subexpressions(module: ModuleIR, ctx: PassContext) -> PassResult:
