@@ -31,6 +31,21 @@ class Config:
     vocab_size: int = 10000
 
 
+def _concat_on_load(fused: dict[str, tuple[str, ...]]):
+    """A load_state_dict pre-hook: checkpoints with separate q/k/v linears load into the
+    fused one (archcc -O2 fused them), by concatenating their weights and biases."""
+
+    def hook(module, state_dict, prefix, *args):
+        for name, parts in fused.items():
+            for tensor in ("weight", "bias"):
+                keys = [f"{prefix}{part}.{tensor}" for part in parts]
+                if all(key in state_dict for key in keys):
+                    tensors = [state_dict.pop(key) for key in keys]
+                    state_dict[f"{prefix}{name}.{tensor}"] = torch.cat(tensors)
+
+    return hook
+
+
 class Highway(nn.Module):
     """Highway layer: a gate g mixes the input and a ReLU transform, g * x + (1 - g) * relu(Hx).
 
@@ -39,12 +54,18 @@ class Highway(nn.Module):
 
     def __init__(self, config: Config) -> None:
         super().__init__()
-        self.transform = nn.Linear(3 * config.n_filters, 3 * config.n_filters)
-        self.gate = nn.Linear(3 * config.n_filters, 3 * config.n_filters)
+        self.config = config
+        self.gate_transform = nn.Linear(3 * config.n_filters, 2 * (3 * config.n_filters))
+        self.register_load_state_dict_pre_hook(
+            _concat_on_load({"gate_transform": ("gate", "transform")})
+        )
 
     def forward(self, x):
-        g = torch.sigmoid(self.gate(x))  # (B*T, 3*n_filters)
-        return g * x + (1 - g) * F.relu(self.transform(x))
+        gate_transform = self.gate_transform(x)  # (B*T, 6*n_filters) fused by fuse_projections
+        # (B*T, 3*n_filters)
+        gate, transform = gate_transform.split(3 * self.config.n_filters, dim=-1)
+        g = torch.sigmoid(gate)  # (B*T, 3*n_filters)
+        return g * x + (1 - g) * F.relu(transform)
 
 
 class Elmo(nn.Module):
