@@ -58,9 +58,8 @@ def test_unfused_checkpoint_loads_into_the_fused_model(tmp_path):
         torch.testing.assert_close(m2(ids), m0(ids))
 
 
-def test_transformer_cross_attention_is_kv_fused_at_O2_only():
-    o2, o1 = (compile_spec(HERE.parent / "specs" / "transformer.yaml", opt_level=n)
-              for n in (2, 1))
-    assert "self.kv = nn.Linear(dim, 2 * dim, bias=bias)" in o2.source
+def test_projections_fuse_at_O2_only():
+    o2, o1 = (compile_spec(HERE / "specs" / "hand_attention.yaml", opt_level=n) for n in (2, 1))
+    assert "self.wqkv = nn.Linear(config.dim, 3 * config.dim)" in o2.source
     assert "_concat_on_load" in o2.source
-    assert "self.kv" not in o1.source and "_concat_on_load" not in o1.source
+    assert "self.wqkv" not in o1.source and "_concat_on_load" not in o1.source
