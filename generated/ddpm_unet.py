@@ -43,6 +43,21 @@ class Config:
         return 4 * self.ch0
 
 
+def _concat_on_load(fused: dict[str, tuple[str, ...]]):
+    """A load_state_dict pre-hook: checkpoints with separate q/k/v linears load into the
+    fused one (archcc -O2 fused them), by concatenating their weights and biases."""
+
+    def hook(module, state_dict, prefix, *args):
+        for name, parts in fused.items():
+            for tensor in ("weight", "bias"):
+                keys = [f"{prefix}{part}.{tensor}" for part in parts]
+                if all(key in state_dict for key in keys):
+                    tensors = [state_dict.pop(key) for key in keys]
+                    state_dict[f"{prefix}{name}.{tensor}"] = torch.cat(tensors)
+
+    return hook
+
+
 class Timesteps(nn.Module):
     """Sinusoidal timestep embedding (diffusers get_timestep_embedding, sin first).
 
@@ -137,19 +152,20 @@ class ImageSelfAttention(nn.Module):
         super().__init__()
         self.n_head = n_head
         self.head_dim = channels // n_head
+        self.channels = channels
         self.group_norm = nn.GroupNorm(groups, channels, eps=eps)
-        self.to_q = nn.Linear(channels, channels)
-        self.to_k = nn.Linear(channels, channels)
-        self.to_v = nn.Linear(channels, channels)
+        self.to_qkv = nn.Linear(channels, 3 * channels)
         self.to_out = nn.Linear(channels, channels)
+        self.register_load_state_dict_pre_hook(
+            _concat_on_load({"to_qkv": ("to_q", "to_k", "to_v")})
+        )
 
     def forward(self, x):
         h = self.group_norm(x).flatten(2).transpose(1, 2)  # (B, H*W, C)
-        q = self.to_q(h)  # (B, H*W, C)
+        to_qkv = self.to_qkv(h)  # (B, H*W, 3*C) fused by fuse_projections
+        q, k, v = to_qkv.split(self.channels, dim=-1)  # (B, H*W, C)
         q = q.unflatten(-1, (self.n_head, self.head_dim)).transpose(1, 2)  # (B, nh, H*W, hs)
-        k = self.to_k(h)  # (B, H*W, C)
         k = k.unflatten(-1, (self.n_head, self.head_dim)).transpose(1, 2)  # (B, nh, H*W, hs)
-        v = self.to_v(h)  # (B, H*W, C)
         v = v.unflatten(-1, (self.n_head, self.head_dim)).transpose(1, 2)  # (B, nh, H*W, hs)
         y = F.scaled_dot_product_attention(q, k, v)  # (B, nh, H*W, hs) fused by fuse_attention
         y = y.transpose(1, 2).flatten(2)  # (B, H*W, hs*nh)
