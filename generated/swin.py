@@ -203,7 +203,7 @@ class ShiftedWindowAttention(nn.Module):
             q,
             k,
             v,
-            attn_mask=bias + self.attn_mask,
+            attn_mask=self.attn_mask + bias,
             dropout_p=self.dropout if self.training else 0.0,
         )
         y = y.transpose(-3, -2).flatten(-2)  # (B, grid^2/window^2, window^2, hs*nh)
