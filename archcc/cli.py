@@ -79,10 +79,26 @@ def _parser() -> argparse.ArgumentParser:
     describe = blocks_cmd.add_parser("describe", help="fields, defaults and an example")
     describe.add_argument("op")
 
+    export = commands.add_parser("export", help="torch.export / ONNX with the spec's dynamic "
+                                 "dims")
+    export.add_argument("spec", type=Path)
+    export.add_argument("--onnx", type=Path, help="write an ONNX file")
+    export.add_argument("--pt2", type=Path, help="write a torch.export program (.pt2)")
+    _model_options(export)
+
     schema = commands.add_parser("schema", help="export the spec JSON Schema (for editors)")
     schema.add_argument("-o", "--out", type=Path, help="file to write (default: stdout)")
     _inspect_parsers(commands)
     return parser
+
+
+def _model_options(sub: argparse.ArgumentParser) -> None:
+    """Options shared by commands that instantiate a spec's model."""
+    sub.add_argument("--dims", nargs="+", metavar="SYM=MIN:OPT:MAX",
+                     help="sizes of input symbols, e.g. T=1:128:1024 B=8")
+    add_set_option(sub)
+    sub.add_argument("--weights", type=Path, help="a state_dict file (torch.save) to load")
+    sub.add_argument("--layout", help="convert --weights from this checkpoint layout (hf)")
 
 
 def _compile_all(paths: list[Path], opt_level: int = 2, stop_after: str | None = None,
@@ -176,6 +192,15 @@ def cmd_blocks(args: argparse.Namespace) -> int:
 
 def cmd_resolve(args: argparse.Namespace) -> int:
     print(resolve_spec(args.spec, args.sets), end="")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from archcc.runtime.commands import export_command
+
+    for path in export_command(args.spec, args.onnx, args.pt2, args.dims, args.sets,
+                               args.weights, args.layout):
+        print(f"wrote {path}")
     return 0
 
 
@@ -277,7 +302,8 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     commands = {"build": cmd_build, "check": cmd_check, "fmt": cmd_fmt, "convert": cmd_convert,
                 "schema": cmd_schema, "resolve": cmd_resolve, "blocks": cmd_blocks,
-                "summary": cmd_summary, "diff": cmd_diff, "viz": cmd_viz}
+                "summary": cmd_summary, "diff": cmd_diff, "viz": cmd_viz,
+                "export": cmd_export}
     try:
         return commands[args.command](args)
     except ArchccError as exc:
