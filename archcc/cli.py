@@ -25,6 +25,8 @@ from archcc.parser.catalog import list_ops
 from archcc.parser.schema import json_schema
 from archcc.parser.writer import SCHEMA_LINE, render_spec
 
+BENCH_BACKENDS = ("eager", "inductor", "tensorrt", "reference")  # archcc.runtime.bench.BACKENDS
+
 
 def add_set_option(parser: argparse.ArgumentParser) -> None:
     """``--set key=value`` (repeatable): every command that reads a spec takes it."""
@@ -85,6 +87,17 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("--onnx", type=Path, help="write an ONNX file")
     export.add_argument("--pt2", type=Path, help="write a torch.export program (.pt2)")
     _model_options(export)
+
+    bench = commands.add_parser("bench", help="time eager / torch.compile / TensorRT / the "
+                                "spec's reference on the same weights")
+    bench.add_argument("spec", type=Path)
+    bench.add_argument("--json", action="store_true", help="print the report as JSON")
+    bench.add_argument("--runs", type=int, default=10, help="timed runs (median reported)")
+    bench.add_argument("--warmup", type=int, default=3, help="untimed runs first")
+    bench.add_argument("--device", help="cpu or cuda (default: cuda when available)")
+    bench.add_argument("--dtype", choices=("float32", "float16", "bfloat16"), default="float32")
+    bench.add_argument("--backends", nargs="+", choices=BENCH_BACKENDS, default=BENCH_BACKENDS)
+    _model_options(bench)
 
     schema = commands.add_parser("schema", help="export the spec JSON Schema (for editors)")
     schema.add_argument("-o", "--out", type=Path, help="file to write (default: stdout)")
@@ -204,6 +217,17 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    import json
+
+    from archcc.runtime.bench import bench, format_report
+
+    report = bench(args.spec, args.dims or (), args.sets, args.runs, args.warmup, args.device,
+                   args.dtype, args.backends)
+    print(json.dumps(report, indent=2) if args.json else format_report(report))
+    return 0
+
+
 def cmd_schema(args: argparse.Namespace) -> int:
     text = json_schema()
     if args.out is None:
@@ -303,7 +327,7 @@ def main(argv: list[str] | None = None) -> int:
     commands = {"build": cmd_build, "check": cmd_check, "fmt": cmd_fmt, "convert": cmd_convert,
                 "schema": cmd_schema, "resolve": cmd_resolve, "blocks": cmd_blocks,
                 "summary": cmd_summary, "diff": cmd_diff, "viz": cmd_viz,
-                "export": cmd_export}
+                "export": cmd_export, "bench": cmd_bench}
     try:
         return commands[args.command](args)
     except ArchccError as exc:

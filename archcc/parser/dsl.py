@@ -143,7 +143,7 @@ class _ToSpec(Transformer):
             self.where.keys.setdefault((kind,), self._loc(where))
             if kind == "imports":
                 data.setdefault("imports", []).extend(value)
-            elif key is None:  # params, dims, model, extends, generate: one each
+            elif key is None:  # params, dims, model, extends, generate, reference
                 if kind in data:
                     raise DslError(f"'{kind}' appears twice", where)
                 data[kind] = value
@@ -176,6 +176,10 @@ class _ToSpec(Transformer):
     def generate(self, meta, children):
         self._key(("generate",), meta)
         return "generate", None, self._assignments(children, ("generate",)), meta
+
+    def reference(self, meta, children):
+        self._key(("reference",), meta)
+        return "reference", None, self._assignments(children, ("reference",)), meta
 
     def input(self, meta, children):
         name, dtype, *rest = children

@@ -273,7 +273,7 @@ _SECTIONS = {"PARAMS", "DIMS", "INPUT", "BLOCK", "MODEL", "CHECKPOINT"}
 def _expected_hint(exc: UnexpectedInput) -> str | None:
     raw = set(getattr(exc, "expected", ()) or ())
     if _SECTIONS <= raw:  # between sections of a .arch file
-        return "a section starts with params, dims, input, block, model or checkpoint"
+        return "a section starts with params, dims, input, block, model, checkpoint or reference"
     expected = sorted({_token_name(t) for t in raw if not t.startswith("__")})
     if not expected or len(expected) > 6:
         return None

@@ -605,6 +605,31 @@ class Generate(_Strict):
     """seq2seq: the token the decoder starts from (`decoder_start_token_id`)."""
 
 
+class Reference(_Strict):
+    """The implementation `archcc bench` compares against, built from this spec's params
+    (its names mirror the reference config) and given the same weights via `layout`.
+
+    Only names from a fixed allow-list (archcc/parser/references.py) are accepted."""
+
+    library: Literal["transformers"]
+    """Where the class lives."""
+    model: Identifier
+    """The class, e.g. `GPT2LMHeadModel`; must be on archcc's allow-list."""
+    layout: LayoutName
+    """The checkpoint layout (a key of `checkpoint:`) that maps its state_dict onto ours."""
+
+    @field_validator("model")
+    @classmethod
+    def _allowed(cls, name: str, info) -> str:
+        from archcc.parser.references import REFERENCE_MODELS
+
+        known = REFERENCE_MODELS.get(info.data.get("library", ""), {})
+        if name not in known:
+            raise ValueError(f"'{name}' is not an allowed reference model"
+                             f"{HINT_MARK}allowed: {', '.join(known)}")
+        return name
+
+
 class Spec(_Strict):
     """One architecture: params, inputs, reusable blocks, the model and checkpoint layouts."""
 
@@ -630,6 +655,8 @@ class Spec(_Strict):
     """Foreign layouts `convert_state_dict(sd, layout)` understands, by name (hf, timm, torch)."""
     generate: Generate | None = None
     """Incremental decoding: a KV cache, `cache=` arguments and a generated `generate()`."""
+    reference: Reference | None = None
+    """A reference implementation for `archcc bench` (same weights, same inputs by name)."""
 
 
 def json_schema() -> str:
