@@ -350,3 +350,19 @@ def example_inputs(
     input_ids = torch.randint(0, config.vocab_size, (N, T))
     pixel_values = torch.randn((batch, config.num_channels, config.image_size, config.image_size))
     return (input_ids, pixel_values)
+
+
+def fsdp_wrap(model: nn.Module, mesh=None, **kwargs) -> nn.Module:
+    """FSDP2: shard each repeated block, then the root (embeddings, norms, head).
+
+    Call inside an initialised process group; ``kwargs`` go to ``fully_shard`` (e.g.
+    ``mp_policy``). Example: ``model = fsdp_wrap(Model(Config()))``, then train as usual.
+    """
+    from torch.distributed.fsdp import fully_shard
+
+    for block in model.vision_layers:
+        fully_shard(block, mesh=mesh, **kwargs)
+    for block in model.text_layers:
+        fully_shard(block, mesh=mesh, **kwargs)
+    fully_shard(model, mesh=mesh, **kwargs)
+    return model

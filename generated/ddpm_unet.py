@@ -548,3 +548,15 @@ def example_inputs(
     sample = torch.randn((batch, config.in_channels, config.sample_size, config.sample_size))
     timestep = torch.randint(0, config.num_train_timesteps, (batch,))
     return (sample, timestep)
+
+
+def fsdp_wrap(model: nn.Module, mesh=None, **kwargs) -> nn.Module:
+    """FSDP2: shard each repeated block, then the root (embeddings, norms, head).
+
+    Call inside an initialised process group; ``kwargs`` go to ``fully_shard`` (e.g.
+    ``mp_policy``). Example: ``model = fsdp_wrap(Model(Config()))``, then train as usual.
+    """
+    from torch.distributed.fsdp import fully_shard
+
+    fully_shard(model, mesh=mesh, **kwargs)
+    return model

@@ -231,3 +231,17 @@ def example_inputs(
     input_ids = torch.randint(0, config.vocab_size, (batch, T))
     attention_mask = torch.ones((batch, T), dtype=torch.bool)
     return (input_ids, attention_mask)
+
+
+def fsdp_wrap(model: nn.Module, mesh=None, **kwargs) -> nn.Module:
+    """FSDP2: shard each repeated block, then the root (embeddings, norms, head).
+
+    Call inside an initialised process group; ``kwargs`` go to ``fully_shard`` (e.g.
+    ``mp_policy``). Example: ``model = fsdp_wrap(Model(Config()))``, then train as usual.
+    """
+    from torch.distributed.fsdp import fully_shard
+
+    for block in model.transformer:
+        fully_shard(block, mesh=mesh, **kwargs)
+    fully_shard(model, mesh=mesh, **kwargs)
+    return model

@@ -212,3 +212,17 @@ def example_inputs(
     W = dims.get("W", 10)
     chars = torch.randint(0, config.char_vocab, (batch, T, W))
     return (chars,)
+
+
+def fsdp_wrap(model: nn.Module, mesh=None, **kwargs) -> nn.Module:
+    """FSDP2: shard each repeated block, then the root (embeddings, norms, head).
+
+    Call inside an initialised process group; ``kwargs`` go to ``fully_shard`` (e.g.
+    ``mp_policy``). Example: ``model = fsdp_wrap(Model(Config()))``, then train as usual.
+    """
+    from torch.distributed.fsdp import fully_shard
+
+    for block in model.highway:
+        fully_shard(block, mesh=mesh, **kwargs)
+    fully_shard(model, mesh=mesh, **kwargs)
+    return model

@@ -273,6 +273,47 @@ def example_inputs(
     return (input_ids,)
 
 
+def fsdp_wrap(model: nn.Module, mesh=None, **kwargs) -> nn.Module:
+    """FSDP2: shard each repeated block, then the root (embeddings, norms, head).
+
+    Call inside an initialised process group; ``kwargs`` go to ``fully_shard`` (e.g.
+    ``mp_policy``). Example: ``model = fsdp_wrap(Model(Config()))``, then train as usual.
+    """
+    from torch.distributed.fsdp import fully_shard
+
+    for block in model.h:
+        fully_shard(block, mesh=mesh, **kwargs)
+    fully_shard(model, mesh=mesh, **kwargs)
+    return model
+
+
+# Tensor-parallel plan from the spec's `parallel:` section: module path -> style.
+PARALLEL_PLAN: dict[str, str] = {
+    "h.*.mlp.up": "colwise",
+    "h.*.mlp.down": "rowwise",
+}
+
+
+def parallelize(model: nn.Module, mesh) -> nn.Module:
+    """Tensor parallelism over a 1-D DeviceMesh, as PARALLEL_PLAN says.
+
+    Every rank feeds the same inputs and gets the same outputs; the weights of the planned
+    layers are sharded. Example::
+
+        mesh = torch.distributed.device_mesh.init_device_mesh("cuda", (world_size,))
+        model = parallelize(Model(Config()).cuda(), mesh)
+    """
+    from torch.distributed.tensor.parallel import (
+        ColwiseParallel,
+        RowwiseParallel,
+        parallelize_module,
+    )
+
+    styles = {"colwise": ColwiseParallel, "rowwise": RowwiseParallel}
+    plan = {path: styles[style]() for path, style in PARALLEL_PLAN.items()}
+    return parallelize_module(model, mesh, plan)
+
+
 def filter_logits(
     logits: torch.Tensor,
     top_k: int | None = None,

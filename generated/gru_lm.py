@@ -140,3 +140,15 @@ def example_inputs(
     input_ids = torch.randint(0, config.vocab_size, (batch, T))
     h0 = torch.randn((config.n_layer, batch, config.n_hidden))
     return (input_ids, h0)
+
+
+def fsdp_wrap(model: nn.Module, mesh=None, **kwargs) -> nn.Module:
+    """FSDP2: shard each repeated block, then the root (embeddings, norms, head).
+
+    Call inside an initialised process group; ``kwargs`` go to ``fully_shard`` (e.g.
+    ``mp_policy``). Example: ``model = fsdp_wrap(Model(Config()))``, then train as usual.
+    """
+    from torch.distributed.fsdp import fully_shard
+
+    fully_shard(model, mesh=mesh, **kwargs)
+    return model

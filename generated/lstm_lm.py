@@ -138,3 +138,15 @@ def example_inputs(
     T = dims.get("T", 35)
     input_ids = torch.randint(0, config.vocab_size, (batch, T))
     return (input_ids,)
+
+
+def fsdp_wrap(model: nn.Module, mesh=None, **kwargs) -> nn.Module:
+    """FSDP2: shard each repeated block, then the root (embeddings, norms, head).
+
+    Call inside an initialised process group; ``kwargs`` go to ``fully_shard`` (e.g.
+    ``mp_policy``). Example: ``model = fsdp_wrap(Model(Config()))``, then train as usual.
+    """
+    from torch.distributed.fsdp import fully_shard
+
+    fully_shard(model, mesh=mesh, **kwargs)
+    return model

@@ -252,3 +252,17 @@ def example_inputs(
     attention_mask = torch.ones((batch, T), dtype=torch.bool)
     token_type_ids = torch.randint(0, config.type_vocab_size, (batch, T))
     return (input_ids, attention_mask, token_type_ids)
+
+
+def fsdp_wrap(model: nn.Module, mesh=None, **kwargs) -> nn.Module:
+    """FSDP2: shard each repeated block, then the root (embeddings, norms, head).
+
+    Call inside an initialised process group; ``kwargs`` go to ``fully_shard`` (e.g.
+    ``mp_policy``). Example: ``model = fsdp_wrap(Model(Config()))``, then train as usual.
+    """
+    from torch.distributed.fsdp import fully_shard
+
+    for block in model.encoder:
+        fully_shard(block, mesh=mesh, **kwargs)
+    fully_shard(model, mesh=mesh, **kwargs)
+    return model

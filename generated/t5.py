@@ -514,6 +514,22 @@ def example_inputs(
     return (input_ids, attention_mask, decoder_input_ids)
 
 
+def fsdp_wrap(model: nn.Module, mesh=None, **kwargs) -> nn.Module:
+    """FSDP2: shard each repeated block, then the root (embeddings, norms, head).
+
+    Call inside an initialised process group; ``kwargs`` go to ``fully_shard`` (e.g.
+    ``mp_policy``). Example: ``model = fsdp_wrap(Model(Config()))``, then train as usual.
+    """
+    from torch.distributed.fsdp import fully_shard
+
+    for block in model.encoder:
+        fully_shard(block, mesh=mesh, **kwargs)
+    for block in model.decoder:
+        fully_shard(block, mesh=mesh, **kwargs)
+    fully_shard(model, mesh=mesh, **kwargs)
+    return model
+
+
 def filter_logits(
     logits: torch.Tensor,
     top_k: int | None = None,

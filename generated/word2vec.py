@@ -120,3 +120,15 @@ def example_inputs(
     context = torch.randint(0, config.vocab_size, (batch,))
     noise = torch.randint(0, config.vocab_size, (batch, config.negatives))
     return (center, context, noise)
+
+
+def fsdp_wrap(model: nn.Module, mesh=None, **kwargs) -> nn.Module:
+    """FSDP2: shard each repeated block, then the root (embeddings, norms, head).
+
+    Call inside an initialised process group; ``kwargs`` go to ``fully_shard`` (e.g.
+    ``mp_policy``). Example: ``model = fsdp_wrap(Model(Config()))``, then train as usual.
+    """
+    from torch.distributed.fsdp import fully_shard
+
+    fully_shard(model, mesh=mesh, **kwargs)
+    return model

@@ -15,7 +15,7 @@ into ``torch_tensorrt.Input(min_shape=..., opt_shape=..., max_shape=...)``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from archcc.ir.graph import Program
 
@@ -32,6 +32,8 @@ class InputTable:
     dynamic: list[tuple[str, str]]  # (input name, "("B", "T")")
     ranges: list[tuple[str, str]]  # (symbol, "(1, 16, 128)")
     tensorrt: bool
+    repeats: list[str] = field(default_factory=list)  # the model's repeated-block lists
+    parallel: list[tuple[str, str]] = field(default_factory=list)  # (path repr, style repr)
 
 
 def symbols(program: Program, raw_shape: list) -> tuple[str | None, ...]:
@@ -60,4 +62,6 @@ def input_table(program: Program, target: str = "torch") -> InputTable:
     for symbol in order:
         opt = DEFAULT_BATCH if symbol == "B" else program.dims.get(symbol, DEFAULT_SIZE)
         ranges.append((symbol, _literal((1, opt, MAX_FACTOR * opt))))
-    return InputTable(dynamic, ranges, target == "tensorrt")
+    repeats = [s.name for s in program.model.submodules.values() if s.kind == "repeat"]
+    plan = [(repr(path), repr(style)) for path, style in program.parallel.items()]
+    return InputTable(dynamic, ranges, target == "tensorrt", repeats, plan)

@@ -182,9 +182,11 @@ def build(loaded: LoadedSpec) -> Program:
     used = _used_blocks(spec)
     modules.update((name, module) for name, module in blocks.items() if name in used)
     modules[model.name] = model
-    return Program(spec.name, loaded.path, spec.doc or "", dict(scope.values),
-                   dict(scope.exprs), modules, dict(spec.inputs), input_shapes,
-                   dict(spec.dims), dict(spec.checkpoint))
+    program = Program(spec.name, loaded.path, spec.doc or "", dict(scope.values),
+                      dict(scope.exprs), modules, dict(spec.inputs), input_shapes,
+                      dict(spec.dims), dict(spec.checkpoint))
+    program.parallel = dict(spec.parallel)
+    return program
 
 
 def _model_class_name(spec_name: str, taken: set[str]) -> str:

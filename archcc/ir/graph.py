@@ -85,6 +85,7 @@ class Program:
     layouts: dict[str, Any]  # name -> schema.Layout
     passes_log: list[str] = field(default_factory=list)
     generate: Any = None  # schema.Generate when the spec asks for generation (see kv_cache.py)
+    parallel: dict[str, str] = field(default_factory=dict)  # tensor-parallel plan
 
     @property
     def model(self) -> ModuleIR:

@@ -143,7 +143,7 @@ class _ToSpec(Transformer):
             self.where.keys.setdefault((kind,), self._loc(where))
             if kind == "imports":
                 data.setdefault("imports", []).extend(value)
-            elif key is None:  # params, dims, model, extends, generate, reference
+            elif key is None:  # params, dims, model, extends, generate, reference, parallel
                 if kind in data:
                     raise DslError(f"'{kind}' appears twice", where)
                 data[kind] = value
@@ -180,6 +180,19 @@ class _ToSpec(Transformer):
     def reference(self, meta, children):
         self._key(("reference",), meta)
         return "reference", None, self._assignments(children, ("reference",)), meta
+
+    def parallel(self, meta, children):
+        self._key(("parallel",), meta)
+        out = {}
+        for path, style in children:
+            if path in out:
+                raise DslError(f"'{path}' appears twice in parallel", meta)
+            self._key(("parallel", path), style)
+            out[path] = str(style)
+        return "parallel", None, out, meta
+
+    def plan(self, meta, children):
+        return decode_string(str(children[0])), children[1]
 
     def input(self, meta, children):
         name, dtype, *rest = children

@@ -37,6 +37,7 @@ RESERVED_NAMES = {
     # the generation facet's names (KV cache helpers, encode/decode methods, the cache argument)
     "KVCache", "generate", "filter_logits", "past_length", "extend_kv", "memoized", "cache",
     "encode", "decode",
+    "fsdp_wrap", "parallelize", "PARALLEL_PLAN",
     # names generated methods use, and nn.Module attributes a layer name would shadow
     "self", "config", "layer", "block", "forward", "training", "state_dict", "parameters",
     "modules", "buffers", "children", "to", "cuda", "cpu", "eval", "train", "apply", "half",
@@ -605,6 +606,9 @@ class Generate(_Strict):
     """seq2seq: the token the decoder starts from (`decoder_start_token_id`)."""
 
 
+ParallelStyle = Literal["colwise", "rowwise"]
+
+
 class Reference(_Strict):
     """The implementation `archcc bench` compares against, built from this spec's params
     (its names mirror the reference config) and given the same weights via `layout`.
@@ -657,6 +661,10 @@ class Spec(_Strict):
     """Incremental decoding: a KV cache, `cache=` arguments and a generated `generate()`."""
     reference: Reference | None = None
     """A reference implementation for `archcc bench` (same weights, same inputs by name)."""
+    parallel: dict[KeyPattern, ParallelStyle] = {}
+    """Tensor-parallel plan for the generated `parallelize(model, mesh)`: module path
+    (`*` matches one segment, e.g. `h.*.mlp.up`) -> `colwise` or `rowwise` (a colwise layer
+    feeds a rowwise one, with only elementwise work between)."""
 
 
 def json_schema() -> str:

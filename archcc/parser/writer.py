@@ -115,6 +115,9 @@ def to_arch(spec: Spec) -> str:
                                   for k, v in _dump(spec.generate).items()), "}", ""]
     for name, layout in spec.checkpoint.items():
         lines += _arch_checkpoint(name, layout)
+    if spec.parallel:
+        lines += ["parallel {", *(f"  {json.dumps(k)} -> {v}" for k, v in spec.parallel.items()),
+                  "}", ""]
     if spec.reference is not None:
         lines += ["reference {", *(f"  {k} = {_arch_value(v)}" for k, v in
                                    _dump(spec.reference).items()), "}", ""]
@@ -178,6 +181,9 @@ def to_yaml(spec: Spec, schema_line: bool = True) -> str:
                     lines += [f"      {_flow(k)}: {_flow(v)}" for k, v in rules.items()]
                 else:
                     lines.append(f"    {kind}: {_flow(rules)}")
+    if spec.parallel:
+        lines.append("parallel:")
+        lines += [f"  {_flow(k)}: {v}" for k, v in spec.parallel.items()]
     if spec.reference is not None:
         lines.append(f"reference: {_flow(dumped['reference'])}")
     return "\n".join(lines) + "\n"
