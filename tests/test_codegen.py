@@ -69,8 +69,8 @@ def test_imports_only_torch_and_the_standard_library():
         for node in ast.walk(tree):
             if isinstance(node, ast.Import):
                 assert {a.name for a in node.names} <= allowed
-            elif isinstance(node, ast.ImportFrom):
-                assert node.module in allowed | {"torch"}, node.module
+            elif isinstance(node, ast.ImportFrom):  # torch.distributed.* inside fsdp_wrap
+                assert node.module in allowed or node.module.startswith("torch."), node.module
 
 
 def test_ruff_clean(tmp_path):
