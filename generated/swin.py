@@ -531,3 +531,23 @@ def example_inputs(
     config = config or Config()
     pixels = torch.randn((batch, config.in_chans, config.img_size, config.img_size))
     return (pixels,)
+
+
+def fsdp_wrap(model: nn.Module, mesh=None, **kwargs) -> nn.Module:
+    """FSDP2: shard each repeated block, then the root (embeddings, norms, head).
+
+    Call inside an initialised process group; ``kwargs`` go to ``fully_shard`` (e.g.
+    ``mp_policy``). Example: ``model = fsdp_wrap(Model(Config()))``, then train as usual.
+    """
+    from torch.distributed.fsdp import fully_shard
+
+    for block in model.stage_0:
+        fully_shard(block, mesh=mesh, **kwargs)
+    for block in model.stage_1:
+        fully_shard(block, mesh=mesh, **kwargs)
+    for block in model.stage_2:
+        fully_shard(block, mesh=mesh, **kwargs)
+    for block in model.stage_3:
+        fully_shard(block, mesh=mesh, **kwargs)
+    fully_shard(model, mesh=mesh, **kwargs)
+    return model
