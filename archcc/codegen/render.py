@@ -132,8 +132,11 @@ def _sdpa(attrs, args, expr, dtypes):
     if attrs.get("dropout") is not None:
         p = expr(attrs["dropout"])
         parts.append(f"dropout_p={p} if self.training else 0.0")
-    if attrs.get("is_causal") == "from_end":  # one cached step: attends to every key
-        parts.append(f"is_causal={wrap(args[0][0], args[0][1], ATOM)}.shape[-2] > 1")
+    if attrs.get("is_causal") == "from_end":
+        # causal while the queries are all the keys; one cached step attends to every key.
+        # Without a cache both lengths are one symbol, so torch.export decides it statically.
+        q, k = (wrap(a[0], a[1], ATOM) for a in args[:2])
+        parts.append(f"is_causal={q}.shape[-2] == {k}.shape[-2]")
     elif attrs.get("is_causal"):
         parts.append("is_causal=True")
     if attrs.get("scale") is not None:
