@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import sys
@@ -67,11 +68,27 @@ def _cache_dir() -> Path:
     return Path(root)
 
 
+@functools.cache
+def compiler_fingerprint() -> str:
+    """A digest of archcc's own sources (code, templates, grammar).
+
+    Part of every cache key: the version string alone does not change while archcc is
+    developed or installed from a checkout, and a stale cache would hand back code that an
+    older compiler wrote."""
+    digest = hashlib.sha256(__version__.encode())
+    package = Path(__file__).parent
+    for source in sorted(package.rglob("*")):
+        if source.suffix in (".py", ".j2", ".lark") and "__pycache__" not in source.parts:
+            digest.update(b"\0" + str(source.relative_to(package)).encode())
+            digest.update(b"\0" + source.read_bytes())
+    return digest.hexdigest()[:16]
+
+
 def load(path: str | Path, opt_level: int = 2, sets: Sequence[str] = ()) -> ModuleType:
     """Build into a cache keyed by the bytes of the spec and every file it extends or
-    imports (and archcc's version, the opt level and ``sets``), then import."""
+    imports (and archcc's own sources, the opt level and ``sets``), then import."""
     loaded = load_spec(path, sets)
-    digest = hashlib.sha256(f"{__version__}|O{opt_level}|{list(sets)}".encode())
+    digest = hashlib.sha256(f"{compiler_fingerprint()}|O{opt_level}|{list(sets)}".encode())
     for source in loaded.sources:
         digest.update(b"\0" + Path(source).read_bytes())
     key = digest.hexdigest()[:16]

@@ -35,3 +35,16 @@ def test_load_caches_by_spec_hash(tmp_path, monkeypatch):
     (ids,) = changed.example_inputs()
     assert changed.Model()(ids).shape == (2, 8, 16)
     assert isinstance(changed.Model()(ids), torch.Tensor)
+
+
+def test_load_rebuilds_when_the_compiler_changes(tmp_path, monkeypatch):
+    """The cache key covers archcc's own sources: a newer compiler never reuses old code."""
+    monkeypatch.setenv("ARCHCC_CACHE", str(tmp_path / "cache"))
+    spec = tmp_path / "tiny.yaml"
+    spec.write_text((ROOT / "tests" / "specs" / "hand_attention.yaml").read_text())
+    archcc.load(spec)
+    fingerprint = archcc.api.compiler_fingerprint()
+    assert len(fingerprint) == 16 and fingerprint == archcc.api.compiler_fingerprint()
+    monkeypatch.setattr(archcc.api, "compiler_fingerprint", lambda: "0" * 16)
+    archcc.load(spec)
+    assert len(list((tmp_path / "cache").iterdir())) == 2

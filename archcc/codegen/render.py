@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from archcc.ir.kv_cache import CACHE
 from archcc.parser.expr import PRECEDENCE, render, render_binary, wrap
 
 Rendered = tuple[str, int]
@@ -133,10 +134,10 @@ def _sdpa(attrs, args, expr, dtypes):
         p = expr(attrs["dropout"])
         parts.append(f"dropout_p={p} if self.training else 0.0")
     if attrs.get("is_causal") == "from_end":
-        # causal while the queries are all the keys; one cached step attends to every key.
-        # Without a cache both lengths are one symbol, so torch.export decides it statically.
-        q, k = (wrap(a[0], a[1], ATOM) for a in args[:2])
-        parts.append(f"is_causal={q}.shape[-2] == {k}.shape[-2]")
+        # one cached step attends to every key; the test on the cache comes first so that
+        # without one (torch.export, torch.fx) is_causal is a plain True, not a SymBool
+        q = wrap(args[0][0], args[0][1], ATOM)
+        parts.append(f"is_causal=not isinstance({CACHE}, KVCache) or {q}.shape[-2] > 1")
     elif attrs.get("is_causal"):
         parts.append("is_causal=True")
     if attrs.get("scale") is not None:
