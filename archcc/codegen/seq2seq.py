@@ -32,6 +32,7 @@ class Halves:
     encoder_inputs: list[str]  # forward argument names
     memory: list[str]  # what encode returns and decode takes after the token input
     passed: list[str]  # forward arguments decode reads as they are (an encoder mask)
+    names: dict[str, str]  # node id -> the name it has in decode (memory and passed)
 
 
 def split(model: ModuleIR, token: str) -> Halves:
@@ -46,7 +47,7 @@ def split(model: ModuleIR, token: str) -> Halves:
                 and any(s in decoder for s in g.successors(n))]
     computed = [n for n in boundary if g.nodes[n]["op"] != "input"]
     passed = [n for n in boundary if g.nodes[n]["op"] == "input"]
-    names = [_name(g, n) for n in computed]
+    names = _unique([value_name(g, n) for n in computed])
     enc_inputs = [n for n in model.inputs if n not in (inputs[token], cache)]
     encode = _half(model, "encode", encoder, enc_inputs, computed, {})
     dec_nodes = decoder | {n for n in encoder if g.nodes[n]["op"] in FREE
@@ -55,11 +56,25 @@ def split(model: ModuleIR, token: str) -> Halves:
     decode_inputs = [inputs[token], *computed, *passed] + ([cache] if cache else [])
     decode = _half(model, "decode", dec_nodes, decode_inputs, [g.graph["output"]],
                    dict(zip(computed, names, strict=True)))
+    passed_names = [value_name(g, n) for n in passed]
     return Halves(encode, decode, [g.nodes[n]["attrs"]["name"] for n in enc_inputs], names,
-                  [_name(g, n) for n in passed])
+                  passed_names, dict(zip(computed + passed, names + passed_names,
+                                         strict=True)))
 
 
-def _name(g: nx.DiGraph, node: str) -> str:
+def _unique(names: list[str]) -> list[str]:
+    """``["memory", "memory"]`` -> ``["memory", "memory_1"]``: decode's arguments differ."""
+    seen: dict[str, int] = {}
+    out = []
+    for name in names:
+        n = seen.get(name, 0)
+        seen[name] = n + 1
+        out.append(name if n == 0 else f"{name}_{n}")
+    return out
+
+
+def value_name(g: nx.DiGraph, node: str) -> str:
+    """The name a value crossing from encode to decode goes by: its input or variable name."""
     data = g.nodes[node]
     return data["attrs"]["name"] if data["op"] == "input" else data["var"] or "memory"
 

@@ -15,6 +15,13 @@ from archcc.codegen.buffers_vision import VISION_BUFFERS
 from archcc.codegen.forward import Line, emit_forward
 from archcc.codegen.render import render_expr
 from archcc.codegen.seq2seq import split as split_seq2seq
+from archcc.codegen.views_decoder import (
+    GreedyView,
+    decoder_body,
+    greedy_view,
+    name_decoder_inputs,
+    recurrent_token,
+)
 from archcc.ir.graph import ModuleIR, Program, Submodule
 
 _TORCH_LAYERS = {"linear": "nn.Linear", "layernorm": "nn.LayerNorm", "rmsnorm": "nn.RMSNorm",
@@ -34,6 +41,7 @@ class MethodView:
     doc: str
     params: str
     lines: list[Line]
+    decorator: str = ""
 
 
 @dataclass
@@ -237,6 +245,8 @@ def _param(attrs: dict) -> str:
 
 
 def class_view(module: ModuleIR, program: Program) -> ClassView:
+    if module.facets.get("template") == "rnn_decoder":
+        return _decoder_view(module, program)
     resolve = _forward_resolver(module)
     used_config: list[bool] = []
 
@@ -258,12 +268,28 @@ def class_view(module: ModuleIR, program: Program) -> ClassView:
     facet = program.generate
     if module.kind == "model" and facet is not None and facet.kind == "seq2seq":
         forward_params, body, methods = _encode_decode(module, facet.input, tracking)
+    elif module.kind == "model" and (target := recurrent_token(module)) is not None:
+        name_decoder_inputs(module, program.modules)
+        forward_params, body, methods = _encode_decode(module, target, tracking, cached=False)
     return ClassView(module.name, _doc(module, program), init_params,
                      _init_lines(module, program, bool(used_config)), forward_params, body,
                      methods)
 
 
-def _encode_decode(module: ModuleIR, token: str, resolve) -> tuple[str, list[Line], list]:
+def _decoder_view(module: ModuleIR, program: Program) -> ClassView:
+    """A class whose loop codegen writes from its facets (``op: rnn_decoder``)."""
+    body = decoder_body(module.facets)
+    params = ", ".join(name if default is None else f"{name}={default!r}"
+                       for name, default in module.ctor_args)
+    methods = [MethodView(name, doc, args, _comments_fit(lines), decorator)
+               for name, doc, args, lines, decorator in body.methods]
+    return ClassView(module.name, _doc(module, program), params,
+                     _init_lines(module, program, False), body.forward_params,
+                     _comments_fit(body.forward_lines), methods)
+
+
+def _encode_decode(module: ModuleIR, token: str, resolve,
+                   cached: bool = True) -> tuple[str, list[Line], list]:
     """``forward = decode(encode)``, so generation can run the encoder once."""
     halves = split_seq2seq(module, token)
     memory, sources = ", ".join(halves.memory), ", ".join(halves.encoder_inputs)
@@ -277,7 +303,8 @@ def _encode_decode(module: ModuleIR, token: str, resolve) -> tuple[str, list[Lin
         MethodView("encode", "The encoder half of forward: run it once per batch of sources.",
                    sources, _comments_fit(emit_forward(halves.encode, resolve))),
         MethodView("decode", "The decoder half; with a KVCache, one new position per call "
-                   "after the first.", decode_params,
+                   "after the first." if cached else "The decoder half, by teacher forcing.",
+                   decode_params,
                    _comments_fit(emit_forward(halves.decode, resolve))),
     ]
     return params, forward, methods
@@ -363,10 +390,22 @@ def file_view(program: Program) -> FileView:
     needs_functional = any("F." in text for c in classes for text in
                            [*c.init_lines, *(line.code for line in c.forward_lines),
                             *(line.code for m in c.methods for line in m.lines)])
-    extra = {"concat_on_load": any(m.load_fusions for m in program.modules.values())}
+    extra = {"concat_on_load": any(m.load_fusions for m in program.modules.values()),
+             "greedy": _greedy(program)}
     return FileView(banner, doc, needs_math, fields, props, classes, program.model.name,
                     _layouts(program), example_lines, example_return, extra,
                     needs_functional=needs_functional, generation=_generation(program))
+
+
+def _greedy(program: Program) -> GreedyView | None:
+    """``greedy_decode()`` for a model that returns an rnn_decoder's logits."""
+    model = program.model
+    token = recurrent_token(model) if program.generate is None else None
+    if token is None:
+        return None
+    call = model.graph.nodes[model.graph.nodes[model.output]["inputs"][0]]
+    decoder = program.modules[model.submodules[call["attrs"]["target"]].cls]
+    return greedy_view(model, split_seq2seq(model, token), decoder.facets)
 
 
 def _generation(program: Program) -> dict | None:

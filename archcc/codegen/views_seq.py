@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from archcc.codegen.render import render_expr
 
-KINDS = ("rnn", "lstm", "gru", "conv1d", "embedding_bag")
-_CLASSES = {"rnn": "nn.RNN", "lstm": "nn.LSTM", "gru": "nn.GRU"}
+KINDS = ("rnn", "lstm", "gru", "conv1d", "embedding_bag", "gru_cell", "lstm_cell")
+_CLASSES = {"rnn": "nn.RNN", "lstm": "nn.LSTM", "gru": "nn.GRU", "gru_cell": "nn.GRUCell",
+            "lstm_cell": "nn.LSTMCell"}
 
 
 def _changed(value, default) -> bool:
@@ -34,6 +35,9 @@ def submodule_line(sub, resolve) -> list[str]:
         return [f"self.{sub.name} = nn.Conv1d({render_expr(a['in'], resolve)}, "
                 f"{render_expr(a['out'], resolve)}, "
                 f"kernel_size={render_expr(a['kernel'], resolve)}{extra})"]
+    if sub.kind.endswith("_cell"):  # one step of an rnn_decoder
+        return [f"self.{sub.name} = {_CLASSES[sub.kind]}({render_expr(a['in'], resolve)}, "
+                f"{render_expr(a['hidden'], resolve)})"]
     if sub.kind == "embedding_bag":
         pad = f", padding_idx={render_expr(a['padding_idx'], resolve)}" \
             if "padding_idx" in a else ""

@@ -12,7 +12,7 @@ from __future__ import annotations
 import networkx as nx
 
 from archcc.diagnostics import ArchccError, Diagnostic
-from archcc.ir import lower_image, lower_relative, lowering
+from archcc.ir import lower_decoder, lower_image, lower_relative, lowering
 from archcc.ir import lower_vision as lowering_vision
 from archcc.ir.forward import ForwardInterpreter
 from archcc.ir.graph import ModuleIR, Program, Submodule, new_graph
@@ -44,6 +44,7 @@ class _Classes:
             "ffn": lambda: lowering.ffn(spec.act, spec.gated),
             "sinusoidal": lowering.sinusoidal,
             "relative_bias": lambda: lower_relative.relative_bias(spec.bidirectional),
+            "rnn_decoder": lambda: lower_decoder.decoder(spec, kwargs),
             **lower_image.builders(layer),
         }
         if vision is not None:

@@ -59,6 +59,8 @@ class ModuleIR:
     display: dict[str, str] = field(default_factory=dict)  # short dim names for comments
     # fused linear -> the linears it replaced, concatenated on load (see fuse_projections)
     load_fusions: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    # a class codegen writes from facets rather than from the graph (see lower_decoder.py)
+    facets: dict[str, Any] = field(default_factory=dict)
 
     @property
     def inputs(self) -> list[str]:

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import sympy
 
 from archcc.diagnostics import SourceLoc
-from archcc.ir import layers_image, layers_seq
+from archcc.ir import layers_image, layers_seq, lower_decoder
 from archcc.ir.graph import Submodule
 from archcc.ir.params import ParamScope, to_sympy
 from archcc.ir.shapes import FLOAT, INT, DimContext, Shape, ShapeError, fmt
@@ -37,8 +37,11 @@ _SCALARS = {"layernorm": ("eps",), "rmsnorm": ("eps",), "dropout": ("p",),
             "parameter": ("value",), "patchify": ("eps",), "patch_merge": ("eps",)}
 _SIZES.update(layers_seq.SIZES)
 _SCALARS.update(layers_seq.SCALARS)
+_SIZES[lower_decoder.OP] = lower_decoder.SIZES
+_SCALARS[lower_decoder.OP] = lower_decoder.SCALARS
 # Sizes only some facets need: resolved when given (vision facets, see lower_vision.py).
-_OPTIONAL_SIZES = {"attention": ("window", "shift", "grid"), "patchify": ("image",)}
+_OPTIONAL_SIZES = {"attention": ("window", "shift", "grid"), "patchify": ("image",),
+                   lower_decoder.OP: lower_decoder.OPTIONAL_SIZES}
 
 
 @dataclass
@@ -131,6 +134,8 @@ def _diag(layer: Layer, message: str, hint: str | None = None):
 
 def _check_sizes(scope: ParamScope, layer: Layer) -> None:
     layers_image.check_sizes(scope, layer, _diag)
+    if layer.op == lower_decoder.OP:
+        lower_decoder.check_facets(scope, layer, _diag)
     if layer.op == "attention":
         dim, heads = scope.value(layer.sizes["dim"]), scope.value(layer.sizes["heads"])
         if dim % heads:
@@ -148,6 +153,8 @@ def _submodules(layer: Layer) -> list[Submodule]:
     op = layer.op
     if op in layers_seq.OPS:
         return layers_seq.submodules(layer)
+    if op == lower_decoder.OP:
+        return [Submodule(name, "class", lower_decoder.submodule_args(layer), loc)]
     if op == "embedding":
         args = {"num": s["num"], "dim": s["dim"]}
         if spec.padding_idx is not None:
@@ -208,6 +215,8 @@ def call_shape(ctx: DimContext, layer: Layer, shapes: list[Shape], dtypes: list[
     op, x = layer.op, shapes[0]
     if op in layers_seq.OPS:
         return layers_seq.call_shape(ctx, layer, shapes, dtypes, kwargs)
+    if op == lower_decoder.OP:
+        return lower_decoder.call_shape(ctx, layer, shapes, dtypes, kwargs)
     if op == "embedding":
         if dtypes[0] != INT:
             raise ShapeError(f"{layer.name} is an embedding and needs int64 ids, got {dtypes[0]}")

@@ -319,3 +319,8 @@ RULES.update(IMAGE_RULES)
 from archcc.ir.shapes_vision import VISION_RULES  # noqa: E402 - needs the helpers above
 
 RULES.update(VISION_RULES)
+
+# the one node of an rnn_decoder class (its loop is written by codegen): lower_decoder.py
+from archcc.ir.lower_decoder import rnn_decode_shape  # noqa: E402 - needs the helpers above
+
+RULES["rnn_decode"] = rnn_decode_shape

@@ -46,6 +46,8 @@ EXAMPLES = {
     "relative_bias": "encoder_bias: {op: relative_bias, heads: num_heads, buckets: 32, "
                      "max_distance: 128}",
     "patch_merge": "merge_1: {op: patch_merge, dim: embed_dim, out: 2 * embed_dim}",
+    "rnn_decoder": "decoder: {op: rnn_decoder, cell: gru, vocab: tgt_vocab, emb: emb, "
+                   "hidden: hidden, memory: 2 * hidden, score: additive}",
 }
 _PLACEHOLDER = {"size": "n_embd", "number": "0.1", "bool": "false", "int": "1", "str": "x",
                 "list of size": "[n_embd]"}

@@ -473,7 +473,47 @@ class EmbeddingBag(_Strict):
     """Row that is left out of every bag (and never trained)."""
 
 
-SEQUENCE_OPS = [RNN, LSTM, GRU, Conv1d, EmbeddingBag]
+class RNNDecoder(_Strict):
+    """A recurrent decoder that attends over an encoder memory at every step (seq2seq).
+
+    Called as `decoder(tgt, memory, h0)` (`h0, c0` for an LSTM cell), optionally with
+    `mask=keep` (bool (B, S), True = attend); returns logits (B, T, vocab) by teacher
+    forcing. The generated class also has `step()` and `greedy()` for decoding.
+    Bahdanau et al. 2015: `score: additive, attend: previous`; Luong et al. 2015:
+    `score: general` or `dot`, `attend: current`, `input_feed: true`."""
+
+    op: Literal["rnn_decoder"]
+    cell: Literal["gru", "lstm"] = "gru"
+    """`nn.GRUCell` or `nn.LSTMCell`, stepped explicitly (the loop needs per-step access)."""
+    vocab: Size
+    """Target vocabulary: rows of the target embedding and width of the logits."""
+    emb: Size
+    """Width of the target embedding."""
+    hidden: Size
+    """Decoder state width."""
+    memory: Size
+    """Width of each encoder output (2 * hidden for a bidirectional encoder)."""
+    score: Literal["additive", "general", "dot"] = "additive"
+    """Attention scores: additive v^T tanh(W_q s + W_k h) (Bahdanau), general s^T W h or
+    dot s^T h (Luong; dot needs memory == hidden)."""
+    attn_dim: Size | None = None
+    """Width of the additive score's hidden layer (default: hidden)."""
+    attend: Literal["previous", "current"] = "previous"
+    """`previous`: the previous state queries the memory and the context is fed into the
+    cell (Bahdanau); `current`: the new state queries it and tanh(W_c [context; state])
+    makes the output (Luong)."""
+    input_feed: bool = False
+    """Luong's input feeding: the previous attentional output joins the next cell input
+    (needs `attend: current`)."""
+    dropout: Scalar = 0.0
+    """Dropout on the target embedding and before the output projection."""
+    start_token: int = 1
+    """Default first token of `greedy()` (BOS)."""
+    eos_token: int = 2
+    """Default end token of `greedy()`: a finished sequence is padded with it."""
+
+
+SEQUENCE_OPS = [RNN, LSTM, GRU, Conv1d, EmbeddingBag, RNNDecoder]
 
 
 SimpleLayer = Annotated[

@@ -60,6 +60,8 @@ def optimize(program: Program, opt_level: int = 2, stop_after: str | None = None
         if opt_level < level:
             continue
         for module in program.modules.values():
+            if module.facets.get("template"):  # codegen writes its body: no graph to rewrite
+                continue
             result = run(module, _context(program, module))
             program.passes_log += [f"{name}: {note}" for note in result.notes]
             program.passes_log += [f"{name}: {miss}" for miss in result.near_misses]
