@@ -17,7 +17,8 @@ GPT2 = (ROOT / "specs" / "gpt2.yaml").read_text()
 BASES = {"gpt2": ROOT / "specs" / "gpt2.yaml", "bert": ROOT / "specs" / "bert.yaml",
          "transformer": ROOT / "specs" / "transformer.yaml",
          "clip": ROOT / "specs" / "clip.yaml", "unet": ROOT / "specs" / "ddpm_unet.yaml",
-         "arch": ROOT / "examples" / "gpt2.arch"}
+         "arch": ROOT / "examples" / "gpt2.arch",
+         "seq2seq": ROOT / "specs" / "seq2seq_luong.yaml"}
 
 # name -> (text to replace in specs/gpt2.yaml, replacement); see OTHER_CASES for other bases
 CASES = {
@@ -62,6 +63,10 @@ CASES = {
 
 # name -> (base, old, new) for mistakes another example shows best
 OTHER_CASES = {
+    "decoder_dot_needs_equal_widths": ("seq2seq", "score: general", "score: dot"),
+    "decoder_input_feed_needs_current": ("seq2seq", "attend: current", "attend: previous"),
+    "decoder_state_shape": ("seq2seq", "decoder(tgt, memory, s0,", "decoder(tgt, memory, h,"),
+    "decoder_state_arity": ("seq2seq", "decoder(tgt, memory, s0,", "decoder(tgt, memory,"),
     "cross_attention_needs_memory": ("transformer", "x = cross_attn(x, memory)",
                                      "x = cross_attn(x)"),
     "mask_shape_mismatch": ("bert", "x = encoder(x, mask=attention_mask)",

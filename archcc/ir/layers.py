@@ -135,7 +135,7 @@ def _diag(layer: Layer, message: str, hint: str | None = None):
 def _check_sizes(scope: ParamScope, layer: Layer) -> None:
     layers_image.check_sizes(scope, layer, _diag)
     if layer.op == lower_decoder.OP:
-        lower_decoder.check_facets(scope, layer, _diag)
+        lower_decoder.check_facets(scope, layer)
     if layer.op == "attention":
         dim, heads = scope.value(layer.sizes["dim"]), scope.value(layer.sizes["heads"])
         if dim % heads:

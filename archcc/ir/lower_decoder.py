@@ -17,6 +17,7 @@ state queries the memory, and Luong's input feeding.
 
 from __future__ import annotations
 
+from archcc.diagnostics import Diagnostic
 from archcc.ir.graph import ModuleIR, Submodule, add_node, new_graph
 from archcc.ir.params import symbol
 from archcc.ir.shapes import BOOL, FLOAT, INT, DimContext, Shape, ShapeError, fmt
@@ -29,21 +30,28 @@ SCALARS = ("dropout",)
 _B, _T, _S = symbol("B"), symbol("T"), symbol("S")
 
 
-def check_facets(scope, layer, diag) -> None:
-    """Facet combinations that cannot work, reported at the layer."""
+def check_facets(scope, layer) -> None:
+    """Facet combinations that cannot work, reported at the field that chose them."""
     spec = layer.spec
     hidden, memory = scope.value(layer.sizes["hidden"]), scope.value(layer.sizes["memory"])
     if spec.score == "dot" and hidden != memory:
-        scope.errors.append(diag(layer, f"score: dot needs memory ({memory}) == hidden "
-                                        f"({hidden})", "use score: general, which learns "
-                                        "a (hidden, memory) map"))
+        scope.errors.append(_diag(scope, layer, "score", f"score: dot needs memory ({memory}) "
+                                  f"== hidden ({hidden})", "use score: general, which learns "
+                                  "a (hidden, memory) map"))
     if spec.input_feed and spec.attend != "current":
-        scope.errors.append(diag(layer, "input_feed feeds the attentional output of the "
-                                        "previous step, which only attend: current makes",
-                                 "set attend: current (Luong), or drop input_feed"))
+        scope.errors.append(_diag(scope, layer, "input_feed", "input_feed feeds the "
+                                  "attentional output of the previous step, which only "
+                                  "attend: current makes",
+                                  "set attend: current (Luong), or drop input_feed"))
     if spec.attn_dim is not None and spec.score != "additive":
-        scope.errors.append(diag(layer, f"attn_dim sizes the additive score; score: "
-                                        f"{spec.score} has none", "remove attn_dim"))
+        scope.errors.append(_diag(scope, layer, "attn_dim", f"attn_dim sizes the additive "
+                                  f"score; score: {spec.score} has none", "remove attn_dim"))
+
+
+def _diag(scope, layer, key: str, message: str, hint: str) -> Diagnostic:
+    where = (*layer.path, key)
+    loc = scope.loaded.where.key(where) if key in layer.spec.model_fields_set else layer.loc
+    return Diagnostic(loc, ".".join(where), message, hint)
 
 
 def submodule_args(layer) -> dict[str, Expr]:
@@ -76,17 +84,20 @@ def call_shape(ctx: DimContext, layer, shapes: list[Shape], dtypes: list[str],
     _expect(ctx, layer, "memory", memory, (batch, memory[1] if len(memory) == 3 else None,
                                            layer.dim("memory")))
     for name, state in zip(states, shapes[2:positional], strict=True):
-        _expect(ctx, layer, name, state, (batch, layer.dim("hidden")))
+        _expect(ctx, layer, name, state, (batch, layer.dim("hidden")),
+                "an encoder's final state is (layers * directions, B, hidden): take one "
+                "direction, e.g. h[1], and map it with a linear bridge if widths differ")
     if kwargs:
         _expect(ctx, layer, "mask", shapes[-1], (batch, memory[1]))
     return (batch, tgt[1], layer.dim("vocab")), FLOAT
 
 
-def _expect(ctx: DimContext, layer, name: str, got: Shape, want: tuple) -> None:
+def _expect(ctx: DimContext, layer, name: str, got: Shape, want: tuple,
+            hint: str | None = None) -> None:
     if len(got) != len(want) or not all(w is None or ctx.equal(g, w)
                                         for g, w in zip(got, want, strict=True)):
         shown = fmt(tuple("S" if w is None else w for w in want))
-        raise ShapeError(f"{layer.name}: {name} must be {shown}, got {fmt(got)}")
+        raise ShapeError(f"{layer.name}: {name} must be {shown}, got {fmt(got)}", hint)
 
 
 # ------------------------------------------------------------------------------ the class
