@@ -8,5 +8,6 @@ checkpoint layouts included), compiled before it is written.
 """
 
 from archcc.importers.hf import import_hf
+from archcc.importers.timm_names import import_timm
 
-__all__ = ["import_hf"]
+__all__ = ["import_hf", "import_timm"]
