@@ -60,10 +60,11 @@ def family_of(cfg: ConfigFile) -> tuple[str, Family]:
 def import_hf(config: str | Path, out: Path, name: str | None = None) -> Path:
     """Write the spec for a Hugging Face ``config.json`` to ``out`` (.yaml or .arch)."""
     cfg = read_config(config)
+    origin = cfg.loc("")
+    name = spec_name(Path(out), name, origin)
     model_type, family = family_of(cfg)
     overlay = family.overlay(cfg)
-    origin = cfg.loc("")
-    overlay["name"] = spec_name(Path(out), name, origin)
+    overlay["name"] = name
     overlay["doc"] = (f"{family.loads} from {Path(cfg.file).name} (model_type {model_type}), "
                       f"imported over specs/{family.spec}.yaml by `archcc import hf`; "
                       f"convert_state_dict(sd, 'hf') loads its state_dict.")

@@ -54,8 +54,8 @@ MODELS = _models()
 KWARGS = {"vit": ("img_size", "patch_size", "in_chans", "embed_dim", "depth", "num_heads",
                   "mlp_ratio", "num_classes"),
           "swin": ("in_chans", "embed_dim", "depths", "num_heads", "num_classes"),
-          "mlp_mixer": ("img_size", "patch_size", "in_chans", "embed_dim", "num_blocks",
-                        "num_classes")}
+          # timm's mixer entrypoints refuse patch_size / embed_dim / num_blocks overrides
+          "mlp_mixer": ("img_size", "in_chans", "num_classes")}
 
 
 @dataclass(frozen=True)
@@ -126,16 +126,18 @@ def _params(family: str, kw: dict) -> dict:
         stages.update({f"heads_{i}": h for i, h in enumerate(kw["num_heads"])})
         return {"in_chans": kw["in_chans"], "embed_dim": kw["embed_dim"], **stages,
                 "num_classes": kw["num_classes"]}
-    return {key: kw[key] for key in KWARGS["mlp_mixer"]}
+    return {key: kw[key] for key in ("img_size", "patch_size", "in_chans", "embed_dim",
+                                     "num_blocks", "num_classes")}
 
 
 def import_timm(model: str, out: Path, assignments: list[str] = (),
                 name: str | None = None) -> Path:
     """Write the spec for timm ``model`` (with kwargs ``key=value``) to ``out``."""
-    family, kwargs = timm_kwargs(model, list(assignments))
     origin = _Args(model).loc()
+    name = spec_name(Path(out), name, origin)
+    family, kwargs = timm_kwargs(model, list(assignments))
     call = ", ".join([repr(model), *assignments])
-    overlay = {"name": spec_name(Path(out), name, origin), "params": _params(family, kwargs),
+    overlay = {"name": name, "params": _params(family, kwargs),
                "doc": f"timm.create_model({call}) imported over specs/{family}.yaml by "
                       "`archcc import timm`; convert_state_dict(sd, 'timm') loads its "
                       "state_dict."}

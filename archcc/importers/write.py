@@ -40,19 +40,17 @@ def family_spec(family: str) -> Path:
 
 
 def spec_name(out: Path, name: str | None, origin: SourceLoc) -> str:
-    """``--name``, else the output file's stem; it becomes a Python module name."""
+    """Check the output file name; the spec's name is ``--name``, else the file's stem (it
+    becomes a Python module name). Done before any work, so a bad ``-o`` fails fast."""
+    if out.suffix not in SUFFIXES:
+        raise ArchccError(Diagnostic(origin, "", f"'{out}' is not a spec file name",
+                                     "write to a .yaml, .yml or .arch file"))
     chosen = name if name is not None else out.stem
     if not chosen.isidentifier() or keyword.iskeyword(chosen):
         raise ArchccError(Diagnostic(origin, "", f"'{chosen}' is not a valid spec name "
                                                  "(it becomes generated/<name>.py)",
                                      "pass --name my_model, or name the output my_model.yaml"))
     return chosen
-
-
-def _check_out(out: Path, origin: SourceLoc) -> None:
-    if out.suffix not in SUFFIXES:
-        raise ArchccError(Diagnostic(origin, "", f"'{out}' is not a spec file name",
-                                     "write to a .yaml, .yml or .arch file"))
 
 
 def _schema_line(out: Path) -> bool:
@@ -93,7 +91,6 @@ def write_spec(family: str, overlay: dict, out: Path, origin: SourceLoc) -> Path
     from archcc.codegen.emit import write_atomic
     from archcc.parser.writer import render_spec
 
-    _check_out(out, origin)
     spec = render(family, overlay)
     text = render_spec(spec, out.suffix, _schema_line(out))
     _check_builds(text, out.suffix, origin)
