@@ -78,7 +78,7 @@ class ConfigFile:
     def require(self, key: str, default: object, allowed: Collection, hint: str) -> object:
         """Refuse a value the family spec does not build (``allowed`` lists what it does)."""
         value = self.get(key, default)
-        if value not in allowed:
+        if not any(value == v and type(value) is type(v) for v in allowed):  # 1 is not true
             shown = ", ".join(json.dumps(v) for v in allowed)
             raise self.error(key, f"{json.dumps(value)} is not supported here (supported: "
                                   f"{shown})", hint)

@@ -15,36 +15,26 @@ located error at its key in config.json, never a silently different model.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 from archcc.importers import hf_families as fam
 from archcc.importers.config import ConfigFile, read_config
 from archcc.importers.write import spec_name, write_spec
 
-
-@dataclass(frozen=True)
-class Family:
-    """One supported ``model_type``: its spec and the transformers class it loads from."""
-
-    spec: str
-    loads: str
-    overlay: Callable[[ConfigFile], dict]
-
-
-FAMILIES = {
-    "gpt2": Family("gpt2", "GPT2LMHeadModel", fam.gpt2),
-    "bert": Family("bert", "BertModel", fam.bert),
-    "roberta": Family("roberta", "RobertaModel", fam.roberta),
-    "distilbert": Family("distilbert", "DistilBertModel", fam.distilbert),
-    "t5": Family("t5", "T5ForConditionalGeneration", fam.t5),
-    "bart": Family("bart", "BartModel", fam.bart),
-    "vit": Family("vit", "ViTForImageClassification", fam.vit),
-    "clip": Family("clip", "CLIPModel", fam.clip),
+# model_type -> mapper onto specs/<model_type>.yaml, whose hf layout loads the state_dict of
+FAMILIES: dict[str, Callable[[ConfigFile], dict]] = {
+    "gpt2": fam.gpt2,              # GPT2LMHeadModel
+    "bert": fam.bert,              # BertModel
+    "roberta": fam.roberta,        # RobertaModel
+    "distilbert": fam.distilbert,  # DistilBertModel
+    "t5": fam.t5,                  # T5ForConditionalGeneration (T5 and T5 v1.1)
+    "bart": fam.bart,              # BartModel
+    "vit": fam.vit,                # ViTForImageClassification
+    "clip": fam.clip,              # CLIPModel
 }
 
 
-def family_of(cfg: ConfigFile) -> tuple[str, Family]:
+def family_of(cfg: ConfigFile) -> str:
     """The family ``model_type`` names; missing or unknown ones list what is supported."""
     supported = ", ".join(FAMILIES)
     if not cfg.has("model_type"):
@@ -54,7 +44,7 @@ def family_of(cfg: ConfigFile) -> tuple[str, Family]:
     if model_type not in FAMILIES:
         raise cfg.error("model_type", f"model_type {model_type!r} is not supported",
                         f"supported: {supported}")
-    return model_type, FAMILIES[model_type]
+    return model_type
 
 
 def import_hf(config: str | Path, out: Path, name: str | None = None) -> Path:
@@ -62,10 +52,8 @@ def import_hf(config: str | Path, out: Path, name: str | None = None) -> Path:
     cfg = read_config(config)
     origin = cfg.loc("")
     name = spec_name(Path(out), name, origin)
-    model_type, family = family_of(cfg)
-    overlay = family.overlay(cfg)
+    model_type = family_of(cfg)
+    overlay = FAMILIES[model_type](cfg)
     overlay["name"] = name
-    overlay["doc"] = (f"{family.loads} from {Path(cfg.file).name} (model_type {model_type}), "
-                      f"imported over specs/{family.spec}.yaml by `archcc import hf`; "
-                      f"convert_state_dict(sd, 'hf') loads its state_dict.")
-    return write_spec(family.spec, overlay, Path(out), origin)
+    note = f"Sizes from {Path(cfg.file).name} ({model_type}; archcc import hf)."
+    return write_spec(model_type, overlay, Path(out), origin, note)

@@ -136,9 +136,6 @@ def import_timm(model: str, out: Path, assignments: list[str] = (),
     origin = _Args(model).loc()
     name = spec_name(Path(out), name, origin)
     family, kwargs = timm_kwargs(model, list(assignments))
-    call = ", ".join([repr(model), *assignments])
-    overlay = {"name": name, "params": _params(family, kwargs),
-               "doc": f"timm.create_model({call}) imported over specs/{family}.yaml by "
-                      "`archcc import timm`; convert_state_dict(sd, 'timm') loads its "
-                      "state_dict."}
-    return write_spec(family, overlay, Path(out), origin)
+    overlay = {"name": name, "params": _params(family, kwargs)}
+    note = f"Sizes of timm {' '.join([model, *assignments])} (archcc import timm)."
+    return write_spec(family, overlay, Path(out), origin, note)

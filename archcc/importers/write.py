@@ -7,7 +7,7 @@ field) under the usual merge rules (mappings merge, ``None`` deletes) and writte
 checkpoint layouts included::
 
     write_spec("gpt2", {"name": "my_gpt2", "params": {"n_layer": 2}}, Path("my_gpt2.yaml"),
-               SourceLoc("config.json"))
+               SourceLoc("config.json"), note="Sizes from config.json (archcc import hf).")
 
 The result is compiled before anything is written, so a config that cannot build (heads not
 dividing the width, ...) is an error pointing at its source, and no half-made file appears.
@@ -74,11 +74,13 @@ def _check_builds(text: str, suffix: str, origin: SourceLoc) -> None:
                                          first.hint)) from None
 
 
-def render(family: str, overlay: dict) -> Spec:
-    """The family spec composed with ``overlay``, validated."""
+def render(family: str, overlay: dict, note: str = "") -> Spec:
+    """The family spec composed with ``overlay``, validated; ``note`` extends its doc."""
     from archcc.parser import read_document, validate
 
     data, where, _ = compose(family_spec(family), read_document)
+    if note:
+        data["doc"] = f"{data.get('doc') or ''} {note}".strip()
     unknown = set(overlay.get("params", {})) - set(data.get("params", {}))
     if unknown:  # an importer bug, not a user error: the tables name the spec's params
         raise KeyError(f"{family}.yaml has no params {sorted(unknown)}")
@@ -86,12 +88,13 @@ def render(family: str, overlay: dict) -> Spec:
     return validate(data, where)
 
 
-def write_spec(family: str, overlay: dict, out: Path, origin: SourceLoc) -> Path:
+def write_spec(family: str, overlay: dict, out: Path, origin: SourceLoc,
+               note: str = "") -> Path:
     """Compose, check that it builds, then write ``out`` atomically; returns ``out``."""
     from archcc.codegen.emit import write_atomic
     from archcc.parser.writer import render_spec
 
-    spec = render(family, overlay)
+    spec = render(family, overlay, note)
     text = render_spec(spec, out.suffix, _schema_line(out))
     _check_builds(text, out.suffix, origin)
     write_atomic(out, text)
