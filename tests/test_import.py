@@ -280,6 +280,17 @@ def test_timm_table_matches_timm():
             assert len(model.blocks) == kw["num_blocks"], name
 
 
+def test_timm_published_size_has_timm_parameter_count(tmp_path):
+    """swin_small at its published size, counted on the meta device on both sides."""
+    from archcc.inspect import summarize
+
+    spec = import_timm("swin_small_patch4_window7_224", tmp_path / "swin_s.yaml")
+    with torch.device("meta"):
+        ref = timm.create_model("swin_small_patch4_window7_224", pretrained=False)
+    expected = sum(p.numel() for p in ref.parameters())
+    assert summarize(spec, {"B": 1}).totals["params"] == expected == 49_606_258
+
+
 # ------------------------------------------------------------------------------ errors
 
 
@@ -314,6 +325,8 @@ def test_unsupported_values_point_at_their_key(tmp_path):
     assert "matches neither T5 nor T5 v1.1" in message
     message = _error(tmp_path, {"model_type": "clip", "text_config": {"vocab_size": 99}})
     assert "text_config.vocab_size" not in message and "eos_token_id" in message
+    message = _error(tmp_path, {"model_type": "clip", "text_config": {"eos_token_id": 5}})
+    assert "config.json:4:5: error: text_config.eos_token_id: 5 is neither 2" in message
     message = _error(tmp_path, {"model_type": "gpt2", "n_layer": 2.5})
     assert "config.json:3:3: error: n_layer: expected an integer, got 2.5" in message
 
