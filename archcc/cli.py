@@ -99,6 +99,8 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument("--backends", nargs="+", choices=BENCH_BACKENDS, default=BENCH_BACKENDS)
     _model_options(bench)
 
+    _import_parsers(commands)
+
     schema = commands.add_parser("schema", help="export the spec JSON Schema (for editors)")
     schema.add_argument("-o", "--out", type=Path, help="file to write (default: stdout)")
     _inspect_parsers(commands)
@@ -238,6 +240,36 @@ def cmd_schema(args: argparse.Namespace) -> int:
     return 0
 
 
+def _import_parsers(commands) -> None:
+    imports = commands.add_parser("import", help="write a spec from a Hugging Face config.json "
+                                  "or a timm model name")
+    sources = imports.add_subparsers(dest="import_source", required=True)
+    hf = sources.add_parser("hf", help="from a config.json (gpt2, bert, roberta, distilbert, "
+                            "t5, bart, vit, clip); loads with convert_state_dict(sd, 'hf')")
+    hf.add_argument("config", type=Path, help="the model's config.json")
+    timm = sources.add_parser("timm", help="from a timm model name (vit_*, swin_*, mixer_*); "
+                              "loads with convert_state_dict(sd, 'timm')")
+    timm.add_argument("model", help="e.g. vit_base_patch16_224")
+    timm.add_argument("kwargs", nargs="*", metavar="KEY=VALUE",
+                      help="timm.create_model keyword arguments, e.g. num_classes=10 "
+                           "depths=2,2,6,2")
+    for sub in (hf, timm):
+        sub.add_argument("-o", "--out", type=Path, required=True,
+                         help="the spec to write (.yaml or .arch)")
+        sub.add_argument("--name", help="spec and module name (default: the file's stem)")
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    from archcc.importers import import_hf, import_timm
+
+    if args.import_source == "hf":
+        out = import_hf(args.config, args.out, args.name)
+    else:
+        out = import_timm(args.model, args.out, args.kwargs, args.name)
+    print(f"wrote {out}")
+    return 0
+
+
 # ------------------------------------------------------------ inspect: summary, diff, viz
 
 def _inspect_parsers(commands) -> None:
@@ -327,7 +359,7 @@ def main(argv: list[str] | None = None) -> int:
     commands = {"build": cmd_build, "check": cmd_check, "fmt": cmd_fmt, "convert": cmd_convert,
                 "schema": cmd_schema, "resolve": cmd_resolve, "blocks": cmd_blocks,
                 "summary": cmd_summary, "diff": cmd_diff, "viz": cmd_viz,
-                "export": cmd_export, "bench": cmd_bench}
+                "export": cmd_export, "bench": cmd_bench, "import": cmd_import}
     try:
         return commands[args.command](args)
     except ArchccError as exc:
