@@ -116,7 +116,7 @@ def _check(plugin: OpPlugin, origin: str) -> None:
         raise _fail(origin, f"sizes/scalars/options name fields the schema lacks: {missing}")
     if not plugin.class_name.isidentifier() or plugin.class_name in schema.RESERVED_NAMES:
         raise _fail(origin, f"class_name {plugin.class_name!r} is not a usable class name")
-    class_source(plugin)  # the template must render to one import-free class
+    class_source(plugin, origin=origin)  # the template must render to one import-free class
 
 
 def register(plugin: Any, origin: str = "") -> OpPlugin:
@@ -187,7 +187,7 @@ def load_installed(entries: Iterable[importlib.metadata.EntryPoint] | None = Non
 # ------------------------------------------------------------------------------ codegen
 
 
-def class_source(plugin: OpPlugin, name: str | None = None) -> str:
+def class_source(plugin: OpPlugin, name: str | None = None, origin: str = "") -> str:
     """The plugin's class as Python source, checked to be one class that imports nothing.
 
     >>> class_source(PLUGIN).splitlines()[0]
@@ -197,7 +197,7 @@ def class_source(plugin: OpPlugin, name: str | None = None) -> str:
     template = plugin.class_template
     text = template(name) if callable(template) else \
         jinja2.Template(template, undefined=jinja2.StrictUndefined).render(name=name)
-    origin = plugin.origin or f"plugin {plugin.name!r}"
+    origin = origin or plugin.origin or f"plugin {plugin.name!r}"
     try:
         tree = ast.parse(text)
     except SyntaxError as exc:

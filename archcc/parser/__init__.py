@@ -48,8 +48,8 @@ def _model_fields(model: type[BaseModel]) -> set[str]:
 
 
 _STRUCTURE = (schema.Repeat, schema.Spec, schema.Block, schema.Input, schema.Layout)
-PLUGIN_HINT = ("ops from plugins exist once their package is installed (entry point group "
-               "archcc.ops); `archcc blocks list` shows every op archcc knows")
+PLUGIN_HINT = ("an op from a plugin is known once its package is installed (entry point "
+               "group archcc.ops); `archcc blocks list` shows every op")
 
 
 def _parent_fields(data: object, path: tuple[str, ...]) -> set[str]:
@@ -71,7 +71,8 @@ def _unknown_op(loc: SourceLoc, dotted: str, op: object) -> Diagnostic:
                           f"known ops: {', '.join(names)}")
     guess = did_you_mean(str(op), names)
     return Diagnostic(loc, dotted, f"unknown op '{op}'",
-                      f"{guess} or, if '{op}' is a plugin op, {PLUGIN_HINT}" if guess
+                      f"{guess} (a plugin op needs its package installed: entry point "
+                      "group archcc.ops)" if guess
                       else f"known ops: {', '.join(names)}; {PLUGIN_HINT}")
 
 

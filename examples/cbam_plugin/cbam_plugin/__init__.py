@@ -48,8 +48,9 @@ def shape(ctx, layer, shapes, dtypes):
         raise ShapeError(f"{layer.name} takes one input, got {len(shapes)}")
     x, channels = shapes[0], layer.dim("channels")
     if len(x) != 4 or not ctx.equal(x[1], channels):
-        raise ShapeError(f"{layer.name} expects (B, {channels}, H, W) with {channels} = "
-                         f"{ctx.concrete(channels)}, got {fmt(x)}",
+        value = ctx.concrete(channels)
+        want = f"{channels}" if channels == value else f"{channels} ({value})"
+        raise ShapeError(f"{layer.name} expects (B, C, H, W) with C = {want}, got {fmt(x)}",
                          "channels must equal dim 1 of the input")
     return x, FLOAT
 
