@@ -21,6 +21,7 @@ OpPlugin, or takes a builtin op's name is an error naming its distribution.
 from __future__ import annotations
 
 import ast
+import dataclasses
 import importlib.metadata
 import re
 from collections.abc import Callable, Iterable
@@ -128,7 +129,7 @@ def register(plugin: Any, origin: str = "") -> OpPlugin:
     if not isinstance(plugin, OpPlugin):
         raise _fail(origin, f"is a {type(plugin).__name__}, not an archcc.plugins.OpPlugin")
     _check(plugin, origin)
-    plugin = OpPlugin(**{**plugin.__dict__, "origin": origin})
+    plugin = dataclasses.replace(plugin, origin=origin)
     _REGISTRY[plugin.name] = plugin
     schema.set_plugin_ops([p.schema for p in _REGISTRY.values()])
     return plugin

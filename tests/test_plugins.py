@@ -169,6 +169,32 @@ def test_a_class_template_may_not_import(cbam):
     assert "distribution evil" in render(err.value) and plugins.get("sneaky") is None
 
 
+def test_a_spec_naming_a_module_never_imports_it(tmp_path, monkeypatch):
+    """The package is importable but not installed: naming it (or its op) does nothing."""
+    monkeypatch.syspath_prepend(str(PACKAGE))
+    sys.modules.pop("cbam_plugin", None)
+    plugins.reset()
+    for op in ("channel_attention", "cbam_plugin", "cbam_plugin:PLUGIN"):
+        path = tmp_path / "spec.yaml"
+        path.write_text(SPEC.format(channels="channels", extra="").replace(
+            "op: channel_attention", f"op: '{op}'"))
+        with pytest.raises(ArchccError, match=f"unknown op '{op}'"):
+            archcc.compile_spec(path)
+    assert "cbam_plugin" not in sys.modules
+
+
+def test_plugin_op_round_trips_through_the_arch_language(cbam, tmp_path):
+    from archcc.parser import load_spec
+    from archcc.parser.writer import to_arch
+
+    loaded = load_spec(_spec(tmp_path, extra=", bias: false"))
+    arch = tmp_path / "cbam_small.arch"
+    arch.write_text(to_arch(loaded.spec))
+    assert "ca = channel_attention(channels = channels, reduction = reduction, bias = false)" \
+        in arch.read_text()
+    assert load_spec(arch).spec == loaded.spec
+
+
 # ------------------------------------------------------------------------------ codegen
 
 
