@@ -89,7 +89,7 @@ class OpPlugin:
 
 
 _REGISTRY: dict[str, OpPlugin] = {}
-_STATE = {"loaded": False}
+_STATE: dict[str, Any] = {"loaded": False, "errors": []}
 
 
 def _fail(origin: str, message: str, hint: str | None = None) -> ArchccError:
@@ -138,7 +138,7 @@ def register(plugin: Any, origin: str = "") -> OpPlugin:
 def reset() -> None:
     """Forget every registered plugin (the schema is the builtin one again)."""
     _REGISTRY.clear()
-    _STATE["loaded"] = False
+    _STATE.update(loaded=False, errors=[])
     schema.set_plugin_ops([])
 
 
@@ -164,6 +164,8 @@ def load_installed(entries: Iterable[importlib.metadata.EntryPoint] | None = Non
     with an error naming its distribution rather than being skipped silently.
     """
     if _STATE["loaded"] and entries is None:
+        if _STATE["errors"]:  # every later command in this process fails the same way
+            raise ArchccError(_STATE["errors"])
         return
     _STATE["loaded"] = True
     found = importlib.metadata.entry_points(group=GROUP) if entries is None else entries
@@ -181,6 +183,7 @@ def load_installed(entries: Iterable[importlib.metadata.EntryPoint] | None = Non
             register(plugin, origin)
         except ArchccError as exc:
             errors.extend(exc.diagnostics)
+    _STATE["errors"] = errors
     if errors:
         raise ArchccError(errors)
 

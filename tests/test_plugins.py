@@ -130,6 +130,8 @@ def test_plugin_that_fails_to_import_names_its_distribution(tmp_path, monkeypatc
     text = render(err.value)
     assert "archcc-broken" in text and "failed to load: ModuleNotFoundError" in text
     assert "no_such_module_xyz" in text
+    with pytest.raises(ArchccError, match="archcc-broken"):  # not skipped the second time
+        archcc.compile_spec(_spec(tmp_path))
 
 
 def test_plugin_taking_a_builtin_name_is_refused(tmp_path, monkeypatch):
