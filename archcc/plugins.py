@@ -42,9 +42,6 @@ __all__ = ["GROUP", "OpPlugin", "OpSchema", "Size", "Scalar", "ShapeError", "Dim
            "Shape", "fmt", "FLOAT", "INT", "BOOL", "register", "load_installed", "get",
            "registered", "reset"]
 
-# Module-level names a plugin's class may use: what every generated file defines or imports.
-GENERATED_NAMES = {"torch", "nn", "F", "math", "Config"}
-
 
 @dataclass(frozen=True)
 class OpPlugin:
@@ -53,9 +50,11 @@ class OpPlugin:
     ``shape(ctx, layer, shapes, dtypes) -> (shape, dtype)`` is the shape rule at a call:
     ``layer.dim("channels")`` is a size as a sympy expression, ``ctx.equal(a, b)`` compares
     dims with the spec's params filled in; raise :class:`ShapeError` for a bad input and
-    archcc reports it at the call's spec line. ``params(sizes)`` and ``flops(sizes, shapes)``
-    take concrete sizes (and input shapes) and give the parameter count and the FLOPs
-    ``torch.utils.flop_counter`` counts (matmuls and convolutions, 2 per multiply-add).
+    archcc reports it at the call's spec line. ``params(values)`` and ``flops(values, shapes)``
+    take the layer's concrete values (sizes, scalars and options by field name, e.g.
+    ``{"channels": 64, "reduction": 16, "bias": True}``) and input shapes, and give the
+    parameter count and the FLOPs ``torch.utils.flop_counter`` counts (matmuls and
+    convolutions, 2 per multiply-add); tests hold them against the generated module.
 
     ``class_template`` is jinja2 text (or a function of the class name returning source) for
     one class ``{{ name }}(nn.Module)``; its ``__init__`` takes the ``sizes`` positionally,
