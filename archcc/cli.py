@@ -12,7 +12,7 @@ import os
 import sys
 from pathlib import Path
 
-from archcc import __version__
+from archcc import __version__, plugins
 from archcc.api import Compiled, compile_spec
 from archcc.codegen.emit import write_atomic
 from archcc.codegen.targets import TARGETS
@@ -361,6 +361,7 @@ def main(argv: list[str] | None = None) -> int:
                 "summary": cmd_summary, "diff": cmd_diff, "viz": cmd_viz,
                 "export": cmd_export, "bench": cmd_bench, "import": cmd_import}
     try:
+        plugins.load_installed()  # every installed archcc.ops entry point, whatever the spec
         return commands[args.command](args)
     except ArchccError as exc:
         print(render(exc), file=sys.stderr)

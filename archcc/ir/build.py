@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import networkx as nx
 
+from archcc import plugins
 from archcc.diagnostics import ArchccError, Diagnostic
 from archcc.ir import lower_decoder, lower_image, lower_relative, lowering
 from archcc.ir import lower_vision as lowering_vision
@@ -167,6 +168,7 @@ def build(loaded: LoadedSpec) -> Program:
     spec = loaded.spec
     classes = _Classes()
     classes.names.update(spec.blocks)
+    classes.names.update(p.class_name for p in plugins.registered())
     blocks: dict[str, ModuleIR] = {}
     for name in _block_order(loaded):
         block = spec.blocks[name]
@@ -178,6 +180,7 @@ def build(loaded: LoadedSpec) -> Program:
     input_shapes = {name: tuple(_input_dim(scope, d, ("inputs", name, "shape", str(i)))
                                 for i, d in enumerate(inp.shape))
                     for name, inp in spec.inputs.items()}
+    _check_plugin_names(scope, [*blocks.values(), model])
     scope.check()
     modules = {c.name: c for c in classes.by_signature.values()}
     used = _used_blocks(spec)
@@ -188,6 +191,17 @@ def build(loaded: LoadedSpec) -> Program:
                       dict(spec.dims), dict(spec.checkpoint))
     program.parallel = dict(spec.parallel)
     return program
+
+
+def _check_plugin_names(scope: ParamScope, modules: list[ModuleIR]) -> None:
+    """A block named like the class of a plugin op it uses would be two classes of one name."""
+    used = {sub.cls: sub.args["op"] for m in modules for sub in m.submodules.values()
+            if sub.kind == "plugin"}
+    for name in sorted(set(used) & set(scope.loaded.spec.blocks)):
+        scope.errors.append(Diagnostic(scope.loaded.where.key(("blocks", name)),
+                                       f"blocks.{name}", f"block name '{name}' is the class "
+                                       f"plugin op '{used[name]}' generates",
+                                       "rename the block"))
 
 
 def _model_class_name(spec_name: str, taken: set[str]) -> str:

@@ -29,7 +29,8 @@ class Submodule:
     """One ``self.<name> = ...`` line of a generated ``__init__``.
 
     ``kind`` is a torch layer ("linear", "layernorm", "rmsnorm", "embedding", "dropout",
-    "conv2d", "activation"), "class" (an instance of another generated class), "repeat"
+    "conv2d", "activation"), "class" (an instance of another generated class), "plugin" (the
+    class of a plugin op, emitted from its template; see archcc.plugins), "repeat"
     (``nn.ModuleList`` of a class), "parameter" or "buffer". ``args`` are expressions over
     the owning class's scope (``config`` fields for blocks, constructor args for lowered ops).
     """

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 import sympy
 
+from archcc import plugins
 from archcc.diagnostics import SourceLoc
 from archcc.ir import layers_image, layers_seq, lower_decoder
 from archcc.ir.graph import Submodule
@@ -96,6 +97,9 @@ def declare(scope: ParamScope, name: str, spec: object, path: SpecPath,
                                                            "cycle": tuple(spec.cycle)},
                                           layer.loc, cls=spec.repeat))
         return layer if layer.sizes["times"] is not None else None
+    plugin = plugins.get(op)
+    if plugin is not None:
+        return _declare_plugin(scope, layer, plugin)
     for key in _SIZES[op]:
         layer.sizes[key] = scope.size(_field(spec, key), (*path, key.rstrip("_")))
     for key in _SCALARS.get(op, ()):
@@ -123,6 +127,25 @@ def declare(scope: ParamScope, name: str, spec: object, path: SpecPath,
     if not lower_vision.check_facets(scope, layer):
         return None
     layer.submodules = _submodules(layer)
+    return layer
+
+
+def _declare_plugin(scope: ParamScope, layer: Layer, plugin: plugins.OpPlugin) -> Layer | None:
+    """A plugin op: its sizes and scalars resolved, its own check, one ``__init__`` line."""
+    fields = plugin.schema.model_fields
+    for key in (*plugin.sizes, *plugin.scalars):
+        resolve = scope.size if key in plugin.sizes else scope.scalar
+        layer.sizes[key] = resolve(_field(layer.spec, key), (*layer.path, fields[key].alias or key))
+    if any(v is None for v in layer.sizes.values()):
+        return None
+    if plugin.check is not None:
+        problem = plugin.check({k: scope.value(layer.sizes[k]) for k in plugin.sizes})
+        if problem:
+            message, _, hint = problem.partition(schema.HINT_MARK)
+            scope.errors.append(_diag(layer, message, hint or None))
+            return None
+    layer.submodules = [Submodule(layer.name, "plugin", plugins.constructor_args(plugin, layer),
+                                  layer.loc, cls=plugin.class_name)]
     return layer
 
 
@@ -213,6 +236,9 @@ def call_shape(ctx: DimContext, layer: Layer, shapes: list[Shape], dtypes: list[
                kwargs: tuple[str, ...]) -> tuple[Shape, str]:
     """Output (shape, dtype) of calling ``layer`` on inputs of these shapes."""
     op, x = layer.op, shapes[0]
+    plugin = plugins.get(op)
+    if plugin is not None:
+        return _plugin_shape(ctx, layer, plugin, shapes, dtypes, kwargs)
     if op in layers_seq.OPS:
         return layers_seq.call_shape(ctx, layer, shapes, dtypes, kwargs)
     if op == lower_decoder.OP:
@@ -246,6 +272,20 @@ def call_shape(ctx: DimContext, layer: Layer, shapes: list[Shape], dtypes: list[
     if op == "relative_bias":
         return _relative_bias_shape(layer, shapes, kwargs)
     raise ShapeError(f"{layer.name} ({op}) cannot be called")
+
+
+def _plugin_shape(ctx, layer, plugin, shapes, dtypes, kwargs):
+    """The plugin's own shape rule; a crash in it is reported as the plugin's, at the call."""
+    if kwargs:
+        raise ShapeError(f"{layer.name} ({plugin.name}) takes no keyword arguments")
+    try:
+        return plugin.shape(ctx, layer, shapes, dtypes)
+    except ShapeError:
+        raise
+    except Exception as exc:
+        raise ShapeError(f"{layer.name}: the shape rule of {plugin.origin} failed: "
+                         f"{type(exc).__name__}: {exc}", "report this to the plugin's "
+                         "authors") from None
 
 
 def _attention_shape(ctx, layer, shapes, dtypes, kwargs):

@@ -47,20 +47,33 @@ def _model_fields(model: type[BaseModel]) -> set[str]:
     return {f.alias or name for name, f in model.model_fields.items()}
 
 
-_ALL_FIELDS = set().union(*(_model_fields(m) for m in (*schema._OPS, schema.Repeat, schema.Spec,
-                                                         schema.Block, schema.Input,
-                                                         schema.Layout)))
-_OP_MODELS = dict(zip(schema.OP_NAMES, schema._OPS, strict=True))
+_STRUCTURE = (schema.Repeat, schema.Spec, schema.Block, schema.Input, schema.Layout)
+PLUGIN_HINT = ("an op from a plugin is known once its package is installed (entry point "
+               "group archcc.ops); `archcc blocks list` shows every op")
 
 
 def _parent_fields(data: object, path: tuple[str, ...]) -> set[str]:
     """Allowed keys of the mapping at ``path`` (for did-you-mean on an unknown key)."""
-    node = data
+    node, ops = data, schema.op_models()
     for part in path:
         node = node.get(part) if isinstance(node, dict) else None
-    if isinstance(node, dict) and node.get("op") in _OP_MODELS:
-        return _model_fields(_OP_MODELS[node["op"]])
-    return _ALL_FIELDS
+    if isinstance(node, dict) and node.get("op") in ops:
+        return _model_fields(ops[node["op"]])
+    return set().union(*(_model_fields(m) for m in (*ops.values(), *_STRUCTURE)))
+
+
+def _unknown_op(loc: SourceLoc, dotted: str, op: object) -> Diagnostic:
+    """``unknown op 'x'``: a did-you-mean for typos, else the known ops and where new ones
+    come from (a spec never imports anything; only installed plugins add ops)."""
+    names = list(schema.op_models())
+    if op is None:
+        return Diagnostic(loc, dotted, "layer needs an 'op' (or 'repeat')",
+                          f"known ops: {', '.join(names)}")
+    guess = did_you_mean(str(op), names)
+    return Diagnostic(loc, dotted, f"unknown op '{op}'",
+                      f"{guess} (a plugin op needs its package installed: entry point "
+                      "group archcc.ops)" if guess
+                      else f"known ops: {', '.join(names)}; {PLUGIN_HINT}")
 
 
 def _diagnostic(err: dict, data: object, where: SourceMap) -> Diagnostic:
@@ -76,13 +89,7 @@ def _diagnostic(err: dict, data: object, where: SourceMap) -> Diagnostic:
         field = str(err["loc"][-1])
         return Diagnostic(loc, dotted, f"missing required field '{field}'")
     if kind == "unknown_op":
-        op = value.get("op") if isinstance(value, dict) else None
-        if op is None:
-            return Diagnostic(loc, dotted, "layer needs an 'op' (or 'repeat')",
-                              f"known ops: {', '.join(schema.OP_NAMES)}")
-        return Diagnostic(loc, dotted, f"unknown op '{op}'",
-                          did_you_mean(str(op), schema.OP_NAMES)
-                          or f"known ops: {', '.join(schema.OP_NAMES)}")
+        return _unknown_op(loc, dotted, value.get("op") if isinstance(value, dict) else None)
     message = err["msg"]
     if message.startswith("Value error, "):
         message = message[len("Value error, "):]
@@ -96,7 +103,7 @@ def validate(data: object, where: SourceMap) -> schema.Spec:
         raise ArchccError(Diagnostic(SourceLoc(where.file, 1, 1), "",
                                      "a spec must be a mapping with archcc, name, inputs, model"))
     try:
-        return schema.Spec.model_validate(data)
+        return schema.spec_model().model_validate(data)
     except ValidationError as exc:
         diagnostics = {}
         for err in exc.errors():
@@ -149,7 +156,13 @@ def _composed(path: str | Path, sets: Sequence[str]) -> tuple[dict, SourceMap, l
 
 
 def load_spec(path: str | Path, sets: Sequence[str] = ()) -> LoadedSpec:
-    """Read, compose (extends/imports), override (``--set``) and validate a spec file."""
+    """Read, compose (extends/imports), override (``--set``) and validate a spec file.
+
+    Installed plugin ops are loaded first (once; see archcc.plugins), never because of
+    anything the spec says."""
+    from archcc import plugins
+
+    plugins.load_installed()
     text = read_text(path)
     data, where, sources = _composed(path, sets)
     return LoadedSpec(validate(data, where), where, display_path(path), text,

@@ -54,8 +54,11 @@ _PLACEHOLDER = {"size": "n_embd", "number": "0.1", "bool": "false", "int": "1", 
 
 
 def op_models() -> dict[str, type[BaseModel]]:
-    """Op name -> its pydantic model, in schema order (plugins included)."""
-    return dict(zip(schema.OP_NAMES, schema._OPS, strict=True))
+    """Op name -> its pydantic model, in schema order, then installed plugin ops."""
+    from archcc import plugins
+
+    plugins.load_installed()
+    return schema.op_models()
 
 
 def _type_name(annotation: object) -> str:
@@ -98,6 +101,11 @@ def example(op: str) -> str:
     """A layer entry using ``op``: the curated one, or one from its required fields."""
     if op in EXAMPLES:
         return EXAMPLES[op]
+    from archcc import plugins
+
+    plugin = plugins.get(op)
+    if plugin is not None and plugin.example:
+        return plugin.example
     model = op_models()[op]
     parts = [f"op: {op}"]
     for name, type_name, default, _ in fields(model):

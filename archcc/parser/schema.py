@@ -25,6 +25,7 @@ from pydantic import (
     Discriminator,
     Field,
     Tag,
+    create_model,
     field_validator,
 )
 
@@ -560,15 +561,32 @@ _OPS = [Embedding, Linear, LayerNorm, RMSNorm, Dropout, ActivationLayer, Attenti
         Patchify, Sinusoidal, Parameter, Residual, *SEQUENCE_OPS, RelativeBias,
         Conv2d, GroupNorm, Upsample, Downsample, Timesteps, ResBlock, ImageAttention,
         PatchMerge]
-OP_NAMES = [m.model_fields["op"].annotation.__args__[0] for m in _OPS]
+OP_NAMES = [m.model_fields["op"].annotation.__args__[0] for m in _OPS]  # the builtins
 
-_TAGGED = [Annotated[m, Tag(name)] for m, name in zip(_OPS, OP_NAMES, strict=True)]
-Layer = Annotated[
-    functools.reduce(operator.or_, _TAGGED[1:], _TAGGED[0]) | Annotated[Repeat, Tag("repeat")],
-    Discriminator(_layer_tag, custom_error_type="unknown_op",
-                  custom_error_message="unknown op",
-                  custom_error_context={"known": ", ".join(OP_NAMES)}),
-]
+
+
+def _op_name(model: type[BaseModel]) -> str:
+    """``_op_name(Linear) == "linear"``: the tag of an op model's ``op: Literal[...]`` field."""
+    return model.model_fields["op"].annotation.__args__[0]
+
+
+def layer_union(ops: list[type[BaseModel]]) -> object:
+    """The ``layers:`` entry type: these op models and ``repeat``, discriminated on ``op``.
+
+    Plugin ops (:mod:`archcc.plugins`) join the builtins through this same function::
+
+        layer_union([*_OPS, ChannelAttention])   # {op: channel_attention, ...} validates
+    """
+    tagged = [Annotated[m, Tag(_op_name(m))] for m in ops]
+    return Annotated[
+        functools.reduce(operator.or_, tagged[1:], tagged[0]) | Annotated[Repeat, Tag("repeat")],
+        Discriminator(_layer_tag, custom_error_type="unknown_op",
+                      custom_error_message="unknown op",
+                      custom_error_context={"known": ", ".join(map(_op_name, ops))}),
+    ]
+
+
+Layer = layer_union(_OPS)
 
 # -------------------------------------------------------------------------------- structure
 
@@ -707,11 +725,50 @@ class Spec(_Strict):
     feeds a rowwise one, with only elementwise work between)."""
 
 
+# ---------------------------------------------------------------------- plugin op models
+
+_PLUGIN_OPS: list[type[BaseModel]] = []
+_SPEC_MODELS: list[type[Spec]] = []  # the Spec model with the plugin ops, once rebuilt
+
+
+def set_plugin_ops(models: list[type[BaseModel]]) -> None:
+    """Make these plugin op models valid ``layers:`` entries (called by archcc.plugins).
+
+    The builtin :class:`Spec` is never changed (its JSON Schema stays the committed one);
+    with plugin ops, :func:`spec_model` returns subclasses of Block, Model and Spec whose
+    ``layers`` union also holds them, so ``isinstance(spec, Spec)`` still holds.
+    """
+    _PLUGIN_OPS[:] = models
+    _SPEC_MODELS[:] = [_spec_with(models)] if models else []
+
+
+def _spec_with(models: list[type[BaseModel]]) -> type[Spec]:
+    layers = dict[Identifier, layer_union([*_OPS, *models])]
+    block = create_model("Block", __base__=Block, __module__=__name__, __doc__=Block.__doc__,
+                         layers=(layers, {}))
+    model = create_model("Model", __base__=Model, __module__=__name__, __doc__=Model.__doc__,
+                         layers=(layers, {}))
+    return create_model("Spec", __base__=Spec, __module__=__name__, __doc__=Spec.__doc__,
+                        blocks=(dict[Identifier, block], {}), model=(model, ...))
+
+
+def spec_model() -> type[Spec]:
+    """The model specs validate against: :class:`Spec`, plus plugin ops when registered."""
+    return _SPEC_MODELS[0] if _SPEC_MODELS else Spec
+
+
+def op_models() -> dict[str, type[BaseModel]]:
+    """Op name -> its pydantic model: the builtins in schema order, then plugin ops."""
+    return {_op_name(m): m for m in (*_OPS, *_PLUGIN_OPS)}
+
+
 def json_schema() -> str:
-    """The JSON Schema editors use (``# yaml-language-server: $schema=...`` in specs)."""
+    """The JSON Schema editors use (``# yaml-language-server: $schema=...`` in specs).
+
+    Registered plugin ops are included; with none it is the committed schema/ file."""
     import json
 
-    schema = Spec.model_json_schema()
+    schema = spec_model().model_json_schema()
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["title"] = "archcc spec"
     return json.dumps(schema, indent=2, sort_keys=True) + "\n"
