@@ -113,7 +113,11 @@ class CausalSelfAttention(nn.Module):
         k, v = extend_kv(cache, self, k, v)  # (B, nh, P + T, hs)
         # (B, nh, T, hs) fused by fuse_attention
         y = F.scaled_dot_product_attention(
-            q, k, v, dropout_p=self.dropout if self.training else 0.0, is_causal=q.shape[-2] > 1
+            q,
+            k,
+            v,
+            dropout_p=self.dropout if self.training else 0.0,
+            is_causal=q.shape[-2] == k.shape[-2],
         )
         y = y.transpose(1, 2).flatten(2)  # (B, T, hs*nh)
         return self.drop(self.proj(y))
