@@ -56,6 +56,26 @@ def add_kv_cache(program: Program, loaded: LoadedSpec) -> Program:
     return program
 
 
+def causal_kv_shapes(program: Program) -> dict[str, tuple[tuple, tuple]]:
+    """Key and value shapes of each causal self-attention class, before the passes::
+
+        {"CausalSelfAttention": ((B, n_head, T, head_dim), (B, n_head, T, head_dim))}
+
+    Dims are sympy over the input symbols B, T and the class's own attributes (`n_head`),
+    which is what a budget needs to size the cache of every instance.
+    """
+    out = {}
+    for module in program.modules.values():
+        if module.kind != "lowered" or not module.signature \
+                or module.signature[0] != "attention" or not _has(module, "causal_mask"):
+            continue
+        names = {module.graph.nodes[n]["attrs"]["name"] for n in module.inputs}
+        if "memory" not in names:
+            k, v = _keys_values(module.graph)
+            out[module.name] = (module.graph.nodes[k]["shape"], module.graph.nodes[v]["shape"])
+    return out
+
+
 def _token_input(program: Program, loaded: LoadedSpec) -> str:
     """The stepped int64 input: named by ``generate.input`` or the last int64 input."""
     facet, inputs = loaded.spec.generate, program.inputs

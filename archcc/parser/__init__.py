@@ -49,7 +49,8 @@ def _model_fields(model: type[BaseModel]) -> set[str]:
 
 _ALL_FIELDS = set().union(*(_model_fields(m) for m in (*schema._OPS, schema.Repeat, schema.Spec,
                                                          schema.Block, schema.Input,
-                                                         schema.Layout)))
+                                                         schema.Layout, schema.Budget,
+                                                         schema.KVCacheBudget)))
 _OP_MODELS = dict(zip(schema.OP_NAMES, schema._OPS, strict=True))
 
 

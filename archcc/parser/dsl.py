@@ -143,7 +143,7 @@ class _ToSpec(Transformer):
             self.where.keys.setdefault((kind,), self._loc(where))
             if kind == "imports":
                 data.setdefault("imports", []).extend(value)
-            elif key is None:  # params, dims, model, extends, generate, reference, parallel
+            elif key is None:  # params, dims, model, extends, generate, reference, parallel, budget
                 if kind in data:
                     raise DslError(f"'{kind}' appears twice", where)
                 data[kind] = value
@@ -190,6 +190,39 @@ class _ToSpec(Transformer):
             self._key(("parallel", path), style)
             out[path] = str(style)
         return "parallel", None, out, meta
+
+    def budget(self, meta, children):
+        self._key(("budget",), meta)
+        out: dict = {}
+        for name, value in children:
+            if name in out:
+                raise DslError(f"'{name}' appears twice in budget", meta)
+            out[name] = value
+        return "budget", None, out, meta
+
+    def limit(self, meta, children):
+        """``params <= 125M`` -> ``("params", "<= 125M")``; ``kv_cache_at(T = 8192) <= 1GiB``
+        -> ``("kv_cache_at", {"T": 8192, "max": "1GiB"})``, as YAML writes them."""
+        name, arguments, compare, number, suffix = children
+        path = ("budget", str(name))
+        self._key(path, name)
+        size = f"{number}{suffix or ''}"
+        if arguments is None:
+            self.where.values[path] = _Text(self._loc(compare), False, 0)
+            return str(name), f"{compare} {size}"
+        if str(compare) != "<=":
+            raise DslError(f"{name}(...) takes a maximum: {name}(T = 8192) <= 1GiB", compare)
+        out = {}
+        for keyword in arguments.children:
+            if not _is_keyword(keyword):
+                raise DslError(f"{name}() arguments are named, e.g. T = 8192", meta)
+            key, value = keyword.children
+            self._key((*path, str(key)), key)
+            out[str(key)] = self._value(value, (*path, str(key)))
+        self._key((*path, "max"), compare)
+        self.where.values[(*path, "max")] = _Text(self._loc(number), False, 0)
+        out["max"] = size
+        return str(name), out
 
     def plan(self, meta, children):
         return decode_string(str(children[0])), children[1]

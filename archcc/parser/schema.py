@@ -28,6 +28,8 @@ from pydantic import (
     field_validator,
 )
 
+from archcc.parser.budget import canonical_bound, canonical_size
+
 # Names that would shadow what generated code relies on, besides keywords and builtins.
 RESERVED_NAMES = {
     # module-level names of every generated file
@@ -634,6 +636,42 @@ class Reference(_Strict):
         return name
 
 
+CountBound = Annotated[str | int, AfterValidator(canonical_bound("count")),
+                      Field(title="a comparison and a count, e.g. `<= 125M` (K, M, G, T: "
+                                  "powers of 1000)")]
+ByteSize = Annotated[str | int, AfterValidator(canonical_size("bytes")),
+                     Field(title="a byte size, e.g. `1GiB` (KiB, MiB, GiB: powers of 1024; "
+                                 "KB, MB, GB: powers of 1000)")]
+
+
+class KVCacheBudget(_Strict):
+    """Bytes of the KV cache at sequence length `T` for batch 1: keys and values of every
+    causal self-attention layer, 2 x layers x kv heads x head dim x T x bytes per element."""
+
+    T: Size
+    """Sequence length the cache holds (an integer or a param expression: `n_positions`)."""
+    max: ByteSize
+    """The most it may take: `1GiB`, `512MiB`, `2GB`."""
+    dtype: Literal["float32", "float16", "bfloat16"] = "float32"
+    """Element type of the cached keys and values."""
+
+
+class Budget(_Strict):
+    """Invariants checked at build time (and by `archcc check`), measured on the meta
+    device without allocating: a violation is an error at its line.
+
+    Comparisons are `<=`, `<`, `>=`, `==` (quote `>=` in YAML: `">= 1M"`)."""
+
+    params: CountBound | None = None
+    """Parameters (tied weights once), e.g. `<= 125M`."""
+    flops_per_token: CountBound | None = None
+    """Forward FLOPs at batch 1 and the spec's `dims`, divided by the T tokens (needs an
+    input symbol `T`), e.g. `<= 2G`."""
+    kv_cache_at: KVCacheBudget | None = None
+    """KV cache size at a sequence length: `{T: 8192, max: 1GiB}` (needs causal
+    self-attention)."""
+
+
 class Spec(_Strict):
     """One architecture: params, inputs, reusable blocks, the model and checkpoint layouts."""
 
@@ -665,6 +703,8 @@ class Spec(_Strict):
     """Tensor-parallel plan for the generated `parallelize(model, mesh)`: module path
     (`*` matches one segment, e.g. `h.*.mlp.up`) -> `colwise` or `rowwise` (a colwise layer
     feeds a rowwise one, with only elementwise work between)."""
+    budget: Budget | None = None
+    """Limits the build enforces: parameters, FLOPs per token, KV cache bytes."""
 
 
 def json_schema() -> str:

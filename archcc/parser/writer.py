@@ -16,7 +16,7 @@ import json
 import yaml
 
 from archcc.parser.expr import ExprSyntaxError, parse_expr
-from archcc.parser.schema import Block, Layout, Model, Spec
+from archcc.parser.schema import Block, Budget, Layout, Model, Spec
 
 SCHEMA_LINE = "# yaml-language-server: $schema=../schema/archcc.schema.json"
 
@@ -87,6 +87,18 @@ def _arch_checkpoint(name: str, layout: Layout) -> list[str]:
     return [*lines, "}", ""]
 
 
+def _arch_budget(budget: Budget) -> list[str]:
+    """``params <= 125M`` per limit; the KV cache as ``kv_cache_at(T = 8192) <= 1GiB``."""
+    lines = ["budget {"]
+    for name, value in _dump(budget).items():
+        if isinstance(value, dict):
+            args = ", ".join(f"{k} = {_arch_value(v)}" for k, v in value.items() if k != "max")
+            lines.append(f"  {name}({args}) <= {value['max']}")
+        else:
+            lines.append(f"  {name} {value}")
+    return [*lines, "}", ""]
+
+
 def to_arch(spec: Spec) -> str:
     """The spec as a canonical .arch file."""
     doc = f" {json.dumps(spec.doc)}" if spec.doc is not None else ""
@@ -118,6 +130,8 @@ def to_arch(spec: Spec) -> str:
     if spec.parallel:
         lines += ["parallel {", *(f"  {json.dumps(k)} -> {v}" for k, v in spec.parallel.items()),
                   "}", ""]
+    if spec.budget is not None:
+        lines += _arch_budget(spec.budget)
     if spec.reference is not None:
         lines += ["reference {", *(f"  {k} = {_arch_value(v)}" for k, v in
                                    _dump(spec.reference).items()), "}", ""]
@@ -184,6 +198,9 @@ def to_yaml(spec: Spec, schema_line: bool = True) -> str:
     if spec.parallel:
         lines.append("parallel:")
         lines += [f"  {_flow(k)}: {v}" for k, v in spec.parallel.items()]
+    if spec.budget is not None:
+        lines.append("budget:" if dumped["budget"] else "budget: {}")
+        lines += [f"  {k}: {_flow(v)}" for k, v in dumped["budget"].items()]
     if spec.reference is not None:
         lines.append(f"reference: {_flow(dumped['reference'])}")
     return "\n".join(lines) + "\n"
