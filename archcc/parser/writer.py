@@ -48,9 +48,11 @@ def _arch_value(value) -> str:
 
 
 def _arch_layer(layer: dict) -> str:
-    if "repeat" in layer:
-        rest = {k: v for k, v in layer.items() if k != "repeat"}
-        args = [layer["repeat"], *(f"{k} = {_arch_value(v)}" for k, v in rest.items())]
+    if "repeat" in layer or "pattern" in layer:
+        head = layer["repeat"] if "repeat" in layer else json.dumps(layer["pattern"])
+        rest = {k: v for k, v in layer.items() if k not in ("repeat", "pattern", "blocks")}
+        args = [head, *(f"{k} = {v}" for k, v in layer.get("blocks", {}).items()),
+                *(f"{k} = {_arch_value(v)}" for k, v in rest.items())]
         return f"repeat({', '.join(args)})"
     args = ", ".join(f"{k} = {_arch_value(v)}" for k, v in layer.items() if k != "op")
     return f"{layer['op']}({args})"
@@ -59,7 +61,7 @@ def _arch_layer(layer: dict) -> str:
 def _arch_layer_line(name: str, layer: dict, width: int = 100) -> list[str]:
     """``name = op(args)``; past ``width``, one argument per line (brackets continue lines)."""
     line = f"  {name} = {_arch_layer(layer)}"
-    if len(line) <= width or "repeat" in layer:
+    if len(line) <= width or "repeat" in layer or "pattern" in layer:
         return [line]
     args = [f"    {k} = {_arch_value(v)}," for k, v in layer.items() if k != "op"]
     return [f"  {name} = {layer['op']}(", *args, "  )"]
