@@ -18,10 +18,11 @@ from types import ModuleType
 
 from archcc import __version__
 from archcc.codegen.emit import generate, write_atomic
+from archcc.inspect.budget import check_budget
 from archcc.ir.build import build as build_ir
 from archcc.ir.graph import Program
 from archcc.ir.infer import infer_shapes
-from archcc.ir.kv_cache import add_kv_cache
+from archcc.ir.kv_cache import add_kv_cache, causal_kv_shapes
 from archcc.ir.passes import optimize
 from archcc.parser import load_spec
 from archcc.runtime.loader import import_file
@@ -49,9 +50,12 @@ def compile_spec(path: str | Path, opt_level: int = 2, stop_after: str | None = 
     loaded = load_spec(path, sets)
     program = build_ir(loaded)
     infer_shapes(program)
+    kv_shapes = causal_kv_shapes(program)  # for the budget, before passes rewrite attention
     add_kv_cache(program, loaded)  # the `generate:` facet, before the passes fuse attention
     optimize(program, opt_level=opt_level, stop_after=stop_after)
-    return Compiled(program, generate(program, target))
+    source = generate(program, target)
+    check_budget(loaded, program, source, kv_shapes)  # `budget:` limits, measured on meta
+    return Compiled(program, source)
 
 
 def build(path: str | Path, out_dir: str | Path = "generated", opt_level: int = 2,

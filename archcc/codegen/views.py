@@ -142,6 +142,10 @@ def _submodule_line(sub: Submodule, program: Program, resolve) -> list[str]:
         if a["init"] == "constant":  # e.g. CLIP's logit_scale = log(1 / 0.07)
             return [render_image.constant_parameter(sub.name, a, lambda v: _arg(v, resolve))]
         return [f"self.{sub.name} = nn.Parameter({_INITS[a['init']]}({dims}))"]
+    if sub.kind == "repeat" and a.get("pattern"):  # layer i is the block letter i names
+        table = ", ".join(f'"{letter}": {cls}' for letter, cls in a["letters"].items())
+        return [f'self.{sub.name} = nn.ModuleList({{{table}}}[c](config) for c in '
+                f'"{a["pattern"]}")']
     if sub.kind == "repeat" and a.get("cycle"):  # blocks taken in turn
         classes = ", ".join((sub.cls, *a["cycle"]))
         return [f"self.{sub.name} = nn.ModuleList(({classes})[i % {1 + len(a['cycle'])}]"

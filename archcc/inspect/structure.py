@@ -90,13 +90,16 @@ def layers(inspected: Inspected) -> list[LayerInfo]:
         for name, layer in layer_map.items():
             path = f"{parent}.{name}" if parent else name
             if hasattr(layer, "repeat"):
-                info = LayerInfo(path, name, parent, f"repeat {layer.repeat}",
-                                 {"times": _resolve(layer.times, params)}, layer.repeat,
-                                 reads.get(name, ()))
+                first = layer.block_names()[0] if layer.block_names() else None
+                letters = ", ".join(f"{k}={v}" for k, v in layer.blocks.items())
+                kind = f"repeat {layer.repeat}" if layer.pattern is None else \
+                    f"repeat {layer.pattern} ({letters})"
+                times = layer.times if layer.pattern is None else len(layer.pattern)
+                info = LayerInfo(path, name, parent, kind, {"times": _resolve(times, params)},
+                                 first, reads.get(name, ()))
                 out.append(info)
-                if layer.repeat in spec.blocks and layer.repeat not in seen:
-                    visit(spec.blocks[layer.repeat].layers, layer.repeat, f"{path}.*",
-                          (*seen, layer.repeat))
+                if first in spec.blocks and first not in seen:  # a cycle's first block
+                    visit(spec.blocks[first].layers, first, f"{path}.*", (*seen, first))
             else:
                 out.append(LayerInfo(path, name, parent, layer.op, _fields(layer, params),
                                      reads=reads.get(name, ())))

@@ -80,7 +80,7 @@ def _block_order(loaded: LoadedSpec) -> list[str]:
     for name, block in loaded.spec.blocks.items():
         deps.add_node(name)
         for layer in block.layers.values():
-            for used in [layer.repeat, *layer.cycle] if hasattr(layer, "repeat") else []:
+            for used in layer.block_names() if hasattr(layer, "repeat") else []:
                 if used in loaded.spec.blocks:
                     deps.add_edge(used, name)
     try:
@@ -100,7 +100,7 @@ def _used_blocks(spec) -> set[str]:
     used: set[str] = set()
     def repeated(layers) -> list[str]:  # a repeat's block and the blocks it cycles through
         return [n for layer in layers.values() if hasattr(layer, "repeat")
-                for n in (layer.repeat, *layer.cycle)]
+                for n in layer.block_names()]
 
     todo = repeated(spec.model.layers)
     while todo:

@@ -264,16 +264,17 @@ class ForwardInterpreter:
 
     def _block_args(self, layer: Layer, args: list[str], kwargs: tuple, pos: Pos) -> list[str]:
         """Order a repeat's arguments as the block declares its inputs (keywords by name)."""
-        names = self.scope.loaded.spec.blocks[layer.spec.repeat].inputs
+        first = layer.spec.block_names()[0]  # a cycle's or pattern's blocks take the same
+        names = self.scope.loaded.spec.blocks[first].inputs
         positional = args[:len(args) - len(kwargs)]
         by_name = dict(zip(names, positional, strict=False))
         for key, value in zip(kwargs, args[len(positional):], strict=True):
             if key not in names or key in by_name:
-                self._fail(pos, f"{layer.name}(): {layer.spec.repeat} has no (other) input "
+                self._fail(pos, f"{layer.name}(): {first} has no (other) input "
                            f"named '{key}'", f"its inputs: {', '.join(names)}")
             by_name[key] = value
         if len(positional) > len(names) or set(by_name) != set(names):
-            self._fail(pos, f"{layer.name}() repeats {layer.spec.repeat}, which takes "
+            self._fail(pos, f"{layer.name}() repeats {first}, which takes "
                        f"{len(names)} input(s) ({', '.join(names)}), got {len(args)}")
         return [by_name[n] for n in names]
 

@@ -102,7 +102,7 @@ class _Inference:
 
     def _repeat(self, layer: Layer, shapes, dtypes):
         result = None
-        for name in [layer.spec.repeat, *layer.spec.cycle]:  # each block of a cycle
+        for name in layer.spec.block_names():  # each block of a cycle or pattern
             result = self._repeat_block(layer, self.program.modules[name], shapes, dtypes)
         return result
 

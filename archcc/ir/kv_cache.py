@@ -45,8 +45,10 @@ def add_kv_cache(program: Program, loaded: LoadedSpec) -> Program:
     for module in program.modules.values():
         if module.kind == "lowered" and _lowered_cache(module):
             takes.add(module.name)
-        elif module.kind != "lowered" and _thread(module, takes, token, facet.kind):
-            takes.add(module.name)
+        elif module.kind != "lowered":
+            _same_signature(program, module, takes)
+            if _thread(module, takes, token, facet.kind):
+                takes.add(module.name)
     if not any(_has(m, "kv_cache") or _has_memo(m) for m in program.modules.values()):
         raise ArchccError(Diagnostic(loaded.where.key(("generate",)), "generate",
                                      "nothing to cache: the model has no causal or cross "
@@ -54,6 +56,26 @@ def add_kv_cache(program: Program, loaded: LoadedSpec) -> Program:
                                      "layer with `causal: true` (or `cross: true`)"))
     program.generate = facet.model_copy(update={"input": token})
     return program
+
+
+def causal_kv_shapes(program: Program) -> dict[str, tuple[tuple, tuple]]:
+    """Key and value shapes of each causal self-attention class, before the passes::
+
+        {"CausalSelfAttention": ((B, n_head, T, head_dim), (B, n_head, T, head_dim))}
+
+    Dims are sympy over the input symbols B, T and the class's own attributes (`n_head`),
+    which is what a budget needs to size the cache of every instance.
+    """
+    out = {}
+    for module in program.modules.values():
+        if module.kind != "lowered" or not module.signature \
+                or module.signature[0] != "attention" or not _has(module, "causal_mask"):
+            continue
+        names = {module.graph.nodes[n]["attrs"]["name"] for n in module.inputs}
+        if "memory" not in names:
+            k, v = _keys_values(module.graph)
+            out[module.name] = (module.graph.nodes[k]["shape"], module.graph.nodes[v]["shape"])
+    return out
 
 
 def _token_input(program: Program, loaded: LoadedSpec) -> str:
@@ -218,6 +240,25 @@ def _thread(module: ModuleIR, takes: set[str], token: str, kind: str) -> bool:
     return True
 
 
+def _repeated(sub) -> list[str]:
+    """The classes a repeat submodule instantiates: its block, a cycle's, a pattern's."""
+    return list(dict.fromkeys([sub.cls, *sub.args.get("cycle", ()),
+                               *sub.args.get("letters", {}).values()]))
+
+
+def _same_signature(program: Program, module: ModuleIR, takes: set[str]) -> None:
+    """One loop calls every block of a cycle or pattern alike: when one takes the cache, the
+    others get a ``cache`` argument too (unused: an FFN-only layer keeps nothing)."""
+    for sub in module.submodules.values():
+        if sub.kind != "repeat":
+            continue
+        blocks = _repeated(sub)
+        if any(b in takes for b in blocks):
+            for name in (b for b in blocks if b not in takes):
+                _add_cache_input(program.modules[name].graph)
+                takes.add(name)
+
+
 def _wants_cache(module: ModuleIR, node: str, takes: set[str]) -> bool:
     data = module.graph.nodes[node]
     if data["op"] == "positions":
@@ -225,4 +266,6 @@ def _wants_cache(module: ModuleIR, node: str, takes: set[str]) -> bool:
     if data["op"] != "call":
         return False
     sub = module.submodules[data["attrs"]["target"]]
-    return sub.kind in ("class", "repeat") and sub.cls in takes
+    if sub.kind == "repeat":
+        return any(b in takes for b in _repeated(sub))
+    return sub.kind == "class" and sub.cls in takes

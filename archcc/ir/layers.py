@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import sympy
 
 from archcc import plugins
-from archcc.diagnostics import SourceLoc
+from archcc.diagnostics import Diagnostic, SourceLoc
 from archcc.ir import layers_image, layers_seq, lower_decoder
 from archcc.ir.graph import Submodule
 from archcc.ir.params import ParamScope, to_sympy
@@ -77,26 +77,7 @@ def declare(scope: ParamScope, name: str, spec: object, path: SpecPath,
     layer = Layer(name, spec, path, scope.loaded.where.key(path))
     op = layer.op
     if op == "repeat":
-        if spec.repeat not in blocks:
-            from archcc.parser.expr import did_you_mean
-
-            scope.errors.append(_diag(layer, f"unknown block '{spec.repeat}'",
-                                      did_you_mean(spec.repeat, set(blocks))
-                                      or "define it under `blocks:`"))
-            return None
-        unknown = [b for b in spec.cycle if b not in blocks]
-        if unknown:
-            from archcc.parser.expr import did_you_mean
-
-            scope.errors.append(_diag(layer, f"unknown block '{unknown[0]}' in cycle",
-                                      did_you_mean(unknown[0], set(blocks))
-                                      or "define it under `blocks:`"))
-            return None
-        layer.sizes["times"] = scope.size(spec.times, (*path, "times"), limit=10_000)
-        layer.submodules.append(Submodule(name, "repeat", {"times": layer.sizes["times"],
-                                                           "cycle": tuple(spec.cycle)},
-                                          layer.loc, cls=spec.repeat))
-        return layer if layer.sizes["times"] is not None else None
+        return _declare_repeat(scope, layer, blocks)
     plugin = plugins.get(op)
     if plugin is not None:
         return _declare_plugin(scope, layer, plugin)
@@ -147,6 +128,76 @@ def _declare_plugin(scope: ParamScope, layer: Layer, plugin: plugins.OpPlugin) -
     layer.submodules = [Submodule(layer.name, "plugin", plugins.constructor_args(plugin, layer),
                                   layer.loc, cls=plugin.class_name)]
     return layer
+
+
+def _declare_repeat(scope: ParamScope, layer: Layer, blocks: dict) -> Layer | None:
+    """``{repeat: Block, times: n}`` (with ``cycle``) or ``{pattern: AAF, blocks: {...}}``:
+    one ``nn.ModuleList`` submodule; None (errors recorded) when a block is unknown."""
+    from archcc.parser.expr import did_you_mean
+
+    spec, path = layer.spec, layer.path
+    if spec.pattern is not None and not _pattern_ok(scope, layer, blocks):
+        return None
+    for i, block in enumerate(spec.block_names() if spec.pattern is None else ()):
+        if block not in blocks:
+            where = "" if i == 0 else " in cycle"
+            scope.errors.append(_diag(layer, f"unknown block '{block}'{where}",
+                                      did_you_mean(block, set(blocks))
+                                      or "define it under `blocks:`"))
+            return None
+    times = spec.times if spec.times is not None else len(spec.pattern)
+    layer.sizes["times"] = scope.size(times, (*path, "times"), limit=10_000)
+    if layer.sizes["times"] is None:
+        return None
+    args = {"times": layer.sizes["times"], "cycle": tuple(spec.cycle)}
+    if spec.pattern is not None:
+        count = scope.value(layer.sizes["times"])
+        if count != len(spec.pattern):
+            scope.errors.append(Diagnostic(scope.loaded.where.key((*path, "times")),
+                                           ".".join((*path, "times")),
+                                           f"times ({count}) disagrees with the pattern's "
+                                           f"{len(spec.pattern)} layers",
+                                           "the pattern's length is the layer count: drop "
+                                           "`times` or make them agree"))
+            return None
+        args.update(pattern=spec.pattern,
+                    letters={c: spec.blocks[c] for c in dict.fromkeys(spec.pattern)})
+    layer.submodules.append(Submodule(layer.name, "repeat", args, layer.loc,
+                                      cls=spec.block_names()[0]))
+    return layer
+
+
+def _pattern_ok(scope: ParamScope, layer: Layer, blocks: dict) -> bool:
+    """Every letter of the pattern is in ``blocks:``, every letter there is used, and each
+    names a block of the spec; errors point at the pattern (or the letter)."""
+    from archcc.parser.expr import did_you_mean
+
+    spec, path, where = layer.spec, layer.path, scope.loaded.where
+    at = (*path, "pattern")
+    unknown = next((i for i, c in enumerate(spec.pattern) if c not in spec.blocks), None)
+    if unknown is not None:
+        letter = spec.pattern[unknown]
+        scope.errors.append(Diagnostic(where.key(at), ".".join(at),
+                                       f"letter '{letter}' (layer {unknown}) is not in blocks",
+                                       f"letters: {', '.join(spec.blocks)}; add "
+                                       f"{letter}: <block> to `blocks`"))
+        return False
+    unused = [c for c in spec.blocks if c not in spec.pattern]
+    if unused:
+        key = (*path, "blocks", unused[0])
+        scope.errors.append(Diagnostic(where.key(key), ".".join(key),
+                                       f"letter '{unused[0]}' is not used by the pattern "
+                                       f"{spec.pattern!r}", "drop it or use it in `pattern`"))
+        return False
+    for letter, block in spec.blocks.items():
+        if block not in blocks:
+            key = (*path, "blocks", letter)
+            scope.errors.append(Diagnostic(where.key(key), ".".join(key),
+                                           f"unknown block '{block}'",
+                                           did_you_mean(block, set(blocks))
+                                           or "define it under `blocks:`"))
+            return False
+    return True
 
 
 def _diag(layer: Layer, message: str, hint: str | None = None):

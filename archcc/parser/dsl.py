@@ -98,11 +98,7 @@ class _ToSpec(Transformer):
         out: dict = {}
         positional = [a for a in args if not _is_keyword(a)]
         if str(func) == "repeat":
-            if len(positional) != 1 or not _is_name(positional[0]):
-                raise DslError("repeat takes the block name first: repeat(Block, times = n)",
-                               func)
-            out["repeat"] = str(positional[0].children[0])
-            self._key((*path, "repeat"), positional[0].meta)
+            return self._repeat(func, positional, [a for a in args if _is_keyword(a)], path)
         else:
             if positional:
                 raise DslError(f"{func}(): layer arguments are named, e.g. dim = 768",
@@ -115,6 +111,31 @@ class _ToSpec(Transformer):
                 raise DslError(f"{func}(): '{name}' given twice", name)
             self._key((*path, str(name)), name)
             out[str(name)] = self._value(value, (*path, str(name)))
+        return out
+
+    def _repeat(self, func, positional: list, keywords: list, path: SpecPath) -> dict:
+        """``repeat(Block, times = n)``, or by pattern ``repeat("AAFAAF", A = Attn, F = FFN)``:
+        one-letter keywords are the pattern's blocks, as YAML's ``blocks: {A: Attn}``."""
+        first = positional[0] if len(positional) == 1 else None
+        if first is None or not (_is_name(first) or first.data == "string"):
+            raise DslError("repeat takes the block name first: repeat(Block, times = n)", func,
+                           'or a pattern with its letters: repeat("AAF", A = Attn, F = FFN)')
+        out: dict = {}
+        if _is_name(first):
+            out["repeat"] = str(first.children[0])
+            self._key((*path, "repeat"), first.meta)
+        else:
+            out["pattern"] = self._value(first, (*path, "pattern"))
+            self._key((*path, "pattern"), first.meta)
+        for keyword in keywords:
+            name, value = keyword.children
+            letter = "pattern" in out and len(str(name)) == 1
+            key = (*path, "blocks", str(name)) if letter else (*path, str(name))
+            target = out.setdefault("blocks", {}) if letter else out
+            if str(name) in target:
+                raise DslError(f"{func}(): '{name}' given twice", name)
+            self._key(key, name)
+            target[str(name)] = self._value(value, key)
         return out
 
     def _assignments(self, items, path: SpecPath) -> dict:
@@ -143,7 +164,7 @@ class _ToSpec(Transformer):
             self.where.keys.setdefault((kind,), self._loc(where))
             if kind == "imports":
                 data.setdefault("imports", []).extend(value)
-            elif key is None:  # params, dims, model, extends, generate, reference, parallel
+            elif key is None:  # params, dims, model, extends, generate, reference, parallel, budget
                 if kind in data:
                     raise DslError(f"'{kind}' appears twice", where)
                 data[kind] = value
@@ -190,6 +211,39 @@ class _ToSpec(Transformer):
             self._key(("parallel", path), style)
             out[path] = str(style)
         return "parallel", None, out, meta
+
+    def budget(self, meta, children):
+        self._key(("budget",), meta)
+        out: dict = {}
+        for name, value in children:
+            if name in out:
+                raise DslError(f"'{name}' appears twice in budget", meta)
+            out[name] = value
+        return "budget", None, out, meta
+
+    def limit(self, meta, children):
+        """``params <= 125M`` -> ``("params", "<= 125M")``; ``kv_cache_at(T = 8192) <= 1GiB``
+        -> ``("kv_cache_at", {"T": 8192, "max": "1GiB"})``, as YAML writes them."""
+        name, arguments, compare, number, suffix = children
+        path = ("budget", str(name))
+        self._key(path, name)
+        size = f"{number}{suffix or ''}"
+        if arguments is None:
+            self.where.values[path] = _Text(self._loc(compare), False, 0)
+            return str(name), f"{compare} {size}"
+        if str(compare) != "<=":
+            raise DslError(f"{name}(...) takes a maximum: {name}(T = 8192) <= 1GiB", compare)
+        out = {}
+        for keyword in arguments.children:
+            if not _is_keyword(keyword):
+                raise DslError(f"{name}() arguments are named, e.g. T = 8192", meta)
+            key, value = keyword.children
+            self._key((*path, str(key)), key)
+            out[str(key)] = self._value(value, (*path, str(key)))
+        self._key((*path, "max"), compare)
+        self.where.values[(*path, "max")] = _Text(self._loc(number), False, 0)
+        out["max"] = size
+        return str(name), out
 
     def plan(self, meta, children):
         return decode_string(str(children[0])), children[1]

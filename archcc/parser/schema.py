@@ -27,7 +27,10 @@ from pydantic import (
     Tag,
     create_model,
     field_validator,
+    model_validator,
 )
+
+from archcc.parser.budget import canonical_bound, canonical_size
 
 # Names that would shadow what generated code relies on, besides keywords and builtins.
 RESERVED_NAMES = {
@@ -540,20 +543,76 @@ class Residual(_Strict):
     eps: Scalar = 1e-5
 
 
-class Repeat(_Strict):
-    """`times` copies of a block in an `nn.ModuleList`, applied in order."""
+def check_pattern(text: str) -> str:
+    """A layer pattern is letters only, one per layer: ``AAFAAF``."""
+    bad = next((i for i, c in enumerate(text) if not (c.isascii() and c.isalpha())), None)
+    if not text or bad is not None:
+        what = "is empty" if not text else f"has {text[bad]!r} at position {bad}"
+        raise ValueError(f"pattern {text!r} {what}{HINT_MARK}a pattern is one letter per "
+                         "layer, e.g. AAFAAF, each letter a key of `blocks`")
+    return text
 
-    repeat: Identifier
-    """Name of a block under `blocks:`."""
-    times: Size
+
+def check_letter(letter: str) -> str:
+    """A key of a pattern's `blocks`: a single ASCII letter."""
+    if len(letter) != 1 or not (letter.isascii() and letter.isalpha()):
+        raise ValueError(f"{letter!r} is not a pattern letter{HINT_MARK}`blocks` maps single "
+                         "letters to blocks, e.g. {A: Attn, F: FFNBlock}")
+    return letter
+
+
+Pattern = Annotated[str, Field(max_length=10_000), AfterValidator(check_pattern)]
+Letter = Annotated[str, AfterValidator(check_letter)]
+
+
+class Repeat(_Strict):
+    """`times` copies of a block in an `nn.ModuleList`, applied in order, or one block per
+    letter of a `pattern` (`AAFAAF`: layer i is the block letter i names)."""
+
+    repeat: Identifier | None = None
+    """Name of a block under `blocks:` (not with `pattern`)."""
+    times: Size | None = None
+    """Number of layers. Required with `repeat`; with `pattern` optional, and when given it
+    must equal the pattern's length."""
     cycle: list[Identifier] = []
     """Further blocks taken in turn: with `cycle: [Shifted]`, layers alternate
     `repeat`, Shifted, `repeat`, ... (Swin's plain and shifted windows)."""
+    pattern: Pattern | None = None
+    """One letter per layer, e.g. `AAFAAF` with `blocks: {A: Attn, F: FFNBlock}`: layer i
+    is an instance of the block letter i names (checkpoint keys stay `h.{i}.…`)."""
+    blocks: dict[Letter, Identifier] = {}
+    """For `pattern`: letter -> block name under the spec's `blocks:`."""
+
+    @model_validator(mode="after")
+    def _one_form(self) -> Repeat:
+        if self.pattern is None:
+            if self.blocks:
+                raise ValueError(f"`blocks` goes with `pattern`{HINT_MARK}add a pattern such "
+                                 f"as {''.join(self.blocks) * 2}, or drop `blocks`")
+            for name in ("repeat", "times"):
+                if getattr(self, name) is None:
+                    raise ValueError(f"missing required field '{name}'")
+            return self
+        if self.repeat is not None or self.cycle:
+            raise ValueError(f"a pattern names its blocks by letter{HINT_MARK}drop `repeat` "
+                             "and `cycle` and map letters in `blocks: {A: Attn, F: FFNBlock}`")
+        if not self.blocks:
+            raise ValueError(f"missing required field 'blocks'{HINT_MARK}a pattern needs its "
+                             "letters: blocks: {A: Attn, F: FFNBlock}")
+        return self
+
+    def block_names(self) -> list[str]:
+        """The blocks this repeat instantiates, in order of first use: ``[repeat, *cycle]``,
+        or the blocks a pattern's letters name (unknown letters left out)."""
+        if self.pattern is None:
+            return [self.repeat, *self.cycle]
+        return list(dict.fromkeys(self.blocks[c] for c in self.pattern if c in self.blocks))
 
 
 def _layer_tag(value: Any) -> str:
     if isinstance(value, dict):
-        return "repeat" if "repeat" in value and "op" not in value else str(value.get("op"))
+        return "repeat" if ("repeat" in value or "pattern" in value) and "op" not in value \
+            else str(value.get("op"))
     return "repeat" if hasattr(value, "repeat") else str(getattr(value, "op", ""))
 
 
@@ -692,6 +751,42 @@ class Reference(_Strict):
         return name
 
 
+CountBound = Annotated[str | int, AfterValidator(canonical_bound("count")),
+                      Field(title="a comparison and a count, e.g. `<= 125M` (K, M, G, T: "
+                                  "powers of 1000)")]
+ByteSize = Annotated[str | int, AfterValidator(canonical_size("bytes")),
+                     Field(title="a byte size, e.g. `1GiB` (KiB, MiB, GiB: powers of 1024; "
+                                 "KB, MB, GB: powers of 1000)")]
+
+
+class KVCacheBudget(_Strict):
+    """Bytes of the KV cache at sequence length `T` for batch 1: keys and values of every
+    causal self-attention layer, 2 x layers x kv heads x head dim x T x bytes per element."""
+
+    T: Size
+    """Sequence length the cache holds (an integer or a param expression: `n_positions`)."""
+    max: ByteSize
+    """The most it may take: `1GiB`, `512MiB`, `2GB`."""
+    dtype: Literal["float32", "float16", "bfloat16"] = "float32"
+    """Element type of the cached keys and values."""
+
+
+class Budget(_Strict):
+    """Invariants checked at build time (and by `archcc check`), measured on the meta
+    device without allocating: a violation is an error at its line.
+
+    Comparisons are `<=`, `<`, `>=`, `==` (quote `>=` in YAML: `">= 1M"`)."""
+
+    params: CountBound | None = None
+    """Parameters (tied weights once), e.g. `<= 125M`."""
+    flops_per_token: CountBound | None = None
+    """Forward FLOPs at batch 1 and the spec's `dims`, divided by the T tokens (needs an
+    input symbol `T`), e.g. `<= 2G`."""
+    kv_cache_at: KVCacheBudget | None = None
+    """KV cache size at a sequence length: `{T: 8192, max: 1GiB}` (needs causal
+    self-attention)."""
+
+
 class Spec(_Strict):
     """One architecture: params, inputs, reusable blocks, the model and checkpoint layouts."""
 
@@ -723,6 +818,8 @@ class Spec(_Strict):
     """Tensor-parallel plan for the generated `parallelize(model, mesh)`: module path
     (`*` matches one segment, e.g. `h.*.mlp.up`) -> `colwise` or `rowwise` (a colwise layer
     feeds a rowwise one, with only elementwise work between)."""
+    budget: Budget | None = None
+    """Limits the build enforces: parameters, FLOPs per token, KV cache bytes."""
 
 
 # ---------------------------------------------------------------------- plugin op models

@@ -16,7 +16,7 @@ import json
 import yaml
 
 from archcc.parser.expr import ExprSyntaxError, parse_expr
-from archcc.parser.schema import Block, Layout, Model, Spec
+from archcc.parser.schema import Block, Budget, Layout, Model, Spec
 
 SCHEMA_LINE = "# yaml-language-server: $schema=../schema/archcc.schema.json"
 
@@ -48,9 +48,11 @@ def _arch_value(value) -> str:
 
 
 def _arch_layer(layer: dict) -> str:
-    if "repeat" in layer:
-        rest = {k: v for k, v in layer.items() if k != "repeat"}
-        args = [layer["repeat"], *(f"{k} = {_arch_value(v)}" for k, v in rest.items())]
+    if "repeat" in layer or "pattern" in layer:
+        head = layer["repeat"] if "repeat" in layer else json.dumps(layer["pattern"])
+        rest = {k: v for k, v in layer.items() if k not in ("repeat", "pattern", "blocks")}
+        args = [head, *(f"{k} = {v}" for k, v in layer.get("blocks", {}).items()),
+                *(f"{k} = {_arch_value(v)}" for k, v in rest.items())]
         return f"repeat({', '.join(args)})"
     args = ", ".join(f"{k} = {_arch_value(v)}" for k, v in layer.items() if k != "op")
     return f"{layer['op']}({args})"
@@ -59,7 +61,7 @@ def _arch_layer(layer: dict) -> str:
 def _arch_layer_line(name: str, layer: dict, width: int = 100) -> list[str]:
     """``name = op(args)``; past ``width``, one argument per line (brackets continue lines)."""
     line = f"  {name} = {_arch_layer(layer)}"
-    if len(line) <= width or "repeat" in layer:
+    if len(line) <= width or "repeat" in layer or "pattern" in layer:
         return [line]
     args = [f"    {k} = {_arch_value(v)}," for k, v in layer.items() if k != "op"]
     return [f"  {name} = {layer['op']}(", *args, "  )"]
@@ -84,6 +86,18 @@ def _arch_checkpoint(name: str, layout: Layout) -> list[str]:
             targets = value if isinstance(value, list) else [value]
             lines.append(f"  {kind} {json.dumps(key)} {arrow} "
                          + ", ".join(json.dumps(t) for t in targets))
+    return [*lines, "}", ""]
+
+
+def _arch_budget(budget: Budget) -> list[str]:
+    """``params <= 125M`` per limit; the KV cache as ``kv_cache_at(T = 8192) <= 1GiB``."""
+    lines = ["budget {"]
+    for name, value in _dump(budget).items():
+        if isinstance(value, dict):
+            args = ", ".join(f"{k} = {_arch_value(v)}" for k, v in value.items() if k != "max")
+            lines.append(f"  {name}({args}) <= {value['max']}")
+        else:
+            lines.append(f"  {name} {value}")
     return [*lines, "}", ""]
 
 
@@ -118,6 +132,8 @@ def to_arch(spec: Spec) -> str:
     if spec.parallel:
         lines += ["parallel {", *(f"  {json.dumps(k)} -> {v}" for k, v in spec.parallel.items()),
                   "}", ""]
+    if spec.budget is not None:
+        lines += _arch_budget(spec.budget)
     if spec.reference is not None:
         lines += ["reference {", *(f"  {k} = {_arch_value(v)}" for k, v in
                                    _dump(spec.reference).items()), "}", ""]
@@ -184,6 +200,9 @@ def to_yaml(spec: Spec, schema_line: bool = True) -> str:
     if spec.parallel:
         lines.append("parallel:")
         lines += [f"  {_flow(k)}: {v}" for k, v in spec.parallel.items()]
+    if spec.budget is not None:
+        lines.append("budget:" if dumped["budget"] else "budget: {}")
+        lines += [f"  {k}: {_flow(v)}" for k, v in dumped["budget"].items()]
     if spec.reference is not None:
         lines.append(f"reference: {_flow(dumped['reference'])}")
     return "\n".join(lines) + "\n"
