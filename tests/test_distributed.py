@@ -70,6 +70,9 @@ def _worker(rank: int, rendezvous: str, path: str):
             # mean over the local rows, averaged over ranks = the mean over the whole batch
             out.float().pow(2).mean().backward()
             _check_grads(model, ref)
+        # both ranks done with every collective before gloo's threads are torn down: a rank
+        # that destroys its group while the other still talks to it aborts in C++
+        dist.barrier()
     finally:
         dist.destroy_process_group()
 
