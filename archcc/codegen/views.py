@@ -433,6 +433,7 @@ def _greedy(program: Program) -> GreedyView | None:
     token = recurrent_token(model) if program.generate is None else None
     if token is None:
         return None
+    name_decoder_inputs(model, program.modules)  # as class_view did: the same names
     call = model.graph.nodes[model.graph.nodes[model.output]["inputs"][0]]
     decoder = program.modules[model.submodules[call["attrs"]["target"]].cls]
     return greedy_view(model, split_seq2seq(model, token), decoder.facets)

@@ -153,31 +153,35 @@ class GreedyView:
     sources: str
 
 
-def recurrent_token(model) -> str | None:
+def recurrent_token(model: ModuleIR) -> str | None:
     """The target input of a model that returns ``decoder(tgt, ...)`` of an rnn_decoder.
 
     Such a model gets ``encode`` / ``decode`` methods and a ``greedy_decode`` function;
     a model that does anything with the decoder's logits before returning them does not.
     """
-    g = model.graph
-    (result,) = g.nodes[g.graph["output"]]["inputs"][:1] or (None,)
-    data = g.nodes[result] if result is not None else {}
-    if data.get("op") != "call" or len(g.nodes[g.graph["output"]]["inputs"]) != 1:
+    call = _returned_call(model)
+    if call is None or getattr(model.layers.get(call["attrs"]["target"]), "op", None) \
+            != "rnn_decoder":
         return None
-    layer = model.layers.get(data["attrs"]["target"])
-    if getattr(layer, "op", None) != "rnn_decoder":
-        return None
-    first = g.nodes[data["inputs"][0]]
+    first = model.graph.nodes[call["inputs"][0]]
     return first["attrs"]["name"] if first["op"] == "input" else None
+
+
+def _returned_call(model: ModuleIR) -> dict | None:
+    """The ``call`` node the forward returns as its only value, if it returns one."""
+    g = model.graph
+    returned = g.nodes[g.graph["output"]]["inputs"]
+    if len(returned) != 1 or g.nodes[returned[0]]["op"] != "call":
+        return None
+    return g.nodes[returned[0]]
 
 
 def name_decoder_inputs(model: ModuleIR, program_modules: dict) -> None:
     """Give unnamed values the decoder reads its parameter's name (``h0``, ``c0``), so
     ``encode`` returns ``memory, h0, c0`` rather than anonymous temporaries."""
-    g = model.graph
-    call = g.nodes[g.nodes[g.graph["output"]]["inputs"][0]]
+    g, call = model.graph, _returned_call(model)
     cls = program_modules[model.submodules[call["attrs"]["target"]].cls]
-    params = [g_input for g_input in cls.inputs]
+    params = list(cls.inputs)
     taken = {d["var"] for _, d in g.nodes(data=True) if d["var"]}
     for node, param in zip(call["inputs"], params, strict=False):
         name = cls.graph.nodes[param]["attrs"]["name"]
@@ -188,8 +192,7 @@ def name_decoder_inputs(model: ModuleIR, program_modules: dict) -> None:
 
 def greedy_view(model, halves, f: dict) -> GreedyView:
     """The call of the decoder's ``greedy`` with the encoder's outputs by name."""
-    g = model.graph
-    call = g.nodes[g.nodes[g.graph["output"]]["inputs"][0]]
+    g, call = model.graph, _returned_call(model)
     kwargs = call["attrs"]["kwargs"]
     names = [halves.names.get(n) or value_name(g, n) for n in call["inputs"][1:]]
     positional = names[:len(names) - len(kwargs)]
