@@ -61,7 +61,7 @@ def test_features_and_logits_match_timm(compiled):
 @pytest.mark.skipif(not full_size(), reason="published size: set ARCHCC_FULL=1")
 def test_full_size(compiled):
     vit = compiled("vit")
-    ours, ref = _hf_pair(vit, {})
+    ours, ref = _hf_pair(vit, {"num_labels": 1000})  # ViTConfig's own default head has 2
     (pixels,) = vit.example_inputs(batch=2)
     with torch.no_grad():
         hidden, _ = ours(pixels)
