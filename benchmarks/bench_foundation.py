@@ -122,9 +122,10 @@ def print_table(report: dict[str, Any]) -> None:
     print(f"{'model':<12} {'ours ms':>9} {'HF ms':>9} {'ours/HF':>8}")
     for r in report["forward"]:
         print(f"{r['model']:<12} {r['ours_ms']:>9.2f} {r['hf_ms']:>9.2f} {r['ratio']:>8.3f}")
-    print(f"\n{'spec':<18} {'build ms':>9}")
+    width = max(len(r["spec"]) for r in report["build"])
+    print(f"\n{'spec':<{width}} {'build ms':>9}")
     for r in report["build"]:
-        print(f"{r['spec']:<18} {r['build_ms']:>9.1f}")
+        print(f"{r['spec']:<{width}} {r['build_ms']:>9.1f}")
 
 
 def main() -> None:
