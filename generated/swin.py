@@ -114,8 +114,12 @@ class WindowAttention(nn.Module):
         bias = self.relative_position_bias_table[self.relative_position_index].permute(2, 0, 1)
         # (B, H*W/window^2, nh, window^2, hs) fused by fuse_attention
         y = F.scaled_dot_product_attention(
-            q, k, v, attn_mask=bias, dropout_p=self.dropout if self.training else 0.0
-        )
+            q.flatten(0, 1),
+            k.flatten(0, 1),
+            v.flatten(0, 1),
+            attn_mask=bias,
+            dropout_p=self.dropout if self.training else 0.0,
+        ).unflatten(0, q.shape[:2])
         y = y.transpose(-3, -2).flatten(-2)  # (B, H*W/window^2, window^2, hs*nh)
         y = self.drop(self.proj(y))  # (B, H*W/window^2, window^2, C)
         return (
@@ -200,12 +204,12 @@ class ShiftedWindowAttention(nn.Module):
         bias = self.relative_position_bias_table[self.relative_position_index].permute(2, 0, 1)
         # (B, grid^2/window^2, nh, window^2, hs) fused by fuse_attention
         y = F.scaled_dot_product_attention(
-            q,
-            k,
-            v,
-            attn_mask=self.attn_mask + bias,
+            q.flatten(0, 1),
+            k.flatten(0, 1),
+            v.flatten(0, 1),
+            attn_mask=(self.attn_mask + bias).expand(q.shape[0], -1, -1, -1, -1).flatten(0, 1),
             dropout_p=self.dropout if self.training else 0.0,
-        )
+        ).unflatten(0, q.shape[:2])
         y = y.transpose(-3, -2).flatten(-2)  # (B, grid^2/window^2, window^2, hs*nh)
         y = self.drop(self.proj(y))  # (B, grid^2/window^2, window^2, C)
         # (B, grid, grid, C)

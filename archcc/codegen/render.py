@@ -128,8 +128,15 @@ def _and(attrs, args, expr, dtypes):
 
 def _sdpa(attrs, args, expr, dtypes):
     parts = [a[0] for a in args[:3]]
+    fold, q = attrs.get("fold"), wrap(args[0][0], args[0][1], ATOM)
+    if fold:  # (B, nW, nh, N, hs) -> (B * nW, nh, N, hs): SDPA's fused kernels are 4-D
+        parts = [f"{wrap(a[0], a[1], ATOM)}.flatten(0, 1)" for a in args[:3]]
     if len(args) > 3:
-        parts.append(f"attn_mask={args[3][0]}")
+        mask = args[3][0]
+        if fold == "mask":  # one (nW, nh, N, N) mask, the same for every image of the batch
+            mask = (f"{wrap(args[3][0], args[3][1], ATOM)}.expand({q}.shape[0], -1, -1, -1, "
+                    "-1).flatten(0, 1)")
+        parts.append(f"attn_mask={mask}")
     if attrs.get("dropout") is not None:
         p = expr(attrs["dropout"])
         parts.append(f"dropout_p={p} if self.training else 0.0")
@@ -142,7 +149,10 @@ def _sdpa(attrs, args, expr, dtypes):
         parts.append("is_causal=True")
     if attrs.get("scale") is not None:
         parts.append(f"scale={expr(attrs['scale'])}")
-    return f"F.scaled_dot_product_attention({', '.join(parts)})", ATOM
+    call = f"F.scaled_dot_product_attention({', '.join(parts)})"
+    if fold:
+        return f"{call}.unflatten(0, {q}.shape[:2])", ATOM
+    return call, ATOM
 
 
 def _prepend(attrs, args, expr, dtypes):

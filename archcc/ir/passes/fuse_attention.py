@@ -108,13 +108,31 @@ def _rewrite(g, ctx: PassContext, out: str, found: Match) -> str:
     inputs = [found.q, k, found.v] + ([mask] if mask else [])
     fused = add_node(g, "sdpa", inputs, var=data["var"] or "y", stmt=data["stmt"],
                      loc=data["loc"], is_causal=is_causal, scale=_scale(g, ctx, found),
-                     dropout=found.dropout)
+                     dropout=found.dropout, **_fold(g, found.q, mask))
     g.nodes[fused].update(shape=data["shape"], dtype=data["dtype"],
                           note="fused by fuse_attention")
     replace_all_uses(g, out, fused)
     for node in [n for n in g.nodes if n not in before]:  # helpers first, then the call
         move_before(g, node, out)
     return fused
+
+
+def _fold(g, q: str, mask: str | None) -> dict:
+    """Windows in their own dim (Swin's (B, nW, nh, N, hs)) are folded into the batch:
+    SDPA's fused kernels take 4-D inputs, anything else falls back to its math kernel.
+    ``fold`` is "mask" when the mask has the window dim too (it is expanded to the batch)."""
+    if _rank(g, q) != 5:
+        return {}
+    tiled = mask is not None and _rank(g, mask) >= 4
+    return {"fold": "mask" if tiled else "inputs"}
+
+
+def _rank(g, node: str) -> int:
+    """Dims of a value; a mask combined here has no shape yet: the broadcast of its parts."""
+    shape = g.nodes[node]["shape"]
+    if shape is not None:
+        return len(shape)
+    return max((_rank(g, i) for i in g.nodes[node]["inputs"]), default=0)
 
 
 def fuse_attention(module: ModuleIR, ctx: PassContext) -> PassResult:
