@@ -52,27 +52,38 @@ class KVCache:
     """
 
     def __init__(self) -> None:
-        self.kv: dict[nn.Module, tuple[torch.Tensor, torch.Tensor]] = {}
+        # per layer: key and value buffers (B, nh, capacity, hs) and how many rows are filled
+        self.kv: dict[nn.Module, tuple[torch.Tensor, torch.Tensor, int]] = {}
         self.memory: dict[nn.Module, torch.Tensor] = {}
 
     @property
     def length(self) -> int:
         """Positions already cached: 0 before the first call."""
-        for k, _ in self.kv.values():
-            return k.shape[-2]
+        for *_, filled in self.kv.values():
+            return filled
         return 0
 
     def extend(
         self, layer: nn.Module, k: torch.Tensor, v: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Append ``layer``'s new keys/values to its cached ones; returns all of them."""
-        if layer in self.kv:
-            if k.shape[-2] != 1:  # a cached step's causal mask assumes a single query
-                raise ValueError("after the first call, feed one new position per call")
-            past_k, past_v = self.kv[layer]
-            k, v = torch.cat([past_k, k], dim=-2), torch.cat([past_v, v], dim=-2)
-        self.kv[layer] = (k, v)
-        return k, v
+        """Append ``layer``'s new keys/values to its cached ones; returns all of them.
+
+        A step writes its one position in place; the buffers double when full, so decoding
+        does not copy the whole cache every step (as a torch.cat per step would).
+        """
+        if layer not in self.kv:  # the prompt: kept as it is until the first step
+            self.kv[layer] = (k, v, k.shape[-2])
+            return k, v
+        if k.shape[-2] != 1:  # a cached step's causal mask assumes a single query
+            raise ValueError("after the first call, feed one new position per call")
+        keys, values, filled = self.kv[layer]
+        if filled == keys.shape[-2]:
+            keys = torch.cat([keys, torch.empty_like(keys)], dim=-2)
+            values = torch.cat([values, torch.empty_like(values)], dim=-2)
+        keys[..., filled : filled + 1, :] = k
+        values[..., filled : filled + 1, :] = v
+        self.kv[layer] = (keys, values, filled + 1)
+        return keys[..., : filled + 1, :], values[..., : filled + 1, :]
 
 
 def past_length(cache: KVCache | None) -> int:

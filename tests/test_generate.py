@@ -46,6 +46,24 @@ def test_cached_logits_equal_full_forward_at_every_step(pair):
     torch.testing.assert_close(torch.cat(steps, dim=1), full, atol=1e-5, rtol=1e-5)
 
 
+def test_cache_grows_by_doubling_and_writes_steps_in_place(pair):
+    """Past the prompt, each step writes one row; the buffers double when full, so 40 steps
+    after a 3-token prompt reallocate 4 times (3 -> 6 -> 12 -> 24 -> 48), not 40."""
+    gpt2, ours, _ = pair
+    ids = _prompt(length=43)
+    cache, buffers = gpt2.KVCache(), set()
+    with torch.no_grad():
+        full = ours(ids)
+        steps = [ours(ids[:, :3], cache=cache)]
+        for t in range(3, ids.shape[1]):
+            steps.append(ours(ids[:, t:t + 1], cache=cache))
+            keys, _, filled = next(iter(cache.kv.values()))
+            buffers.add((keys.data_ptr(), keys.shape[-2]))
+            assert filled == t + 1 <= keys.shape[-2]
+    assert sorted(size for _, size in buffers) == [6, 12, 24, 48]
+    torch.testing.assert_close(torch.cat(steps, dim=1), full, atol=1e-5, rtol=1e-5)
+
+
 def test_cache_refuses_several_new_positions_after_the_first_call(pair):
     gpt2, ours, _ = pair
     cache = gpt2.KVCache()
