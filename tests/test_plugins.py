@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ast
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -60,7 +61,7 @@ def site(tmp_path):
 
 
 @pytest.fixture
-def cbam(site, monkeypatch):
+def cbam(site, monkeypatch, _clean_registry):
     """The example plugin, installed and loaded through the real entry-point path."""
     monkeypatch.syspath_prepend(str(PACKAGE))
     monkeypatch.syspath_prepend(str(site))
@@ -72,7 +73,9 @@ def cbam(site, monkeypatch):
 
 
 @pytest.fixture(autouse=True)
-def _clean_registry():
+def _clean_registry(monkeypatch):
+    """Discovery on (conftest turns it off for the rest of the suite), a clean registry."""
+    monkeypatch.delenv(plugins.DISABLE_VAR, raising=False)
     yield
     plugins.reset()
 
@@ -99,8 +102,13 @@ class CBAMChannelGate(nn.Module):
         return x * torch.sigmoid(avg + peak).unsqueeze(2).unsqueeze(3).expand_as(x)
 
 
-def _cli(*args: str, path: list[Path] = (), cwd: Path = ROOT):
+def _cli(*args: str, path: list[Path] = (), cwd: Path = ROOT, discover: bool = True):
+    """archcc in a subprocess; ``discover=False`` runs it as if no plugin were installed
+    (ARCHCC_PLUGINS=0), whatever this environment has installed."""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([*map(str, path), str(ROOT)])}
+    env.pop(plugins.DISABLE_VAR, None)
+    if not discover:
+        env[plugins.DISABLE_VAR] = "0"
     return subprocess.run([sys.executable, "-m", "archcc", *args], cwd=cwd, env=env,
                           capture_output=True, text=True)
 
@@ -173,7 +181,10 @@ def test_a_class_template_may_not_import(cbam):
 
 def test_a_spec_naming_a_module_never_imports_it(tmp_path, monkeypatch):
     """The package is importable but not installed: naming it (or its op) does nothing."""
-    monkeypatch.syspath_prepend(str(PACKAGE))
+    package = tmp_path / "importable"  # a copy: no metadata an editable install left beside it
+    shutil.copytree(PACKAGE / "cbam_plugin", package / "cbam_plugin")
+    monkeypatch.syspath_prepend(str(package))
+    monkeypatch.setenv(plugins.DISABLE_VAR, "0")  # as if not installed, even where it is
     sys.modules.pop("cbam_plugin", None)
     plugins.reset()
     for op in ("channel_attention", "cbam_plugin", "cbam_plugin:PLUGIN"):
@@ -298,7 +309,7 @@ def test_cli_check_reports_the_plugin_shape_error(site, tmp_path):
 
 
 def test_without_the_plugin_the_op_is_unknown_with_a_plugin_hint(tmp_path):
-    run = _cli("check", str(_spec(tmp_path)), cwd=tmp_path)
+    run = _cli("check", str(_spec(tmp_path)), cwd=tmp_path, discover=False)
     assert run.returncode == 1 and "Traceback" not in run.stderr
     assert "cbam_small.yaml:10:" in run.stderr
     assert "unknown op 'channel_attention'" in run.stderr

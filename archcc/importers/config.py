@@ -109,21 +109,12 @@ def _key_positions(file: str, text: str) -> dict[str, SourceLoc]:
 
 def read_config(path: str | Path) -> ConfigFile:
     """Read a config.json; unreadable, non-JSON or non-object files are located errors."""
-    from archcc.parser import display_path
+    from archcc.parser import display_path, read_limited
 
     file = display_path(path)
+    text = read_limited(path, "config", MAX_CONFIG_BYTES)
     try:
-        raw = Path(path).read_bytes()
-    except OSError as exc:
-        raise ArchccError(Diagnostic(SourceLoc(file), "",
-                                     f"cannot read config: {exc.strerror}")) from None
-    if len(raw) > MAX_CONFIG_BYTES:
-        raise ArchccError(Diagnostic(SourceLoc(file), "", "config file is larger than 10 MB"))
-    try:
-        text = raw.decode("utf-8")
         data = json.loads(text)
-    except UnicodeDecodeError:
-        raise ArchccError(Diagnostic(SourceLoc(file), "", "config is not UTF-8")) from None
     except json.JSONDecodeError as exc:
         raise ArchccError(Diagnostic(SourceLoc(file, exc.lineno, exc.colno), "",
                                      f"not valid JSON: {exc.msg}",

@@ -125,20 +125,28 @@ def display_path(path: str | Path) -> str:
         return Path(path).as_posix()
 
 
-def read_text(path: str | Path) -> str:
-    """A spec file's text, refusing unreadable, huge and non-UTF-8 files with a location."""
+def read_limited(path: str | Path, what: str, limit: int) -> str:
+    """A file's UTF-8 text; unreadable, larger than ``limit`` bytes or not UTF-8 is a located
+    error naming ``what`` ("spec", "config"), so a stranger's huge file is never parsed."""
     file = display_path(path)
     try:
         raw = Path(path).read_bytes()
     except OSError as exc:
         raise ArchccError(Diagnostic(SourceLoc(file), "",
-                                     f"cannot read spec: {exc.strerror}")) from None
-    if len(raw) > MAX_SPEC_BYTES:
-        raise ArchccError(Diagnostic(SourceLoc(file), "", "spec file is larger than 1 MB"))
+                                     f"cannot read {what}: {exc.strerror}")) from None
+    if len(raw) > limit:
+        raise ArchccError(Diagnostic(SourceLoc(file), "", f"{what} file is larger than "
+                                     f"{limit // 1_000_000} MB"))
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError:
-        raise ArchccError(Diagnostic(SourceLoc(file), "", "spec is not valid UTF-8")) from None
+        raise ArchccError(Diagnostic(SourceLoc(file), "", f"{what} is not valid UTF-8")) \
+            from None
+
+
+def read_text(path: str | Path) -> str:
+    """A spec file's text, refusing unreadable, huge and non-UTF-8 files with a location."""
+    return read_limited(path, "spec", MAX_SPEC_BYTES)
 
 
 def read_document(path: str | Path) -> tuple[dict, SourceMap]:
