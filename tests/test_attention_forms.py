@@ -37,6 +37,8 @@ EXPECTED = {
     "dropout": "q, k, v, dropout_p=self.config.p if self.training else 0.0",
     "batched": "q, k, v, scale=1",
     "keys_transposed": "q, kt.transpose(-2, -1), v",
+    "windowed": "q.flatten(0, 1), k.flatten(0, 1), v.flatten(0, 1), "
+                "attn_mask=bias.expand(*q.shape[:2], -1, -1, -1).flatten(0, 1)",
 }
 # forms `op: attention` can also express: (causal, masked) facets of the reference spec
 REFERENCE = {"mul_scale": (False, False), "div_scale": (False, False),
@@ -47,9 +49,13 @@ REFERENCE = {"mul_scale": (False, False), "div_scale": (False, False),
 
 def sdpa_args(source: str) -> str:
     """The argument text of the one SDPA call in ``source``, whitespace-normalised."""
-    calls = re.findall(re.escape(SDPA) + r"\((.*?)\)\n", source, flags=re.S)
-    assert len(calls) == 1, calls
-    return " ".join(calls[0].split()).rstrip(",")
+    starts = [m.end() for m in re.finditer(re.escape(SDPA) + r"\(", source)]
+    assert len(starts) == 1, starts
+    depth, end = 1, starts[0]
+    while depth:  # to the parenthesis that closes the call
+        depth += {"(": 1, ")": -1}.get(source[end], 0)
+        end += 1
+    return " ".join(source[starts[0]:end - 1].split()).rstrip(",")
 
 
 def _reference_spec(tmp_path: Path, causal: bool, masked: bool) -> Path:

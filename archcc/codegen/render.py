@@ -133,9 +133,9 @@ def _sdpa(attrs, args, expr, dtypes):
         parts = [f"{wrap(a[0], a[1], ATOM)}.flatten(0, 1)" for a in args[:3]]
     if len(args) > 3:
         mask = args[3][0]
-        if fold == "mask":  # one (nW, nh, N, N) mask, the same for every image of the batch
-            mask = (f"{wrap(args[3][0], args[3][1], ATOM)}.expand({q}.shape[0], -1, -1, -1, "
-                    "-1).flatten(0, 1)")
+        if fold == "mask":  # e.g. one (nW, nh, N, N) mask, the same for every image
+            mask = (f"{wrap(args[3][0], args[3][1], ATOM)}.expand(*{q}.shape[:2], -1, -1, -1)"
+                    ".flatten(0, 1)")
         parts.append(f"attn_mask={mask}")
     if attrs.get("dropout") is not None:
         p = expr(attrs["dropout"])

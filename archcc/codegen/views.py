@@ -282,10 +282,7 @@ def class_view(module: ModuleIR, program: Program) -> ClassView:
 
     body = _comments_fit(emit_forward(module, tracking if module.kind != "lowered" else resolve))
     if module.kind == "lowered":
-        params = []
-        for name, default in module.ctor_args:
-            params.append(name if default is None else f"{name}={default!r}")
-        init_params = ", ".join(params)
+        init_params = _ctor_params(module)
     else:
         init_params = "config: Config" if module.kind == "block" else \
             "config: Config = Config()"
@@ -302,14 +299,18 @@ def class_view(module: ModuleIR, program: Program) -> ClassView:
                      methods)
 
 
+def _ctor_params(module: ModuleIR) -> str:
+    """A lowered class's ``__init__`` parameters: ``dim, n_head, bias=True, dropout=0.0``."""
+    return ", ".join(name if default is None else f"{name}={default!r}"
+                     for name, default in module.ctor_args)
+
+
 def _decoder_view(module: ModuleIR, program: Program) -> ClassView:
     """A class whose loop codegen writes from its facets (``op: rnn_decoder``)."""
     body = decoder_body(module.facets)
-    params = ", ".join(name if default is None else f"{name}={default!r}"
-                       for name, default in module.ctor_args)
     methods = [MethodView(name, doc, args, _comments_fit(lines), decorator)
                for name, doc, args, lines, decorator in body.methods]
-    return ClassView(module.name, _doc(module, program), params,
+    return ClassView(module.name, _doc(module, program), _ctor_params(module),
                      _init_lines(module, program, False), body.forward_params,
                      _comments_fit(body.forward_lines), methods)
 
