@@ -207,7 +207,9 @@ class ShiftedWindowAttention(nn.Module):
             q.flatten(0, 1),
             k.flatten(0, 1),
             v.flatten(0, 1),
-            attn_mask=(self.attn_mask + bias).expand(*q.shape[:2], -1, -1, -1).flatten(0, 1),
+            attn_mask=(self.attn_mask + bias)
+            .expand(q.shape[0], q.shape[1], -1, -1, -1)
+            .flatten(0, 1),
             dropout_p=self.dropout if self.training else 0.0,
         ).unflatten(0, q.shape[:2])
         y = y.transpose(-3, -2).flatten(-2)  # (B, grid^2/window^2, window^2, hs*nh)

@@ -38,7 +38,7 @@ EXPECTED = {
     "batched": "q, k, v, scale=1",
     "keys_transposed": "q, kt.transpose(-2, -1), v",
     "windowed": "q.flatten(0, 1), k.flatten(0, 1), v.flatten(0, 1), "
-                "attn_mask=bias.expand(*q.shape[:2], -1, -1, -1).flatten(0, 1)",
+                "attn_mask=bias.expand(q.shape[0], q.shape[1], -1, -1, -1).flatten(0, 1)",
 }
 # forms `op: attention` can also express: (causal, masked) facets of the reference spec
 REFERENCE = {"mul_scale": (False, False), "div_scale": (False, False),

@@ -134,8 +134,9 @@ def _sdpa(attrs, args, expr, dtypes):
     if len(args) > 3:
         mask = args[3][0]
         if fold == "mask":  # e.g. one (nW, nh, N, N) mask, the same for every image
-            mask = (f"{wrap(args[3][0], args[3][1], ATOM)}.expand(*{q}.shape[:2], -1, -1, -1)"
-                    ".flatten(0, 1)")
+            # indexed, not *q.shape[:2]: torch.fx cannot unpack a traced shape
+            mask = (f"{wrap(args[3][0], args[3][1], ATOM)}.expand({q}.shape[0], {q}.shape[1], "
+                    "-1, -1, -1).flatten(0, 1)")
         parts.append(f"attn_mask={mask}")
     if attrs.get("dropout") is not None:
         p = expr(attrs["dropout"])
