@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from archcc.api import compile_spec
@@ -119,6 +119,8 @@ SPEC = st.fixed_dictionaries({
 @settings(max_examples=40, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(data=SPEC)
+@example(data={"archcc": 1, "name": "a", "inputs": {"a": {"shape": ["B"]}},
+               "model": {"forward": "return x\n"}, "doc": "\xa0"})  # a doc of one Unicode space
 def test_round_trip_over_generated_specs(data, tmp_path):
     spec = Spec.model_validate(data)
     for name, text in (("s.arch", to_arch(spec)), ("s.yaml", to_yaml(spec))):

@@ -147,7 +147,9 @@ def _flow(value) -> str:
     """One YAML value on one line, quoted only where YAML needs it."""
     text = yaml.safe_dump(value, default_flow_style=True, sort_keys=False, width=10**9,
                           allow_unicode=True)
-    return text.removesuffix("\n").removesuffix("\n...").strip()
+    # strip YAML's own line breaks and spaces only: str.strip() would also eat a value's
+    # Unicode spaces (a doc of "\xa0" came back as None)
+    return text.removesuffix("\n").removesuffix("\n...").strip(" \n")
 
 
 def _yaml_body(owner: Block | Model, dumped: dict, indent: str) -> list[str]:
