@@ -144,7 +144,6 @@ def _sdpa(attrs, args, expr, dtypes):
     if attrs.get("is_causal") == "from_end":
         # one cached step attends to every key; the test on the cache comes first so that
         # without one (torch.export, torch.fx) is_causal is a plain True, not a SymBool
-        q = wrap(args[0][0], args[0][1], ATOM)
         parts.append(f"is_causal=not isinstance({CACHE}, KVCache) or {q}.shape[-2] > 1")
     elif attrs.get("is_causal"):
         parts.append("is_causal=True")

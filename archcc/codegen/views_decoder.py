@@ -17,7 +17,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from archcc.codegen.forward import Line
-from archcc.codegen.seq2seq import value_name
 from archcc.ir.graph import ModuleIR
 
 
@@ -192,9 +191,9 @@ def name_decoder_inputs(model: ModuleIR, program_modules: dict) -> None:
 
 def greedy_view(model, halves, f: dict) -> GreedyView:
     """The call of the decoder's ``greedy`` with the encoder's outputs by name."""
-    g, call = model.graph, _returned_call(model)
+    call = _returned_call(model)
     kwargs = call["attrs"]["kwargs"]
-    names = [halves.names.get(n) or value_name(g, n) for n in call["inputs"][1:]]
+    names = [halves.names[n] for n in call["inputs"][1:]]
     positional = names[:len(names) - len(kwargs)]
     keywords = [f"{k}={v}" for k, v in zip(kwargs, names[len(positional):], strict=True)]
     sources = ", ".join(halves.encoder_inputs)
