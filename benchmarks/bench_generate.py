@@ -5,16 +5,19 @@ Usage (from the repository root):
     .venv/bin/python benchmarks/bench_generate.py                    # prompt 32, 64 new tokens
     .venv/bin/python benchmarks/bench_generate.py --prompt 16 --new 128 --threads 4 --runs 5
 
-Three ways to produce the same tokens, measured in one run on the same weights (HF init,
-carried over with ``convert_state_dict(..., "hf")``): our ``generate()`` with the KV cache,
-Hugging Face ``GPT2LMHeadModel.generate(do_sample=False)`` (its own cache, SDPA attention), and
-our ``generate(use_cache=False)``, which recomputes every position each step. The tokens are
-checked equal before any timing; timed runs rotate the order so machine noise hits all three.
+Four ways to produce the same tokens, measured in one run on the same weights (HF init,
+carried over with ``convert_state_dict(..., "hf")``): our ``generate()`` with the KV cache, on
+nn.Linear's standard (out, in) weights and again after ``decode_layout(model)`` has stored them
+(in, out) in memory; Hugging Face ``GPT2LMHeadModel.generate(do_sample=False)`` (its own cache,
+SDPA attention); and our ``generate(use_cache=False)``, which recomputes every position each
+step. The tokens are checked equal before any timing; timed runs rotate the order so machine
+noise hits all four.
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import statistics
 import tempfile
@@ -49,12 +52,14 @@ def variants(out_dir: str, batch: int, prompt: int, new: int) -> dict[str, Calla
     ref = transformers.GPT2LMHeadModel(config).eval()
     ours = gpt2.Model(gpt2.Config(**GPT2_SMALL)).eval()
     ours.load_state_dict(gpt2.convert_state_dict(ref.state_dict(), "hf"), strict=True)
+    laid_out = gpt2.decode_layout(copy.deepcopy(ours))
     ids = torch.randint(0, GPT2_SMALL["vocab_size"], (batch, prompt),
                         generator=torch.Generator().manual_seed(0))
     mask = torch.ones_like(ids)
     # EOS off on both sides, so every run produces exactly `new` tokens
     return {
         "archcc + KV cache": lambda: gpt2.generate(ours, ids, new, eos_token_id=None),
+        "... + decode_layout": lambda: gpt2.generate(laid_out, ids, new, eos_token_id=None),
         "HF generate": lambda: ref.generate(ids, attention_mask=mask, do_sample=False,
                                             max_new_tokens=new, min_new_tokens=new,
                                             pad_token_id=0),
@@ -89,9 +94,11 @@ def main() -> None:
     tokens = args.batch * args.new
     rate = {n: tokens / s for n, s in seconds.items()}
     ours, hf, slow = rate["archcc + KV cache"], rate["HF generate"], rate["archcc, no cache"]
+    laid_out = rate["... + decode_layout"]
     result = {"threads": torch.get_num_threads(), "batch": args.batch, "prompt": args.prompt,
               "new_tokens": args.new, "runs": args.runs, "tokens_per_s": rate,
-              "vs_hf": ours / hf, "vs_no_cache": ours / slow}
+              "vs_hf": ours / hf, "decode_layout_vs_hf": laid_out / hf,
+              "vs_no_cache": ours / slow}
     if args.json:
         print(json.dumps(result, indent=2))
         return
@@ -99,7 +106,8 @@ def main() -> None:
           f"prompt {args.prompt}, {args.new} new tokens, median of {args.runs}")
     for name, value in rate.items():
         print(f"  {name:<20} {value:8.1f} tokens/s")
-    print(f"  KV cache vs HF generate: {ours / hf:.2f}x   vs no cache: {ours / slow:.2f}x")
+    print(f"  KV cache vs HF generate: {ours / hf:.2f}x, with decode_layout {laid_out / hf:.2f}x"
+          f"   vs no cache: {ours / slow:.2f}x")
 
 
 if __name__ == "__main__":

@@ -1,5 +1,7 @@
 """The generation facet on GPT-2: KV cache, generate() vs Hugging Face, sampling filters."""
 
+import copy
+
 import pytest
 import torch
 
@@ -82,6 +84,33 @@ def test_greedy_matches_hf_generate(pair):
     assert got.shape == (3, 25)
     assert torch.equal(got, expected)
     assert torch.equal(gpt2.generate(ours, ids, max_new_tokens=20, use_cache=False), got)
+
+
+def test_decode_layout_moves_strides_not_values(pair):
+    """decode_layout stores each Linear weight (in, out) in memory; shapes, values, keys, the
+    tie to the embedding and the generated tokens stay; enabled=False packs them back."""
+    gpt2, ours, ref = pair
+    model = copy.deepcopy(ours)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    assert gpt2.decode_layout(model) is model
+    linears = [m for m in model.modules() if isinstance(m, torch.nn.Linear)]
+    assert linears and all(m.weight.stride() == (1, m.weight.shape[0]) for m in linears)
+    assert model.lm_head.weight is model.wte.weight
+    after = model.state_dict()
+    assert list(after) == list(before)
+    assert all(torch.equal(after[k], v) for k, v in before.items())
+    pointers = [m.weight.data_ptr() for m in linears]
+    gpt2.decode_layout(model)  # already input-major: no copy
+    model.load_state_dict(before)  # copies into the strided weights
+    assert [m.weight.data_ptr() for m in linears] == pointers
+
+    ids = _prompt()
+    expected = ref.generate(ids, attention_mask=torch.ones_like(ids), do_sample=False,
+                            max_new_tokens=20, pad_token_id=0)
+    assert torch.equal(gpt2.generate(model, ids, max_new_tokens=20), expected)
+    gpt2.decode_layout(model, enabled=False)
+    assert all(m.weight.is_contiguous() for m in linears)
+    assert all(torch.equal(model.state_dict()[k], v) for k, v in before.items())
 
 
 def test_eos_finishes_each_sequence_and_pads_like_hf(pair):

@@ -1,6 +1,8 @@
 """The generation facet on an encoder-decoder (specs/transformer.yaml): encode once, decode
 with a KV cache, greedy tokens equal to a full-recompute reference."""
 
+import copy
+
 import pytest
 import torch
 
@@ -67,6 +69,16 @@ def test_greedy_generate_matches_reference(pair):
     assert got.shape == (3, 11)
     assert torch.equal(got, _reference_greedy(ref, src, 10))
     assert torch.equal(transformer.generate(ours, src, max_new_tokens=10, use_cache=False), got)
+
+
+def test_decode_layout_keeps_the_greedy_tokens(pair):
+    transformer, ours, ref = pair
+    model = transformer.decode_layout(copy.deepcopy(ours))
+    assert all(m.weight.stride()[0] == 1 for m in model.modules()
+               if isinstance(m, torch.nn.Linear))
+    src = _src()
+    assert torch.equal(transformer.generate(model, src, max_new_tokens=10),
+                       _reference_greedy(ref, src, 10))
 
 
 def test_encoder_and_memory_projections_run_once(pair):
