@@ -9,6 +9,7 @@ outputs. The generated ``Config()`` defaults must already be the imported sizes.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -378,3 +379,43 @@ def test_cli_errors_exit_1_without_traceback(tmp_path, capsys):
     assert "hint: specs/gpt2.yaml is built with tie_word_embeddings = true" in err
     assert main(["import", "hf", str(config), "-o", str(tmp_path / "g.txt")]) == 1
     assert "is not a spec file name" in capsys.readouterr().err
+
+
+# ----------------------------------------------------------------------- installed wheel
+
+
+def test_a_wheel_install_imports_outside_the_checkout(tmp_path):
+    """The family specs ship in the package (archcc/specs), so a pip-installed archcc
+    imports with no checkout in sight: built from a copy of the sources, installed into a
+    folder, run from another."""
+    pytest.importorskip("setuptools")
+    import shutil
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[1]
+    source = tmp_path / "source"
+    shutil.copytree(root / "archcc", source / "archcc",  # the specs link becomes files
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(root / name, source / name)
+    pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
+    subprocess.run([*pip, "wheel", str(source), "--no-deps", "--no-build-isolation",
+                    "-w", str(tmp_path / "wheel")], check=True, cwd=tmp_path)
+    wheel = next((tmp_path / "wheel").glob("archcc-*.whl"))
+    subprocess.run([*pip, "install", "--no-deps", "--target", str(tmp_path / "site"),
+                    str(wheel)], check=True, cwd=tmp_path)
+
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "config.json").write_text(json.dumps(
+        {"model_type": "gpt2", "n_layer": 1, "n_embd": 32, "n_head": 2, "vocab_size": 50}))
+    run = subprocess.run([sys.executable, "-c", "import archcc, sys; print(archcc.__file__); "
+                          "from archcc.cli import main; sys.exit(main(sys.argv[1:]))",
+                          "import", "hf", "config.json", "-o", "tiny.yaml"],
+                         cwd=work, capture_output=True, text=True,
+                         env={**os.environ, "PYTHONPATH": str(tmp_path / "site")})
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.startswith(str(tmp_path / "site" / "archcc"))
+    assert "wrote tiny.yaml" in run.stdout
+    assert archcc.build(work / "tiny.yaml", out_dir=tmp_path / "generated").Config().n_layer == 1

@@ -24,18 +24,19 @@ from archcc.parser.compose import compose, merge
 from archcc.parser.schema import Spec
 from archcc.parser.yaml_loader import SourceMap
 
-SPECS = Path(__file__).resolve().parents[2] / "specs"
+# the family specs ship inside the package (archcc/specs links to the checkout's specs/),
+# so an installed wheel imports as a checkout does
+SPECS = Path(__file__).resolve().parents[1] / "specs"
 SUFFIXES = (".yaml", ".yml", ".arch")
 
 
 def family_spec(family: str) -> Path:
-    """The committed spec of a family (``specs/<family>.yaml`` of this checkout)."""
+    """The committed spec of a family (``specs/<family>.yaml``, shipped as archcc/specs)."""
     path = SPECS / f"{family}.yaml"
     if not path.is_file():
         raise ArchccError(Diagnostic(SourceLoc(str(path)), "",
                                      f"the family spec {family}.yaml is missing",
-                                     "import needs archcc's specs/ folder (a source checkout "
-                                     "or an editable install)"))
+                                     "reinstall archcc: its package carries specs/"))
     return path
 
 
