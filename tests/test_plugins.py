@@ -225,6 +225,54 @@ def test_generated_module_equals_the_cbam_reference(cbam, tmp_path):
     torch.fx.symbolic_trace(model)  # the contract: generated code traces
 
 
+RESIDUAL_SPEC = """\
+archcc: 1
+name: cbam_residual
+params: {channels: 16, reduction: 4}
+inputs:
+  x: {shape: [B, 16, 8, 8]}
+model:
+  layers:
+    ca:
+      op: residual
+      placement: %s
+      dim: 8
+      layer: {op: channel_attention, channels: channels, reduction: reduction}
+  forward: |
+    return ca(x)
+"""
+
+
+@pytest.mark.parametrize("placement", ["pre", "post"])
+def test_a_residual_wraps_a_plugin_op(cbam, tmp_path, placement):
+    """``residual: {layer: {op: channel_attention}}`` validates (the plugin joins the ops a
+    residual takes), round-trips through .arch and computes x + ca(norm(x)) (pre) or
+    norm(x + ca(x)) (post), with the gate from the CBAM reference."""
+    from archcc.parser import load_spec
+    from archcc.parser.writer import to_arch
+
+    path = tmp_path / "cbam_residual.yaml"
+    path.write_text(RESIDUAL_SPEC % placement)
+    arch = tmp_path / "cbam_residual.arch"
+    arch.write_text(to_arch(load_spec(path).spec))
+    assert load_spec(arch).spec == load_spec(path).spec
+
+    module = archcc.build(path, out_dir=tmp_path / "gen")
+    model = module.Model(module.Config()).eval()
+    with torch.no_grad():
+        model.ca_norm.weight.uniform_(0.5, 1.5)  # not the identity affine
+    gate = CBAMChannelGate(16, 4).eval()
+    ours = model.ca.state_dict()
+    gate.load_state_dict({"mlp.1.weight": ours["fc1.weight"], "mlp.1.bias": ours["fc1.bias"],
+                          "mlp.3.weight": ours["fc2.weight"], "mlp.3.bias": ours["fc2.bias"]})
+    norm = model.ca_norm
+    x = torch.randn(3, 16, 8, 8)
+    with torch.no_grad():
+        expected = x + gate(norm(x)) if placement == "pre" else norm(x + gate(x))
+        torch.testing.assert_close(model(x), expected)
+    torch.fx.symbolic_trace(model)
+
+
 def test_generated_file_imports_only_torch(cbam, tmp_path):
     archcc.build(_spec(tmp_path), out_dir=tmp_path / "gen")
     source = (tmp_path / "gen" / "cbam_small.py").read_text()

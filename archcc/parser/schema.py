@@ -520,13 +520,18 @@ class RNNDecoder(_Strict):
 SEQUENCE_OPS = [RNN, LSTM, GRU, Conv1d, EmbeddingBag, RNNDecoder]
 
 
-SimpleLayer = Annotated[
-    Embedding | Linear | LayerNorm | RMSNorm | Dropout | ActivationLayer | Attention | FFN
-    | Patchify | Sinusoidal | Parameter | RelativeBias
-    | Conv2d | GroupNorm | Upsample | Downsample | Timesteps | ResBlock | ImageAttention
-    | PatchMerge,
-    Field(discriminator="op"),
-]
+# the ops a residual may wrap: one module from x to x's shape (plugin ops join them)
+SIMPLE_OPS = [Embedding, Linear, LayerNorm, RMSNorm, Dropout, ActivationLayer, Attention, FFN,
+              Patchify, Sinusoidal, Parameter, RelativeBias, Conv2d, GroupNorm, Upsample,
+              Downsample, Timesteps, ResBlock, ImageAttention, PatchMerge]
+
+
+def simple_layer(ops: list[type[BaseModel]]) -> object:
+    """The type of ``residual.layer``: one of ``ops``, discriminated on ``op``."""
+    return Annotated[functools.reduce(operator.or_, ops), Field(discriminator="op")]
+
+
+SimpleLayer = simple_layer(SIMPLE_OPS)
 
 
 class Residual(_Strict):
@@ -840,7 +845,13 @@ def set_plugin_ops(models: list[type[BaseModel]]) -> None:
 
 
 def _spec_with(models: list[type[BaseModel]]) -> type[Spec]:
-    layers = dict[Identifier, layer_union([*_OPS, *models])]
+    wrapped = Residual.model_fields["layer"]
+    residual = create_model("Residual", __base__=Residual, __module__=__name__,
+                            __doc__=Residual.__doc__,
+                            layer=(simple_layer([*SIMPLE_OPS, *models]),
+                                   Field(description=wrapped.description)))
+    ops = [residual if m is Residual else m for m in _OPS]
+    layers = dict[Identifier, layer_union([*ops, *models])]
     block = create_model("Block", __base__=Block, __module__=__name__, __doc__=Block.__doc__,
                          layers=(layers, {}))
     model = create_model("Model", __base__=Model, __module__=__name__, __doc__=Model.__doc__,
