@@ -172,8 +172,10 @@ def cmd_check(args: argparse.Namespace) -> int:
 def _single_file(loaded: LoadedSpec) -> LoadedSpec:
     """fmt and convert rewrite one file; flattening an extends chain would lose it."""
     if loaded.composed:
-        raise ArchccError(Diagnostic(SourceLoc(loaded.path), "",
-                                     f"{loaded.path} extends or imports other specs",
+        what = (f"derives block {loaded.derived_blocks[0]} with extends"
+                if len(loaded.sources) == 1 and not loaded.sets
+                else "extends or imports other specs")
+        raise ArchccError(Diagnostic(SourceLoc(loaded.path), "", f"{loaded.path} {what}",
                                      "fmt and convert work on self-contained specs; "
                                      "`archcc resolve` prints the composed one"))
     return loaded

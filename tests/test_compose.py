@@ -160,3 +160,126 @@ def test_load_cache_follows_the_base_file(project, monkeypatch, tmp_path_factory
     base.write_text(base.read_text().replace("n_positions: 1024", "n_positions: 64"))
     second = archcc.load(child)
     assert (first.Config().n_positions, second.Config().n_positions) == (1024, 64)
+
+
+# ------------------------------------------------------------------------- derived blocks
+
+
+def test_a_derived_block_changes_only_what_it_says(tmp_path):
+    """``Wide: {extends: Block, layers: {mlp: {hidden: 8 * n_embd}}}`` is GPT-2's block with
+    a wider MLP: one more class, mixed with Block by a pattern, inherited values located in
+    the base, and the KV cache still threads through both."""
+    spec = COMPOSE / "wide_lm.yaml"
+    module = archcc.build(spec, out_dir=tmp_path)
+    model = module.Model().eval()
+    assert [type(b).__name__ for b in model.h] == ["Block", "Block", "Wide"] * 2
+    assert model.h[0].mlp.up.weight.shape == (4 * 32, 32)
+    assert model.h[2].mlp.up.weight.shape == (8 * 32, 32)
+    assert type(model.h[2].attn) is type(model.h[0].attn)  # one attention class, reused
+    ids = torch.randint(0, 101, (2, 5), generator=torch.Generator().manual_seed(0))
+    assert torch.equal(module.generate(model, ids, 6, eos_token_id=None),
+                       module.generate(model, ids, 6, eos_token_id=None, use_cache=False))
+
+    resolved = resolve_spec(spec)
+    wide = resolved.split("  Wide:")[1].split("model:")[0]
+    assert "hidden: 8 * n_embd                      # tests/specs/compose/wide_lm.yaml:10" in wide
+    assert "act: gelu_tanh                          # specs/gpt2.yaml:23" in wide
+    assert "forward: |                                  # specs/gpt2.yaml:24" in wide
+    assert "extends" not in wide
+
+
+def test_a_set_on_the_base_block_reaches_what_derives_from_it():
+    compiled = compile_spec(COMPOSE / "wide_lm.yaml", sets=["blocks.Block.layers.attn.heads=4"])
+    assert compiled.source.count("CausalSelfAttention(config.n_embd, 4") == 2
+
+
+MLP_PAIR = """\
+archcc: 1
+name: m
+params: {d: 16}
+inputs:
+  x: {shape: [B, T, d]}
+blocks:
+  Mlp:
+    layers:
+      ln: {op: layernorm, dim: d}
+      ff: {op: ffn, dim: d, hidden: 2 * d}
+    forward: |
+      return x + ff(ln(x))
+  Wide:
+    extends: Mlp
+    layers:
+      ff: {hidden: 8 * d}
+model:
+  layers:
+    h: {pattern: MW, blocks: {M: Mlp, W: Wide}}
+  forward: |
+    return h(x)
+"""
+
+
+def test_arch_blocks_extend_like_yaml_blocks(tmp_path):
+    yaml_spec = _write(tmp_path, "m.yaml", MLP_PAIR)
+    arch_spec = _write(tmp_path, "m.arch", """\
+archcc 1
+spec m
+params {
+  d = 16
+}
+input x: float32[B, T, d]
+
+block Mlp(x) {
+  ln = layernorm(dim = d)
+  ff = ffn(dim = d, hidden = 2 * d)
+  forward {
+    return x + ff(ln(x))
+  }
+}
+
+block Wide() extends Mlp {
+  ff = ffn(hidden = 8 * d)
+}
+
+model {
+  h = repeat("MW", M = Mlp, W = Wide)
+  forward {
+    return h(x)
+  }
+}
+""")
+    from_yaml, from_arch = load_spec(yaml_spec), load_spec(arch_spec)
+    assert from_arch.spec == from_yaml.spec
+    assert from_arch.derived_blocks == ("Wide",) and from_arch.composed
+    assert from_arch.spec.blocks["Wide"].layers["ff"].hidden == "8 * d"
+    assert from_arch.where.key(("blocks", "Wide", "layers", "ff", "hidden")).line == 17
+    assert from_arch.where.key(("blocks", "Wide", "layers", "ln")).line == 9  # Mlp's
+
+
+@pytest.mark.parametrize(("wide", "message"), [
+    ("{extends: Blok}", "unknown block 'Blok'"),
+    ("{extends: Wide}", "block 'Wide' cannot extend itself"),
+    ("{extends: [Block]}", "extends names a block"),
+    ("{extends: Tall}\n  Tall: {extends: Wide}", "block cycle: Wide -> Tall -> Wide"),
+    ("{extends: Block, layers: {mlp: {hiden: 8}}}", "unknown key 'hiden'"),
+])
+def test_bad_block_bases_are_located_errors(project, wide, message):
+    child = _write(project, "specs/child.yaml",
+                   f"extends: gpt2.yaml\nname: child\nblocks:\n  Wide: {wide}\n")
+    rendered = _error(child)
+    assert message in rendered, rendered
+    assert rendered.startswith(str(Path("specs") / "child.yaml")) or \
+        "specs/child.yaml" in rendered.split(" error")[0], rendered
+    if message.startswith("unknown block"):
+        assert "did you mean 'Block'?" in rendered
+    if message.startswith("unknown key"):
+        assert "did you mean 'hidden'?" in rendered
+
+
+def test_fmt_refuses_a_derived_block(tmp_path):
+    """fmt rewrites one file from its validated spec: that would inline Wide's base."""
+    spec = _write(tmp_path, "m.yaml", MLP_PAIR)
+    refused = subprocess.run([sys.executable, "-m", "archcc", "fmt", str(spec)], cwd=ROOT,
+                             capture_output=True, text=True)
+    assert refused.returncode == 1 and "Traceback" not in refused.stderr
+    assert "derives block Wide with extends" in refused.stderr
+    assert spec.read_text() == MLP_PAIR

@@ -41,6 +41,7 @@ CASES = {
     "bad_repeat_count": ("times: n_layer", "times: 0"),
     "absurd_size": ("n_embd: 768", "n_embd: 10 ** 12"),
     "unknown_block": ("repeat: Block", "repeat: Blok"),
+    "unknown_block_base": ("blocks:\n  Block:", "blocks:\n  Wide: {extends: Blok}\n  Block:"),
     "tie_unknown": ("tie: wte", "tie: wpe2"),
     "tie_shape": ("tie: wte", "tie: wpe"),
     "unclosed_paren": ("x = x + attn(ln_1(x))", "x = x + attn(ln_1(x)"),

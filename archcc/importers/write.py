@@ -20,7 +20,7 @@ import tempfile
 from pathlib import Path
 
 from archcc.diagnostics import ArchccError, Diagnostic, SourceLoc
-from archcc.parser.compose import compose, merge
+from archcc.parser.compose import compose, expand_block_bases, merge
 from archcc.parser.schema import Spec
 from archcc.parser.yaml_loader import SourceMap
 
@@ -86,6 +86,7 @@ def render(family: str, overlay: dict, note: str = "") -> Spec:
     if unknown:  # an importer bug, not a user error: the tables name the spec's params
         raise KeyError(f"{family}.yaml has no params {sorted(unknown)}")
     data, where = merge(data, where, overlay, SourceMap(where.file))
+    expand_block_bases(data, where)
     return validate(data, where)
 
 

@@ -15,7 +15,7 @@ from pydantic import BaseModel, ValidationError
 
 from archcc.diagnostics import ArchccError, Diagnostic, SourceLoc
 from archcc.parser import schema
-from archcc.parser.compose import apply_sets, compose
+from archcc.parser.compose import apply_sets, compose, expand_block_bases
 from archcc.parser.dsl import parse_arch
 from archcc.parser.expr import did_you_mean
 from archcc.parser.provenance import render_resolved
@@ -36,11 +36,14 @@ class LoadedSpec:
     """Every file read: the spec first, then what it extends and imports."""
     sets: tuple[str, ...] = ()
     """The ``--set key=value`` overrides applied."""
+    derived_blocks: tuple[str, ...] = ()
+    """Blocks written ``{extends: Block, ...}``, now whole."""
 
     @property
     def composed(self) -> bool:
-        """True when the spec is more than its own file (fmt/convert would flatten it)."""
-        return len(self.sources) > 1 or bool(self.sets)
+        """True when the spec is more than its own file says in full (extends, imports,
+        --set or a derived block): fmt/convert would flatten it."""
+        return len(self.sources) > 1 or bool(self.sets) or bool(self.derived_blocks)
 
 
 def _model_fields(model: type[BaseModel]) -> set[str]:
@@ -157,11 +160,13 @@ def read_document(path: str | Path) -> tuple[dict, SourceMap]:
     return load_yaml(file, text)
 
 
-def _composed(path: str | Path, sets: Sequence[str]) -> tuple[dict, SourceMap, list[Path]]:
+def _composed(path: str | Path, sets: Sequence[str]
+              ) -> tuple[dict, SourceMap, list[Path], list[str]]:
+    """Compose, override, expand derived blocks: the data validation sees."""
     data, where, sources = compose(Path(path), read_document)
     if sets:
         apply_sets(data, where, list(sets))
-    return data, where, sources
+    return data, where, sources, expand_block_bases(data, where)
 
 
 def load_spec(path: str | Path, sets: Sequence[str] = ()) -> LoadedSpec:
@@ -173,9 +178,9 @@ def load_spec(path: str | Path, sets: Sequence[str] = ()) -> LoadedSpec:
 
     plugins.load_installed()
     text = read_text(path)
-    data, where, sources = _composed(path, sets)
+    data, where, sources, derived = _composed(path, sets)
     return LoadedSpec(validate(data, where), where, display_path(path), text,
-                      tuple(display_path(s) for s in sources), tuple(sets))
+                      tuple(display_path(s) for s in sources), tuple(sets), tuple(derived))
 
 
 def resolve_spec(path: str | Path, sets: Sequence[str] = ()) -> str:
@@ -183,6 +188,6 @@ def resolve_spec(path: str | Path, sets: Sequence[str] = ()) -> str:
 
     The spec is validated first, so what is printed is exactly what ``build`` compiles.
     """
-    data, where, _ = _composed(path, sets)
+    data, where, *_ = _composed(path, sets)
     validate(data, where)
     return render_resolved(data, where)

@@ -12,7 +12,8 @@ mappings merge key by key, everything else (lists, strings, numbers) replaces, a
 deletes the key. ``imports: [lib/blocks.yaml]`` adds the ``blocks:`` of block libraries
 (files holding only ``archcc: 1`` and ``blocks:``); a name defined twice is an error.
 ``--set n_layer=24`` (a param) or ``--set blocks.Block.layers.attn.heads=16`` (any path)
-applies last. References are relative paths that must stay inside the project (the nearest
+applies next; then a block written ``{extends: Block, ...}`` becomes that block with its
+changes. References are relative paths that must stay inside the project (the nearest
 folder above the spec holding ``.git`` or ``pyproject.toml``): no absolute paths, no URLs,
 nothing is fetched or imported as code.
 
@@ -175,6 +176,73 @@ class _Composer:
             for table, source in ((where.keys, lib_where.keys),
                                   (where.values, lib_where.values)):
                 table.update({p: v for p, v in source.items() if p[:2] == ("blocks", name)})
+
+
+# ------------------------------------------------------------------------- block bases
+
+
+def _within(where: SourceMap, prefix: SpecPath) -> SourceMap:
+    """The part of ``where`` under ``prefix``, with paths relative to it."""
+    cut = len(prefix)
+    return SourceMap(where.file,
+                     {p[cut:]: loc for p, loc in where.keys.items() if p[:cut] == prefix},
+                     {p[cut:]: text for p, text in where.values.items() if p[:cut] == prefix})
+
+
+def expand_block_bases(data: dict, where: SourceMap) -> list[str]:
+    """Blocks written as changes to another block: ``{extends: Block, ...}``.
+
+    The base block is merged under the derived one by the spec merge rules (mappings merge,
+    the rest replaces, ``null`` deletes), so a pattern can mix a block and a variant::
+
+        blocks:
+          Wide: {extends: Block, layers: {mlp: {hidden: 8 * n_embd}}}
+        model: {layers: {h: {pattern: BBW, blocks: {B: Block, W: Wide}}}}
+
+    Runs after ``--set``: a change to the base reaches what derives from it. Inherited keys
+    keep the base's file:line. Returns the derived block names, in definition order.
+    """
+    blocks = data.get("blocks")
+    if not isinstance(blocks, dict):
+        return []
+    derived = [n for n, b in blocks.items() if isinstance(b, dict) and "extends" in b]
+    for name in derived:
+        _expand(blocks, where, name, ())
+    return derived
+
+
+def _expand(blocks: dict, where: SourceMap, name: str, chain: tuple[str, ...]) -> None:
+    block = blocks[name]
+    if not isinstance(block, dict) or "extends" not in block:
+        return  # a plain block, or one expanded already
+    path = ("blocks", name, "extends")
+    base, loc = block["extends"], where.text(path)  # the name itself
+    if not isinstance(base, str) or base not in blocks or base == name:
+        from archcc.parser.expr import did_you_mean
+
+        what = f"unknown block '{base}'" if isinstance(base, str) and base != name else (
+            f"block '{name}' cannot extend itself" if base == name
+            else "extends names a block")
+        raise ArchccError(Diagnostic(loc, ".".join(path), what,
+                                     (did_you_mean(base, set(blocks) - {name})
+                                      if isinstance(base, str) else None)
+                                     or "a block extends another block under blocks: by "
+                                        "name; a spec file is extended at the top level"))
+    if base in chain:
+        cycle = " -> ".join((*chain, name, base))
+        raise ArchccError(Diagnostic(loc, ".".join(path), f"block cycle: {cycle}",
+                                     "a block may not extend itself, even through others"))
+    _expand(blocks, where, base, (*chain, name))
+    own = {k: v for k, v in block.items() if k != "extends"}
+    prefix = ("blocks", name)
+    merged, merged_where = merge(blocks[base], _within(where, ("blocks", base)), own,
+                                 _within(where, prefix))
+    merged_where.keys.pop(("extends",), None)
+    blocks[name] = merged
+    for table, fresh in ((where.keys, merged_where.keys), (where.values, merged_where.values)):
+        for old in [p for p in table if p[:2] == prefix and p != prefix]:
+            del table[old]
+        table.update({(*prefix, *p): loc for p, loc in fresh.items() if p})
 
 
 # ------------------------------------------------------------------------------- --set

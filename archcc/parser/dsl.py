@@ -271,11 +271,15 @@ class _ToSpec(Transformer):
         name, *rest = children
         path = ("blocks", str(name))
         self._key(path, name)
-        forward = rest.pop()
+        forward = rest.pop()  # None: a derived block keeps its base's forward
         inputs = [str(t) for t in rest if isinstance(t, Token) and t.type == "NAME"]
         docs = [t for t in rest if isinstance(t, Token) and t.type == "STRING"]
-        layers = [t for t in rest if isinstance(t, Tree)]
+        bases = [t.children[0] for t in rest if isinstance(t, Tree) and t.data == "block_base"]
+        layers = [t for t in rest if isinstance(t, Tree) and t.data != "block_base"]
         out: dict = {"inputs": inputs} if inputs else {}
+        if bases:
+            self._key((*path, "extends"), bases[0])
+            out["extends"] = str(bases[0])
         if docs:
             out["doc"] = decode_string(str(docs[0]))
         out.update(self._body(path, layers, forward))
@@ -289,7 +293,13 @@ class _ToSpec(Transformer):
         out.update(self._body(("model",), layers, forward))
         return "model", None, out, meta
 
-    def _body(self, path: SpecPath, layers: list, forward: tuple[int, int, str]) -> dict:
+    def _body(self, path: SpecPath, layers: list, forward: tuple[int, int, str] | None
+              ) -> dict:
+        if forward is None:  # a derived block: only the layers it changes
+            if not layers:
+                return {}
+            self.where.keys[(*path, "layers")] = SourceLoc(self.file, layers[0].meta.line, 1)
+            return {"layers": self._assignments(layers, (*path, "layers"))}
         line, indent, text = forward
         first = layers[0].meta.line if layers else line
         self.where.keys[(*path, "layers")] = SourceLoc(self.file, first, 1)
