@@ -62,6 +62,13 @@ def test_the_generated_code_is_a_loop_not_copies():
     assert source.count("class Attn(") == 1 and source.count("class FFNBlock(") == 1
 
 
+def test_summary_counts_each_block_of_the_pattern():
+    from archcc.inspect.summary import summarize
+
+    (h,) = [row for row in summarize(SPEC).rows if row.path == "h"]
+    assert h.kind == "Attn x4 + FFNBlock x2"
+
+
 def test_times_may_repeat_the_count(tmp_path):
     path = _variant(tmp_path, "    h: {pattern: AAFAAF, blocks: {A: Attn, F: FFNBlock}, "
                               "times: 6}\n")

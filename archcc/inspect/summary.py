@@ -15,6 +15,7 @@ layer (views excluded): what eager training keeps at most for backward.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -159,7 +160,8 @@ class _Folder:
         shape = self.m.shapes.get(first, [])
         if is_repeat:
             inner = self.children[first]
-            kind = f"{self.m.kinds[inner[0]]} x{len(inner)}"
+            counts = Counter(self.m.kinds[p] for p in inner)  # a pattern mixes blocks
+            kind = " + ".join(f"{name} x{n}" for name, n in counts.items())
             shape = self.m.shapes.get(inner[-1], [])
         flops = sum(self.m.flops[p] for p in members)
         return Row(label, kind, level, len(members), shape, sum(self.m.params[p] for p in members),

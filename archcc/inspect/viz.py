@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+from collections import Counter
 from dataclasses import dataclass, field
 
 from archcc.ir.graph import ModuleIR, Program, program_order
@@ -109,20 +110,33 @@ class _Builder:
         opens = inner is not None and (self.expand >= 2 or (self.expand >= 1
                                                               and inner.kind == "block"))
         if opens:
-            label = f"{target}: {cls}" + (f" x{times}" if times else "")
+            label = f"{target}: {self._mix(sub) if times else cls}"
             self.graph.clusters[vid] = (label, cluster, layer_path)
             inner_path = f"{layer_path}.*" if times else layer_path
             entries, exit_ = self.module(inner, vid + "/", inner_path, vid, level + 1)
             if entries and exit_:
                 return entries, exit_
         kind_name = cls or (sub.kind if sub else "call")
-        label = f"{target}: {kind_name}" + (f" x{times}" if times else "")
+        label = f"{target}: {self._mix(sub) if times else kind_name}"
         fused = bool(cls) and _fused_inside(self.program, cls)
         if fused:
             label += " (fused)"
         self.graph.nodes[vid] = Node(vid, label, "repeat" if times else "call", cluster,
                                      layer_path, fused)
         return [vid], vid
+
+    def _mix(self, sub) -> str:
+        """``Block x6``, or how many of each block where a pattern or a cycle mixes them
+        (``Block x4 + Wide x2``)."""
+        a, times = sub.args, self._times(sub)
+        if a.get("pattern"):
+            layers = [a["letters"][c] for c in a["pattern"]]
+        elif a.get("cycle") and isinstance(times, int):
+            classes = (sub.cls, *a["cycle"])
+            layers = [classes[i % len(classes)] for i in range(times)]
+        else:
+            return f"{sub.cls} x{times}"
+        return " + ".join(f"{cls} x{n}" for cls, n in Counter(layers).items())
 
     def _times(self, sub) -> int | str:
         try:

@@ -117,7 +117,7 @@ def test_different_repeat_instances_are_measured_not_copied():
     assert measured.flops["h.2"] == 2 * 3 * 8 * 32 * 2
     assert measured.flops[""] == 3 * (2 * 3 * 8 * 8) + measured.flops["h.2"]
     rows = [(r.path, r.kind) for r in _Folder(measured).rows(max_depth=2)]
-    assert rows == [("h", "Linear x4"), ("h.0", "Linear"), ("h.1", "Linear"),
+    assert rows == [("h", "Linear x3 + Sequential x1"), ("h.0", "Linear"), ("h.1", "Linear"),
                     ("h.2", "Sequential"), ("h.3", "Linear")]
 
 

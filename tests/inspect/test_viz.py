@@ -33,6 +33,14 @@ def test_repeats_fold_and_edges_carry_shapes():
     assert {n.path for n in opened.nodes.values()} >= {"h.*.attn", "h.*.ln_1", "lm_head"}
 
 
+def test_a_mixed_repeat_counts_each_block():
+    """A pattern or a cycle is labelled with how many layers each block is."""
+    wide = spec_graph(ROOT / "tests" / "specs" / "compose" / "wide_lm.yaml")
+    assert "h: Block x4 + Wide x2 (fused)" in _labels(wide)
+    swin = spec_graph(ROOT / "specs" / "swin.yaml")
+    assert "stage_2: Block_2 x3 + ShiftedBlock_2 x3 (fused)" in _labels(swin)
+
+
 def test_after_pass_shows_the_unfused_and_fused_ir():
     before = spec_graph(GPT2, after="none", expand=2)
     after = spec_graph(GPT2, after="fuse_attention", expand=2)
