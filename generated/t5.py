@@ -617,7 +617,6 @@ def generate(
     return tokens
 
 
-@torch.no_grad()
 def decode_layout(model: nn.Module, enabled: bool = True) -> nn.Module:
     """Store every nn.Linear weight input-major, for fast one-token steps; returns ``model``.
 

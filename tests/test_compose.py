@@ -257,7 +257,7 @@ model {
 
 @pytest.mark.parametrize(("wide", "message"), [
     ("{extends: Blok}", "unknown block 'Blok'"),
-    ("{extends: Wide}", "block 'Wide' cannot extend itself"),
+    ("{extends: Wide}", "block cycle: Wide -> Wide"),
     ("{extends: [Block]}", "extends names a block"),
     ("{extends: Tall}\n  Tall: {extends: Wide}", "block cycle: Wide -> Tall -> Wide"),
     ("{extends: Block, layers: {mlp: {hiden: 8}}}", "unknown key 'hiden'"),

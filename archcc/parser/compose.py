@@ -216,22 +216,22 @@ def _expand(blocks: dict, where: SourceMap, name: str, chain: tuple[str, ...]) -
     if not isinstance(block, dict) or "extends" not in block:
         return  # a plain block, or one expanded already
     path = ("blocks", name, "extends")
-    base, loc = block["extends"], where.text(path)  # the name itself
-    if not isinstance(base, str) or base not in blocks or base == name:
+    base = block["extends"]
+
+    def fail(message: str, hint: str | None = None) -> ArchccError:
+        return ArchccError(Diagnostic(where.text(path), ".".join(path), message, hint))
+
+    if not isinstance(base, str):
+        raise fail("extends names a block", "a block extends another block under blocks: by "
+                                            "name; a spec file is extended at the top level")
+    if base == name or base in chain:
+        raise fail(f"block cycle: {' -> '.join((*chain, name, base))}",
+                   "a block may not extend itself, even through others")
+    if base not in blocks:
         from archcc.parser.expr import did_you_mean
 
-        what = f"unknown block '{base}'" if isinstance(base, str) and base != name else (
-            f"block '{name}' cannot extend itself" if base == name
-            else "extends names a block")
-        raise ArchccError(Diagnostic(loc, ".".join(path), what,
-                                     (did_you_mean(base, set(blocks) - {name})
-                                      if isinstance(base, str) else None)
-                                     or "a block extends another block under blocks: by "
-                                        "name; a spec file is extended at the top level"))
-    if base in chain:
-        cycle = " -> ".join((*chain, name, base))
-        raise ArchccError(Diagnostic(loc, ".".join(path), f"block cycle: {cycle}",
-                                     "a block may not extend itself, even through others"))
+        raise fail(f"unknown block '{base}'", did_you_mean(base, set(blocks) - {name})
+                   or f"blocks here: {', '.join(sorted(set(blocks) - {name}))}")
     _expand(blocks, where, base, (*chain, name))
     own = {k: v for k, v in block.items() if k != "extends"}
     prefix = ("blocks", name)

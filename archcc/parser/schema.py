@@ -520,7 +520,7 @@ class RNNDecoder(_Strict):
 SEQUENCE_OPS = [RNN, LSTM, GRU, Conv1d, EmbeddingBag, RNNDecoder]
 
 
-# the ops a residual may wrap: one module from x to x's shape (plugin ops join them)
+# the ops a residual may wrap (registered plugin ops join them, see _spec_with)
 SIMPLE_OPS = [Embedding, Linear, LayerNorm, RMSNorm, Dropout, ActivationLayer, Attention, FFN,
               Patchify, Sinusoidal, Parameter, RelativeBias, Conv2d, GroupNorm, Upsample,
               Downsample, Timesteps, ResBlock, ImageAttention, PatchMerge]
