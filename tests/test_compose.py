@@ -191,6 +191,11 @@ def test_a_derived_block_changes_only_what_it_says(tmp_path):
 def test_a_set_on_the_base_block_reaches_what_derives_from_it():
     compiled = compile_spec(COMPOSE / "wide_lm.yaml", sets=["blocks.Block.layers.attn.heads=4"])
     assert compiled.source.count("CausalSelfAttention(config.n_embd, 4") == 2
+    wider = compile_spec(COMPOSE / "wide_lm.yaml", sets=["blocks.Wide.layers.mlp.hidden=64"])
+    assert "MLP(config.n_embd, 64" in wider.source
+    with pytest.raises(ArchccError) as info:  # Wide does not write attn: its base does
+        load_spec(COMPOSE / "wide_lm.yaml", ["blocks.Wide.layers.attn.heads=4"])
+    assert "set blocks.Block.layers.attn.heads (it reaches both)" in str(info.value)
 
 
 MLP_PAIR = """\

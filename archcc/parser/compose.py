@@ -274,11 +274,22 @@ def apply_sets(data: dict, where: SourceMap, assignments: list[str]) -> None:
             parent = parent.get(part) if isinstance(parent, dict) else None
             if not isinstance(parent, dict):
                 raise ArchccError(Diagnostic(loc, key, f"'{part}' is not a mapping in this "
-                                                       "spec", "check the path with "
-                                                               "`archcc resolve`"))
+                                                       "spec", _set_hint(data, path)))
         if value is None:
             parent.pop(path[-1], None)
         else:
             parent[path[-1]] = value
         where.keys[path] = loc
         where.values.pop(path, None)
+
+
+def _set_hint(data: dict, path: SpecPath) -> str:
+    """A ``--set`` path runs before derived blocks are expanded: under one, only the keys it
+    writes itself exist, so point at its base (a change there reaches both)."""
+    block = (data.get("blocks") or {}).get(path[1]) if path[0] == "blocks" and len(path) > 2 \
+        else None
+    if isinstance(block, dict) and isinstance(block.get("extends"), str):
+        base = ".".join(("blocks", block["extends"], *path[2:]))
+        return (f"blocks.{path[1]} extends {block['extends']} and does not write this key: "
+                f"set {base} (it reaches both), or write the key in {path[1]}")
+    return "check the path with `archcc resolve`"
