@@ -668,16 +668,29 @@ class Input(_Strict):
 class Block(_Strict):
     """A reusable block: its layers and how they are wired. Becomes one nn.Module class."""
 
+    extends: Identifier | None = None
+    """Another block under `blocks:` that this one changes (`{extends: Block, layers: {mlp:
+    {hidden: 8 * n_embd}}}`), merged like a spec's `extends`; what it does not write,
+    `forward` included, is the base's. Resolved before validation."""
     doc: DocText | None = None
     """One line for the class docstring."""
     inputs: list[Identifier] = ["x"]
     """Forward arguments. The first is threaded through a repeat; the rest are shared."""
     layers: dict[Identifier, Layer] = {}
-    forward: str
+    forward: str | None = None
     """Statements, one per line: `x = x + attn(ln_1(x))`, ending in `return ...`
-    (or returning the last assigned name)."""
+    (or returning the last assigned name). Required, unless the block `extends` another."""
 
-    _normal_forward = field_validator("forward")(lambda text: normal_forward(text))
+    _normal_forward = field_validator("forward")(
+        lambda text: None if text is None else normal_forward(text))
+
+    @model_validator(mode="after")
+    def _wired(self) -> Block:
+        # optional in the JSON Schema only so that editors accept a derived block's changes
+        if self.forward is None:
+            raise ValueError(f"missing required field 'forward'{HINT_MARK}a block says how its "
+                             "layers are wired; a block that `extends` another inherits it")
+        return self
 
 
 class Model(_Strict):
