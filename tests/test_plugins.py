@@ -102,6 +102,15 @@ class CBAMChannelGate(nn.Module):
         return x * torch.sigmoid(avg + peak).unsqueeze(2).unsqueeze(3).expand_as(x)
 
 
+def _reference_gate(ca: nn.Module, channels: int = 16, reduction: int = 4) -> CBAMChannelGate:
+    """The authors' gate with the weights of a generated ChannelAttention."""
+    ours = ca.state_dict()
+    gate = CBAMChannelGate(channels, reduction).eval()
+    gate.load_state_dict({"mlp.1.weight": ours["fc1.weight"], "mlp.1.bias": ours["fc1.bias"],
+                          "mlp.3.weight": ours["fc2.weight"], "mlp.3.bias": ours["fc2.bias"]})
+    return gate
+
+
 def _cli(*args: str, path: list[Path] = (), cwd: Path = ROOT, discover: bool = True):
     """archcc in a subprocess; ``discover=False`` runs it as if no plugin were installed
     (ARCHCC_PLUGINS=0), whatever this environment has installed."""
@@ -214,10 +223,7 @@ def test_plugin_op_round_trips_through_the_arch_language(cbam, tmp_path):
 def test_generated_module_equals_the_cbam_reference(cbam, tmp_path):
     module = archcc.build(_spec(tmp_path), out_dir=tmp_path / "gen")
     model = module.Model(module.Config()).eval()
-    reference = CBAMChannelGate(16, 4).eval()
-    ours = model.ca.state_dict()
-    reference.load_state_dict({"mlp.1.weight": ours["fc1.weight"], "mlp.1.bias": ours["fc1.bias"],
-                               "mlp.3.weight": ours["fc2.weight"], "mlp.3.bias": ours["fc2.bias"]})
+    reference = _reference_gate(model.ca)
     x = torch.randn(3, 16, 8, 8)
     with torch.no_grad():
         assert torch.allclose(model(x), reference(x), atol=1e-6)
@@ -261,10 +267,7 @@ def test_a_residual_wraps_a_plugin_op(cbam, tmp_path, placement):
     model = module.Model(module.Config()).eval()
     with torch.no_grad():
         model.ca_norm.weight.uniform_(0.5, 1.5)  # not the identity affine
-    gate = CBAMChannelGate(16, 4).eval()
-    ours = model.ca.state_dict()
-    gate.load_state_dict({"mlp.1.weight": ours["fc1.weight"], "mlp.1.bias": ours["fc1.bias"],
-                          "mlp.3.weight": ours["fc2.weight"], "mlp.3.bias": ours["fc2.bias"]})
+    gate = _reference_gate(model.ca)
     norm = model.ca_norm
     x = torch.randn(3, 16, 8, 8)
     with torch.no_grad():
