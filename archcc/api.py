@@ -17,15 +17,16 @@ from pathlib import Path
 from types import ModuleType
 
 from archcc import __version__
-from archcc.codegen.emit import generate, write_atomic
+from archcc.codegen.emit import generate
 from archcc.inspect.budget import check_budget
 from archcc.ir.build import build as build_ir
 from archcc.ir.graph import Program
 from archcc.ir.infer import infer_shapes
 from archcc.ir.kv_cache import add_kv_cache, causal_kv_shapes
 from archcc.ir.passes import optimize
+from archcc.output import write_all, write_atomic
 from archcc.parser import load_spec
-from archcc.runtime.loader import import_file
+from archcc.runtime.loader import import_file, import_source
 
 
 @dataclass
@@ -68,8 +69,9 @@ def build(path: str | Path, out_dir: str | Path = "generated", opt_level: int = 
 
 
 def _cache_dir() -> Path:
-    root = os.environ.get("ARCHCC_CACHE") or Path.home() / ".cache" / "archcc"
-    return Path(root)
+    root = Path(os.environ.get("ARCHCC_CACHE") or Path.home() / ".cache" / "archcc")
+    root.mkdir(parents=True, exist_ok=True, mode=0o700)
+    return root
 
 
 @functools.cache
@@ -90,18 +92,50 @@ def compiler_fingerprint() -> str:
 
 def load(path: str | Path, opt_level: int = 2, sets: Sequence[str] = ()) -> ModuleType:
     """Build into a cache keyed by the bytes of the spec and every file it extends or
-    imports (and archcc's own sources, the opt level and ``sets``), then import."""
+    imports (and archcc's own sources, the opt level and ``sets``), then import.
+
+    A cached module is imported only when its bytes still have the digest recorded when it
+    was written, and only from a cache folder no other user can write; otherwise it is
+    compiled afresh (and rewritten)."""
     loaded = load_spec(path, sets)
     digest = hashlib.sha256(f"{compiler_fingerprint()}|O{opt_level}|{list(sets)}".encode())
     for source in loaded.sources:
         digest.update(b"\0" + Path(source).read_bytes())
     key = digest.hexdigest()[:16]
     folder = _cache_dir() / key
-    cached = list(folder.glob("*.py")) if folder.is_dir() else []
-    if len(cached) == 1:
-        name = f"archcc_cache_{key}.{cached[0].stem}"
-        return sys.modules.get(name) or import_file(cached[0], name)
+    cached = _verified_cache(folder)
+    if cached is not None:
+        name, source = cached
+        module_name = f"archcc_cache_{key}.{name}"
+        return sys.modules.get(module_name) or import_source(source, module_name)
     compiled = compile_spec(path, opt_level=opt_level, sets=sets)
     target = folder / f"{compiled.name}.py"
-    write_atomic(target, compiled.source)
-    return import_file(target, f"archcc_cache_{key}.{compiled.name}")
+    write_all({target: compiled.source, target.with_suffix(".sha256"): _sha256(compiled.source)})
+    return import_source(compiled.source, f"archcc_cache_{key}.{compiled.name}")
+
+
+def _sha256(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _private(folder: Path) -> bool:
+    """Owned by this user and writable by no one else (where the OS has such notions)."""
+    if not hasattr(os, "getuid"):
+        return True
+    for part in (folder, folder.parent):
+        info = part.stat()
+        if info.st_uid != os.getuid() or info.st_mode & 0o022:
+            return False
+    return True
+
+
+def _verified_cache(folder: Path) -> tuple[str, str] | None:
+    """(module name, source) of the one cached module whose digest checks out, else None."""
+    if not folder.is_dir() or not _private(folder):
+        return None
+    files = list(folder.glob("*.py"))
+    if len(files) != 1 or not files[0].with_suffix(".sha256").is_file():
+        return None
+    source = files[0].read_bytes().decode("utf-8", errors="replace")
+    recorded = files[0].with_suffix(".sha256").read_text(encoding="utf-8").strip()
+    return (files[0].stem, source) if _sha256(source) == recorded else None

@@ -14,11 +14,11 @@ from pathlib import Path
 
 from archcc import __version__, plugins
 from archcc.api import Compiled, compile_spec
-from archcc.codegen.emit import write_atomic
 from archcc.codegen.targets import TARGETS
 from archcc.diagnostics import ArchccError, Diagnostic, SourceLoc, render
 from archcc.ir.graph import program_text
 from archcc.ir.passes import PASS_NAMES
+from archcc.output import write_all, write_atomic
 from archcc.parser import LoadedSpec, load_spec, resolve_spec
 from archcc.parser.catalog import describe as describe_op
 from archcc.parser.catalog import list_ops
@@ -152,10 +152,9 @@ def cmd_build(args: argparse.Namespace) -> int:
     if duplicates:
         print(f"archcc: several specs are named {sorted(duplicates)}", file=sys.stderr)
         return 1
+    write_all({args.out / f"{r.name}.py": r.source for r in results})  # all or none
     for result in results:
-        target = args.out / f"{result.name}.py"
-        write_atomic(target, result.source)
-        print(f"wrote {target}")
+        print(f"wrote {args.out / f'{result.name}.py'}")
         if args.explain:
             for line in result.program.passes_log or ["no pass changed anything"]:
                 print(f"  {line}")

@@ -1,20 +1,19 @@
 """Program -> source text -> file, deterministically and atomically.
 
     source = generate(program)            # the same spec always gives the same bytes
-    write_atomic(Path("generated/gpt2.py"), source)
+    write_atomic(Path("generated/gpt2.py"), source)   # archcc.output: all or nothing
 """
 
 from __future__ import annotations
 
 import ast
-import os
 import subprocess
-import tempfile
 from functools import lru_cache
 from pathlib import Path
 
 import jinja2
 
+from archcc.codegen import safe_text
 from archcc.codegen.targets import input_table
 from archcc.codegen.views import file_view
 from archcc.diagnostics import ArchccError, Diagnostic, SourceLoc
@@ -42,11 +41,16 @@ def generate(program: Program, target: str = "torch") -> str:
     try:
         ast.parse(source)
     except SyntaxError as exc:  # a bug in archcc, reported in the usual format
-        raise ArchccError(Diagnostic(SourceLoc(program.source), "codegen",
-                                     f"generated code does not parse: {exc.msg} "
-                                     f"(line {exc.lineno})",
-                                     "please report this spec to archcc")) from None
+        _codegen_bug(program, f"generated code does not parse: {exc.msg} (line {exc.lineno})")
+    broken = safe_text.check_source(source)
+    if broken:  # never written, never imported: the invariant that keeps spec text inert
+        _codegen_bug(program, f"generated code breaks a safety invariant: {broken}")
     return source
+
+
+def _codegen_bug(program: Program, message: str) -> None:
+    raise ArchccError(Diagnostic(SourceLoc(program.source), "codegen", message,
+                                 "please report this spec to archcc"))
 
 
 LINE_LENGTH = 100
@@ -62,16 +66,3 @@ def format_source(source: str) -> str:
         [find_ruff_bin(), "format", "--isolated", f"--line-length={LINE_LENGTH}", "-"],
         input=source, capture_output=True, text=True, check=False)
     return result.stdout if result.returncode == 0 else source
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """Write via a temp file in the same folder and rename: never a half-written module."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from archcc.codegen import safe_text
 from archcc.ir.kv_cache import CACHE
 from archcc.parser.expr import PRECEDENCE, render, render_binary, wrap
 
@@ -227,7 +228,7 @@ def render_expr(value, resolve: Callable[[str], str]) -> str:
     """Render an attribute expression (or plain literal) with names mapped by ``resolve``."""
     if hasattr(value, "pos"):
         return render(value, resolve)
-    return repr(value)
+    return safe_text.literal(value)
 
 # Sequence primitives (ports of tuple-valued calls, packing, pooling, cat) live beside.
 from archcc.codegen.render_seq import RENDERERS as _SEQUENCE_RENDERERS  # noqa: E402

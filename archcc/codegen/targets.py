@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from archcc.codegen import safe_text
 from archcc.ir.graph import Program
 
 TARGETS = ("torch", "tensorrt")
@@ -47,8 +48,7 @@ def symbols(program: Program, raw_shape: list) -> tuple[str | None, ...]:
 
 
 def _literal(items: tuple) -> str:
-    body = ", ".join("None" if s is None else repr(s) for s in items)
-    return f"({body}{',' if len(items) == 1 else ''})"
+    return safe_text.literal(tuple(items))
 
 
 def input_table(program: Program, target: str = "torch") -> InputTable:
@@ -63,5 +63,6 @@ def input_table(program: Program, target: str = "torch") -> InputTable:
         opt = DEFAULT_BATCH if symbol == "B" else program.dims.get(symbol, DEFAULT_SIZE)
         ranges.append((symbol, _literal((1, opt, MAX_FACTOR * opt))))
     repeats = [s.name for s in program.model.submodules.values() if s.kind == "repeat"]
-    plan = [(repr(path), repr(style)) for path, style in program.parallel.items()]
+    plan = [(safe_text.literal(path), safe_text.literal(style))
+            for path, style in program.parallel.items()]
     return InputTable(dynamic, ranges, target == "tensorrt", repeats, plan)

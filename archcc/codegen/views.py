@@ -9,8 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from archcc import __version__
-from archcc.codegen import render_image, views_seq
+from archcc.codegen import render_image, safe_text, views_seq
 from archcc.codegen.buffers_vision import VISION_BUFFERS
 from archcc.codegen.forward import Line, emit_forward
 from archcc.codegen.render import render_expr
@@ -23,6 +22,7 @@ from archcc.codegen.views_decoder import (
     recurrent_token,
 )
 from archcc.ir.graph import ModuleIR, Program, Submodule
+from archcc.parser import project_path
 
 _TORCH_LAYERS = {"linear": "nn.Linear", "layernorm": "nn.LayerNorm", "rmsnorm": "nn.RMSNorm",
                  "embedding": "nn.Embedding", "dropout": "nn.Dropout", "conv2d": "nn.Conv2d"}
@@ -168,7 +168,7 @@ def _plugin_line(sub: Submodule, resolve) -> str:
     a = sub.args
     parts = [_arg(v, resolve) for v in a["sizes"]]
     parts += [f"{k}={_arg(v, resolve)}" for k, v in a["keywords"].items()]
-    parts += [f"{k}={v!r}" for k, v in a["literals"].items()]
+    parts += [f"{k}={safe_text.literal(v)}" for k, v in a["literals"].items()]
     return f"self.{sub.name} = {sub.cls}({', '.join(parts)})"
 
 
@@ -219,7 +219,8 @@ def _init_lines(module: ModuleIR, program: Program, needs_config: bool) -> list[
         if sub.tie:
             lines.append(f"self.{sub.name}.weight = self.{sub.tie}.weight  # tied")
     if module.load_fusions:  # checkpoints with the unfused linears still load
-        fused = ", ".join(f"{name!r}: {parts!r}" for name, parts in module.load_fusions.items())
+        fused = ", ".join(f"{safe_text.literal(name)}: {safe_text.literal(tuple(parts))}"
+                          for name, parts in module.load_fusions.items())
         lines.append(f"self.register_load_state_dict_pre_hook(_concat_on_load({{{fused}}}))")
     return lines
 
@@ -227,29 +228,16 @@ def _init_lines(module: ModuleIR, program: Program, needs_config: bool) -> list[
 # ----------------------------------------------------------------------------- classes
 
 
-def docstring_safe(text: str) -> str:
-    """Spec text shown inside a docstring: one line, no way out of the triple quotes.
-
-    Specs come from strangers; a doc of ``x\"\"\"; import os`` must stay text.
-    """
-    text = "".join(ch if ch.isprintable() else " " for ch in text)
-    return text.replace("\\", "\\\\").replace('"', '\\"').strip()
-
-
-def comment_safe(text: str) -> str:
-    """Spec text (a file path) shown in a ``#`` comment: printable, one line."""
-    return "".join(ch if ch.isprintable() else "?" for ch in text)
-
-
 def _doc(module: ModuleIR, program: Program) -> list[str]:
-    lines = [docstring_safe(module.doc)] if module.doc else []
+    lines = [safe_text.docstring(module.doc)] if module.doc else []
     if module.kind == "lowered":
         lines.append(f"Lowered by archcc from `op: {module.signature[0]}`.")
         if module.display:
             names = ", ".join(f"{short} = {name}" for name, short in module.display.items())
             lines.append(f"Shapes: {names}.")
     elif module.loc is not None:
-        lines.append(docstring_safe(f"spec: {module.loc.file}:{module.loc.line}"))
+        spec = project_path(module.loc.file)
+        lines.append(safe_text.docstring(f"spec: {spec}:{module.loc.line}"))
     return lines or [module.name]
 
 
@@ -301,7 +289,7 @@ def class_view(module: ModuleIR, program: Program) -> ClassView:
 
 def _ctor_params(module: ModuleIR) -> str:
     """A lowered class's ``__init__`` parameters: ``dim, n_head, bias=True, dropout=0.0``."""
-    return ", ".join(name if default is None else f"{name}={default!r}"
+    return ", ".join(name if default is None else f"{name}={safe_text.literal(default)}"
                      for name, default in module.ctor_args)
 
 
@@ -348,21 +336,19 @@ def _config_fields(program: Program) -> tuple[list[ConfigField], list[ConfigFiel
             text = render_expr(program.param_exprs[name], lambda n: f"self.{n}")
             props.append(ConfigField(name, type_name, text))
         else:
-            fields.append(ConfigField(name, type_name, repr(value)))
+            fields.append(ConfigField(name, type_name, safe_text.literal(value)))
     return fields, props
 
 
 def _layouts(program: Program) -> list[tuple[str, dict[str, list]]]:
-    out = []
+    literal, out = safe_text.literal, []
     for name, layout in program.layouts.items():
         out.append((name, {
-            "rename": [(repr(a), repr(b)) for a, b in layout.rename.items()],
-            "concat": [(repr(a), "[" + ", ".join(map(repr, b)) + "]")
-                       for a, b in layout.concat.items()],
-            "split": [(repr(a), "[" + ", ".join(map(repr, b)) + "]")
-                      for a, b in layout.split.items()],
-            "transpose": [repr(p) for p in layout.transpose],
-            "drop": [repr(p) for p in layout.drop],
+            "rename": [(literal(a), literal(b)) for a, b in layout.rename.items()],
+            "concat": [(literal(a), literal(list(b))) for a, b in layout.concat.items()],
+            "split": [(literal(a), literal(list(b))) for a, b in layout.split.items()],
+            "transpose": [literal(p) for p in layout.transpose],
+            "drop": [literal(p) for p in layout.drop],
         }))
     return out
 
@@ -412,10 +398,10 @@ def file_view(program: Program) -> FileView:
         "math." in line.code for c in classes for line in c.forward_lines) or any(
         "math." in text for text in extra_classes)
     example_lines, example_return = _example_lines(program)
-    source = comment_safe(program.source)
-    banner = [f"Generated by archcc {__version__} from {source}. Do not edit: change "
-              "the spec and run", f"    archcc build {source}"]
-    doc = [docstring_safe(program.doc) if program.doc else f"{program.name}, generated by archcc."]
+    spec = safe_text.comment(project_path(program.source))
+    banner = [*safe_text.BANNER, f"# spec:    {spec}", f"# rebuild: archcc build {spec}"]
+    doc = [safe_text.docstring(program.doc) if program.doc
+           else f"{program.name}, generated by archcc."]
     needs_functional = any("F." in text for c in classes for text in
                            [*c.init_lines, *(line.code for line in c.forward_lines),
                             *(line.code for m in c.methods for line in m.lines)]) or any(

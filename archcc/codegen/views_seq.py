@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+from archcc.codegen import safe_text
 from archcc.codegen.render import render_expr
 
 KINDS = ("rnn", "lstm", "gru", "conv1d", "embedding_bag", "gru_cell", "lstm_cell")
@@ -42,11 +43,11 @@ def submodule_line(sub, resolve) -> list[str]:
         pad = f", padding_idx={render_expr(a['padding_idx'], resolve)}" \
             if "padding_idx" in a else ""
         return [f"self.{sub.name} = nn.EmbeddingBag({render_expr(a['num'], resolve)}, "
-                f"{render_expr(a['dim'], resolve)}, mode={a['mode']!r}{pad})"]
+                f"{render_expr(a['dim'], resolve)}, mode={safe_text.literal(a['mode'])}{pad})"]
     extra = _keywords(a, {"layers": ("num_layers", 1), "bias": ("bias", True),
                           "batch_first": ("batch_first", False), "dropout": ("dropout", 0),
                           "bidirectional": ("bidirectional", False)}, resolve)
     if a.get("nonlinearity", "tanh") != "tanh":
-        extra += f", nonlinearity={a['nonlinearity']!r}"
+        extra += f", nonlinearity={safe_text.literal(a['nonlinearity'])}"
     return [f"self.{sub.name} = {_CLASSES[sub.kind]}({render_expr(a['in'], resolve)}, "
             f"{render_expr(a['hidden'], resolve)}{extra})"]

@@ -93,7 +93,7 @@ def render(family: str, overlay: dict, note: str = "") -> Spec:
 def write_spec(family: str, overlay: dict, out: Path, origin: SourceLoc,
                note: str = "") -> Path:
     """Compose, check that it builds, then write ``out`` atomically; returns ``out``."""
-    from archcc.codegen.emit import write_atomic
+    from archcc.output import write_atomic
     from archcc.parser.writer import render_spec
 
     spec = render(family, overlay, note)

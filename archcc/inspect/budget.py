@@ -26,6 +26,7 @@ import torch
 
 from archcc.codegen.targets import DEFAULT_SIZE
 from archcc.diagnostics import ArchccError, Diagnostic
+from archcc.inspect.reduce import Scale, reduce_repeats, scaled_totals
 from archcc.ir.graph import Program
 from archcc.ir.params import ParamScope
 from archcc.parser import LoadedSpec
@@ -45,14 +46,16 @@ def check_budget(loaded: LoadedSpec, program: Program, source: str,
     budget = loaded.spec.budget
     if budget is None or budget.model_dump(exclude_none=True) == {}:
         return
+    from archcc.codegen.emit import generate
     from archcc.inspect.load import _import_source
 
-    module = _import_source(source, program.name)
+    reduced, scale = reduce_repeats(program)  # one period per repeat: time independent of depth
+    module = _import_source(generate(reduced) if scale else source, program.name)
     errors: list[Diagnostic] = []
     if budget.params is not None or budget.flops_per_token is not None:
-        _check_measured(loaded, program, module, errors)
+        _check_measured(loaded, program, module, scale, errors)
     if budget.kv_cache_at is not None:
-        _check_kv_cache(loaded, module, kv_shapes, errors)
+        _check_kv_cache(loaded, module, kv_shapes, scale, errors)
     if errors:
         raise ArchccError(errors)
 
@@ -84,7 +87,7 @@ def _broken(loaded: LoadedSpec, path: SpecPath, message: str, hint: str) -> Diag
 # ------------------------------------------------------------------- params and FLOPs
 
 
-def _check_measured(loaded: LoadedSpec, program: Program, module: ModuleType,
+def _check_measured(loaded: LoadedSpec, program: Program, module: ModuleType, scale: Scale,
                     errors: list[Diagnostic]) -> None:
     from archcc.inspect.measure import measure
 
@@ -95,23 +98,22 @@ def _check_measured(loaded: LoadedSpec, program: Program, module: ModuleType,
                               "flops_per_token needs an input symbol T (tokens per sequence)",
                               f"inputs of this spec: {_input_text(program)}; budget "
                               "params instead, or name the sequence dim T"))
-    measured = measure(module, batch=1, dims=program.dims)
+    totals = scaled_totals(measure(module, batch=1, dims=program.dims), scale)
     if budget.params is not None:
         bound = parse_bound(budget.params, "count")
-        params = measured.params[""]
-        if not bound.holds(params):
+        if not bound.holds(totals.params):
             errors.append(_broken(loaded, ("budget", "params"),
-                                  _verdict(params, "parameters", bound),
-                                  "largest layers: " + _largest(measured.params)
+                                  _verdict(totals.params, "parameters", bound),
+                                  "largest layers: " + _largest(totals.params_by_layer)
                                   + "; shrink them (--set) or change the budget"))
     if budget.flops_per_token is not None and has_t:
         bound = parse_bound(budget.flops_per_token, "count")
         tokens = program.dims.get("T", DEFAULT_SIZE)
-        per_token = Fraction(measured.flops[""], tokens)
+        per_token = Fraction(totals.flops, tokens)
         if not bound.holds(per_token):
             errors.append(_broken(loaded, ("budget", "flops_per_token"),
                                   _verdict(per_token, "FLOPs per token", bound),
-                                  f"{measured.flops['']:,} forward FLOPs at B=1, T={tokens} "
+                                  f"{totals.flops:,} forward FLOPs at B=1, T={tokens} "
                                   f"(dims) over {tokens} tokens"))
 
 
@@ -144,14 +146,18 @@ class CacheLayer:
 
 
 def kv_cache_layers(module: ModuleType, kv_shapes: dict[str, tuple[tuple, tuple]],
-                    length: int, dtype: str = "float32") -> list[CacheLayer]:
+                    length: int, dtype: str = "float32", scale: Scale | None = None,
+                    ) -> list[CacheLayer]:
     """Every causal self-attention instance of ``module.Model`` (built on meta) with the bytes
     its keys and values take at ``length`` positions, batch 1.
 
-    Classes and K/V shapes come from the IR; instances (repeats, cycles) from the model.
+    Classes and K/V shapes come from the IR; instances (repeats, cycles) from the model. A
+    model whose repeats were cut (:func:`archcc.inspect.reduce.reduce_repeats`) stands for
+    ``scale`` times as many: each instance is then listed with its multiplicity.
     """
     with torch.device("meta"):
         model = module.Model(module.Config())
+    kinds = {path: type(sub).__name__ for path, sub in model.named_modules()}
     layers = []
     for path, sub in model.named_modules():
         shapes = kv_shapes.get(type(sub).__name__)
@@ -160,8 +166,18 @@ def kv_cache_layers(module: ModuleType, kv_shapes: dict[str, tuple[tuple, tuple]
         sizes = [_dims(shape, sub, length) for shape in shapes]
         numel = sum(int(sympy.prod(dims)) for dims in sizes)
         key = sizes[0]
-        layers.append(CacheLayer(path, key[1], key[-1], numel * DTYPE_BYTES[dtype]))
+        layer = CacheLayer(path, key[1], key[-1], numel * DTYPE_BYTES[dtype])
+        layers += [layer] * _multiplicity(path, kinds, scale or {})
     return layers
+
+
+def _multiplicity(path: str, kinds: dict[str, str], scale: Scale) -> int:
+    """How many instances the one at ``path`` of a cut model stands for."""
+    count, parts = Fraction(1), path.split(".")
+    for i in range(len(parts)):
+        parent = ".".join(parts[:i])
+        count *= scale.get((kinds.get(parent, ""), parts[i]), 1)
+    return int(count)
 
 
 def _dims(shape: tuple, layer: torch.nn.Module, length: int) -> list[int]:
@@ -177,7 +193,8 @@ def _dims(shape: tuple, layer: torch.nn.Module, length: int) -> list[int]:
 
 
 def _check_kv_cache(loaded: LoadedSpec, module: ModuleType,
-                    kv_shapes: dict[str, tuple[tuple, tuple]], errors: list[Diagnostic]) -> None:
+                    kv_shapes: dict[str, tuple[tuple, tuple]], scale: Scale,
+                    errors: list[Diagnostic]) -> None:
     spec = loaded.spec.budget.kv_cache_at
     path = ("budget", "kv_cache_at")
     if not kv_shapes:
@@ -190,7 +207,7 @@ def _check_kv_cache(loaded: LoadedSpec, module: ModuleType,
     length_expr = scope.size(spec.T, (*path, "T"), limit=10**9)
     scope.check()
     length = scope.value(length_expr)
-    layers = kv_cache_layers(module, kv_shapes, length, spec.dtype)
+    layers = kv_cache_layers(module, kv_shapes, length, spec.dtype, scale)
     total, limit = sum(layer.bytes for layer in layers), parse_size(spec.max, "bytes")
     if total > limit:
         bound = Bound("<=", limit, f"<= {spec.max}")

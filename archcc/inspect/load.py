@@ -12,7 +12,6 @@ architecture (IR, generated code, figures) agrees::
 from __future__ import annotations
 
 import hashlib
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -26,7 +25,7 @@ from archcc.ir.graph import Program
 from archcc.ir.infer import infer_shapes
 from archcc.ir.passes import optimize
 from archcc.parser import LoadedSpec, load_spec
-from archcc.runtime.loader import import_file
+from archcc.runtime.loader import import_source
 
 Value = bool | int | float | str
 
@@ -99,8 +98,6 @@ _COMPILED: dict[tuple, Inspected] = {}
 
 @lru_cache(maxsize=32)
 def _import_source(source: str, name: str) -> ModuleType:
-    """Import generated source from a private temp folder, cached by its bytes."""
+    """Import generated source from memory (no temp folder is left), cached by its bytes."""
     key = hashlib.sha256(source.encode()).hexdigest()[:16]
-    target = Path(tempfile.mkdtemp(prefix="archcc-inspect-")) / f"{name}.py"
-    target.write_text(source, encoding="utf-8")
-    return import_file(target, f"archcc_inspect_{key}.{name}")
+    return import_source(source, f"archcc_inspect_{key}.{name}")

@@ -245,7 +245,7 @@ def write_picture(graph: VizGraph, out, png: bool = False, engine: str = "auto")
     """Write ``out`` (SVG) and, with ``png``, the PNG next to it; returns the paths."""
     from pathlib import Path
 
-    from archcc.codegen.emit import write_atomic
+    from archcc.output import write_atomic
 
     out = Path(out)
     write_atomic(out, render_svg(graph, engine))

@@ -9,6 +9,8 @@ every layer with the same signature.
 
 from __future__ import annotations
 
+import builtins
+
 import networkx as nx
 
 from archcc import plugins
@@ -24,6 +26,7 @@ from archcc.parser.expr import (
     Name,
     did_you_mean,
 )
+from archcc.parser.schema import HINT_MARK, RESERVED_NAMES, check_identifier
 from archcc.parser.yaml_loader import SpecPath
 
 
@@ -205,17 +208,38 @@ def _check_plugin_names(scope: ParamScope, modules: list[ModuleIR]) -> None:
 
 
 def _model_class_name(spec_name: str, taken: set[str]) -> str:
+    """``gpt2`` -> ``Gpt2``; a name a block, the file's own names (``f`` -> ``F`` would
+    shadow torch.nn.functional) or a builtin already holds gets ``Model`` appended."""
     name = "".join(part[:1].upper() + part[1:] for part in spec_name.split("_"))
     name = name if name[:1].isalpha() else "Net" + name
-    return name if name not in taken and name != "Model" else name + "Model"
+    clash = name in taken or name in RESERVED_NAMES or hasattr(builtins, name)
+    return name + "Model" if clash else name
+
+
+# example_inputs(batch, config, **dims) takes these; a symbol must not shadow them
+EXAMPLE_ARGUMENTS = ("batch", "config", "dims")
 
 
 def _input_dim(scope: ParamScope, raw, path):
     """An input dim: a bare unknown name is a symbol (B, T); anything else is a size."""
     if isinstance(raw, str) and raw.isidentifier() and raw not in scope.values:
+        _check_symbol(scope, raw, path)
         return to_sympy(Name(raw))
     expr = scope.size(raw, path)
     return to_sympy(expr) if expr is not None else None
+
+
+def _check_symbol(scope: ParamScope, name: str, path) -> None:
+    """A shape symbol becomes a local of ``example_inputs`` and a key of DIM_RANGES."""
+    try:
+        check_identifier(name)
+        if name in EXAMPLE_ARGUMENTS:
+            raise ValueError(f"'{name}' is an argument of the generated example_inputs()")
+    except ValueError as exc:
+        message, _, hint = str(exc).partition(HINT_MARK)
+        scope.errors.append(Diagnostic(scope.loaded.where.key(path), ".".join(path),
+                                       f"shape symbol {message}",
+                                       hint or "name symbols like B, T, S or H"))
 
 
 __all__ = ["build", "Submodule"]

@@ -26,6 +26,7 @@ from archcc.parser.expr import (
     BinOp,
     Call,
     Expr,
+    ExprError,
     ExprSyntaxError,
     Name,
     Neg,
@@ -37,6 +38,7 @@ from archcc.parser.expr import (
     did_you_mean,
     parse_program,
 )
+from archcc.parser.schema import HINT_MARK, check_identifier
 from archcc.parser.yaml_loader import SpecPath
 
 
@@ -135,6 +137,11 @@ class ForwardInterpreter:
         return None
 
     def _check_target(self, statement, target: str) -> None:
+        try:  # the name becomes a local of the generated forward: F or torch would shadow
+            check_identifier(target)
+        except ValueError as exc:
+            message, _, hint = str(exc).partition(HINT_MARK)
+            self._fail(statement.pos, f"cannot assign to {message}", hint or None)
         if target in self.layers or target in self.scope.values:
             self._fail(statement.pos, f"cannot assign to '{target}': it names a "
                        f"{'layer' if target in self.layers else 'param'}")
@@ -183,8 +190,17 @@ class ForwardInterpreter:
         if e.op not in ("add", "sub", "mul", "div", "pow", "matmul"):
             self._fail(e.pos, f"operator {e.op} is only allowed in param expressions")
         if all(self.g.nodes[n]["op"] == "const" for n in (left, right)):
+            self._check_constant(e)
             return self._node("const", [], e.pos, value=e)  # folded: both sides are params
         return self._node(e.op, [left, right], e.pos)
+
+    def _check_constant(self, e: BinOp) -> None:
+        """Arithmetic of params and numbers must be computable (bounded, defined) now, so
+        ``9 ** 9 ** 9`` is an error here rather than a hang in a pass or at run time."""
+        try:
+            self.scope.value(e)
+        except ExprError as exc:
+            self._fail(exc.pos, exc.message, exc.hint)
 
     def _subscript(self, e: Subscript) -> str:
         value = self._expr(e.value)

@@ -7,6 +7,8 @@
 
 from __future__ import annotations
 
+import os
+import stat
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,7 +17,7 @@ from pydantic import BaseModel, ValidationError
 
 from archcc.diagnostics import ArchccError, Diagnostic, SourceLoc
 from archcc.parser import schema
-from archcc.parser.compose import apply_sets, compose, expand_block_bases
+from archcc.parser.compose import apply_sets, compose, expand_block_bases, project_root
 from archcc.parser.dsl import parse_arch
 from archcc.parser.expr import did_you_mean
 from archcc.parser.provenance import render_resolved
@@ -128,15 +130,29 @@ def display_path(path: str | Path) -> str:
         return Path(path).as_posix()
 
 
+def project_path(path: str | Path) -> str:
+    """The path generated files name a spec by: relative to its project (the nearest folder
+    above it holding ``.git`` or ``pyproject.toml``, else its own folder).
+
+    Unlike :func:`display_path` it does not depend on the working folder or on how the path
+    was typed: ``archcc build /abs/specs/gpt2.yaml`` and ``cd specs; archcc build
+    gpt2.yaml`` write the same bytes (``specs/gpt2.yaml`` in the banner)."""
+    resolved = Path(path).resolve()
+    return resolved.relative_to(project_root(resolved)).as_posix()
+
+
 def read_limited(path: str | Path, what: str, limit: int) -> str:
     """A file's UTF-8 text; unreadable, larger than ``limit`` bytes or not UTF-8 is a located
     error naming ``what`` ("spec", "config"), so a stranger's huge file is never parsed."""
     file = display_path(path)
     try:
-        raw = Path(path).read_bytes()
+        raw = _read_regular(Path(path), limit)
     except OSError as exc:
         raise ArchccError(Diagnostic(SourceLoc(file), "",
                                      f"cannot read {what}: {exc.strerror}")) from None
+    if raw is None:
+        raise ArchccError(Diagnostic(SourceLoc(file), "", f"{what} is not a regular file",
+                                     "a FIFO, device or folder is never read"))
     if len(raw) > limit:
         raise ArchccError(Diagnostic(SourceLoc(file), "", f"{what} file is larger than "
                                      f"{limit // 1_000_000} MB"))
@@ -145,6 +161,17 @@ def read_limited(path: str | Path, what: str, limit: int) -> str:
     except UnicodeDecodeError:
         raise ArchccError(Diagnostic(SourceLoc(file), "", f"{what} is not valid UTF-8")) \
             from None
+
+
+def _read_regular(path: Path, limit: int) -> bytes | None:
+    """At most ``limit + 1`` bytes of a regular file; None for anything else. Opened without
+    blocking and checked on the open descriptor, so a FIFO cannot hang the read and a swap
+    between check and read cannot slip a device in."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0))
+    with os.fdopen(fd, "rb") as handle:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        return handle.read(limit + 1)
 
 
 def read_text(path: str | Path) -> str:

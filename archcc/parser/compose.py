@@ -118,28 +118,60 @@ def compose(path: Path, read: Reader) -> tuple[dict, SourceMap, list[Path]]:
     return _Composer(read, project_root(path)).load(path.resolve(), ())
 
 
+def _spec_keys() -> set[str]:
+    from archcc.parser.schema import Spec
+
+    return {field.alias or name for name, field in Spec.model_fields.items()}
+
+
 class _Composer:
     def __init__(self, read: Reader, root: Path):
         self.read, self.root = read, root
         self.sources: list[Path] = []
 
-    def load(self, path: Path, chain: tuple[Path, ...]) -> tuple[dict, SourceMap, list[Path]]:
+    def load(self, path: Path, chain: tuple[Path, ...], ref: tuple[SourceLoc, str] | None = None,
+             ) -> tuple[dict, SourceMap, list[Path]]:
         self.sources.append(path)
-        data, where = self.read(path)
+        data, where = self._read(path, ref)
         if not isinstance(data, dict):
             return data, where, self.sources
         base_ref, imports = data.pop("extends", None), data.pop("imports", [])
         if base_ref is not None:
             base = self._follow(base_ref, path, chain, where, ("extends",))
-            base_data, base_where, _ = self.load(base, (*chain, path))
+            base_data, base_where, _ = self.load(base, (*chain, path),
+                                                 (where.key(("extends",)), "extends"))
             data, where = merge(base_data, base_where, data, where)
         if not isinstance(imports, list):
             raise ArchccError(Diagnostic(where.key(("imports",)), "imports",
                                          "imports is a list of block library files"))
         for i, ref in enumerate(imports):
-            library = self._follow(ref, path, chain, where, ("imports", str(i)))
-            self._add_blocks(data, where, library, (*chain, path))
+            key = ("imports", str(i))
+            library = self._follow(ref, path, chain, where, key)
+            self._add_blocks(data, where, library, (*chain, path),
+                             (where.key(key), ".".join(key)))
         return data, where, self.sources
+
+    def _read(self, path: Path, ref: tuple[SourceLoc, str] | None) -> tuple[dict, SourceMap]:
+        """Read a file; one that a spec references must prove itself a spec (a mapping of
+        spec keys only) before any error quotes it. A stranger's ``extends:
+        .config/gh/hosts.yml`` must not print that file's lines: failures are reported at
+        the reference, naming only the file."""
+        if ref is None:
+            return self.read(path)
+        loc, key = ref
+        shown = path.relative_to(self.root).as_posix() if path.is_relative_to(self.root) \
+            else path.name
+        hint = "a spec extends or imports only archcc specs and block libraries"
+        try:
+            data, where = self.read(path)
+        except ArchccError as exc:
+            first = exc.diagnostics[0].loc
+            at = f" (line {first.line}, column {first.col})" if first and first.line else ""
+            raise ArchccError(Diagnostic(loc, key, f"'{shown}' does not parse as an archcc "
+                                         f"spec{at}", hint)) from None
+        if not isinstance(data, dict) or not data or not set(data) <= _spec_keys():
+            raise ArchccError(Diagnostic(loc, key, f"'{shown}' is not an archcc spec", hint))
+        return data, where
 
     def _follow(self, ref: object, origin: Path, chain: tuple[Path, ...], where: SourceMap,
                 key: SpecPath) -> Path:
@@ -155,8 +187,8 @@ class _Composer:
         return target
 
     def _add_blocks(self, data: dict, where: SourceMap, library: Path,
-                    chain: tuple[Path, ...]) -> None:
-        lib_data, lib_where, _ = self.load(library, chain)
+                    chain: tuple[Path, ...], ref: tuple[SourceLoc, str]) -> None:
+        lib_data, lib_where, _ = self.load(library, chain, ref)
         extra = sorted(set(lib_data) - LIBRARY_KEYS) if isinstance(lib_data, dict) else []
         if extra or not isinstance(lib_data, dict):
             first = extra[0] if extra else ""

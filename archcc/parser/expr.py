@@ -151,9 +151,13 @@ class _ToAst(Transformer):
         return Name(str(children[0]), _pos(children[0]))
 
     def number(self, meta, children):
-        text = str(children[0])
+        text, pos = str(children[0]), _pos(children[0])
+        if len(text) > 40:  # int() of thousands of digits is slow, then refused by Python
+            raise ExprSyntaxError("number is too long (40 characters at most)", pos)
         value = float(text) if any(c in text for c in ".eE") else int(text)
-        return Num(value, _pos(children[0]))
+        if not math.isfinite(value):
+            raise ExprSyntaxError(f"number {text} is too large for a float", pos)
+        return Num(value, pos)
 
     def neg(self, meta, children):
         return Neg(children[0], _pos(meta))
@@ -365,6 +369,8 @@ def _parse(text: str, start: str):
     except UnexpectedInput as exc:
         raise _syntax_error(text, exc, start) from None
     except (RecursionError, VisitError) as exc:
+        if isinstance(exc, VisitError) and isinstance(exc.orig_exc, ExprSyntaxError):
+            raise exc.orig_exc from None
         if isinstance(exc, VisitError) and not isinstance(exc.orig_exc, RecursionError):
             raise
         raise ExprSyntaxError("expression nests too deeply", Pos(),
@@ -428,6 +434,47 @@ _ARITH = {
     "pow": lambda a, b: a**b,
 }
 _FUNCS = {"min": min, "max": max, "sqrt": math.sqrt, "log": math.log, "int": int}
+MAX_MAGNITUDE = 10**30  # far past any size (sizes stop at 2**31); keeps every step cheap
+
+
+def _too_large(pos: Pos) -> ExprError:
+    return ExprError(f"value is too large (limit {MAX_MAGNITUDE:.0e})", pos,
+                     "sizes and settings are bounded so that checking a spec stays instant")
+
+
+def arithmetic(op: str, left, right, pos: Pos = Pos()) -> int | float:
+    """``left <op> right`` for spec numbers, refusing what would be huge or undefined.
+
+    A stranger's ``((10 ** 64) ** 64) ** 64`` or ``9 ** 9 ** 9`` is refused before Python
+    spends minutes on it: every result stays within :data:`MAX_MAGNITUDE`, and a power is
+    sized by its logarithm before it is computed."""
+    if op in ("div", "floordiv", "mod") and right == 0:
+        raise ExprError("division by zero", pos)
+    if op == "pow" and abs(left) > 1 and abs(right) * math.log10(abs(left)) > 30:
+        raise _too_large(pos)
+    if op == "pow" and left == 0 and right < 0:
+        raise ExprError("0 to a negative power is undefined", pos)
+    try:
+        value = _ARITH[op](left, right)
+    except (OverflowError, ZeroDivisionError):
+        raise _too_large(pos) from None
+    if isinstance(value, complex):
+        raise ExprError("a negative number to a fractional power is not a real number", pos)
+    if isinstance(value, float) and not math.isfinite(value) or abs(value) > MAX_MAGNITUDE:
+        raise _too_large(pos)
+    if op == "div" and isinstance(value, float) and value.is_integer() \
+            and isinstance(left, int) and isinstance(right, int):
+        return int(value)  # 3072 / 4 is a size, not 768.0
+    return value
+
+
+def _call_function(expr: Call, args: list) -> int | float:
+    """min, max, sqrt, log, int; a domain error (``sqrt(-1)``) is an error at the call."""
+    try:
+        return _FUNCS[expr.func](*args)
+    except (ValueError, OverflowError, TypeError) as exc:
+        raise ExprError(f"{expr.func}() cannot take {', '.join(map(str, args))}", expr.pos,
+                        str(exc)) from None
 
 
 def evaluate(expr: Expr, env: dict[str, int | float | bool]) -> int | float | bool:
@@ -443,17 +490,9 @@ def evaluate(expr: Expr, env: dict[str, int | float | bool]) -> int | float | bo
         return -evaluate(expr.operand, env)
     if isinstance(expr, BinOp) and expr.op in _ARITH:
         left, right = evaluate(expr.left, env), evaluate(expr.right, env)
-        if expr.op in ("div", "floordiv", "mod") and right == 0:
-            raise ExprError("division by zero", expr.pos)
-        if expr.op == "pow" and abs(right) > 64:
-            raise ExprError(f"exponent {right} is too large", expr.pos)
-        value = _ARITH[expr.op](left, right)
-        if expr.op == "div" and isinstance(value, float) and value.is_integer() \
-                and isinstance(left, int) and isinstance(right, int):
-            return int(value)  # 3072 / 4 is a size, not 768.0
-        return value
+        return arithmetic(expr.op, left, right, expr.pos)
     if isinstance(expr, Call) and expr.func in _FUNCS and not expr.kwargs:
-        return _FUNCS[expr.func](*(evaluate(a, env) for a in expr.args))
+        return _call_function(expr, [evaluate(a, env) for a in expr.args])
     raise ExprError("only arithmetic (+ - * / // % **), min, max, sqrt, log and int are "
                     "allowed in parameter expressions", expr.pos)
 

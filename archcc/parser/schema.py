@@ -14,6 +14,7 @@ from __future__ import annotations
 import builtins
 import functools
 import keyword
+import math
 import operator
 import unicodedata
 from typing import Annotated, Any, Literal
@@ -63,6 +64,9 @@ def ascii_lookalike(name: str) -> str:
     return "".join(c for c in plain if c.isascii())
 
 
+MAX_NAME = 64
+
+
 def check_identifier(name: str) -> str:
     """Names reach generated code, so they must be plain, unshadowing Python identifiers."""
     if not name.isascii():
@@ -72,6 +76,9 @@ def check_identifier(name: str) -> str:
         raise ValueError(f"'{name}' is not a valid name: '{odd}' is "
                          f"U+{ord(odd):04X} {unicodedata.name(odd, 'a non-ASCII character')}"
                          f"{HINT_MARK}{guess}names use ASCII letters, digits and _")
+    if len(name) > MAX_NAME:  # names become file, class and attribute names
+        raise ValueError(f"'{name[:20]}...' is too long for a name ({len(name)} characters, "
+                         f"{MAX_NAME} at most)")
     if not name.isidentifier():
         raise ValueError(f"'{name}' is not a valid name (use ASCII letters, digits and _)")
     if keyword.iskeyword(name) or hasattr(builtins, name) or name in RESERVED_NAMES:
@@ -82,6 +89,17 @@ def check_identifier(name: str) -> str:
 
 
 Identifier = Annotated[str, AfterValidator(check_identifier)]
+
+
+def check_finite(value: float) -> float:
+    """NaN and infinity have no Python literal; as a size or setting they are mistakes."""
+    if not math.isfinite(value):
+        raise ValueError(f"{value} is not a finite number")
+    return value
+
+
+FiniteFloat = Annotated[float, AfterValidator(check_finite)]
+DimSize = Annotated[int, Field(ge=1, le=2**31)]
 
 
 def check_doc_text(text: str) -> str:
@@ -819,9 +837,9 @@ class Spec(_Strict):
     """Block libraries (relative paths; files with only `archcc` and `blocks`) whose
     blocks this spec may use."""
     doc: DocText | None = None
-    params: dict[Identifier, bool | int | float | str] = {}
+    params: dict[Identifier, bool | int | FiniteFloat | str] = {}
     """Become the frozen `Config` dataclass; strings are expressions over earlier params."""
-    dims: dict[Identifier, int] = {}
+    dims: dict[Identifier, DimSize] = {}
     """Default sizes of input symbols for `example_inputs()` (B is the batch argument)."""
     inputs: dict[Identifier, Input]
     blocks: dict[Identifier, Block] = {}

@@ -20,9 +20,8 @@ from typing import Any
 
 from archcc.ir.graph import ModuleIR, add_node, program_order, replace_all_uses, set_inputs
 from archcc.ir.passes.base import PassContext, PassResult, move_before
-from archcc.parser.expr import BinOp, Expr, Neg, Num
+from archcc.parser.expr import BinOp, Expr, ExprError, Neg, Num, arithmetic
 
-_ARITH = {"add": lambda a, b: a + b, "sub": lambda a, b: a - b, "mul": lambda a, b: a * b}
 _UNITS = {"mul": 1, "div": 1, "add": 0, "sub": 0}
 
 
@@ -55,15 +54,17 @@ def _number(e: Any) -> Any:
 
 
 def _literal(op: str, a: int | float, b: int | float) -> int | float | None:
-    if op in _ARITH:
-        return _ARITH[op](a, b)
-    if op == "floordiv" and b != 0 and isinstance(a, int) and isinstance(b, int):
-        return a // b
-    if op == "div" and b != 0:
-        return a / b
-    if op == "pow" and (a > 0 or isinstance(b, int)):
-        return a**b
-    return None
+    """``a <op> b`` where it is exact to fold (no integer division of floats, no
+    complex powers, nothing huge); None leaves the expression as written."""
+    if op == "floordiv" and not (isinstance(a, int) and isinstance(b, int)):
+        return None
+    if op not in ("add", "sub", "mul", "div", "floordiv", "pow"):
+        return None
+    try:
+        value = arithmetic(op, a, b)
+    except ExprError:
+        return None
+    return float(value) if op == "div" else value  # Python's / is always a float
 
 
 def _fold_attrs(module: ModuleIR) -> list[str]:
