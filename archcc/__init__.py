@@ -8,6 +8,14 @@
 
 __version__ = "0.1.0"
 
-from archcc.api import build, compile_spec, load  # noqa: E402
-
 __all__ = ["__version__", "build", "compile_spec", "load"]
+
+
+def __getattr__(name: str):
+    """``archcc.build`` / ``compile_spec`` / ``load`` import the compiler on first use, so
+    ``import archcc`` (and ``archcc --version``) stays instant."""
+    if name in ("build", "compile_spec", "load"):
+        from archcc import api
+
+        return getattr(api, name)
+    raise AttributeError(f"module 'archcc' has no attribute {name!r}")

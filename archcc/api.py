@@ -7,18 +7,15 @@
 
 from __future__ import annotations
 
-import functools
 import hashlib
-import os
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 
-from archcc import __version__
+from archcc.cache import cache_dir, compiler_fingerprint, private
 from archcc.codegen.emit import generate
-from archcc.inspect.budget import check_budget
 from archcc.ir.build import build as build_ir
 from archcc.ir.graph import Program
 from archcc.ir.infer import infer_shapes
@@ -35,6 +32,8 @@ class Compiled:
 
     program: Program
     source: str
+    sources: tuple[str, ...] = ()
+    """Every spec file read: the spec, then what it extends and imports."""
 
     @property
     def name(self) -> str:
@@ -55,8 +54,11 @@ def compile_spec(path: str | Path, opt_level: int = 2, stop_after: str | None = 
     add_kv_cache(program, loaded)  # the `generate:` facet, before the passes fuse attention
     optimize(program, opt_level=opt_level, stop_after=stop_after)
     source = generate(program, target)
-    check_budget(loaded, program, source, kv_shapes)  # `budget:` limits, measured on meta
-    return Compiled(program, source)
+    if loaded.spec.budget is not None:  # `budget:` limits, measured on meta (imports torch)
+        from archcc.inspect.budget import check_budget
+
+        check_budget(loaded, program, source, kv_shapes)
+    return Compiled(program, source, loaded.sources)
 
 
 def build(path: str | Path, out_dir: str | Path = "generated", opt_level: int = 2,
@@ -66,28 +68,6 @@ def build(path: str | Path, out_dir: str | Path = "generated", opt_level: int = 
     target = Path(out_dir) / f"{compiled.name}.py"
     write_atomic(target, compiled.source)
     return import_file(target, f"archcc_generated.{compiled.name}")
-
-
-def _cache_dir() -> Path:
-    root = Path(os.environ.get("ARCHCC_CACHE") or Path.home() / ".cache" / "archcc")
-    root.mkdir(parents=True, exist_ok=True, mode=0o700)
-    return root
-
-
-@functools.cache
-def compiler_fingerprint() -> str:
-    """A digest of archcc's own sources (code, templates, grammar).
-
-    Part of every cache key: the version string alone does not change while archcc is
-    developed or installed from a checkout, and a stale cache would hand back code that an
-    older compiler wrote."""
-    digest = hashlib.sha256(__version__.encode())
-    package = Path(__file__).parent
-    for source in sorted(package.rglob("*")):
-        if source.suffix in (".py", ".j2", ".lark") and "__pycache__" not in source.parts:
-            digest.update(b"\0" + str(source.relative_to(package)).encode())
-            digest.update(b"\0" + source.read_bytes())
-    return digest.hexdigest()[:16]
 
 
 def load(path: str | Path, opt_level: int = 2, sets: Sequence[str] = ()) -> ModuleType:
@@ -102,7 +82,7 @@ def load(path: str | Path, opt_level: int = 2, sets: Sequence[str] = ()) -> Modu
     for source in loaded.sources:
         digest.update(b"\0" + Path(source).read_bytes())
     key = digest.hexdigest()[:16]
-    folder = _cache_dir() / key
+    folder = cache_dir() / key
     cached = _verified_cache(folder)
     if cached is not None:
         name, source = cached
@@ -118,20 +98,9 @@ def _sha256(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def _private(folder: Path) -> bool:
-    """Owned by this user and writable by no one else (where the OS has such notions)."""
-    if not hasattr(os, "getuid"):
-        return True
-    for part in (folder, folder.parent):
-        info = part.stat()
-        if info.st_uid != os.getuid() or info.st_mode & 0o022:
-            return False
-    return True
-
-
 def _verified_cache(folder: Path) -> tuple[str, str] | None:
     """(module name, source) of the one cached module whose digest checks out, else None."""
-    if not folder.is_dir() or not _private(folder):
+    if not folder.is_dir() or not private(folder):
         return None
     files = list(folder.glob("*.py"))
     if len(files) != 1 or not files[0].with_suffix(".sha256").is_file():

@@ -11,20 +11,19 @@ import json
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from archcc import __version__, plugins
-from archcc.api import Compiled, compile_spec
+from archcc import __version__
 from archcc.codegen.targets import TARGETS
 from archcc.diagnostics import ArchccError, Diagnostic, SourceLoc, render
-from archcc.ir.graph import program_text
-from archcc.ir.passes import PASS_NAMES
 from archcc.output import write_all, write_atomic
-from archcc.parser import LoadedSpec, load_spec, resolve_spec
-from archcc.parser.catalog import describe as describe_op
-from archcc.parser.catalog import list_ops
-from archcc.parser.schema import json_schema
-from archcc.parser.writer import SCHEMA_LINE, render_spec
 
+if TYPE_CHECKING:
+    from archcc.api import Compiled
+    from archcc.parser import LoadedSpec
+
+# Commands import what they use when they run: `archcc --version`, `check` and `fmt` answer
+# without loading torch (benchmarks/bench_startup.py measures it).
 BENCH_BACKENDS = ("eager", "inductor", "tensorrt", "reference")  # archcc.runtime.bench.BACKENDS
 
 
@@ -119,6 +118,8 @@ def _model_options(sub: argparse.ArgumentParser) -> None:
 def _compile_all(paths: list[Path], opt_level: int = 2, stop_after: str | None = None,
                  target: str = "torch", sets: list[str] | None = None) -> list[Compiled]:
     """Compile every spec before writing any: one bad spec means nothing is written."""
+    from archcc.api import compile_spec
+
     compiled, errors = [], []
     for path in paths:
         try:
@@ -132,6 +133,8 @@ def _compile_all(paths: list[Path], opt_level: int = 2, stop_after: str | None =
 
 
 def _stop_after(dump: str | None) -> str | None:
+    from archcc.ir.passes import PASS_NAMES
+
     if dump in (None, "final"):
         return None
     name = dump.removeprefix("after:")
@@ -144,6 +147,8 @@ def cmd_build(args: argparse.Namespace) -> int:
     stop = _stop_after(args.dump_ir)
     results = _compile_all(args.specs, args.opt_level, stop, args.target, args.sets)
     if args.dump_ir:
+        from archcc.ir.graph import program_text
+
         for result in results:
             print(program_text(result.program), end="")
         return 0
@@ -162,9 +167,19 @@ def cmd_build(args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    for result in _compile_all(args.specs, sets=args.sets):
+    """Each spec compiled as ``build`` would, nothing written; an unchanged spec that checked
+    out before answers from the cache (archcc.cache) without loading the compiler."""
+    from archcc.cache import cached_verdict, record_verdict
+
+    verdicts = {path: cached_verdict(path, args.sets) for path in args.specs}
+    fresh = [path for path, verdict in verdicts.items() if verdict is None]
+    for path, result in zip(fresh, _compile_all(fresh, sets=args.sets) if fresh else [],
+                            strict=True):
         modules = len(result.program.modules)
-        print(f"{result.program.source}: ok ({result.name}, {modules} classes)")
+        verdicts[path] = f"{result.program.source}: ok ({result.name}, {modules} classes)"
+        record_verdict(path, args.sets, result.sources, verdicts[path])
+    for verdict in verdicts.values():
+        print(verdict)
     return 0
 
 
@@ -181,6 +196,9 @@ def _single_file(loaded: LoadedSpec) -> LoadedSpec:
 
 
 def cmd_fmt(args: argparse.Namespace) -> int:
+    from archcc.parser import load_spec
+    from archcc.parser.writer import SCHEMA_LINE, render_spec
+
     # every spec must be valid before any is rewritten
     loaded = [_single_file(load_spec(path)) for path in args.specs]
     for spec in loaded:
@@ -194,6 +212,9 @@ def cmd_fmt(args: argparse.Namespace) -> int:
 
 
 def cmd_convert(args: argparse.Namespace) -> int:
+    from archcc.parser import load_spec
+    from archcc.parser.writer import render_spec
+
     spec = _single_file(load_spec(args.spec)).spec
     write_atomic(args.out, render_spec(spec, args.out.suffix))
     print(f"wrote {args.out}")
@@ -201,12 +222,17 @@ def cmd_convert(args: argparse.Namespace) -> int:
 
 
 def cmd_blocks(args: argparse.Namespace) -> int:
+    from archcc.parser.catalog import describe as describe_op
+    from archcc.parser.catalog import list_ops
+
     text = list_ops() if args.blocks_command == "list" else describe_op(args.op)
     print(text, end="")
     return 0
 
 
 def cmd_resolve(args: argparse.Namespace) -> int:
+    from archcc.parser import resolve_spec
+
     print(resolve_spec(args.spec, args.sets), end="")
     return 0
 
@@ -232,6 +258,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def cmd_schema(args: argparse.Namespace) -> int:
+    from archcc import plugins
+    from archcc.parser.schema import json_schema
+
+    plugins.load_installed()  # the schema lists installed plugin ops too
     text = json_schema()
     if args.out is None:
         print(text, end="")
@@ -361,8 +391,7 @@ def main(argv: list[str] | None = None) -> int:
                 "schema": cmd_schema, "resolve": cmd_resolve, "blocks": cmd_blocks,
                 "summary": cmd_summary, "diff": cmd_diff, "viz": cmd_viz,
                 "export": cmd_export, "bench": cmd_bench, "import": cmd_import}
-    try:
-        plugins.load_installed()  # every installed archcc.ops entry point, whatever the spec
+    try:  # installed plugin ops load when a command first needs the ops (archcc.plugins)
         return commands[args.command](args)
     except ArchccError as exc:
         print(render(exc), file=sys.stderr)

@@ -33,13 +33,18 @@ from typing import Any
 import jinja2
 from pydantic import BaseModel
 
+from archcc import ops
 from archcc.diagnostics import ArchccError, Diagnostic
+from archcc.ir.graph import Submodule
 from archcc.ir.shapes import BOOL, FLOAT, INT, DimContext, Shape, ShapeError, fmt
-from archcc.parser import schema
+from archcc.ops import Example, Op
+from archcc.ops.base import diag
+from archcc.parser import fields as schema
 
 GROUP = "archcc.ops"
 DISABLE_VAR = "ARCHCC_PLUGINS"  # ARCHCC_PLUGINS=0: load no installed plugin
-OpSchema = schema._Strict  # the base of every op schema: unknown keys are errors, frozen
+OpSchema = schema.Strict  # the base of every op schema: unknown keys are errors, frozen
+PLUGIN_ORDER = 10_000  # plugin ops list after every builtin, in registration order
 Size, Scalar = schema.Size, schema.Scalar
 __all__ = ["GROUP", "OpPlugin", "OpSchema", "Size", "Scalar", "ShapeError", "DimContext",
            "Shape", "fmt", "FLOAT", "INT", "BOOL", "register", "load_installed", "get",
@@ -94,6 +99,53 @@ _REGISTRY: dict[str, OpPlugin] = {}
 _STATE: dict[str, Any] = {"loaded": False, "errors": []}
 
 
+class PluginOp(Op):
+    """An :class:`OpPlugin` as an op of the one registry (:mod:`archcc.ops`): the stages ask
+    it exactly what they ask a builtin op."""
+
+    def __init__(self, plugin: OpPlugin, order: int):
+        self.plugin, self.order = plugin, order
+        self.name, self.schema = plugin.name, plugin.schema
+        self.sizes, self.scalars = plugin.sizes, plugin.scalars
+        self.example = Example(plugin.example) if plugin.example else None
+
+    def check(self, scope, layer):
+        if self.plugin.check is None:
+            return
+        problem = self.plugin.check({k: scope.value(layer.sizes[k]) for k in self.sizes})
+        if problem:
+            message, _, hint = problem.partition(schema.HINT_MARK)
+            scope.errors.append(diag(layer, message, hint or None))
+
+    def submodules(self, layer):
+        return [Submodule(layer.name, "plugin", constructor_args(self.plugin, layer),
+                          layer.loc, cls=self.plugin.class_name)]
+
+    def call_shape(self, ctx, layer, shapes, dtypes, kwargs):
+        """The plugin's own shape rule; a crash in it is the plugin's, reported at the call."""
+        plugin = self.plugin
+        if kwargs:
+            raise ShapeError(f"{layer.name} ({plugin.name}) takes no keyword arguments")
+        try:
+            return plugin.shape(ctx, layer, shapes, dtypes)
+        except ShapeError:
+            raise
+        except Exception as exc:
+            raise ShapeError(f"{layer.name}: the shape rule of {plugin.origin} failed: "
+                             f"{type(exc).__name__}: {exc}", "report this to the plugin's "
+                             "authors") from None
+
+    def params(self, values):
+        if self.plugin.params is None:
+            return super().params(values)
+        return self.plugin.params(values)
+
+    def flops(self, values, shapes):
+        if self.plugin.flops is None:
+            return super().flops(values, shapes)
+        return self.plugin.flops(values, shapes)
+
+
 def _fail(origin: str, message: str, hint: str | None = None) -> ArchccError:
     return ArchccError(Diagnostic(None, "plugins", f"{origin}: {message}", hint))
 
@@ -102,7 +154,8 @@ def _check(plugin: OpPlugin, origin: str) -> None:
     """The mistakes a plugin author makes first, as errors naming the plugin."""
     if not re.fullmatch(r"[a-z][a-z0-9_]{0,63}", plugin.name):
         raise _fail(origin, f"op name {plugin.name!r} must be lower_snake_case")
-    if plugin.name in schema.OP_NAMES or plugin.name == "repeat":
+    builtin = ops.get(plugin.name)
+    if plugin.name == "repeat" or (builtin is not None and plugin.name not in _REGISTRY):
         raise _fail(origin, f"op '{plugin.name}' is a builtin archcc op",
                     "a plugin adds new ops; pick another name")
     if plugin.name in _REGISTRY:
@@ -133,15 +186,16 @@ def register(plugin: Any, origin: str = "") -> OpPlugin:
     _check(plugin, origin)
     plugin = dataclasses.replace(plugin, origin=origin)
     _REGISTRY[plugin.name] = plugin
-    schema.set_plugin_ops([p.schema for p in _REGISTRY.values()])
+    ops.register(PluginOp(plugin, PLUGIN_ORDER + len(_REGISTRY)))
     return plugin
 
 
 def reset() -> None:
     """Forget every registered plugin (the schema is the builtin one again)."""
+    for name in _REGISTRY:
+        ops.unregister(name)
     _REGISTRY.clear()
     _STATE.update(loaded=False, errors=[])
-    schema.set_plugin_ops([])
 
 
 def get(op: str) -> OpPlugin | None:

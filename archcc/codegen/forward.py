@@ -11,13 +11,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import networkx as nx
-
 from archcc.codegen.render import ATOM, Rendered, render_op
 from archcc.codegen.render_image import NAMED_INPUTS
 from archcc.ir.graph import ModuleIR, program_order
 from archcc.ir.params import symbol
 from archcc.ir.shapes import fmt
+from archcc.lazy import nx
 from archcc.parser.expr import render_prec
 
 NEVER_INLINE = {"input", "split", "getitem", "output", "positions", "pack_padded",

@@ -1,9 +1,6 @@
-"""PyTorch spelling of image and two-tower primitives, and of their ``__init__`` lines.
-
-Merged into :mod:`archcc.codegen.render` and used by :mod:`archcc.codegen.views`::
+"""PyTorch spelling of image and two-tower primitives, merged into :mod:`archcc.codegen.render`::
 
     token_at(x, argmax(ids))   ->  x[torch.arange(x.shape[0], device=x.device), ids.argmax(dim=-1)]
-    conv2d submodule           ->  self.conv1 = nn.Conv2d(in_channels, out_channels, 3, padding=1)
 """
 
 from __future__ import annotations
@@ -67,41 +64,3 @@ IMAGE_RENDERERS = {
     "token_at": _token_at,
     "interpolate": _interpolate, "avg_pool": _avg_pool, "reshape_as": _reshape_as, "pad": _pad,
 }
-
-
-# ---------------------------------------------------------------------------- __init__
-
-
-def _is(value, default) -> bool:
-    return getattr(value, "value", object()) == default and not hasattr(value, "id")
-
-
-def conv2d_line(name: str, a: dict, arg) -> str:
-    """``nn.Conv2d(in, out, kernel, stride=..., padding=...)``, defaults left out."""
-    parts = [arg(a["in"]), arg(a["out"]), f"kernel_size={arg(a['kernel'])}"]
-    defaults = {"stride": 1, "padding": 0, "groups": 1, "bias": True}
-    parts += [f"{k}={arg(a[k])}" for k, d in defaults.items() if k in a and not _is(a[k], d)]
-    return f"self.{name} = nn.Conv2d({', '.join(parts)})"
-
-
-def groupnorm_line(name: str, a: dict, arg) -> str:
-    extra = "" if _is(a["eps"], 1e-5) else f", eps={arg(a['eps'])}"
-    extra += "" if _is(a["affine"], True) else f", affine={arg(a['affine'])}"
-    return f"self.{name} = nn.GroupNorm({arg(a['groups'])}, {arg(a['channels'])}{extra})"
-
-
-def timestep_freqs(name: str, a: dict, arg) -> list[str]:
-    """diffusers' ``get_timestep_embedding`` frequencies, computed in the same float32 order."""
-    half, shift, period = arg(a["half"]), arg(a["shift"]), arg(a["max_period"])
-    return [
-        f"exponent = -math.log({period}) * torch.arange({half}, dtype=torch.float32)",
-        f"freqs = torch.exp(exponent / ({half} - {shift}))",
-        f'self.register_buffer("{name}", freqs, persistent=False)',
-    ]
-
-
-def constant_parameter(name: str, a: dict, arg) -> str:
-    """``nn.Parameter(torch.full(shape, value))``: a learned tensor with a set start value."""
-    dims = [arg(d) for d in a["shape"]]
-    shape = "(" + ", ".join(dims) + ("," if len(dims) == 1 else "") + ")"
-    return f"self.{name} = nn.Parameter(torch.full({shape}, {arg(a['value'])}))"

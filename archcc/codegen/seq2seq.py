@@ -18,9 +18,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import networkx as nx
-
 from archcc.ir.graph import ModuleIR, add_node
+from archcc.lazy import nx
 
 FREE = {"const", "get_attr"}  # no inputs: copied into whichever half reads them
 

@@ -16,9 +16,12 @@ into ``torch_tensorrt.Input(min_shape=..., opt_shape=..., max_shape=...)``.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from archcc.codegen import safe_text
-from archcc.ir.graph import Program
+
+if TYPE_CHECKING:  # the CLI reads TARGETS at start-up: nothing heavy here
+    from archcc.ir.graph import Program
 
 TARGETS = ("torch", "tensorrt")
 DEFAULT_BATCH = 8

@@ -9,27 +9,21 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from archcc.codegen import render_image, safe_text, views_seq
-from archcc.codegen.buffers_vision import VISION_BUFFERS
+from archcc import ops
+from archcc.codegen import safe_text
 from archcc.codegen.forward import Line, emit_forward
 from archcc.codegen.render import render_expr
 from archcc.codegen.seq2seq import split as split_seq2seq
 from archcc.codegen.views_decoder import (
     GreedyView,
-    decoder_body,
     greedy_view,
     name_decoder_inputs,
     recurrent_token,
 )
 from archcc.ir.graph import ModuleIR, Program, Submodule
+from archcc.ops.base import is_default
 from archcc.parser import project_path
 
-_TORCH_LAYERS = {"linear": "nn.Linear", "layernorm": "nn.LayerNorm", "rmsnorm": "nn.RMSNorm",
-                 "embedding": "nn.Embedding", "dropout": "nn.Dropout", "conv2d": "nn.Conv2d"}
-_ACTIVATIONS = {"relu": "nn.ReLU()", "gelu": "nn.GELU()",
-                "gelu_tanh": 'nn.GELU(approximate="tanh")', "silu": "nn.SiLU()",
-                "tanh": "nn.Tanh()", "sigmoid": "nn.Sigmoid()", "identity": "nn.Identity()"}
-_INITS = {"zeros": "torch.zeros", "ones": "torch.ones", "normal": "torch.randn"}
 _TYPES = {bool: "bool", int: "int", float: "float"}
 
 
@@ -104,44 +98,10 @@ def _arg(value, resolve) -> str:
     return render_expr(value, resolve)
 
 
-def _is_default(value, default) -> bool:
-    return getattr(value, "value", object()) == default and not hasattr(value, "id")
-
-
 def _submodule_line(sub: Submodule, program: Program, resolve) -> list[str]:
-    a = {k: v for k, v in sub.args.items()}
-    if sub.kind == "linear":
-        bias = "" if _is_default(a["bias"], True) else f", bias={_arg(a['bias'], resolve)}"
-        return [f"self.{sub.name} = nn.Linear({_arg(a['in'], resolve)}, "
-                f"{_arg(a['out'], resolve)}{bias})"]
-    if sub.kind == "layernorm":
-        extra = "" if _is_default(a["eps"], 1e-5) else f", eps={_arg(a['eps'], resolve)}"
-        extra += "" if _is_default(a["bias"], True) else f", bias={_arg(a['bias'], resolve)}"
-        return [f"self.{sub.name} = nn.LayerNorm({_arg(a['dim'], resolve)}{extra})"]
-    if sub.kind == "rmsnorm":
-        return [f"self.{sub.name} = nn.RMSNorm({_arg(a['dim'], resolve)}, "
-                f"eps={_arg(a['eps'], resolve)})"]
-    if sub.kind == "embedding":
-        pad = f", padding_idx={_arg(a['padding_idx'], resolve)}" if "padding_idx" in a else ""
-        return [f"self.{sub.name} = nn.Embedding({_arg(a['num'], resolve)}, "
-                f"{_arg(a['dim'], resolve)}{pad})"]
-    if sub.kind == "dropout":
-        return [f"self.{sub.name} = nn.Dropout({_arg(a['p'], resolve)})"]
-    if sub.kind == "activation":
-        return [f"self.{sub.name} = {_ACTIVATIONS[a['fn']]}"]
-    if sub.kind == "conv2d":
-        return [render_image.conv2d_line(sub.name, a, lambda v: _arg(v, resolve))]
-    if sub.kind == "groupnorm":
-        return [render_image.groupnorm_line(sub.name, a, lambda v: _arg(v, resolve))]
-    if sub.kind == "buffer" and a["init"] == "timestep_freqs":
-        return render_image.timestep_freqs(sub.name, a, lambda v: _arg(v, resolve))
-    if sub.kind in views_seq.KINDS:
-        return views_seq.submodule_line(sub, resolve)
-    if sub.kind == "parameter":
-        dims = ", ".join(_arg(d, resolve) for d in a["shape"])
-        if a["init"] == "constant":  # e.g. CLIP's logit_scale = log(1 / 0.07)
-            return [render_image.constant_parameter(sub.name, a, lambda v: _arg(v, resolve))]
-        return [f"self.{sub.name} = nn.Parameter({_INITS[a['init']]}({dims}))"]
+    """The ``self.<name> = ...`` line(s) of one submodule: a kind an op defines, or
+    structure (a generated class, a repeat, a plugin's class)."""
+    a = sub.args
     if sub.kind == "repeat" and a.get("pattern"):  # layer i is the block letter i names
         table = ", ".join(f'"{letter}": {cls}' for letter, cls in a["letters"].items())
         return [f'self.{sub.name} = nn.ModuleList({{{table}}}[c](config) for c in '
@@ -155,11 +115,9 @@ def _submodule_line(sub: Submodule, program: Program, resolve) -> list[str]:
                 f"range({_arg(a['times'], resolve)}))"]
     if sub.kind == "plugin":
         return [_plugin_line(sub, resolve)]
-    if sub.kind == "buffer" and a["init"] in VISION_BUFFERS:
-        return VISION_BUFFERS[a["init"]](sub, resolve)
-    if sub.kind == "buffer":
-        return _sinusoidal_buffer(sub, resolve)
-    return [f"self.{sub.name} = {sub.cls}({_class_args(sub, program, resolve)})"]
+    if sub.kind == "class":
+        return [f"self.{sub.name} = {sub.cls}({_class_args(sub, program, resolve)})"]
+    return ops.get_kind(sub.kind).init_lines(sub, lambda v: _arg(v, resolve))
 
 
 def _plugin_line(sub: Submodule, resolve) -> str:
@@ -189,21 +147,9 @@ def _class_args(sub: Submodule, program: Program, resolve) -> str:
         value = sub.args[name]
         if default is None:
             parts.append(_arg(value, resolve))
-        elif not _is_default(value, default):
+        elif not is_default(value, default):
             parts.append(f"{name}={_arg(value, resolve)}")
     return ", ".join(parts)
-
-
-def _sinusoidal_buffer(sub: Submodule, resolve) -> list[str]:
-    rows, cols = _arg(sub.args["rows"], resolve), _arg(sub.args["cols"], resolve)
-    return [
-        f"position = torch.arange({rows}).unsqueeze(1)",
-        f"div_term = torch.exp(torch.arange(0, {cols}, 2) * (-math.log(10000.0) / {cols}))",
-        f"pe = torch.zeros({rows}, {cols})",
-        "pe[:, 0::2] = torch.sin(position * div_term)",
-        "pe[:, 1::2] = torch.cos(position * div_term)",
-        f'self.register_buffer("{sub.name}", pe, persistent=False)',
-    ]
 
 
 def _init_lines(module: ModuleIR, program: Program, needs_config: bool) -> list[str]:
@@ -259,8 +205,8 @@ def _param(attrs: dict) -> str:
 
 
 def class_view(module: ModuleIR, program: Program) -> ClassView:
-    if module.facets.get("template") == "rnn_decoder":
-        return _decoder_view(module, program)
+    if module.facets.get("template"):  # a class its op writes from facets (a decoder loop)
+        return _template_view(module, program)
     resolve = _forward_resolver(module)
     used_config: list[bool] = []
 
@@ -279,7 +225,8 @@ def class_view(module: ModuleIR, program: Program) -> ClassView:
     facet = program.generate
     if module.kind == "model" and facet is not None and facet.kind == "seq2seq":
         forward_params, body, methods = _encode_decode(module, facet.input, tracking)
-    elif module.kind == "model" and (target := recurrent_token(module)) is not None:
+    elif module.kind == "model" and \
+            (target := recurrent_token(module, program.modules)) is not None:
         name_decoder_inputs(module, program.modules)
         forward_params, body, methods = _encode_decode(module, target, tracking, cached=False)
     return ClassView(module.name, _doc(module, program), init_params,
@@ -293,9 +240,9 @@ def _ctor_params(module: ModuleIR) -> str:
                      for name, default in module.ctor_args)
 
 
-def _decoder_view(module: ModuleIR, program: Program) -> ClassView:
-    """A class whose loop codegen writes from its facets (``op: rnn_decoder``)."""
-    body = decoder_body(module.facets)
+def _template_view(module: ModuleIR, program: Program) -> ClassView:
+    """A class whose op writes its body from the facets (``op: rnn_decoder``'s loop)."""
+    body = ops.get(module.facets["template"]).body(module.facets)
     methods = [MethodView(name, doc, args, _comments_fit(lines), decorator)
                for name, doc, args, lines, decorator in body.methods]
     return ClassView(module.name, _doc(module, program), _ctor_params(module),
@@ -417,7 +364,7 @@ def file_view(program: Program) -> FileView:
 def _greedy(program: Program) -> GreedyView | None:
     """``greedy_decode()`` for a model that returns an rnn_decoder's logits."""
     model = program.model
-    token = recurrent_token(model) if program.generate is None else None
+    token = recurrent_token(model, program.modules) if program.generate is None else None
     if token is None:
         return None
     name_decoder_inputs(model, program.modules)  # as class_view did: the same names

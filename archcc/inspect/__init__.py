@@ -4,11 +4,17 @@
     >>> print(summary_text(summarize("specs/gpt2.yaml", dims={"T": 1024})))
 """
 
-from archcc.inspect.diff import Diff, diff_specs
-from archcc.inspect.load import load_for_inspection, parse_assignments
-from archcc.inspect.report import diff_text
-from archcc.inspect.summary import Summary, summarize
-from archcc.inspect.text import summary_text
+import importlib
 
-__all__ = ["Diff", "Summary", "diff_specs", "diff_text", "load_for_inspection",
-           "parse_assignments", "summarize", "summary_text"]
+_WHERE = {"Diff": "diff", "diff_specs": "diff", "load_for_inspection": "load",
+          "parse_assignments": "load", "diff_text": "report", "Summary": "summary",
+          "summarize": "summary", "summary_text": "text"}
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str):
+    """Each name from its module on first use: inspecting a model loads torch, and a bare
+    ``import archcc.inspect...`` (the compiler's budget check) should not."""
+    if name in _WHERE:
+        return getattr(importlib.import_module(f"archcc.inspect.{_WHERE[name]}"), name)
+    raise AttributeError(f"module 'archcc.inspect' has no attribute {name!r}")

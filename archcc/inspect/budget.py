@@ -21,7 +21,6 @@ from dataclasses import dataclass
 from fractions import Fraction
 from types import ModuleType
 
-import sympy
 import torch
 
 from archcc.codegen.targets import DEFAULT_SIZE
@@ -29,6 +28,7 @@ from archcc.diagnostics import ArchccError, Diagnostic
 from archcc.inspect.reduce import Scale, reduce_repeats, scaled_totals
 from archcc.ir.graph import Program
 from archcc.ir.params import ParamScope
+from archcc.lazy import sympy
 from archcc.parser import LoadedSpec
 from archcc.parser.budget import Bound, parse_bound, parse_size
 from archcc.parser.yaml_loader import SpecPath

@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from archcc import ops
 from archcc.diagnostics import ArchccError, Diagnostic, SourceLoc
 from archcc.inspect.load import Inspected, Value, load_for_inspection
 from archcc.inspect.match import core, match_layers
@@ -127,10 +128,16 @@ def _figures(summary: Summary, layer: LayerInfo | None) -> tuple[int, int, int]:
     if layer is None:
         return 0, 0, 0
     rows = {r.path: r for r in summary.rows}
-    mine = [rows[p] for p in (layer.path, layer.path + "_norm") if p in rows
-            and (p == layer.path or layer.kind == "residual")]
+    mine = [rows[layer.path + suffix] for suffix in _suffixes(layer)
+            if layer.path + suffix in rows]
     return (sum(r.params for r in mine), sum(r.flops for r in mine),
             sum(r.act_bytes for r in mine))
+
+
+def _suffixes(layer: LayerInfo) -> tuple[str, ...]:
+    """The submodules a layer adds, as suffixes of its path (a residual's ``_norm``)."""
+    op = ops.get(layer.kind)
+    return op.suffixes if op is not None else ("",)
 
 
 def _field_changes(a: LayerInfo, b: LayerInfo) -> list[tuple[str, Any, Any]]:
@@ -232,8 +239,7 @@ def _key_mapper(la: list[LayerInfo], pairs: dict[str, str]):
     by_a = {x.path: x for x in la}
     rules = []
     for pa, pb in pairs.items():
-        suffixes = ["", "_norm"] if by_a[pa].kind == "residual" else [""]
-        for suffix in suffixes:
+        for suffix in _suffixes(by_a[pa]):
             regex = re.escape(pa + suffix).replace(r"\*", r"(\d+)")
             rules.append((re.compile(f"^{regex}(?=\\.|$)"), (pb + suffix).split("*")))
     rules.sort(key=lambda r: -len(r[0].pattern))  # most specific layer first

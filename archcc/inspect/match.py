@@ -15,17 +15,17 @@ from __future__ import annotations
 from collections import Counter
 from difflib import SequenceMatcher
 
-from archcc.inspect.structure import NORMS, LayerInfo
+from archcc import ops
+from archcc.inspect.structure import LayerInfo, norm_ops
 
 THRESHOLD = 0.45
 
 
 def core(layer: LayerInfo) -> tuple[str, dict]:
     """What a layer computes, unwrapped: a residual around attention compares as attention."""
-    if layer.kind == "residual":
-        inner = {k[6:]: v for k, v in layer.fields.items() if k.startswith("layer.")}
-        own = {f"residual.{k}": v for k, v in layer.fields.items() if not k.startswith("layer.")}
-        return str(inner.pop("op", "?")), {**inner, **own}
+    op = ops.get(layer.kind)
+    if op is not None:
+        return op.core(layer.fields)
     return layer.kind.split(" ")[0], dict(layer.fields)
 
 
@@ -55,7 +55,7 @@ def _score(a: LayerInfo, b: LayerInfo, ia: float, ib: float, la: list[LayerInfo]
 def _contents(layers: list[LayerInfo], path: str) -> Counter:
     """Op types inside a repeated block; norms left out, as a residual op hides its own."""
     return Counter(op for op in (core(x)[0] for x in _children(layers, path + ".*"))
-                   if op not in NORMS)
+                   if op not in norm_ops())
 
 
 def _scope(la: list[LayerInfo], lb: list[LayerInfo], pa: str, pb: str,

@@ -18,12 +18,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-import networkx as nx
-
+from archcc import ops
 from archcc.inspect.load import Inspected
+from archcc.lazy import nx
 from archcc.parser.expr import ExprError, ExprSyntaxError, evaluate, parse_expr
 
-NORMS = ("layernorm", "rmsnorm")
+
+def norm_ops() -> set[str]:
+    """The normalisation ops (and kinds of the same name)."""
+    return {o.name for o in ops.all_ops() if o.is_norm}
 
 
 @dataclass
@@ -41,19 +44,8 @@ class LayerInfo:
     @property
     def facet(self) -> str:
         """A short op type: ``ffn swiglu``, ``attention causal``, ``residual post-layernorm``."""
-        f = self.fields
-        if self.kind == "ffn":
-            gated = {"silu": "swiglu", "gelu": "geglu", "gelu_tanh": "geglu", "sigmoid": "glu"}
-            return "ffn " + (gated.get(f.get("act"), f"gated {f.get('act')}")
-                             if f.get("gated") else str(f.get("act")))
-        if self.kind == "attention":
-            return "attention " + ("cross" if f.get("cross") else
-                                   "causal" if f.get("causal") else "self")
-        if self.kind == "residual":
-            inner = LayerInfo("", "", "", str(f.get("layer.op")),
-                              {k[6:]: v for k, v in f.items() if k.startswith("layer.")})
-            return f"residual {f.get('placement')}-{f.get('norm')} {inner.facet}"
-        return self.kind
+        op = ops.get(self.kind)
+        return op.facet(self.fields) if op is not None else self.kind
 
 
 def _resolve(value: Any, params: dict[str, Any]) -> Any:
@@ -137,7 +129,7 @@ def residuals(module) -> dict[str, str]:
     norm call reading the sum is post-norm.
     """
     g = module.graph
-    norms = {n for n, s in module.submodules.items() if s.kind in NORMS}
+    norms = {n for n, s in module.submodules.items() if s.kind in norm_ops()}
     out: dict[str, str] = {}
     for node, data in g.nodes(data=True):
         if data["op"] != "add" or len(data["inputs"]) != 2:

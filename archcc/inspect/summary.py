@@ -20,11 +20,10 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import sympy
-
 from archcc.diagnostics import ArchccError, Diagnostic, SourceLoc
 from archcc.inspect.load import Inspected, Value, load_for_inspection
 from archcc.inspect.measure import Measured, measure
+from archcc.lazy import sympy
 from archcc.parser.expr import did_you_mean
 
 SCHEMA_VERSION = 1

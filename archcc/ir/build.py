@@ -11,16 +11,13 @@ from __future__ import annotations
 
 import builtins
 
-import networkx as nx
-
-from archcc import plugins
+from archcc import ops, plugins
 from archcc.diagnostics import ArchccError, Diagnostic
-from archcc.ir import lower_decoder, lower_image, lower_relative, lowering
-from archcc.ir import lower_vision as lowering_vision
 from archcc.ir.forward import ForwardInterpreter
 from archcc.ir.graph import ModuleIR, Program, Submodule, new_graph
 from archcc.ir.layers import Layer, declare
 from archcc.ir.params import ParamScope, to_sympy
+from archcc.lazy import nx
 from archcc.parser import LoadedSpec
 from archcc.parser.expr import (
     Name,
@@ -39,21 +36,11 @@ class _Classes:
 
     def bind(self, layer: Layer, kwargs: tuple) -> None:
         """Fix the facets of a lowered layer at its (first) call and attach its class."""
-        spec = layer.spec
-        vision = lowering_vision.builder(layer)
-        builders = {
-            "attention": lambda: lowering.attention(spec.causal, spec.cross,
-                                                    spec.qkv == "fused", "mask" in kwargs,
-                                                    spec.scale != "none", "bias" in kwargs),
-            "ffn": lambda: lowering.ffn(spec.act, spec.gated),
-            "sinusoidal": lowering.sinusoidal,
-            "relative_bias": lambda: lower_relative.relative_bias(spec.bidirectional),
-            "rnn_decoder": lambda: lower_decoder.decoder(spec, kwargs),
-            **lower_image.builders(layer),
-        }
-        if vision is not None:
-            builders[layer.op] = vision
-        if layer.op not in builders:
+        if layer.op == "repeat":
+            return
+        layer = ops.get(layer.op).lowered_layer(layer)
+        cls = ops.get(layer.op).lower(layer, kwargs)
+        if cls is None:  # a torch layer: nothing to generate
             return
         facets = (layer.op, tuple(sorted(kwargs)))
         if layer.lowered is not None and layer.lowered != facets:
@@ -61,7 +48,6 @@ class _Classes:
                                          f"{layer.name} is called both with and without "
                                          "mask=; use two layers"))
         layer.lowered = facets
-        cls = builders[layer.op]()
         if cls.signature not in self.by_signature:
             cls.name = self._unique(cls.name, cls.signature)
             cls.graph.graph["name"] = cls.name
@@ -126,27 +112,33 @@ def _declare_layers(scope: ParamScope, layers_spec: dict, path: SpecPath,
             broken.add(name)
     for layer in layers.values():
         tie = getattr(layer.spec, "tie", None)
-        if tie is not None and (tie not in layers or layers[tie].op not in ("embedding",
-                                                                            "linear")):
-            scope.errors.append(Diagnostic(scope.loaded.where.key((*layer.path, "tie")),
-                                           ".".join((*layer.path, "tie")),
-                                           f"tie target '{tie}' is not an embedding or linear "
-                                           "layer of this block",
-                                           did_you_mean(tie, set(layers))))
-        elif tie is not None and _weight_shape(scope, layer) != _weight_shape(scope, layers[tie]):
-            scope.errors.append(Diagnostic(
-                scope.loaded.where.key((*layer.path, "tie")), ".".join((*layer.path, "tie")),
-                f"cannot tie {layer.name} {_weight_shape(scope, layer)} to {tie} "
-                f"{_weight_shape(scope, layers[tie])}: weights differ in shape",
-                "a tied linear needs in = the embedding's dim and out = its num"))
+        if tie is not None:
+            _check_tie(scope, layer, layers.get(tie), set(layers))
     return layers, broken
 
 
-def _weight_shape(scope: ParamScope, layer: Layer) -> tuple[int, int]:
-    """(rows, cols) of an embedding's or linear's weight, with concrete sizes."""
-    if layer.op == "embedding":
-        return scope.value(layer.sizes["num"]), scope.value(layer.sizes["dim"])
-    return scope.value(layer.sizes["out"]), scope.value(layer.sizes["in_"])
+def _check_tie(scope: ParamScope, layer: Layer, target: Layer | None, names: set[str]) -> None:
+    """``tie: wte``: the target is a layer of the same block whose weight has this shape."""
+    where, tie = (*layer.path, "tie"), layer.spec.tie
+    shape = _weight_shape(scope, target) if target is not None else None
+    if shape is None:
+        scope.errors.append(Diagnostic(scope.loaded.where.key(where), ".".join(where),
+                                       f"tie target '{tie}' is not an embedding or linear "
+                                       "layer of this block", did_you_mean(tie, names)))
+    elif _weight_shape(scope, layer) != shape:
+        scope.errors.append(Diagnostic(
+            scope.loaded.where.key(where), ".".join(where),
+            f"cannot tie {layer.name} {_weight_shape(scope, layer)} to {tie} {shape}: "
+            "weights differ in shape",
+            "a tied linear needs in = the embedding's dim and out = its num"))
+
+
+def _weight_shape(scope: ParamScope, layer: Layer) -> tuple[int, int] | None:
+    """(rows, cols) of a layer's tieable weight, with concrete sizes; None if it has none."""
+    if layer.op == "repeat":
+        return None
+    shape = ops.get(layer.op).weight_shape(layer)
+    return None if shape is None else tuple(scope.value(d) for d in shape)
 
 
 def _module(scope, classes, name, kind, spec_block, path, inputs, blocks) -> ModuleIR:
@@ -157,8 +149,8 @@ def _module(scope, classes, name, kind, spec_block, path, inputs, blocks) -> Mod
     fwd.run(spec_block.forward, inputs)
     scope.errors.extend(fwd.errors)
     for layer in layers.values():
-        if layer.lowered is None:  # declared, never called: still instantiate its class
-            classes.bind(layer, ())
+        if layer.op != "repeat" and ops.get(layer.op).lowered_layer(layer).lowered is None:
+            classes.bind(layer, ())  # declared, never called: still instantiate its class
         for sub in layer.submodules:
             module.submodules[sub.name] = sub
     module.layers = layers

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
+from archcc import ops
 from archcc.diagnostics import Diagnostic
 from archcc.ir import forward_seq
 from archcc.ir.forward_attention import ATTENTION_BUILTINS, SPECIAL
@@ -126,15 +127,22 @@ class ForwardInterpreter:
     def _statement(self, statement) -> list[str] | None:
         if isinstance(statement, Return):
             return [self._expr(v) for v in statement.values]
-        if len(statement.targets) != 1:  # out, (h, c) = lstm(x): one name per port
-            forward_seq.assign_ports(self, statement)
+        if len(statement.targets) != 1:  # out, (h, c) = lstm(x): one name per value
+            e = statement.value
+            layer = self.layers.get(e.func) if isinstance(e, Call) else None
+            if layer is None or layer.op == "repeat":
+                self.fail(statement.pos, "only an rnn, lstm or gru call returns several values",
+                          "assign one name per line")
+            ops.get(layer.op).assign(self, layer, statement)
             return None
-        value = self._expr(statement.value)
-        target = statement.targets[0]
-        self._check_target(statement, target)
-        self.g.nodes[value]["var"] = target
-        self.vars[target] = value
+        self.bind_name(statement, statement.targets[0], self._expr(statement.value))
         return None
+
+    def bind_name(self, statement, target: str, node: str) -> None:
+        """``target = <node>``: the name is checked and becomes the node's variable."""
+        self._check_target(statement, target)
+        self.g.nodes[node]["var"] = target
+        self.vars[target] = node
 
     def _check_target(self, statement, target: str) -> None:
         try:  # the name becomes a local of the generated forward: F or torch would shadow
@@ -173,8 +181,8 @@ class ForwardInterpreter:
         if e.id in self.scope.values:
             return self._node("const", [], e.pos, value=e)
         layer = self.layers.get(e.id)
-        if layer is not None and layer.op == "parameter":
-            return self._node("get_attr", [], e.pos, var=e.id, target=e.id)
+        if layer is not None and layer.op != "repeat":
+            return ops.get(layer.op).value(self, layer, e.pos)
         if layer is not None:
             self._fail(e.pos, f"layer '{e.id}' must be called, e.g. {e.id}(x)")
         if e.id in self.later:
@@ -261,22 +269,22 @@ class ForwardInterpreter:
         return self._node(op, [self._expr(a) for a in args], e.pos, **attrs)
 
     def _call_layer(self, layer: Layer, e: Call) -> str:
-        if forward_seq.is_recurrent_call(self, e):  # in an expression: the output sequence
-            return forward_seq.recurrent_call(self, layer, e)[0]
+        if layer.op != "repeat":
+            return ops.get(layer.op).call(self, layer, e)
+        args, kwargs = self.call_args(layer, e)
+        args = self._block_args(layer, args, kwargs, e.pos)
+        self.classes.bind(layer, ())
+        return self._node("call", args, e.pos, var=layer.name, target=layer.name,
+                          kwargs=(), repeat=True)
+
+    def call_args(self, layer: Layer, e: Call) -> tuple[list[str], tuple[str, ...]]:
+        """A call's argument nodes, positional then keyword, and the keyword names."""
         args = [self._expr(a) for a in e.args]
         kwargs = tuple(k for k, _ in e.kwargs)
         args += [self._expr(v) for _, v in e.kwargs]
         if not e.args:
             self._fail(e.pos, f"{layer.name}() needs at least one input")
-        if layer.op == "parameter":
-            self._fail(e.pos, f"'{layer.name}' is a parameter, not a layer; use it as a value")
-        if layer.op == "residual":
-            return self._residual(layer, args, kwargs, e.pos)
-        if layer.op == "repeat":
-            args, kwargs = self._block_args(layer, args, kwargs, e.pos), ()
-        self.classes.bind(layer, kwargs)
-        return self._node("call", args, e.pos, var=layer.name, target=layer.name,
-                          kwargs=kwargs, repeat=layer.op == "repeat")
+        return args, kwargs
 
     def _block_args(self, layer: Layer, args: list[str], kwargs: tuple, pos: Pos) -> list[str]:
         """Order a repeat's arguments as the block declares its inputs (keywords by name)."""
@@ -294,20 +302,6 @@ class ForwardInterpreter:
                        f"{len(names)} input(s) ({', '.join(names)}), got {len(args)}")
         return [by_name[n] for n in names]
 
-    def _residual(self, layer: Layer, args: list[str], kwargs: tuple, pos: Pos) -> str:
-        x, rest = args[0], args[1:]
-        norm = f"{layer.name}_norm"
-        self.classes.bind(layer.inner, kwargs)
-        if layer.spec.placement == "pre":
-            normed = self._node("call", [x], pos, var=norm, target=norm, kwargs=())
-            inner = self._node("call", [normed, *rest], pos, var=layer.name,
-                               target=layer.name, kwargs=kwargs)
-            return self._node("add", [x, inner], pos)
-        inner = self._node("call", [x, *rest], pos, var=layer.name, target=layer.name,
-                           kwargs=kwargs)
-        summed = self._node("add", [x, inner], pos)
-        return self._node("call", [summed], pos, var=norm, target=norm, kwargs=())
-
     # -------------------------------------------------------------------------- helpers
     def _node(self, op: str, inputs: list[str], pos: Pos, var: str | None = None,
               **attrs) -> str:
@@ -316,6 +310,17 @@ class ForwardInterpreter:
         if op == "const":
             self.g.nodes[node].update(shape=(), dtype="float32")
         return node
+
+    # the names op modules write with (archcc/ops): nodes, sub-expressions, errors
+    def node(self, op: str, inputs: list[str], pos: Pos, var: str | None = None,
+             **attrs) -> str:
+        return self._node(op, inputs, pos, var, **attrs)
+
+    def expr(self, e: Expr) -> str:
+        return self._expr(e)
+
+    def fail(self, pos: Pos, message: str, hint: str | None = None):
+        self._fail(pos, message, hint)
 
     def _loc(self, pos: Pos):
         return self.scope.loaded.where.text((*self.path, "forward"), pos)

@@ -18,9 +18,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-import networkx as nx
-
 from archcc.diagnostics import SourceLoc
+from archcc.lazy import nx
 from archcc.parser.expr import Expr
 
 
@@ -60,7 +59,7 @@ class ModuleIR:
     display: dict[str, str] = field(default_factory=dict)  # short dim names for comments
     # fused linear -> the linears it replaced, concatenated on load (see fuse_projections)
     load_fusions: dict[str, tuple[str, ...]] = field(default_factory=dict)
-    # a class codegen writes from facets rather than from the graph (see lower_decoder.py)
+    # a class its op writes from facets rather than from the graph (archcc/ops/rnn_decoder)
     facets: dict[str, Any] = field(default_factory=dict)
 
     @property

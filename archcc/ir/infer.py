@@ -8,15 +8,13 @@ left unknown so that independent mistakes are all reported in one run.
 
 from __future__ import annotations
 
-import networkx as nx
-import sympy
-
+from archcc import ops
 from archcc.diagnostics import ArchccError, Diagnostic
 from archcc.ir.graph import ModuleIR, Program, program_order
-from archcc.ir.layers import Layer, call_shape, parameter_shape
-from archcc.ir.layers_image import conv2d_shape
+from archcc.ir.layers import Layer
 from archcc.ir.params import symbol, to_sympy
 from archcc.ir.shapes import FLOAT, INT, RULES, DimContext, Shape, ShapeError, fmt
+from archcc.lazy import nx, sympy
 
 
 def param_context(program: Program) -> DimContext:
@@ -83,18 +81,18 @@ class _Inference:
         if data["shape"] is not None:
             return data["shape"], data["dtype"]
         layer = module.layers[data["attrs"]["target"]]
-        return parameter_shape(layer), FLOAT
+        return ops.get(layer.op).value_shape(layer)
 
     def _call(self, module: ModuleIR, data: dict, shapes, dtypes, ctx):
         target = data["attrs"]["target"]
         if module.kind == "lowered":
-            return _submodule_call(module, target, shapes, dtypes, ctx)
+            sub = module.submodules[target]
+            return ops.get_kind(sub.kind).call_shape(ctx, sub, shapes, dtypes)
         layer = _layer_for(module, target)
         if layer.op == "repeat":
             return self._repeat(layer, shapes, dtypes)
-        if layer.op == "residual":  # the norm beside a residual's layer
-            return _norm_call(ctx, layer, shapes[0])
-        result = call_shape(ctx, layer, shapes, dtypes, data["attrs"]["kwargs"])
+        result = ops.get(layer.op).target_shape(ctx, layer, target, shapes, dtypes,
+                                                data["attrs"]["kwargs"])
         sub = module.submodules[target]
         if sub.kind == "class" and sub.cls not in self.done:
             self._lowered(self.program.modules[sub.cls])
@@ -127,34 +125,11 @@ class _Inference:
 
 
 def _layer_for(module: ModuleIR, target: str) -> Layer:
+    """The spec layer that owns the submodule ``target`` (``attn_norm`` is ``attn``'s)."""
     if target in module.layers:
-        layer = module.layers[target]
-        return layer.inner if layer.op == "residual" else layer
-    return module.layers[target.removesuffix("_norm")]
-
-
-def _norm_call(ctx: DimContext, layer: Layer, shape: Shape):
-    want = layer.dim("dim")
-    if not ctx.equal(shape[-1], want):
-        raise ShapeError(f"{layer.name}_norm expects last dim {want} ({ctx.concrete(want)}), "
-                         f"got {fmt(shape)}")
-    return shape, FLOAT
-
-
-def _submodule_call(module: ModuleIR, target: str, shapes, dtypes, ctx):
-    sub = module.submodules[target]
-    x = shapes[0]
-    if sub.kind == "linear":
-        return (*x[:-1], to_sympy(sub.args["out"])), FLOAT
-    if sub.kind == "conv2d":
-        return conv2d_shape(ctx, target, x, sub.args), FLOAT
-    if sub.kind == "groupnorm":
-        return x, FLOAT
-    if sub.kind in ("dropout", "layernorm"):
-        return x, dtypes[0]
-    if sub.kind == "embedding":
-        return (*x, to_sympy(sub.args["dim"])), FLOAT
-    raise ShapeError(f"cannot infer a call of {sub.kind} '{target}'")
+        return module.layers[target]
+    return next(layer for layer in module.layers.values()
+                if any(sub.name == target for sub in layer.submodules))
 
 
 def infer_shapes(program: Program) -> Program:

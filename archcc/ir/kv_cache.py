@@ -20,14 +20,12 @@ decoder side (what depends on the stepped input) is given the cache.
 
 from __future__ import annotations
 
-import networkx as nx
-import sympy
-
+from archcc import ops
 from archcc.diagnostics import ArchccError, Diagnostic
 from archcc.ir.graph import ModuleIR, Program, add_node, program_order, set_inputs
-from archcc.ir.lowering import T
 from archcc.ir.params import symbol, to_sympy
 from archcc.ir.shapes import RULES, DimContext
+from archcc.lazy import nx, sympy
 from archcc.parser import LoadedSpec
 
 CACHE = "cache"
@@ -68,8 +66,7 @@ def causal_kv_shapes(program: Program) -> dict[str, tuple[tuple, tuple]]:
     """
     out = {}
     for module in program.modules.values():
-        if module.kind != "lowered" or not module.signature \
-                or module.signature[0] != "attention" or not _has(module, "causal_mask"):
+        if module.kind != "lowered" or not _attends(module) or not _has(module, "causal_mask"):
             continue
         names = {module.graph.nodes[n]["attrs"]["name"] for n in module.inputs}
         if "memory" not in names:
@@ -105,6 +102,15 @@ def _has(module: ModuleIR, op: str) -> bool:
     return any(d["op"] == op for _, d in module.graph.nodes(data=True))
 
 
+def _attends(module: ModuleIR) -> bool:
+    """An attention class: scores normalised by a softmax (the passes have not run yet)."""
+    return _has(module, "softmax")
+
+
+# primitives that number positions: a cached step continues after the cached positions
+POSITION_OPS = ("take_rows", "relative_position")
+
+
 def _has_memo(module: ModuleIR) -> bool:
     return any(d["attrs"].get("memo") for _, d in module.graph.nodes(data=True))
 
@@ -121,17 +127,16 @@ def _add_cache_input(g: nx.DiGraph) -> str:
 
 def _lowered_cache(module: ModuleIR) -> bool:
     """Make one lowered class cache-aware; False when it has nothing to cache."""
-    kind = module.signature[0] if module.signature else None
     g = module.graph
     names = {g.nodes[n]["attrs"]["name"]: n for n in module.inputs}
-    offsets = {"sinusoidal": "take_rows", "relative_bias": "relative_position"}
-    if kind in offsets:  # position tables and T5 buckets start after the cached positions
+    numbered = [n for n in g if g.nodes[n]["op"] in POSITION_OPS]
+    if numbered:  # position tables and T5 buckets start after the cached positions
         cache = _add_cache_input(g)
-        for node in [n for n in g if g.nodes[n]["op"] == offsets[kind]]:
+        for node in numbered:
             set_inputs(g, node, [*g.nodes[node]["inputs"], cache])
         _reinfer(module)
         return True
-    if kind != "attention":
+    if not _attends(module):
         return False
     if "memory" in names:
         return _memoize_memory(module, names["memory"])
@@ -168,8 +173,8 @@ def _append_kv(module: ModuleIR) -> None:
     _place_after(g, v, [kv, new_k, new_v])
     for node in module.inputs:  # per-key inputs (a score bias, a key mask) span P + T keys
         data = g.nodes[node]
-        if data["attrs"]["name"] != "x" and data["shape"] and data["shape"][-1] == T:
-            data["shape"] = (*data["shape"][:-1], PAST + T)
+        if data["attrs"]["name"] != "x" and data["shape"] and data["shape"][-1] == symbol("T"):
+            data["shape"] = (*data["shape"][:-1], PAST + symbol("T"))
     _reinfer(module)
 
 
@@ -212,10 +217,10 @@ def _reinfer(module: ModuleIR) -> None:
         dtypes = [g.nodes[i]["dtype"] for i in data["inputs"]]
         if data["op"] in RULES and data["op"] != "const":
             data["shape"], data["dtype"] = RULES[data["op"]](ctx, data["attrs"], shapes, dtypes)
-        elif data["op"] == "call" and module.submodules[data["attrs"]["target"]].kind == \
-                "embedding":  # T5's bucket -> bias table
-            dim = to_sympy(module.submodules[data["attrs"]["target"]].args["dim"])
-            data["shape"] = (*shapes[0], dim)
+        elif data["op"] == "call":  # e.g. T5's bucket -> bias table
+            sub = module.submodules[data["attrs"]["target"]]
+            data["shape"], data["dtype"] = ops.get_kind(sub.kind).call_shape(ctx, sub, shapes,
+                                                                            dtypes)
 
 
 # ------------------------------------------------------------------------- blocks and model

@@ -14,10 +14,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import networkx as nx
-import sympy
-
 from archcc.diagnostics import ArchccError, Diagnostic
+from archcc.lazy import nx, sympy
 from archcc.parser import LoadedSpec
 from archcc.parser.expr import Expr, ExprError, ExprSyntaxError, Num, evaluate, names_in, parse_expr
 from archcc.parser.yaml_loader import SpecPath

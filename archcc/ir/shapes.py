@@ -14,11 +14,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-import sympy
-
 from archcc.ir.params import to_sympy
+from archcc.lazy import sympy
 
-Shape = tuple[sympy.Expr, ...]
+Shape = tuple  # of sympy dims: (B, T, n_embd); kept plain so importing this needs no sympy
 FLOAT, INT, BOOL = "float32", "int64", "bool"
 
 
@@ -320,7 +319,11 @@ from archcc.ir.shapes_vision import VISION_RULES  # noqa: E402 - needs the helpe
 
 RULES.update(VISION_RULES)
 
-# the one node of an rnn_decoder class (its loop is written by codegen): lower_decoder.py
-from archcc.ir.lower_decoder import rnn_decode_shape  # noqa: E402 - needs the helpers above
 
-RULES["rnn_decode"] = rnn_decode_shape
+def register_rule(op: str) -> Callable[[Callable], Callable]:
+    """Decorator: the shape rule of a primitive an op module defines for its own lowered
+    class (``rnn_decode``: a decoder loop that codegen writes from facets)."""
+    def decorate(rule: Callable) -> Callable:
+        RULES[op] = rule
+        return rule
+    return decorate

@@ -5,10 +5,9 @@
 
 from __future__ import annotations
 
-import sympy
-
 from archcc.ir.params import to_sympy
 from archcc.ir.shapes import FLOAT, INT, ShapeError, _norm_dim, fmt, same
+from archcc.lazy import sympy
 
 
 def argmax(ctx, attrs, shapes, dtypes):

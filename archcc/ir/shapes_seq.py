@@ -10,9 +10,8 @@
 
 from __future__ import annotations
 
-import sympy
-
 from archcc.ir import shapes as s
+from archcc.lazy import sympy
 
 
 def port(ctx, attrs, shapes, dtypes):

@@ -6,13 +6,11 @@ message names the module, node and broken rule rather than a spec line.
 
 from __future__ import annotations
 
-import networkx as nx
-
 from archcc.ir.graph import Program
 from archcc.ir.shapes import RULES
+from archcc.lazy import nx
 
 STRUCTURAL_OPS = {"input", "output", "call", "const", "get_attr"}
-KNOWN_OPS = STRUCTURAL_OPS | set(RULES)
 REQUIRED = ("op", "inputs", "attrs", "shape", "dtype", "loc", "var", "stmt")
 
 
@@ -34,7 +32,7 @@ def verify(program: Program, *, shapes: bool = True, where: str = "") -> Program
             missing = [k for k in REQUIRED if k not in data]
             if missing:
                 raise IRError(f"{prefix}: node {node} lacks {missing}")
-            if data["op"] not in KNOWN_OPS:
+            if data["op"] not in STRUCTURAL_OPS and data["op"] not in RULES:
                 raise IRError(f"{prefix}: node {node} has unknown op {data['op']!r}")
             for src in data["inputs"]:
                 if src not in g or not g.has_edge(src, node):

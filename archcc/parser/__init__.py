@@ -52,7 +52,7 @@ def _model_fields(model: type[BaseModel]) -> set[str]:
     return {f.alias or name for name, f in model.model_fields.items()}
 
 
-_STRUCTURE = (schema.Repeat, schema.Spec, schema.Block, schema.Input, schema.Layout,
+_STRUCTURE = (schema.Repeat, schema._Spec, schema._Block, schema.Input, schema.Layout,
               schema.Budget, schema.KVCacheBudget)
 PLUGIN_HINT = ("an op from a plugin is known once its package is installed (entry point "
                "group archcc.ops); `archcc blocks list` shows every op")

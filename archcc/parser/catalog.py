@@ -1,7 +1,7 @@
 """``archcc blocks``: every op documented from the schema itself, so the docs cannot drift.
 
-The field table comes from the pydantic models (types, defaults, attribute docstrings); the
-example is a layer entry that a test validates against the same schema::
+The field table comes from the op's pydantic model (types, defaults, attribute docstrings);
+the example is the op's own (:class:`archcc.ops.Example`), which tests build::
 
     $ archcc blocks describe ffn
     ffn: Position-wise feed-forward: down(act(up(x))), or gated: down(act(gate(x)) * up(x)).
@@ -28,27 +28,6 @@ from pydantic_core import PydanticUndefined
 from archcc.parser import schema
 from archcc.parser.expr import did_you_mean
 
-# One realistic entry per op; ops without one get an example built from their required fields.
-EXAMPLES = {
-    "embedding": "wte: {op: embedding, num: vocab_size, dim: n_embd}",
-    "linear": "lm_head: {op: linear, in: n_embd, out: vocab_size, bias: false, tie: wte}",
-    "layernorm": "ln_f: {op: layernorm, dim: n_embd, eps: 1.0e-5}",
-    "rmsnorm": "norm: {op: rmsnorm, dim: n_embd}",
-    "dropout": "drop: {op: dropout, p: 0.1}",
-    "activation": "act: {op: activation, fn: gelu_tanh}",
-    "attention": "attn: {op: attention, dim: n_embd, heads: n_head, causal: true}",
-    "ffn": "mlp: {op: ffn, dim: n_embd, hidden: 4 * n_embd, act: silu, gated: true}",
-    "patchify": "patch_embed: {op: patchify, in_channels: 3, dim: hidden_size, patch: 16}",
-    "sinusoidal": "pos: {op: sinusoidal, dim: d_model, max_len: 5000}",
-    "parameter": "cls_token: {op: parameter, shape: [1, 1, hidden_size]}",
-    "residual": "attention: {op: residual, placement: post, dim: hidden_size, layer: {op: "
-                "attention, dim: hidden_size, heads: num_attention_heads}}",
-    "relative_bias": "encoder_bias: {op: relative_bias, heads: num_heads, buckets: 32, "
-                     "max_distance: 128}",
-    "patch_merge": "merge_1: {op: patch_merge, dim: embed_dim, out: 2 * embed_dim}",
-    "rnn_decoder": "decoder: {op: rnn_decoder, cell: gru, vocab: tgt_vocab, emb: emb, "
-                   "hidden: hidden, memory: 2 * hidden, score: additive}",
-}
 _PLACEHOLDER = {"size": "n_embd", "number": "0.1", "bool": "false", "int": "1", "str": "x",
                 "list of size": "[n_embd]"}
 
@@ -98,14 +77,12 @@ def fields(model: type[BaseModel]) -> list[tuple[str, str, str, str]]:
 
 
 def example(op: str) -> str:
-    """A layer entry using ``op``: the curated one, or one from its required fields."""
-    if op in EXAMPLES:
-        return EXAMPLES[op]
-    from archcc import plugins
+    """A layer entry using ``op``: the op's own example, or one from its required fields."""
+    from archcc import ops
 
-    plugin = plugins.get(op)
-    if plugin is not None and plugin.example:
-        return plugin.example
+    defined = ops.get(op)
+    if defined is not None and defined.example is not None:
+        return defined.example.layer
     model = op_models()[op]
     parts = [f"op: {op}"]
     for name, type_name, default, _ in fields(model):

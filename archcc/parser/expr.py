@@ -238,11 +238,18 @@ class _NewlinesInBrackets:
 
 @lru_cache(maxsize=1)
 def parser() -> Lark:
-    """The one LALR parser for expressions, forward programs and .arch specs."""
+    """The one LALR parser for expressions, forward programs and .arch specs.
+
+    lark keeps its analysed tables in archcc's cache folder (keyed by a digest of the
+    grammar, options and lark version), when that folder is private to this user."""
+    from archcc.cache import trusted_cache_dir
+
     grammar = (Path(__file__).parent / "grammar.lark").read_text(encoding="utf-8")
+    folder = trusted_cache_dir()
+    cache = str(folder / "grammar.lark.cache") if folder is not None else False
     return Lark(grammar, start=["program", "expr", "spec_file"], parser="lalr",
                 propagate_positions=True, maybe_placeholders=True,
-                postlex=_NewlinesInBrackets())
+                postlex=_NewlinesInBrackets(), cache=cache)
 
 
 # Common mistakes, named with lark's match_examples: the hint a user sees for each.

@@ -23,8 +23,8 @@ import torch
 
 from archcc.diagnostics import ArchccError
 from archcc.parser import load_spec
+from archcc.runtime.backends import compile as compile_model
 from archcc.runtime.commands import build_model, parse_dims
-from archcc.runtime.compile import compile as compile_model
 from archcc.runtime.inputs import model_inputs, runtime_error
 from archcc.runtime.reference import first_tensor, reference_model
 

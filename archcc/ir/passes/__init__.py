@@ -8,8 +8,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-import sympy
-
 from archcc.ir.graph import ModuleIR, Program
 from archcc.ir.infer import param_context
 from archcc.ir.params import symbol, to_sympy
@@ -22,6 +20,7 @@ from archcc.ir.passes.fuse_projections import fuse_projections
 from archcc.ir.passes.remove_noops import remove_noops
 from archcc.ir.shapes import DimContext
 from archcc.ir.verify import verify
+from archcc.lazy import sympy
 
 Pass = Callable[[ModuleIR, PassContext], PassResult]
 

@@ -21,8 +21,7 @@ import operator
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-import networkx as nx
-
+from archcc.lazy import nx
 from archcc.parser.expr import BinOp, Expr, Num
 
 

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import networkx as nx
-
 from archcc.ir.shapes import DimContext
+from archcc.lazy import nx
 
 
 @dataclass

@@ -18,12 +18,11 @@ When a chain almost matches, the reason is recorded as a near miss for ``--expla
 
 from __future__ import annotations
 
-import sympy
-
 from archcc.ir.graph import ModuleIR, add_node, replace_all_uses
 from archcc.ir.params import to_sympy
 from archcc.ir.passes.attention_match import Match, NoMatch, match_attention
 from archcc.ir.passes.base import PassContext, PassResult, move_before
+from archcc.lazy import sympy
 from archcc.parser.expr import BinOp, Expr, Num
 
 

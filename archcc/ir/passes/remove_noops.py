@@ -18,11 +18,10 @@ in ``eval()`` ``F.dropout`` already costs nothing.
 
 from __future__ import annotations
 
-import networkx as nx
-
 from archcc.ir.graph import ModuleIR, program_order, replace_all_uses
 from archcc.ir.passes.base import PassContext, PassResult
 from archcc.ir.shapes import DimContext
+from archcc.lazy import nx
 from archcc.parser.expr import Num
 
 

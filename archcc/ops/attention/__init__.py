@@ -1,0 +1,168 @@
+"""``op: attention``: multi-head attention, self, causal or cross, or within windows (Swin).
+
+Attention is not a template: it lowers to the linear / matmul / softmax primitives a user
+could write by hand (:mod:`.lowering`, :mod:`.windows`), and the optimizer's
+``fuse_attention`` pass is what turns them into ``F.scaled_dot_product_attention``::
+
+    attn: {op: attention, dim: n_embd, heads: n_head, causal: true}
+    ->  self.attn = CausalSelfAttention(config.n_embd, config.n_head)
+    attn(x) with x (B, T, n_embd)  ->  (B, T, n_embd)
+
+Calls: ``attn(x)``, ``attn(x, mask=m)`` (key padding, True = attend), ``attn(x, memory)``
+(cross), ``attn(x, bias=b)`` (an additive score bias such as T5's relative positions).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from archcc.ir.graph import Submodule
+from archcc.ir.shapes import FLOAT, ShapeError, fmt
+from archcc.lazy import sympy
+from archcc.ops import Example, Op, op
+from archcc.ops.attention import lowering, windows
+from archcc.ops.base import check_divides, diag
+from archcc.ops.dropout import check_probability
+from archcc.ops.linear import last_dim
+from archcc.parser.expr import Num
+from archcc.parser.fields import Scalar, Size, Strict
+
+
+class Attention(Strict):
+    """Multi-head attention: self, causal or cross. Lowers to matmul/softmax primitives that
+    the optimizer fuses into `F.scaled_dot_product_attention`.
+
+    Call it as `attn(x)`, `attn(x, mask=m)` (key-padding mask, True = attend) or
+    `attn(x, memory)` for cross attention; `bias=b` adds a float bias to the scores
+    (T5's relative position bias, shape (1, heads, T, S))."""
+
+    op: Literal["attention"]
+    dim: Size
+    """Model width."""
+    heads: Size
+    """Number of heads; must divide dim."""
+    causal: bool = False
+    """Mask future positions."""
+    cross: bool = False
+    """Queries from the first argument, keys and values from the second."""
+    bias: bool = True
+    """Bias in the projections."""
+    dropout: Scalar = 0.0
+    """Dropout on the attention weights."""
+    qkv: Literal["fused", "separate"] = "fused"
+    """One projection producing q, k, v (kv for cross) or three separate ones."""
+    scale: Literal["head_dim", "none"] = "head_dim"
+    """Scores times head_dim ** -0.5, or unscaled (T5 folds the scale into its init)."""
+    window: Size | None = None
+    """Swin: attend within non-overlapping `window` x `window` squares of a (B, H, W, C)
+    grid instead of over all tokens."""
+    shift: Size = 0
+    """Swin: cyclic shift of the grid before windowing (usually window // 2); a mask keeps
+    tokens that wrapped around from attending across the seam. Needs `grid`."""
+    grid: Size | None = None
+    """Side of the (square) token grid a shifted window attention sees; the shift mask is
+    built once for it."""
+    position: Literal["none", "relative_table"] = "none"
+    """`relative_table`: a learned bias per head and relative offset inside a window (Swin)."""
+
+
+@op
+class AttentionOp(Op):
+    name, schema, order = "attention", Attention, 70
+    sizes, scalars, optional_sizes = ("dim", "heads"), ("dropout",), ("window", "grid")
+    example = Example("attn: {op: attention, dim: n_embd, heads: n_head, causal: true}",
+                      {"n_embd": 16, "n_head": 4})
+
+    def declare(self, scope, layer):
+        super().declare(scope, layer)
+        if layer.spec.shift != 0:  # 0 is "no shift", not a size
+            layer.sizes["shift"] = scope.size(layer.spec.shift, (*layer.path, "shift"))
+
+    def check(self, scope, layer):
+        check_divides(scope, layer, "heads", "dim")
+        check_probability(scope, layer, "dropout")
+        problems = windows.facet_problems(scope, layer)
+        scope.errors += [diag(layer, message, hint) for message, hint in problems]
+        layer.broken = bool(problems)  # no class can be built for these facets
+
+    def submodules(self, layer):
+        s, spec = layer.sizes, layer.spec
+        if spec.window is not None:
+            args = windows.constructor_args(layer)
+        else:
+            args = {"dim": s["dim"], "n_head": s["heads"], "bias": Num(spec.bias),
+                    "dropout": s["dropout"]}
+        return [Submodule(layer.name, "class", args, layer.loc)]  # cls: bound at the call
+
+    def call_shape(self, ctx, layer, shapes, dtypes, kwargs):
+        if layer.spec.window is not None:
+            return windows.call_shape(ctx, layer, shapes, kwargs)
+        return _shape(ctx, layer, shapes, kwargs)
+
+    def lower(self, layer, kwargs):
+        spec = layer.spec
+        if spec.window is not None:
+            return windows.window_attention(spec.shift != 0, spec.position == "relative_table")
+        return lowering.attention(spec.causal, spec.cross, spec.qkv == "fused", "mask" in kwargs,
+                                  spec.scale != "none", "bias" in kwargs)
+
+    def params(self, values):
+        dim, bias = values["dim"], values["bias"]
+        count = 4 * dim * dim + (4 * dim if bias else 0)
+        if values.get("position") == "relative_table":
+            count += (2 * values["window"] - 1) ** 2 * values["heads"]
+        return count
+
+    def flops(self, values, shapes):
+        x = shapes[0]
+        dim, tokens = values["dim"], _prod(x[:-1])
+        keys = _prod(shapes[1][:-1]) if values["cross"] else tokens
+        if values.get("window"):
+            per_window = values["window"] ** 2
+            return 2 * tokens * dim * 4 * dim + 4 * tokens * per_window * dim
+        rows = x[1] if len(x) > 2 else 1
+        keys_per_row = (shapes[1][1] if values["cross"] else rows)
+        attention = 4 * _prod(x[:-2]) * rows * keys_per_row * dim
+        return 2 * tokens * dim * 2 * dim + 2 * keys * dim * 2 * dim + attention
+
+    def facet(self, fields):
+        return "attention " + ("cross" if fields.get("cross") else
+                               "causal" if fields.get("causal") else "self")
+
+
+def _prod(dims) -> int:
+    out = 1
+    for d in dims:
+        out *= d
+    return out
+
+
+def _shape(ctx, layer, shapes, kwargs):
+    spec, x = layer.spec, shapes[0]
+    positional = len(shapes) - len(kwargs)
+    want = 2 if spec.cross else 1
+    if positional != want:
+        raise ShapeError(f"{layer.name} takes {want} positional input(s), got {positional}",
+                         "cross attention is called as attn(x, memory); self attention as "
+                         "attn(x) or attn(x, mask=m)")
+    if set(kwargs) - {"mask", "bias"}:
+        raise ShapeError(f"{layer.name}: unknown keyword(s) "
+                         f"{sorted(set(kwargs) - {'mask', 'bias'})}",
+                         "the keywords are mask= and bias=")
+    last_dim(ctx, layer, x, "dim", "queries")
+    keys = shapes[1] if spec.cross else x
+    if spec.cross:
+        last_dim(ctx, layer, keys, "dim", "memory")
+    named = dict(zip(kwargs, shapes[positional:], strict=True))
+    mask = named.get("mask")
+    if mask is not None and (len(mask) != 2 or not ctx.equal(mask[0], x[0])
+                             or not ctx.equal(mask[1], keys[1])):
+        raise ShapeError(f"{layer.name}: mask must be (batch, keys) = "
+                         f"{fmt((x[0], keys[1]))}, got {fmt(mask)}")
+    bias = named.get("bias")
+    if bias is not None and (len(bias) != 4 or not ctx.equal(bias[1], layer.dim("heads"))
+                             or not ctx.equal(bias[2], x[1]) or not ctx.equal(bias[3], keys[1])):
+        raise ShapeError(f"{layer.name}: bias must be (1, heads, queries, keys) = "
+                         f"{fmt((sympy.Integer(1), layer.dim('heads'), x[1], keys[1]))}, "
+                         f"got {fmt(bias)}")
+    return x, FLOAT

@@ -1,0 +1,234 @@
+"""What an op is: one class that holds everything archcc knows about it.
+
+An op module subclasses :class:`Op` once (or a few times for a small family that shares
+code) and decorates the class with :func:`archcc.ops.op`; the registry does the rest. The
+stages ask the op, never branch on its name::
+
+    parser   schema         the pydantic model of ``{op: linear, in: ..., out: ...}``
+    ir       declare        resolve sizes and scalars, record facets, check them
+             submodules     the ``self.<name> = ...`` lines the layer adds to its block
+             call           the IR nodes a call writes in a forward (default: one ``call``)
+             call_shape     the shape rule at a call, in the spec's own words
+             lower          its generated class as primitive IR (None: a torch layer)
+    inspect  params, flops  formulas, checked against the generated module in tests
+             facet          ``ffn swiglu``: how summary and diff name the layer
+    docs     example        a layer entry, params, inputs and a call that build
+
+A :class:`Kind` is the other half: one kind of ``__init__`` line (``nn.Linear(...)``, a
+buffer, a parameter) with its shape rule when a lowered class calls it. Ops that emit
+torch layers define the kind beside the op.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from pydantic import BaseModel
+
+from archcc.diagnostics import Diagnostic
+from archcc.ir.shapes import ShapeError
+
+if TYPE_CHECKING:
+    from archcc.ir.forward import ForwardInterpreter
+    from archcc.ir.graph import ModuleIR, Submodule
+    from archcc.ir.layers import Layer
+    from archcc.ir.params import ParamScope
+    from archcc.ir.shapes import DimContext, Shape
+    from archcc.parser.expr import Call
+
+Render = Callable[[Any], str]  # renders one argument expression in the owner's scope
+
+
+@dataclass(frozen=True)
+class Example:
+    """A small, complete use of an op: what ``blocks describe`` shows and tests build.
+
+    The test composes ``params``, ``inputs`` (name -> shape, dtype), the ``layer`` entry
+    and ``return <call>`` into a spec, builds it, and holds the op's formulas against the
+    generated module."""
+
+    layer: str
+    """One ``layers:`` entry, e.g. ``mlp: {op: ffn, dim: n_embd, hidden: 4 * n_embd}``."""
+    params: dict[str, Any] = field(default_factory=dict)
+    inputs: dict[str, str] = field(default_factory=lambda: {"x": "[B, T, n_embd]"})
+    """Input name -> ``[dims]`` or ``[dims] int64`` / ``[dims] bool``."""
+    call: str = ""
+    """The forward's return expression; default: the layer called on the first input."""
+    dims: dict[str, int] = field(default_factory=lambda: {"T": 8})
+    setup: str = ""
+    """Other layers the call needs, as YAML (``wte: {op: embedding, ...}`` for a tie)."""
+
+
+class Op:
+    """One spec op. Subclasses set the class attributes and override what differs."""
+
+    name: ClassVar[str]
+    """The ``op:`` tag."""
+    schema: ClassVar[type[BaseModel]]
+    """Its pydantic model (``op: Literal[name]`` first); the JSON Schema comes from it."""
+    order: ClassVar[int] = 1000
+    """Position in ``blocks list``, the JSON Schema and the ops reference."""
+    sizes: ClassVar[tuple[str, ...]] = ()
+    """Integer fields (sizes or expressions over params), each >= 1."""
+    zero_sizes: ClassVar[tuple[str, ...]] = ()
+    """Integer fields that may be 0 (paddings)."""
+    optional_sizes: ClassVar[tuple[str, ...]] = ()
+    """Integer fields resolved only when given."""
+    scalars: ClassVar[tuple[str, ...]] = ()
+    """Float fields (eps, dropout p)."""
+    wrappable: ClassVar[bool] = True
+    """May sit inside ``op: residual``."""
+    is_norm: ClassVar[bool] = False
+    """A normalisation (diff and summary read residual wiring through these)."""
+    suffixes: ClassVar[tuple[str, ...]] = ("",)
+    """Names of the submodules a layer ``x`` adds, as suffixes: ``x`` and ``x_norm``."""
+    example: ClassVar[Example | None] = None
+
+    # ------------------------------------------------------------------ declaration
+    def declare(self, scope: ParamScope, layer: Layer) -> None:
+        """Resolve the fields named above onto ``layer.sizes`` (errors go to ``scope``)."""
+        fields = self.schema.model_fields
+        spec, path = layer.spec, layer.path
+
+        def key_path(key: str) -> tuple[str, ...]:
+            return (*path, fields[key].alias or key)
+
+        for key in self.sizes:
+            layer.sizes[key] = scope.size(getattr(spec, key), key_path(key))
+        for key in self.zero_sizes:
+            layer.sizes[key] = scope.size(getattr(spec, key), key_path(key), positive=False)
+        for key in self.scalars:
+            layer.sizes[key] = scope.scalar(getattr(spec, key), key_path(key))
+        for key in self.optional_sizes:
+            if getattr(spec, key) is not None:
+                layer.sizes[key] = scope.size(getattr(spec, key), key_path(key))
+
+    def check(self, scope: ParamScope, layer: Layer) -> None:
+        """Rules over concrete values (``heads`` divides ``dim``): append to scope.errors.
+        The layer stays usable, so later mistakes are reported in the same run, unless
+        the check sets ``layer.broken`` (facets no class can be built for)."""
+
+    def submodules(self, layer: Layer) -> list[Submodule]:
+        """The ``__init__`` lines the layer adds to its block."""
+        raise NotImplementedError(f"op {self.name} declares no submodules")
+
+    # ---------------------------------------------------------------------- forward
+    def call(self, fwd: ForwardInterpreter, layer: Layer, e: Call) -> str:
+        """IR nodes for ``layer(...)`` in a forward; returns the result node."""
+        args, kwargs = fwd.call_args(layer, e)
+        fwd.classes.bind(layer, kwargs)
+        return fwd.node("call", args, e.pos, var=layer.name, target=layer.name,
+                        kwargs=kwargs, repeat=False)
+
+    def value(self, fwd: ForwardInterpreter, layer: Layer, pos) -> str:
+        """The node for the layer's bare name used as a value (a parameter's tensor)."""
+        fwd.fail(pos, f"layer '{layer.name}' must be called, e.g. {layer.name}(x)")
+
+    def value_shape(self, layer: Layer) -> tuple[Shape, str]:
+        """(shape, dtype) of the node :meth:`value` writes."""
+        raise ShapeError(f"{layer.name} ({self.name}) is not a value")
+
+    def assign(self, fwd: ForwardInterpreter, layer: Layer, statement) -> None:
+        """``a, b = layer(x)``: bind several names (recurrent layers' outputs and states)."""
+        fwd.fail(statement.pos, "only an rnn, lstm or gru call returns several values",
+                 "assign one name per line")
+
+    def call_shape(self, ctx: DimContext, layer: Layer, shapes: list[Shape],
+                   dtypes: list[str], kwargs: tuple[str, ...]) -> tuple[Shape, str]:
+        """(shape, dtype) of calling the layer on inputs of these shapes."""
+        raise ShapeError(f"{layer.name} ({self.name}) cannot be called")
+
+    def target_shape(self, ctx: DimContext, layer: Layer, target: str, shapes: list[Shape],
+                     dtypes: list[str], kwargs: tuple[str, ...]) -> tuple[Shape, str]:
+        """The shape rule of a call to one of the layer's submodules (``target``); only ops
+        whose forward calls several (a residual's norm) override it."""
+        return self.call_shape(ctx, layer, shapes, dtypes, kwargs)
+
+    # ------------------------------------------------------------------- lowering
+    def lower(self, layer: Layer, kwargs: tuple[str, ...]) -> ModuleIR | None:
+        """The generated class of this layer's facets as primitive IR, fixed at its first
+        call (``kwargs`` are the call's keywords); None for an op that is a torch layer."""
+        return None
+
+    def lowered_layer(self, layer: Layer) -> Layer:
+        """The layer whose class :meth:`lower` builds (a residual's wrapped layer)."""
+        return layer
+
+    def weight_shape(self, layer: Layer) -> tuple | None:
+        """(rows, cols) of the weight another layer may share (``tie: wte``), as size
+        expressions; None for ops without a tieable weight."""
+        return None
+
+    # --------------------------------------------------------------------- figures
+    def params(self, values: dict[str, Any]) -> int:
+        """Parameter count from the layer's concrete field values (by field name)."""
+        raise NotImplementedError(f"op {self.name} has no parameter formula")
+
+    def flops(self, values: dict[str, Any], shapes: list[tuple[int, ...]]) -> int:
+        """FLOPs ``torch.utils.flop_counter`` counts for one call on inputs of ``shapes``
+        (matmuls, convolutions, attention: 2 per multiply-add; elementwise work is free)."""
+        raise NotImplementedError(f"op {self.name} has no FLOP formula")
+
+    def facet(self, fields: dict[str, Any]) -> str:
+        """How summary and diff name a layer of this op, from its resolved fields."""
+        return self.name
+
+    def core(self, fields: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+        """What the layer computes, for pairing layers across two specs: an op name and its
+        fields (a residual compares as the layer it wraps)."""
+        return self.name, dict(fields)
+
+
+class Kind:
+    """One kind of ``__init__`` line: a torch layer, a tensor, a buffer."""
+
+    name: ClassVar[str]
+
+    def init_lines(self, sub: Submodule, arg: Render) -> list[str]:
+        raise NotImplementedError
+
+    def call_shape(self, ctx: DimContext, sub: Submodule, shapes: list[Shape],
+                   dtypes: list[str]) -> tuple[Shape, str]:
+        """Shape rule when a lowered class calls ``self.<sub.name>(...)``."""
+        raise ShapeError(f"cannot infer a call of {sub.kind} '{sub.name}'")
+
+
+# ------------------------------------------------------------------------- helpers
+
+
+def diag(layer: Layer, message: str, hint: str | None = None) -> Diagnostic:
+    """An error at the layer's spec line."""
+    return Diagnostic(layer.loc, ".".join(layer.path), message, hint)
+
+
+def field_diag(scope: ParamScope, layer: Layer, key: str, message: str,
+               hint: str | None = None) -> Diagnostic:
+    """An error at one field of the layer (at the layer when the field was defaulted)."""
+    where = (*layer.path, key)
+    loc = scope.loaded.where.key(where) if key in layer.spec.model_fields_set else layer.loc
+    return Diagnostic(loc, ".".join(where), message, hint)
+
+
+def check_divides(scope: ParamScope, layer: Layer, part: str, whole: str,
+                  what: str | None = None) -> None:
+    """``heads (10) must divide dim (768)`` with the divisors as a hint."""
+    p, w = scope.value(layer.sizes[part]), scope.value(layer.sizes[whole])
+    if w % p:
+        divisors = [d for d in range(1, min(w, 64) + 1) if w % d == 0]
+        scope.errors.append(diag(layer, f"{what or part} ({p}) must divide "
+                                 f"{whole.rstrip('_')} ({w})",
+                                 f"divisors of {w}: {', '.join(map(str, divisors))}"))
+
+
+def is_default(value: Any, default: Any) -> bool:
+    """A literal argument equal to ``default`` (left out of a generated call)."""
+    return getattr(value, "value", object()) == default and not hasattr(value, "id")
+
+
+def keywords(args: dict, defaults: dict[str, tuple[str, Any]], arg: Render) -> str:
+    """``, torch_name=value`` for each arg present that differs from torch's default."""
+    parts = [f"{torch_name}={arg(args[key])}" for key, (torch_name, default)
+             in defaults.items() if key in args and not is_default(args[key], default)]
+    return "".join(f", {p}" for p in parts)

@@ -1,0 +1,76 @@
+"""``op: embedding``: a lookup table, ``nn.Embedding``. Learned positions are one too.
+
+    wte: {op: embedding, num: vocab_size, dim: n_embd}
+    ->  self.wte = nn.Embedding(config.vocab_size, config.n_embd)
+    wte(ids) with int64 ids (B, T)  ->  (B, T, n_embd)
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from archcc.ir.graph import Submodule
+from archcc.ir.params import to_sympy
+from archcc.ir.shapes import FLOAT, INT, ShapeError
+from archcc.ops import Example, Kind, Op, kind, op
+from archcc.parser.expr import Num
+from archcc.parser.fields import Size, Strict
+
+
+class Embedding(Strict):
+    """Lookup table: int64 ids (B, T) -> vectors (B, T, dim). Learned positions use this too."""
+
+    op: Literal["embedding"]
+    num: Size
+    """Number of rows (vocabulary size, or maximum positions)."""
+    dim: Size
+    """Width of each vector."""
+    padding_idx: int | None = None
+    """Row whose gradient is always zero (HF `pad_token_id`)."""
+
+
+def submodule(name: str, num, dim, padding_idx=None, loc=None) -> Submodule:
+    """An ``nn.Embedding`` line; lowered classes use it for their tables (T5 buckets)."""
+    args = {"num": num, "dim": dim}
+    if padding_idx is not None:
+        args["padding_idx"] = Num(padding_idx)
+    return Submodule(name, "embedding", args, loc)
+
+
+@op
+class EmbeddingOp(Op):
+    name, schema, order = "embedding", Embedding, 10
+    sizes = ("num", "dim")
+    example = Example("wte: {op: embedding, num: vocab_size, dim: n_embd}",
+                      {"vocab_size": 50, "n_embd": 16}, {"x": "[B, T] int64"})
+
+    def submodules(self, layer):
+        return [submodule(layer.name, layer.sizes["num"], layer.sizes["dim"],
+                          layer.spec.padding_idx, layer.loc)]
+
+    def call_shape(self, ctx, layer, shapes, dtypes, kwargs):
+        if dtypes[0] != INT:
+            raise ShapeError(f"{layer.name} is an embedding and needs int64 ids, got {dtypes[0]}")
+        return (*shapes[0], layer.dim("dim")), FLOAT
+
+    def weight_shape(self, layer):
+        return layer.sizes["num"], layer.sizes["dim"]
+
+    def params(self, values):
+        return values["num"] * values["dim"]
+
+    def flops(self, values, shapes):
+        return 0
+
+
+@kind
+class EmbeddingKind(Kind):
+    name = "embedding"
+
+    def init_lines(self, sub, arg):
+        a = sub.args
+        pad = f", padding_idx={arg(a['padding_idx'])}" if "padding_idx" in a else ""
+        return [f"self.{sub.name} = nn.Embedding({arg(a['num'])}, {arg(a['dim'])}{pad})"]
+
+    def call_shape(self, ctx, sub, shapes, dtypes):
+        return (*shapes[0], to_sympy(sub.args["dim"])), FLOAT

@@ -1,0 +1,92 @@
+"""``op: parameter``: a free learned tensor (a CLS token, a position table, a temperature).
+
+    cls_token: {op: parameter, shape: [1, 1, hidden_size]}
+    ->  self.cls_token = nn.Parameter(torch.zeros(1, 1, config.hidden_size))
+
+It is a value, not a layer: the forward uses its name (``cat(cls_token, x)``), never calls
+it. Lowered classes hold parameters of this kind too (Swin's relative position table).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from archcc.ir.graph import Submodule
+from archcc.ir.shapes import FLOAT
+from archcc.ops import Example, Kind, Op, kind, op
+from archcc.parser.fields import Scalar, Size, Strict
+
+_INITS = {"zeros": "torch.zeros", "ones": "torch.ones", "normal": "torch.randn"}
+
+
+class Parameter(Strict):
+    """A free learned tensor, e.g. a CLS token (1, 1, dim) or a position table."""
+
+    op: Literal["parameter"]
+    shape: list[Size]
+    init: Literal["zeros", "ones", "normal", "constant"] = "zeros"
+    value: Scalar = 0.0
+    """The fill value of `init: constant` (CLIP's logit_scale starts at log(1 / 0.07))."""
+
+
+def submodule(name: str, shape: tuple, init: str = "zeros", value=None, loc=None) -> Submodule:
+    """An ``nn.Parameter`` line of this shape (expressions) and initial value."""
+    args = {"shape": tuple(shape), "init": init}
+    if value is not None:
+        args["value"] = value
+    return Submodule(name, "parameter", args, loc)
+
+
+@op
+class ParameterOp(Op):
+    name, schema, order = "parameter", Parameter, 110
+    scalars = ("value",)
+    example = Example("cls_token: {op: parameter, shape: [1, 1, n_embd]}", {"n_embd": 16},
+                      call="x + cls_token")
+
+    def declare(self, scope, layer):
+        super().declare(scope, layer)
+        for i, raw in enumerate(layer.spec.shape):
+            layer.sizes[f"shape{i}"] = scope.size(raw, (*layer.path, "shape", str(i)))
+
+    def submodules(self, layer):
+        return [submodule(layer.name, self.shape_exprs(layer), layer.spec.init,
+                          layer.sizes["value"], layer.loc)]
+
+    @staticmethod
+    def shape_keys(layer) -> list[str]:
+        return sorted((k for k in layer.sizes if k.startswith("shape")), key=lambda k: int(k[5:]))
+
+    def shape_exprs(self, layer) -> tuple:
+        return tuple(layer.sizes[k] for k in self.shape_keys(layer))
+
+    def value(self, fwd, layer, pos):
+        return fwd.node("get_attr", [], pos, var=layer.name, target=layer.name)
+
+    def value_shape(self, layer):
+        return tuple(layer.dim(k) for k in self.shape_keys(layer)), FLOAT
+
+    def call(self, fwd, layer, e):
+        fwd.fail(e.pos, f"'{layer.name}' is a parameter, not a layer; use it as a value")
+
+    def params(self, values):
+        count = 1
+        for d in values["shape"]:
+            count *= d
+        return count
+
+    def flops(self, values, shapes):
+        return 0
+
+
+@kind
+class ParameterKind(Kind):
+    name = "parameter"
+
+    def init_lines(self, sub, arg):
+        a = sub.args
+        dims = [arg(d) for d in a["shape"]]
+        if a["init"] == "constant":  # e.g. CLIP's logit_scale = log(1 / 0.07)
+            shape = "(" + ", ".join(dims) + ("," if len(dims) == 1 else "") + ")"
+            return [f"self.{sub.name} = nn.Parameter(torch.full({shape}, {arg(a['value'])}))"]
+        return [f"self.{sub.name} = nn.Parameter({_INITS[a['init']]}({', '.join(dims)}))"]
