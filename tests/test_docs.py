@@ -24,7 +24,8 @@ on an optional marker, an HTML comment on the line just before the fence:
 Commands run in a work folder holding copies of pyproject.toml, specs/, examples/ and
 tests/specs/, so the paths in the docs resolve and nothing a command writes lands in the
 checkout. Relative links between the files, anchors included, must resolve, and so must the
-repository paths the prose names in backticks.
+repository paths the prose names in backticks. README's Architectures table lists every spec
+in specs/, and docs/language.md's ops table every op `archcc blocks list` knows.
 """
 
 from __future__ import annotations
@@ -371,3 +372,28 @@ def test_named_repository_paths_exist(path):
                        r"/[\w./-]*)`", _prose(path))
     missing = [p for p in named if p not in WRITTEN_BY_EXAMPLES and not (ROOT / p).exists()]
     assert not missing, f"{path.name} names files that do not exist: {missing}"
+
+
+# ------------------------------------------------------------------------ inventories
+
+def _table_rows(path: Path, heading: str) -> list[str]:
+    """The first cells of the table under ``heading``."""
+    text = _prose(path).split(heading, 1)[1]
+    return re.findall(r"^\| ([^|\n]+?) \|", text.split("\n#", 1)[0], re.M)[1:]
+
+
+def test_readme_lists_every_spec():
+    listed = {name for cell in _table_rows(ROOT / "README.md", "## Architectures")
+              for name in re.findall(r"`(\w+)`", cell)}
+    specs = {p.stem for p in (ROOT / "specs").glob("*.yaml")}
+    assert listed == specs, f"README's Architectures table: missing {specs - listed}, " \
+                            f"unknown {listed - specs}"
+
+
+def test_ops_at_a_glance_names_every_op(capsys):
+    assert main(["blocks", "list"]) == 0
+    known = {line.split()[0] for line in capsys.readouterr().out.splitlines() if line.strip()}
+    cells = _table_rows(ROOT / "docs" / "language.md", "## Ops at a glance")
+    listed = {name for cell in cells for name in re.findall(r"`\{?(\w+)", cell)}
+    assert listed == known, f"docs/language.md's ops table: missing {known - listed}, " \
+                            f"unknown {listed - known}"
