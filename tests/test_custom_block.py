@@ -1,4 +1,4 @@
-"""The README's "a block of your own" example: a block library plus a 10-line spec."""
+"""docs/language.md's "a block of your own" example: a block library plus a 10-line spec."""
 
 from __future__ import annotations
 
@@ -13,13 +13,13 @@ EXAMPLE = ROOT / "examples" / "custom_block"
 SMALL = dict(vocab_size=61, n_positions=32, n_embd=32, n_head=4, n_layer=2, dropout=0.0)
 
 
-def test_readme_shows_the_example_files_as_they_are():
-    readme = (ROOT / "README.md").read_text()
+def test_docs_show_the_example_files_as_they_are():
+    readme = (ROOT / "docs" / "language.md").read_text()
     for name in ("parallel_block.yaml", "gpt2_parallel.yaml"):
         text = (EXAMPLE / name).read_text()
         body = "".join(line for line in text.splitlines(keepends=True)
                        if not line.startswith("#"))
-        assert body in readme, f"README's copy of {name} is stale"
+        assert body in readme, f"docs/language.md's copy of {name} is stale"
         assert len(body.splitlines()) < 20
 
 

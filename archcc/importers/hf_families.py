@@ -17,7 +17,8 @@ import json
 
 from archcc.importers.config import ConfigFile
 
-EXTEND = "write a spec that `extends:` the family spec and changes it (README: Composing specs)"
+EXTEND = ("write a spec that `extends:` the family spec and changes it "
+          "(docs/language.md: Composing specs)")
 
 
 def copy(cfg: ConfigFile, defaults: dict[str, int | float], prefix: str = "") -> dict:
