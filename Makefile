@@ -8,7 +8,7 @@ else
 TORCH_PKGS := torch==2.14.1 torchvision==0.29.1
 endif
 
-.PHONY: demo test lint generated golden bench clean
+.PHONY: demo test lint generated docs golden bench clean
 
 $(STAMP): pyproject.toml
 	python3 -m venv .venv
@@ -29,9 +29,13 @@ test: $(STAMP)            ## the whole suite (GPU tests skip without a GPU)
 lint: $(STAMP)
 	.venv/bin/ruff check .
 
-generated: $(STAMP)       ## regenerate generated/ (and the editor schema) from specs/
+generated: $(STAMP) docs  ## regenerate generated/ (and the editor schema) from specs/
 	$(ARCHCC) build specs/*.yaml -o generated
 	$(ARCHCC) schema -o schema/archcc.schema.json
+
+docs: $(STAMP)            ## regenerate docs/ops.md from the op registry
+	ARCHCC_PLUGINS=0 $(PY) -c "from archcc.parser.catalog import ops_reference; \
+		open('docs/ops.md', 'w').write(ops_reference())"
 
 golden: $(STAMP)          ## re-record golden files after an intended change
 	ARCHCC_UPDATE_GOLDEN=1 $(PY) -m pytest -q tests/test_golden.py

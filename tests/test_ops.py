@@ -83,6 +83,9 @@ def _build(op: Op, tmp_path: Path):
 def test_every_op_is_documented(name):
     op = ops.get(name)
     assert inspect.cleandoc(op.schema.__doc__ or "").strip(), f"{name}: schema docstring"
+    undocumented = [k for k, f in op.schema.model_fields.items()
+                    if k != "op" and not f.description]
+    assert not undocumented, f"{name}: fields without a docstring: {undocumented}"
     assert op.schema.model_fields["op"].annotation.__args__ == (name,)
     assert op.example is not None, f"{name}: no example"
     module_doc = inspect.getmodule(type(op)).__doc__
@@ -135,3 +138,10 @@ def test_an_op_name_is_spelled_in_its_own_module_only():
     for name in set(OPS) - set(RULES):  # an IR primitive may share an op's name (dropout)
         where = [str(p.relative_to(ROOT)) for p, found in strings.items() if name in found]
         assert len(where) <= 1, f"{name} is spelled in {where}"
+
+
+def test_the_ops_reference_is_generated_from_the_registry():
+    """docs/ops.md is what `make docs` writes now (run it after changing an op)."""
+    from archcc.parser.catalog import ops_reference
+
+    assert (ROOT / "docs" / "ops.md").read_text() == ops_reference()

@@ -24,6 +24,7 @@ class ActivationLayer(Strict):
 
     op: Literal["activation"]
     fn: Activation
+    """The function; `quick_gelu` (CLIP's) exists only as `quick_gelu(x)` in forward."""
 
 
 @op

@@ -26,11 +26,17 @@ class Conv1d(Strict):
 
     op: Literal["conv1d"]
     in_: Size = Field(alias="in")
+    """Input channels (dim 1 of x)."""
     out: Size
+    """Output channels (filters)."""
     kernel: Size
+    """Width of each filter, in time steps."""
     stride: Size = 1
+    """Step between windows."""
     padding: Size = 0
+    """Zeros added at both ends of the sequence (0 allowed)."""
     bias: bool = True
+    """A learned bias per output channel."""
 
 
 @op

@@ -35,11 +35,13 @@ class Conv2d(Strict):
     kernel: Size
     """Square kernel side."""
     stride: Size = 1
+    """Step between windows, in both directions."""
     padding: Size = 0
     """Zero padding on every side (0 allowed)."""
     groups: Size = 1
     """Grouped convolution; must divide in and out (in = groups = out is depthwise)."""
     bias: bool = True
+    """A learned bias per output channel."""
 
 
 def submodule(name: str, fan_in, fan_out, kernel, stride=None, padding=None, groups=None,

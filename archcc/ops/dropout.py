@@ -17,6 +17,7 @@ class Dropout(Strict):
 
     op: Literal["dropout"]
     p: Scalar = 0.0
+    """Probability of zeroing each element, in [0, 1]."""
 
 
 def submodule(name: str, p, loc=None) -> Submodule:

@@ -23,8 +23,11 @@ class EmbeddingBag(Strict):
 
     op: Literal["embedding_bag"]
     num: Size
+    """Number of rows (vocabulary size)."""
     dim: Size
+    """Width of each vector."""
     mode: Literal["mean", "sum", "max"] = "mean"
+    """How a bag's vectors are reduced."""
     padding_idx: int | None = None
     """Row that is left out of every bag (and never trained)."""
 

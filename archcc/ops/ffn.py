@@ -25,11 +25,15 @@ class FFN(Strict):
 
     op: Literal["ffn"]
     dim: Size
+    """Model width: input and output features."""
     hidden: Size
+    """Inner width (GPT-2: 4 * n_embd; LLaMA: intermediate_size)."""
     act: Activation = "gelu"
+    """Nonlinearity after `up` (on the gate when `gated`)."""
     gated: bool = False
     """GLU family: sigmoid -> GLU, gelu -> GEGLU, silu -> SwiGLU."""
     bias: bool = True
+    """Biases in the up, gate and down projections."""
     dropout: Scalar = 0.0
     """Dropout after the output projection."""
 

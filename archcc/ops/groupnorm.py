@@ -23,7 +23,9 @@ class GroupNorm(Strict):
     groups: Size
     """Number of groups; must divide channels."""
     channels: Size
+    """Channels normalised (dim 1 of x)."""
     eps: Scalar = 1e-5
+    """Added to each group's variance."""
     affine: bool = True
     """Learned per-channel scale and shift."""
 

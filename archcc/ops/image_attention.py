@@ -28,11 +28,13 @@ class ImageAttention(Strict):
 
     op: Literal["image_attention"]
     channels: Size
+    """Channels of the image: the attention's width."""
     heads: Size
     """Number of heads; must divide channels."""
     groups: Size = 32
     """GroupNorm groups; must divide channels."""
     eps: Scalar = 1e-6
+    """Epsilon of the GroupNorm."""
 
 
 @op

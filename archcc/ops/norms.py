@@ -26,9 +26,11 @@ class LayerNorm(Strict):
 
     op: Literal["layernorm"]
     dim: Size
+    """Width normalised: the input's last dim."""
     eps: Scalar = 1e-5
     """Added to the variance (HF BERT uses 1e-12)."""
     bias: bool = True
+    """A learned shift besides the learned scale (false: scale only, as in OLMo)."""
 
 
 class RMSNorm(Strict):
@@ -36,7 +38,9 @@ class RMSNorm(Strict):
 
     op: Literal["rmsnorm"]
     dim: Size
+    """Width normalised: the input's last dim."""
     eps: Scalar = 1e-6
+    """Added to the mean square before the root."""
 
 
 NORMS = ("layernorm", "rmsnorm")

@@ -24,7 +24,9 @@ class Parameter(Strict):
 
     op: Literal["parameter"]
     shape: list[Size]
+    """Its dims, sizes or param expressions: `[1, 1, hidden_size]`."""
     init: Literal["zeros", "ones", "normal", "constant"] = "zeros"
+    """Its value at construction (`constant`: `value` everywhere)."""
     value: Scalar = 0.0
     """The fill value of `init: constant` (CLIP's logit_scale starts at log(1 / 0.07))."""
 

@@ -28,8 +28,11 @@ class Patchify(Strict):
 
     op: Literal["patchify"]
     in_channels: Size
+    """Image channels (3 for RGB)."""
     dim: Size
+    """Width of each patch token."""
     patch: Size
+    """Side of the square patches; must divide the image sides."""
     proj: Literal["conv", "linear"] = "conv"
     """`conv`: one strided Conv2d; `linear`: unfold the patches, then one Linear
     (the same map: its weight is the conv weight flattened)."""
@@ -47,6 +50,7 @@ class Patchify(Strict):
     norm: bool = False
     """LayerNorm over dim after the projection (Swin)."""
     eps: Scalar = 1e-5
+    """Epsilon of that LayerNorm."""
 
 
 @op

@@ -43,11 +43,13 @@ class _Recurrent(Strict):
     layers: Size = 1
     """Stacked layers."""
     bidirectional: bool = False
+    """A second layer reads the sequence backwards; outputs concatenate both."""
     dropout: Scalar = 0.0
     """Dropout between stacked layers (not after the last), in training only."""
     batch_first: bool = True
     """x is (B, T, in); false: (T, B, in). States are always (layers * directions, B, hidden)."""
     bias: bool = True
+    """Input and hidden biases (torch's `bias`)."""
     lengths: Literal["packed", "mask"] = "packed"
     """How a `lengths=` argument is honoured: `packed` packs the padded batch (exact final
     states, every direction); `mask` runs over the padding and zeroes outputs past each length
@@ -59,6 +61,7 @@ class RNN(_Recurrent):
 
     op: Literal["rnn"]
     nonlinearity: Literal["tanh", "relu"] = "tanh"
+    """The activation of the recurrence."""
 
 
 class LSTM(_Recurrent):

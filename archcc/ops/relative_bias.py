@@ -32,6 +32,7 @@ class RelativeBias(Strict):
 
     op: Literal["relative_bias"]
     heads: Size
+    """Attention heads: one learned value per bucket and head."""
     buckets: Size = 32
     """Number of buckets (HF `relative_attention_num_buckets`)."""
     max_distance: Size = 128

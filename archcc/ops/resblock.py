@@ -39,8 +39,11 @@ class ResBlock(Strict):
     groups: Size = 32
     """GroupNorm groups; must divide in and out."""
     eps: Scalar = 1e-6
+    """Epsilon of both GroupNorms."""
     act: Activation = "silu"
+    """The nonlinearity after each norm and on the time embedding."""
     dropout: Scalar = 0.0
+    """Dropout before the second convolution."""
 
 
 @op

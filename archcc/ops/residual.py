@@ -32,10 +32,13 @@ class Residual(Strict):
     layer: Any
     """The wrapped layer."""
     norm: Literal["layernorm", "rmsnorm"] = "layernorm"
+    """The norm beside the layer, a module named `<name>_norm`."""
     placement: Literal["pre", "post"] = "pre"
+    """`pre`: `x + layer(norm(x))` (GPT-2, LLaMA); `post`: `norm(x + layer(x))` (BERT)."""
     dim: Size
     """Width normalised."""
     eps: Scalar = 1e-5
+    """Epsilon of the norm."""
 
 
 @functools.cache

@@ -27,8 +27,11 @@ class Upsample(Strict):
 
     op: Literal["upsample"]
     channels: Size
+    """Channels in and out."""
     scale: Size = 2
+    """Factor on H and W."""
     conv: bool = True
+    """A 3x3 convolution after the nearest-neighbour up-sampling."""
 
 
 class Downsample(Strict):
@@ -37,7 +40,9 @@ class Downsample(Strict):
 
     op: Literal["downsample"]
     channels: Size
+    """Channels in and out."""
     conv: bool = True
+    """A strided 3x3 convolution; false: 2x2 average pooling."""
     padding: Size = 1
     """Of the conv: 1, or 0 to pad only right and bottom by one first (original DDPM,
     diffusers `downsample_padding: 0`)."""

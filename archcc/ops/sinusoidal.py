@@ -21,7 +21,9 @@ class Sinusoidal(Strict):
 
     op: Literal["sinusoidal"]
     dim: Size
+    """Width of each position vector (even)."""
     max_len: Size = 5000
+    """Rows of the table: the longest sequence it serves."""
 
 
 @op

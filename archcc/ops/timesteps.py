@@ -29,6 +29,7 @@ class Timesteps(Strict):
     downscale_freq_shift: Scalar = 1.0
     """Frequencies are `max_period ** (-i / (dim / 2 - shift))`."""
     max_period: Scalar = 10000
+    """The longest period of the sines (the base of the frequencies)."""
     scale: Scalar = 1.0
     """Multiplies the angles."""
 

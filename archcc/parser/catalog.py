@@ -124,3 +124,31 @@ def describe(op: str) -> str:
     doc = inspect.cleandoc(model.__doc__ or "")
     sample = "h: {repeat: Block, times: n_layer}" if op == "repeat" else example(op)
     return f"{op}: {doc}\n\n" + "\n".join(table) + f"\n\nexample:\n  {sample}\n"
+
+
+def _cell(text: str) -> str:
+    """Table cell text: a ``|`` in a type (``gelu | silu``) would split the column."""
+    return text.replace("|", "\\|")
+
+
+def ops_reference() -> str:
+    """``docs/ops.md``: every op of the registry with its docs, fields and example, in
+    ``blocks list`` order (``make docs`` writes it; a test keeps it in sync)."""
+    models = op_models()
+    out = ["# Ops reference", "",
+           "Generated from the op registry (`archcc/ops/`) by `make docs`; do not edit.",
+           "`archcc blocks describe OP` prints the same for one op. Each example is built "
+           "and measured by `tests/test_ops.py`.", "",
+           "| op | what it is |", "|---|---|"]
+    out += [f"| [`{name}`](#{name}) | {_summary(model)} |"
+            for name, model in models.items()]
+    for name, model in models.items():
+        out += ["", f"## {name}", "", inspect.cleandoc(model.__doc__ or ""), "",
+                "| field | type | default | description |", "|---|---|---|---|"]
+        out += ["| " + " | ".join((f"`{field}`", *(_cell(c) for c in (kind, default, doc))))
+                + " |" for field, kind, default, doc in fields(model)]
+        out += ["", "<!-- fragment -->", "```yaml", example(name), "```"]  # tests/test_ops.py
+    out += ["", "## repeat", "", inspect.cleandoc(schema.Repeat.__doc__ or ""), "",
+            "<!-- fragment -->", "```yaml",
+            "h: {repeat: Block, times: n_layer}", "```"]
+    return "\n".join(out) + "\n"
