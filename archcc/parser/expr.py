@@ -80,6 +80,10 @@ class Slice:
     lower: Expr | None
     upper: Expr | None
     pos: Pos = field(default=Pos(), compare=False)
+    step: Expr | None = None
+
+
+ELLIPSIS = "..."  # x[..., 0]: a Name with this id stands for Python's Ellipsis
 
 
 @dataclass(frozen=True)
@@ -124,7 +128,9 @@ class Return:
 Statement = Assign | Return
 
 BINARY_OPS = {"add": "+", "sub": "-", "mul": "*", "div": "/", "floordiv": "//", "mod": "%",
-              "matmul": "@", "pow": "**"}
+              "matmul": "@", "pow": "**", "lt": "<", "le": "<=", "gt": ">", "ge": ">=",
+              "eq": "==", "ne": "!="}
+COMPARISONS = ("lt", "le", "gt", "ge", "eq", "ne")
 
 # ------------------------------------------------------------------------------ parsing
 
@@ -188,7 +194,11 @@ class _ToAst(Transformer):
         return children
 
     def slice(self, meta, children):
-        return Slice(children[0], children[1], _pos(meta))
+        lower, upper, *step = children
+        return Slice(lower, upper, _pos(meta), step[0] if step else None)
+
+    def ellipsis(self, meta, children):
+        return Name(ELLIPSIS, _pos(meta))
 
     def assign(self, meta, children):
         return Assign(tuple(children[0]), children[1], _pos(meta))
@@ -439,6 +449,8 @@ _ARITH = {
     "add": lambda a, b: a + b, "sub": lambda a, b: a - b, "mul": lambda a, b: a * b,
     "div": lambda a, b: a / b, "floordiv": lambda a, b: a // b, "mod": lambda a, b: a % b,
     "pow": lambda a, b: a**b,
+    "lt": lambda a, b: a < b, "le": lambda a, b: a <= b, "gt": lambda a, b: a > b,
+    "ge": lambda a, b: a >= b, "eq": lambda a, b: a == b, "ne": lambda a, b: a != b,
 }
 _FUNCS = {"min": min, "max": max, "sqrt": math.sqrt, "log": math.log, "int": int}
 MAX_MAGNITUDE = 10**30  # far past any size (sizes stop at 2**31); keeps every step cheap
@@ -504,6 +516,41 @@ def evaluate(expr: Expr, env: dict[str, int | float | bool]) -> int | float | bo
                     "allowed in parameter expressions", expr.pos)
 
 
+def python_type(expr: Expr, env: dict[str, int | float | bool]) -> type:
+    """The type Python gives ``expr`` in generated code (``int``, ``float`` or ``bool``).
+
+    Unlike :func:`evaluate`, which keeps ``3072 / 4`` a size, this follows Python: ``/``
+    and ``sqrt`` are floats, ``2 ** -1`` is a float, ``n // 2`` of ints an int. IR dtypes of
+    constants come from it, so ``ids * 1.0`` is float and ``ids * 2`` stays int64."""
+    if isinstance(expr, Num):
+        return type(expr.value)
+    if isinstance(expr, Name):
+        return type(env.get(expr.id, 0.0))
+    if isinstance(expr, Neg):
+        kind = python_type(expr.operand, env)
+        return int if kind is bool else kind
+    if isinstance(expr, BinOp):
+        left, right = python_type(expr.left, env), python_type(expr.right, env)
+        if expr.op in COMPARISONS:
+            return bool
+        if expr.op == "div" or float in (left, right):
+            return float
+        if expr.op == "pow":
+            try:
+                return int if evaluate(expr.right, env) >= 0 else float
+            except (ExprError, TypeError):
+                return float
+        return int
+    if isinstance(expr, Call):
+        if expr.func in ("sqrt", "log"):
+            return float
+        if expr.func == "int":
+            return int
+        kinds = {python_type(a, env) for a in expr.args}
+        return float if float in kinds else int
+    return float
+
+
 def names_in(expr: Expr) -> list[str]:
     """Every name an expression refers to, in order of appearance."""
     if isinstance(expr, Name):
@@ -520,7 +567,8 @@ def names_in(expr: Expr) -> list[str]:
 # ----------------------------------------------------------------------------- rendering
 
 # Python precedence, higher binds tighter; used to parenthesise only where needed.
-PRECEDENCE = {"add": 10, "sub": 10, "mul": 11, "div": 11, "floordiv": 11, "mod": 11,
+PRECEDENCE = {"lt": 6, "le": 6, "gt": 6, "ge": 6, "eq": 6, "ne": 6,
+              "add": 10, "sub": 10, "mul": 11, "div": 11, "floordiv": 11, "mod": 11,
               "matmul": 11, "neg": 12, "pow": 13, "atom": 20}
 
 
