@@ -108,7 +108,7 @@ OTHER_CASES = {
     "image_attention_heads": ("unet", "heads: ch1 // attention_head_dim", "heads: 3"),
     "timesteps_odd_dim": ("unet", "{op: timesteps, dim: ch0", "{op: timesteps, dim: ch0 + 1"),
     "downsample_padding": ("unet", "channels: ch0, padding: 0}", "channels: ch0, padding: 2}"),
-    "token_at_needs_indices": ("clip", "token_at(t, argmax(input_ids))", "token_at(t, input_ids)"),
+    "token_at_needs_indices": ("clip", "token_at(t, eos)", "token_at(t, input_ids)"),
 }
 
 

@@ -415,11 +415,32 @@ def _render_arange(attrs, args, expr, dtypes):
 
 def where3(fi: ForwardInterpreter, e: Call) -> str:
     """``where(cond, a, b)`` of tensors: torch.where (with a number as ``b`` the masking
-    reading of :func:`archcc.ir.forward_attention.where` applies instead)."""
+    reading of :func:`archcc.ir.forward_attention.where` applies instead). A condition over
+    params chooses one of two computations, ``a if config.flag else b``, so a Config value
+    such as CLIP's ``eos_token_id`` is honoured rather than baked in."""
     cond, a, b = (fi._expr(x) for x in e.args)
     if fi.g.nodes[cond]["op"] == "const":
-        fi.fail(e.args[0].pos, "where's condition must be a tensor")
+        return fi.node("choose", [a, b], e.pos, cond=e.args[0])
     return fi.node("where", [cond, a, b], e.pos)
+
+
+@register_rule("choose")
+def _choose_rule(ctx, attrs, shapes, dtypes):
+    a, b = shapes
+    if len(a) != len(b) or not all(ctx.equal(x, y) for x, y in zip(a, b, strict=True)):
+        raise ShapeError(f"where(param condition, a, b) needs a and b of one shape, got "
+                         f"{fmt(a)} and {fmt(b)}")
+    if dtypes[0] != dtypes[1]:
+        raise ShapeError(f"where(param condition, a, b) needs a and b of one dtype, got "
+                         f"{dtypes[0]} and {dtypes[1]}")
+    return a, dtypes[0]
+
+
+@_renders("choose")
+def _render_choose(attrs, args, expr, dtypes):
+    low = PRECEDENCE["lt"] - 2  # a conditional binds looser than any operator
+    a, b = (wrap(x[0], x[1], low + 1) for x in args)
+    return f"{a} if {expr(attrs['cond'])} else {b}", low
 
 
 def assign_parts(fi: ForwardInterpreter, statement) -> None:
