@@ -140,3 +140,24 @@ def test_several_independent_errors_reported_together(tmp_path):
                           capture_output=True, text=True, check=False)
     assert proc.returncode == 1
     assert proc.stderr.count("error:") == 3, proc.stderr
+
+
+# name -> (bytes to replace in specs/gpt2.yaml, replacement): text no editor would save
+BYTE_CASES = {
+    "invalid_utf8": (b"n_head: 12", b"n_head: 1\xff2"),
+    "invalid_utf8_after_non_ascii": (b"name: gpt2", b"name: \xc3\xa9\xed\xa0\x80"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(BYTE_CASES))
+def test_bad_bytes_message(tmp_path, name, capsys, monkeypatch):
+    old, new = BYTE_CASES[name]
+    raw = BASES["gpt2"].read_bytes()
+    assert old in raw
+    (tmp_path / "spec.yaml").write_bytes(raw.replace(old, new, 1))
+    monkeypatch.chdir(tmp_path)
+    assert main(["check", "spec.yaml"]) == 1
+    stderr = capsys.readouterr().err
+    assert stderr.startswith("spec.yaml:") and "Traceback" not in stderr
+    check_golden(f"errors/{name}.txt", stderr)
+
