@@ -60,6 +60,13 @@ CASES = {
     "unknown_function": ("return lm_head(ln_f(x))", "return lm_head(layer_norm(x))"),
     "generate_unknown_input": ("kind: causal_lm,", "kind: causal_lm, input: ids,"),
     "generate_seq2seq_one_input": ("kind: causal_lm", "kind: seq2seq"),
+    # hostile text (tests/test_fuzz.py finds these by mutation)
+    "yaml_tag": ("n_head: 12", 'n_head: !!python/object/apply:os.system ["true"]'),
+    "yaml_bad_typed_value": ("n_head: 12", "n_head: !!int twelve"),
+    "yaml_control_character": ("n_head: 12", "n_head: 1\x0c2"),
+    "yaml_line_separator_in_comment": ("# names follow", "# names\u2028follow"),
+    "yaml_number_too_long": ("n_embd: 768", "n_embd: " + "7" * 50),
+    "yaml_nests_too_deeply": ("dims: {T: 16}", "dims: {T: " + "[" * 40 + "]" * 40 + "}"),
 }
 
 # name -> (base, old, new) for mistakes another example shows best
