@@ -99,6 +99,15 @@ OTHER_CASES = {
     "arch_expression_error": ("arch", "hidden = 4 * n_embd", "hidden = 4 * * n_embd"),
     "arch_duplicate_param": ("arch", "  n_layer = 12", "  n_layer = 12\n  n_layer = 24"),
     "arch_shape_mismatch": ("arch", "ln_2 = layernorm(dim = n_embd", "ln_2 = layernorm(dim = 3"),
+    "arch_control_character_in_string": ("arch", '"GPT-2 language', '"GPT-2\x0blanguage'),
+    "arch_bad_escape": ("arch", '"GPT-2 language', '"GPT-2 \\q language'),
+    "arch_odd_character": ("arch", "x = x + attn(ln_1(x))", "x = x + attn(\x0cln_1(x))"),
+    "arch_error_after_line_separator": ("arch", "  forward {\n    x = x + attn(ln_1(x))",
+                                        "  forward {\n    # note\u2028more\n"
+                                        "    x = x + atn(ln_1(x))"),
+    "arch_number_too_long": ("arch", "n_layer = 12", "n_layer = " + "1" * 50),
+    "arch_value_nests_too_deeply": ("arch", "hidden = 4 * n_embd",
+                                    "hidden = " + "[" * 120 + "1" + "]" * 120),
     # image and two-tower models
     "conv_groups_divide": ("unet", "kernel: 3, padding: 1}", "kernel: 3, padding: 1, groups: 2}"),
     "conv_kernel_too_large": ("unet", "out_channels, kernel: 3", "out_channels, kernel: 40"),
