@@ -177,3 +177,32 @@ def test_bad_bytes_message(tmp_path, name, capsys, monkeypatch):
     assert stderr.startswith("spec.yaml:") and "Traceback" not in stderr
     check_golden(f"errors/{name}.txt", stderr)
 
+
+# name -> config.json text for `archcc import hf`: each refused at its key
+IMPORT_CASES = {
+    "import_remote_code": '{\n  "model_type": "gpt2",\n  "auto_map": {"AutoModel": '
+                          '"modeling_x.X"}\n}\n',
+    "import_trust_remote_code": '{\n  "model_type": "clip",\n  "text_config": {\n'
+                                '    "trust_remote_code": true\n  }\n}\n',
+    "import_duplicate_key": '{\n  "model_type": "gpt2",\n  "n_layer": 2,\n  "n_layer": 24\n}\n',
+    "import_nan": '{\n  "model_type": "gpt2",\n  "resid_pdrop": NaN\n}\n',
+    "import_nests_too_deeply": '{\n  "model_type": "gpt2",\n  "n_layer": ' + "[" * 40
+                               + "]" * 40 + "\n}\n",
+    "import_nested_config_not_object": '{\n  "model_type": "clip",\n  "text_config": 5\n}\n',
+    "import_token_list": '{\n  "model_type": "gpt2",\n  "eos_token_id": [50256, 0]\n}\n',
+    "import_probability": '{\n  "model_type": "gpt2",\n  "resid_pdrop": 1.5,\n'
+                          '  "embd_pdrop": 1.5,\n  "attn_pdrop": 1.5\n}\n',
+    "import_does_not_build": '{\n  "model_type": "gpt2",\n  "n_embd": 64,\n  "n_head": 5\n}\n',
+    "import_no_model_type": '{\n  "hidden_size": 8\n}\n',
+}
+
+
+@pytest.mark.parametrize("name", sorted(IMPORT_CASES))
+def test_bad_config_message(tmp_path, name, capsys, monkeypatch):
+    (tmp_path / "config.json").write_text(IMPORT_CASES[name], encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    assert main(["import", "hf", "config.json", "-o", "out.yaml"]) == 1
+    stderr = capsys.readouterr().err
+    assert stderr.startswith("config.json:") and "Traceback" not in stderr
+    assert not (tmp_path / "out.yaml").exists()
+    check_golden(f"errors/{name}.txt", stderr)
