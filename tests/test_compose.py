@@ -120,6 +120,8 @@ def test_bad_references_are_located_errors(project, text, message):
     (["model.layers.h.times.deeper=1"], "'times' is not a mapping"),
     (["n_layer=[1, 2]"], "--set takes a single value"),
     (["n_layer=0"], "out of range"),
+    (["n_layer=!!python/name:os.system"], "bad --set value: YAML tag '!!python/name:os.system'"),
+    (["n_layer=1\x002"], "bad --set value: character U+0000 is not allowed in YAML"),
 ])
 def test_bad_sets_are_clear_errors(sets, message):
     with pytest.raises(ArchccError) as info:

@@ -23,7 +23,6 @@ from archcc.ir.shapes import FLOAT, Shape, ShapeError, fmt
 from archcc.lazy import sympy
 from archcc.ops import Example, Kind, Op, kind, op
 from archcc.ops.base import field_diag, keywords
-from archcc.ops.dropout import check_probability
 from archcc.parser.expr import Call, Num
 from archcc.parser.fields import Scalar, Size, Strict
 
@@ -86,7 +85,6 @@ class _RecurrentOp(Op):
 
     def check(self, scope, layer):
         spec = layer.spec
-        check_probability(scope, layer, "dropout")
         dropout, layers = scope.value(layer.sizes["dropout"]), scope.value(layer.sizes["layers"])
         if dropout and layers == 1:
             scope.errors.append(field_diag(scope, layer, "dropout",

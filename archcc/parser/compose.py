@@ -26,10 +26,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-import yaml
-
 from archcc.diagnostics import ArchccError, Diagnostic, SourceLoc
-from archcc.parser.yaml_loader import SourceMap, SpecPath
+from archcc.parser.yaml_loader import SourceMap, SpecPath, load_yaml
 
 MAX_CHAIN = 16  # extends/imports nesting; a real project stays under 4
 LIBRARY_KEYS = {"archcc", "doc", "blocks", "imports"}
@@ -234,8 +232,8 @@ def expand_block_bases(data: dict, where: SourceMap) -> list[str]:
     Runs after ``--set``: a change to the base reaches what derives from it. Inherited keys
     keep the base's file:line. Returns the derived block names, in definition order.
     """
-    blocks = data.get("blocks")
-    if not isinstance(blocks, dict):
+    blocks = data.get("blocks") if isinstance(data, dict) else None  # not a mapping:
+    if not isinstance(blocks, dict):  # validation says so, at the document
         return []
     derived = [n for n, b in blocks.items() if isinstance(b, dict) and "extends" in b]
     for name in derived:
@@ -281,7 +279,13 @@ def _expand(blocks: dict, where: SourceMap, name: str, chain: tuple[str, ...]) -
 
 
 def apply_sets(data: dict, where: SourceMap, assignments: list[str]) -> None:
-    """Apply ``--set key=value`` overrides in order; a bare key names a param."""
+    """Apply ``--set key=value`` overrides in order; a bare key names a param.
+
+    Values are read by the spec loader, so a tag or a control character is refused as in a
+    file. A spec that is no mapping is left to validation, which says so at its first line.
+    """
+    if not isinstance(data, dict):
+        return
     for text in assignments:
         loc = set_location(text)
         key, sep, raw = text.partition("=")
@@ -297,7 +301,7 @@ def apply_sets(data: dict, where: SourceMap, assignments: list[str]) -> None:
                                          did_you_mean(key, set(data.get("params") or {}))
                                          or "use a dotted path for other fields, e.g. "
                                          "blocks.Block.layers.attn.heads=16"))
-        value = yaml.safe_load(raw) if raw.strip() else ""
+        value = _set_value(raw, loc, key)
         if isinstance(value, dict | list):
             raise ArchccError(Diagnostic(loc, key, "--set takes a single value",
                                          "set nested fields one by one with dotted paths"))
@@ -313,6 +317,18 @@ def apply_sets(data: dict, where: SourceMap, assignments: list[str]) -> None:
             parent[path[-1]] = value
         where.keys[path] = loc
         where.values.pop(path, None)
+
+
+def _set_value(raw: str, loc: SourceLoc, key: str) -> object:
+    """The YAML value of ``--set key=raw`` (empty: the empty string)."""
+    if not raw.strip():
+        return ""
+    try:
+        return load_yaml(loc.file, raw)[0]
+    except ArchccError as exc:
+        first = exc.diagnostics[0]
+        raise ArchccError(Diagnostic(loc, key, f"bad --set value: {first.message}",
+                                     first.hint)) from None
 
 
 def _set_hint(data: dict, path: SpecPath) -> str:
