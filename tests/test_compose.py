@@ -290,3 +290,16 @@ def test_fmt_refuses_a_derived_block(tmp_path):
     assert refused.returncode == 1 and "Traceback" not in refused.stderr
     assert "derives block Wide with extends" in refused.stderr
     assert spec.read_text() == MLP_PAIR
+
+
+def test_a_childs_rename_rules_come_before_its_bases(tmp_path):
+    """Rename rules apply first-match: under extends the child's own rules are tried first,
+    so a base's catch-all cannot shadow them."""
+    (tmp_path / "pyproject.toml").write_text("")
+    base = (ROOT / "specs" / "gpt2.yaml").read_text()
+    (tmp_path / "base.yaml").write_text(base)
+    child = tmp_path / "child.yaml"
+    child.write_text("extends: base.yaml\nname: child\ncheckpoint:\n  hf:\n    rename:\n"
+                     "      transformer.wte: wte\n")
+    rules = list(load_spec(child).spec.checkpoint["hf"].rename)
+    assert rules[0] == "transformer.wte" and rules[-1] == "transformer"

@@ -64,6 +64,12 @@ CASES = {
     "float_function_of_ints": ("x = drop(wte(input_ids)",
                                "x = drop(wte(input_ids) + gelu(input_ids)"),
     "negative_dropout": ("dropout: 0.1", "dropout: -0.5"),
+    "layout_target_missing": ("c_attn: h.{i}.attn.qkv", "c_attn: h.{i}.atn.qkv"),
+    "layout_rule_shadowed": ("    rename:\n      transformer.h.{i}.attn.c_attn",
+                             "    rename:\n      transformer.h: h\n      "
+                             "transformer.h.{i}.attn.c_attn"),
+    "layout_transpose_missing": ("transpose: [h.*.attn.qkv.weight",
+                                 "transpose: [h.*.attn.qkvv.weight"),
     "generate_unknown_input": ("kind: causal_lm,", "kind: causal_lm, input: ids,"),
     "generate_seq2seq_one_input": ("kind: causal_lm", "kind: seq2seq"),
     # hostile text (tests/test_fuzz.py finds these by mutation)

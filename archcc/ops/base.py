@@ -219,6 +219,12 @@ class Kind:
         """Shape rule when a lowered class calls ``self.<sub.name>(...)``."""
         raise ShapeError(f"cannot infer a call of {sub.kind} '{sub.name}'")
 
+    def state(self, sub: Submodule, value: Callable[[Any], Any]) -> list[str] | None:
+        """The ``state_dict`` entries this line saves, as suffixes of its name (``weight``,
+        ``bias``; ``""`` for a bare parameter); ``value`` evaluates an argument. None when
+        unknown: layouts of a model holding it are then not proved (archcc/ir/layouts.py)."""
+        return None
+
 
 # ------------------------------------------------------------------------- helpers
 

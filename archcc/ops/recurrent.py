@@ -179,6 +179,15 @@ class _RecurrentKind(Kind):
         return [f"self.{sub.name} = {_CLASSES[self.name]}({arg(a['in'])}, "
                 f"{arg(a['hidden'])}{extra})"]
 
+    def state(self, sub, value):
+        """torch's names: weight_ih_l0, weight_hh_l0, bias_*, ``_reverse`` per direction."""
+        a, out = sub.args, []
+        kinds = ("weight_ih", "weight_hh") + (("bias_ih", "bias_hh") if value(a["bias"]) else ())
+        for layer in range(value(a["layers"])):
+            for suffix in ("", "_reverse") if value(a["bidirectional"]) else ("",):
+                out += [f"{k}_l{layer}{suffix}" for k in kinds]
+        return out
+
 
 @kind
 class RNNKind(_RecurrentKind):

@@ -9,8 +9,10 @@ A spec may start from another and change only what differs::
 
 Merge rules (one line each, like Kustomize's strategic merge without the strategy):
 mappings merge key by key, everything else (lists, strings, numbers) replaces, and ``null``
-deletes the key. ``imports: [lib/blocks.yaml]`` adds the ``blocks:`` of block libraries
-(files holding only ``archcc: 1`` and ``blocks:``); a name defined twice is an error.
+deletes the key; a checkpoint's ``rename`` rules, which apply first-match, keep the child's
+before the base's (a base's catch-all ``model: ""`` must not shadow the child's rule).
+``imports: [lib/blocks.yaml]`` adds the ``blocks:`` of block libraries (files holding only
+``archcc: 1`` and ``blocks:``); a name defined twice is an error.
 ``--set n_layer=24`` (a param) or ``--set blocks.Block.layers.attn.heads=16`` (any path)
 applies next; then a block written ``{extends: Block, ...}`` becomes that block with its
 changes. References are relative paths that must stay inside the project (the nearest
@@ -46,6 +48,11 @@ def _under(path: SpecPath, prefixes: set[SpecPath]) -> bool:
     return any(path[:len(p)] == p for p in prefixes)
 
 
+def _first_match(path: SpecPath) -> bool:
+    """Mappings whose order is meaning: checkpoint ``rename`` rules apply first-match."""
+    return len(path) == 3 and path[0] == "checkpoint" and path[2] == "rename"
+
+
 def merge(base: dict, base_where: SourceMap, child: dict, child_where: SourceMap,
           ) -> tuple[dict, SourceMap]:
     """``child`` over ``base``: mappings merge, anything else replaces, ``None`` deletes."""
@@ -61,6 +68,8 @@ def merge(base: dict, base_where: SourceMap, child: dict, child_where: SourceMap
                     deleted.add((*path, key))
                 else:
                     out[key] = walk(old.get(key), value, (*path, key))
+            if _first_match(path):  # the child's rules are tried before its base's
+                out = {**{k: out[k] for k in new if k in out}, **out}
             return out
         replaced.add(path)
         return new

@@ -149,6 +149,9 @@ class RNNDecoderOp(Op):
 class _CellKind(Kind):
     torch_class = ""
 
+    def state(self, sub, value):
+        return ["weight_ih", "weight_hh", "bias_ih", "bias_hh"]
+
     def init_lines(self, sub, arg):
         return [f"self.{sub.name} = {self.torch_class}({arg(sub.args['in'])}, "
                 f"{arg(sub.args['hidden'])})"]
