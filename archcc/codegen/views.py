@@ -71,7 +71,7 @@ class FileView:
     extra: dict = field(default_factory=dict)
     needs_functional: bool = True  # `import torch.nn.functional as F` only where F is used
     generation: dict | None = None  # the spec's `generate:` facet, for generation.py.j2
-    plugin_classes: list[str] = field(default_factory=list)  # plugin ops' class source
+    plugin_classes: list[str] = field(default_factory=list)  # helpers' and plugin ops' source
 
 
 # ----------------------------------------------------------------------------- scopes
@@ -310,11 +310,36 @@ def _layouts(program: Program) -> list[tuple[str, dict[str, list]]]:
         out.append((name, {
             "rename": [(literal(a), literal(b)) for a, b in layout.rename.items()],
             "concat": [(literal(a), literal(list(b))) for a, b in layout.concat.items()],
-            "split": [(literal(a), literal(list(b))) for a, b in layout.split.items()],
+            "split": [_split_rule(a, b) for a, b in layout.split.items()],
             "transpose": [literal(p) for p in layout.transpose],
             "drop": [literal(p) for p in layout.drop],
         }))
     return out
+
+
+def _split_rule(source: str, rule) -> tuple[str, ...]:
+    """``(source, targets)``, plus ``{"sizes": lambda config: [...], "groups": ...}`` for an
+    uneven or interleaved split (its sizes are expressions over the Config)."""
+    literal = safe_text.literal
+    if isinstance(rule, list):
+        return literal(source), literal(list(rule))
+    how = []
+    if rule.sizes:
+        sizes = ", ".join(render_expr(_parse(size), _config_resolver) for size in rule.sizes)
+        how.append(f'"sizes": lambda config: [{sizes}]')
+    if rule.groups is not None:
+        how.append(f'"groups": lambda config: {render_expr(_parse(rule.groups), _config_resolver)}')
+    return literal(source), literal(list(rule.into)), "{" + ", ".join(how) + "}"
+
+
+def _config_resolver(name: str) -> str:
+    return f"config.{name}"
+
+
+def uses_cut(program: Program) -> bool:
+    """Does a layout split unevenly or per group (convert_state_dict then takes a config)?"""
+    return any(not isinstance(rule, list) for layout in program.layouts.values()
+               for rule in layout.split.values())
 
 
 def _example_lines(program: Program) -> tuple[list[str], str]:
@@ -358,6 +383,10 @@ def file_view(program: Program) -> FileView:
     fields, props = _config_fields(program)
     classes = [class_view(m, program) for m in program.modules.values()]
     extra_classes = plugin_classes(program)
+    code = [text for c in classes for text in
+            [*c.init_lines, *(line.code for line in c.forward_lines),
+             *(line.code for m in c.methods for line in m.lines)]]
+    extra_classes = ops.helpers_for(code + extra_classes) + extra_classes
     needs_math = any("math." in line for c in classes for line in c.init_lines) or any(
         "math." in line.code for c in classes for line in c.forward_lines) or any(
         "math." in text for text in extra_classes)
@@ -371,7 +400,7 @@ def file_view(program: Program) -> FileView:
                             *(line.code for m in c.methods for line in m.lines)]) or any(
         "F." in text for text in extra_classes)
     extra = {"concat_on_load": any(m.load_fusions for m in program.modules.values()),
-             "greedy": _greedy(program)}
+             "greedy": _greedy(program), "cut": uses_cut(program)}
     return FileView(banner, doc, needs_math, fields, props, classes, program.model.name,
                     _layouts(program), example_lines, example_return, extra,
                     needs_functional=needs_functional, generation=_generation(program),
@@ -405,7 +434,11 @@ def _generation(program: Program) -> dict | None:
         decode_args = ", ".join(memory + halves.passed)
     cross = any(d["attrs"].get("memo") for m in program.modules.values()
                 for _, d in m.graph.nodes(data=True))
+    nodes = [d for m in program.modules.values() for _, d in m.graph.nodes(data=True)]
+    window = any(d["op"] == "kv_cache" and d["attrs"].get("window") is not None for d in nodes)
+    per_layer = any(d["op"] == "rope_angles" and len(d["inputs"]) == 2 for d in nodes)
     return {"kind": facet.kind, "input": facet.input, "eos": facet.eos, "pad": facet.pad,
-            "start": facet.start, "encoder_inputs": encoder, "cross": cross,
+            "start": facet.start, "encoder_inputs": encoder, "cross": cross, "window": window,
+            "per_layer": per_layer,
             "decode_args": decode_args,
             "usage": f"generate(model, {', '.join(picked)}, max_new_tokens=8)"}

@@ -26,7 +26,10 @@ from archcc.parser.expr import ExprError, evaluate
 
 
 def state_keys(program: Program) -> set[str] | None:
-    """Every ``state_dict`` key of the model; None if some kind cannot say (a plugin)."""
+    """The model's ``state_dict`` keys, a repeat's instances sampled (its first two periods
+    and its last: patterns name indices with ``{i}``, specific ones with a number, so that
+    is enough, and 10000 x 10000 layers stay cheap); None if some kind cannot say (a
+    plugin)."""
     try:
         return set(_keys(program, program.model, dict(program.params), ""))
     except _Unknown:
@@ -62,11 +65,11 @@ def _keys(program: Program, module: ModuleIR, env: dict, prefix: str) -> Iterato
 def _class_keys(program: Program, sub, env: dict, here: str) -> Iterator[str]:
     if sub.kind == "repeat":
         times = _value(sub.args["times"], env)
-        names = [sub.args["letters"][c] for c in sub.args["pattern"]] \
-            if sub.args.get("pattern") else \
-            [(sub.cls, *sub.args.get("cycle", ()))[i % (1 + len(sub.args.get("cycle", ())))]
-             for i in range(times)]
-        for i, cls in enumerate(names):
+        pattern = sub.args.get("pattern")
+        blocks = (sub.cls, *sub.args.get("cycle", ()))
+        period = len(pattern) if pattern else len(blocks)
+        for i in sorted({*range(min(times, 2 * period)), times - 1}):
+            cls = sub.args["letters"][pattern[i]] if pattern else blocks[i % len(blocks)]
             yield from _keys(program, program.modules[cls], env, f"{here}.{i}.")
         return
     cls = program.modules[sub.cls]
@@ -93,6 +96,8 @@ def _sample(pattern: str) -> str:
 
 def check_layouts(loaded: LoadedSpec, program: Program) -> None:
     """Raise a located error per layout rule that cannot work against this model."""
+    if not loaded.spec.checkpoint:
+        return
     keys = state_keys(program)
     if keys is None:
         return
@@ -129,7 +134,7 @@ def _check_one(loaded: LoadedSpec, name: str, layout, keys: set[str]) -> list[Di
         if missing(target, prefix=False):
             fail(("concat", target), f"'{target}' names no parameter of the model", hint)
     for source, targets in layout.split.items():
-        for target in targets:
+        for target in targets if isinstance(targets, list) else targets.into:
             if missing(target, prefix=False):
                 fail(("split", source), f"'{target}' names no parameter of the model", hint)
     for i, pattern in enumerate(layout.transpose):

@@ -507,6 +507,7 @@ _ARITH = {
     "ge": lambda a, b: a >= b, "eq": lambda a, b: a == b, "ne": lambda a, b: a != b,
 }
 _FUNCS = {"min": min, "max": max, "sqrt": math.sqrt, "log": math.log, "int": int}
+PARAM_FUNCTIONS = frozenset(_FUNCS)  # what a parameter expression may call
 MAX_MAGNITUDE = 10**30  # far past any size (sizes stop at 2**31); keeps every step cheap
 
 
