@@ -20,6 +20,9 @@ BASES = {"gpt2": ROOT / "specs" / "gpt2.yaml", "bert": ROOT / "specs" / "bert.ya
          "arch": ROOT / "examples" / "gpt2.arch",
          "seq2seq": ROOT / "specs" / "seq2seq_luong.yaml"}
 
+FFN = "{op: ffn, dim: n_embd, hidden: 4 * n_embd, act: gelu_tanh, dropout: dropout}"
+MOE = "{op: moe, dim: n_embd, hidden: 4 * n_embd, "
+
 # name -> (text to replace in specs/gpt2.yaml, replacement); see OTHER_CASES for other bases
 CASES = {
     "yaml_syntax": ("n_head: 12", "n_head: [12"),
@@ -60,6 +63,16 @@ CASES = {
     "unknown_function": ("return lm_head(ln_f(x))", "return lm_head(layer_norm(x))"),
     "generate_unknown_input": ("kind: causal_lm,", "kind: causal_lm, input: ids,"),
     "generate_seq2seq_one_input": ("kind: causal_lm", "kind: seq2seq"),
+    # mixture of experts (the GPT-2 MLP replaced by op: moe)
+    "moe_top_k_exceeds_experts": (FFN, MOE + "experts: 4, top_k: 8}"),
+    "moe_zero_experts": (FFN, MOE + "experts: 0, top_k: 2}"),
+    "moe_topk_softmax_unnormalised": (FFN, MOE + "experts: 4, top_k: 2, "
+                                      "routing: topk_softmax, normalize: false}"),
+    "moe_shared_gate_without_shared_expert": (FFN, MOE + "experts: 4, top_k: 2, "
+                                              "shared_gate: false}"),
+    "moe_unknown_routing": (FFN, MOE + "experts: 4, top_k: 2, routing: top1}"),
+    "moe_width_mismatch": (FFN, MOE.replace("dim: n_embd", "dim: 2 * n_embd")
+                           + "experts: 4, top_k: 2}"),
 }
 
 # name -> (base, old, new) for mistakes another example shows best
