@@ -183,6 +183,15 @@ def test_gradients_reach_the_chosen_experts_and_the_router(tmp_path):
     assert moe.router.weight.grad.abs().sum() > 0 and moe.shared.gate_up.weight.grad is not None
 
 
+def test_torch_export_traces_the_dispatch(tmp_path):
+    """No data-dependent guard: the exported program routes new inputs as eager does."""
+    model = build(tmp_path, layer_spec()).Model().eval()
+    exported = torch.export.export(model, (torch.randn(2, 7, DIM),)).module()
+    x = torch.randn(2, 7, DIM)
+    with torch.no_grad():
+        torch.testing.assert_close(exported(x), model(x))
+
+
 def test_an_empty_batch_runs(tmp_path):
     model = build(tmp_path, layer_spec()).Model().eval()
     assert model(torch.randn(2, 0, DIM)).shape == (2, 0, DIM)
@@ -200,7 +209,7 @@ def test_load_balancing_loss_equals_transformers(tmp_path, masked):
         torch.manual_seed(10 + i)
         for p in ref.parameters():
             torch.nn.init.normal_(p, std=0.3)
-    ours = module.Model().eval()
+    ours = module.Model().train()  # the logits are kept in training (no dropout here)
     ours.load_state_dict(module.convert_state_dict(refs.state_dict(), "hf"), strict=True)
     x = torch.randn(3, 7, DIM)
     mask = torch.ones(3, 7, dtype=torch.long)
@@ -226,10 +235,16 @@ def test_load_balancing_loss_trains_the_router(tmp_path):
     assert all(m.router.weight.grad.abs().sum() > 0 for m in (model.h[0].moe, model.h[1].moe))
 
 
-def test_load_balancing_loss_before_a_forward_says_so(tmp_path):
+def test_load_balancing_loss_needs_a_training_forward(tmp_path):
+    """Eval forwards (generation, export) keep nothing: no stale logits, no held graph."""
     module = build(tmp_path, layer_spec())
-    with pytest.raises(ValueError, match="run a forward"):
-        module.load_balancing_loss(module.Model())
+    model = module.Model()
+    with pytest.raises(ValueError, match="run a forward in training mode"):
+        module.load_balancing_loss(model)
+    model(torch.randn(1, 3, DIM))
+    assert module.load_balancing_loss(model) > 0
+    model.eval()(torch.randn(1, 3, DIM))
+    assert model.moe.router_logits is None
 
 
 # ---------------------------------------------------------------------------- FLOPs

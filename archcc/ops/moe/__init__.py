@@ -18,7 +18,7 @@ those. A shared expert (``shared_hidden``) sees every token, scaled by a learned
 gate (Qwen2-MoE). The expert weights are stacked 3-D tensors, ``gate_up`` (E, 2 * hidden,
 dim) with the gate rows first and ``down`` (E, dim, hidden), as transformers 5 stores them.
 The file's ``load_balancing_loss(model)`` is the Switch Transformer auxiliary loss over the
-router logits of the last forward, as transformers computes it.
+router logits of the last training forward, as transformers computes it.
 """
 
 from __future__ import annotations
@@ -42,8 +42,8 @@ class MoE(Strict):
     each token to `top_k` of `experts` feed-forward experts and sums their outputs with the
     routing weights; only the chosen experts compute.
 
-    `moe(x)` maps (..., dim) to (..., dim). The router logits of the last forward stay on
-    the layer for the generated `load_balancing_loss(model, attention_mask=None)`."""
+    `moe(x)` maps (..., dim) to (..., dim). In training the router logits of the last
+    forward stay on the layer for the generated `load_balancing_loss(model, attention_mask)`."""
 
     op: Literal["moe"]
     dim: Size

@@ -6,8 +6,9 @@ renormalised)::
 
     def forward(self, x):
         tokens = x.reshape(-1, x.shape[-1])  # (N, C)
-        self.router_logits = self.router(tokens)  # (N, E): kept for load_balancing_loss
-        weights, chosen = self.route(self.router_logits)  # (N, k)
+        logits = self.router(tokens)  # (N, E)
+        self.router_logits = logits if self.training else None  # for load_balancing_loss
+        weights, chosen = self.route(logits)  # (N, k)
         y = (self.experts(tokens, chosen) * weights[..., None]).sum(dim=1)  # (N, C)
         return y.to(x.dtype).view(x.shape)
 """
@@ -45,8 +46,10 @@ def moe_body(f: dict) -> MoEBody:
     """Forward and methods for one facet combination (``module.facets``)."""
     forward = [
         Line("tokens = x.reshape(-1, x.shape[-1])", "(N, C)"),
-        Line("self.router_logits = self.router(tokens)", "(N, E): kept for load_balancing_loss"),
-        Line("weights, chosen = self.route(self.router_logits)", "(N, k)"),
+        Line("logits = self.router(tokens)", "(N, E)"),
+        Line("self.router_logits = logits if self.training else None",
+             "for load_balancing_loss"),
+        Line("weights, chosen = self.route(logits)", "(N, k)"),
         Line("y = (self.experts(tokens, chosen) * weights[..., None]).sum(dim=1)", "(N, C)"),
     ]
     if f["shared"]:
@@ -63,9 +66,11 @@ def moe_body(f: dict) -> MoEBody:
                          "expert runs once, on its own tokens only."), "x, chosen",
          _experts(), ""),
         ("counts", _doc("Pairs per expert: the sizes of the groups.",
-                        "A meta tensor (archcc summary, budget) has no values; there the "
-                        "pairs are split evenly, which keeps the FLOPs of k experts per "
-                        "token."), "chosen", _counts(), ""),
+                        "Counted into a fixed (E,) tensor, not by bincount, whose length "
+                        "depends on the values: torch.export traces this. A meta tensor "
+                        "(archcc summary, budget) has no values; there the pairs are split "
+                        "evenly, which keeps the FLOPs of k experts per token."), "chosen",
+         _counts(), ""),
         ("expert", _expert_doc(f), "e, x", _expert(f), ""),
         ("reset_parameters", _doc("Draws each expert's weights as nn.Linear draws its own.",
                                   "U(-1/sqrt(fan_in), 1/sqrt(fan_in)), fan_in being the "
@@ -74,7 +79,8 @@ def moe_body(f: dict) -> MoEBody:
              Line("bound = weight.shape[-1] ** -0.5", indent=1),
              Line("nn.init.uniform_(weight, -bound, bound)", indent=1)], ""),
     ]
-    init = ["self.router_logits = None  # (N, E) of the last forward", "self.reset_parameters()"]
+    init = ["self.router_logits = None  # (N, E) of the last training forward",
+            "self.reset_parameters()"]
     return MoEBody("x", forward, methods, init)
 
 
@@ -103,10 +109,10 @@ def _experts() -> list[Line]:
     return [
         Line("order = chosen.flatten().argsort(stable=True)", "(N*k,): pairs grouped by expert"),
         Line("grouped = x[order // self.top_k]", "(N*k, C): the token of each pair"),
-        Line("parts = grouped.split(self.counts(chosen))", "one group per expert"),
-        Line("outs = [self.expert(e, part) for e, part in enumerate(parts) if len(part)]"),
+        Line("parts = grouped.split(self.counts(chosen))", "one group per expert, maybe empty"),
+        Line("outs = [self.expert(e, part) for e, part in enumerate(parts)]", "(n_e, C) each"),
         Line("y = torch.empty_like(grouped)"),
-        Line("y[order] = torch.cat(outs) if outs else grouped", "back to (token, slot) order"),
+        Line("y[order] = torch.cat(outs)", "back to (token, slot) order"),
         Line("return y.unflatten(0, chosen.shape)", "(N, k, C)"),
     ]
 
@@ -116,7 +122,10 @@ def _counts() -> list[Line]:
         Line("if chosen.is_meta:"),
         Line("pairs, n = chosen.numel(), self.n_experts", indent=1),
         Line("return [pairs // n + int(e < pairs % n) for e in range(n)]", indent=1),
-        Line("return chosen.flatten().bincount(minlength=self.n_experts).tolist()"),
+        Line("flat = chosen.flatten()"),
+        Line("counts = flat.new_zeros(self.n_experts).index_add_(0, flat, torch.ones_like(flat))",
+             "(E,)"),
+        Line("return counts.tolist()"),
     ]
 
 
@@ -138,7 +147,7 @@ LOAD_BALANCING_LOSS = '''\
 def load_balancing_loss(
     model: nn.Module, attention_mask: torch.Tensor | None = None
 ) -> torch.Tensor:
-    """The Switch Transformer auxiliary loss over every MoE layer of the last forward.
+    """The Switch Transformer auxiliary loss over every MoE layer of the last training forward.
 
     E * sum_e f_e * P_e, where f_e is the share of (token, slot) picks that went to expert e
     and P_e the mean router probability of e, over all MoE layers and tokens together;
@@ -150,7 +159,7 @@ def load_balancing_loss(
     """
     layers = [m for m in model.modules() if getattr(m, "router_logits", None) is not None]
     if not layers:
-        raise ValueError("no router logits yet: run a forward of the model first")
+        raise ValueError("no router logits: run a forward in training mode (model.train()) first")
     probs = torch.cat([m.router_logits for m in layers]).float().softmax(dim=-1)  # (L*N, E)
     chosen = probs.topk(layers[0].top_k, dim=-1).indices  # (L*N, k)
     picks = F.one_hot(chosen, probs.shape[-1]).sum(dim=1)  # (L*N, E): 1 where picked
