@@ -15,8 +15,8 @@ One Mixtral-style layer (benchmarks/specs/moe_layer.yaml: 8 SwiGLU experts, top-
 - ``dense``: every expert on every token (two batched matmuls over E), weighted by the
   routing weights, 0 where not chosen: what a MoE costs without a sparse dispatch.
 
-Outputs are checked equal before timing; timed runs alternate the variants so machine
-noise hits all alike, and each ratio is the median over rounds of that round's ours / other.
+Outputs are checked equal before timing; timed rounds run every variant, in a rotating order, so
+machine noise hits all alike, and each ratio is the median over rounds of that round's ours / other.
 FLOPs are ``torch.utils.flop_counter``'s (transformers' grouped_mm kernel has no formula
 there, so ``hf`` shows none). Targets: ours / hf <= 1.0; ours' FLOPs about k / E of dense's.
 """
@@ -99,8 +99,10 @@ def main() -> None:
         for _ in range(args.warmup):
             for model in variants.values():
                 model(x)
-        for _ in range(args.runs):
-            for name, model in variants.items():
+        names = list(variants)
+        for i in range(args.runs):
+            for name in names[i % len(names):] + names[:i % len(names)]:  # rotate who goes first
+                model = variants[name]
                 start = time.perf_counter()
                 model(x)
                 times[name].append(time.perf_counter() - start)
