@@ -50,7 +50,8 @@ def compile_spec(path: str | Path, opt_level: int = 2, stop_after: str | None = 
     loaded = load_spec(path, sets)
     program = build_ir(loaded)
     infer_shapes(program)
-    kv_shapes = causal_kv_shapes(program)  # for the budget, before passes rewrite attention
+    # for the budget and summary, before passes rewrite attention
+    program.kv_shapes = kv_shapes = causal_kv_shapes(program)
     add_kv_cache(program, loaded)  # the `generate:` facet, before the passes fuse attention
     optimize(program, opt_level=opt_level, stop_after=stop_after)
     source = generate(program, target)

@@ -50,6 +50,11 @@ SMALL = {
                       attention_head_dim=16),
     "seq2seq_bahdanau": dict(src_vocab=31, tgt_vocab=29, emb=8, hidden=12, attn_dim=10),
     "seq2seq_luong": dict(src_vocab=31, tgt_vocab=29, emb=8, hidden=12),
+    "llama": dict(vocab_size=97, hidden_size=32, intermediate_size=48, num_hidden_layers=2,
+                  num_attention_heads=4, num_key_value_heads=2, head_dim=8,
+                  rope_original_max_position_embeddings=32),
+    "mistral": dict(vocab_size=97, hidden_size=32, intermediate_size=48, num_hidden_layers=2,
+                    num_attention_heads=4, num_key_value_heads=2, sliding_window=4),
 }
 # A recurrent decoder loops over the target length: torch.fx's symbolic tracer cannot iterate
 # a Proxy, so these are checked with torch.export alone (which unrolls the loop).

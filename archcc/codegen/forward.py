@@ -20,8 +20,9 @@ from archcc.lazy import nx
 from archcc.parser.expr import render_prec
 
 NEVER_INLINE = {"input", "split", "getitem", "output", "positions", "pack_padded",
-                "length_mask", "kv_cache"}
-MULTI_OUTPUT = {"split", "kv_cache"}  # assigned to several names at once: ``k, v = ...``
+                "length_mask", "kv_cache", "rope_angles"}
+# assigned to several names at once: ``k, v = ...``
+MULTI_OUTPUT = {"split", "kv_cache", "rope_angles"}
 ALWAYS_INLINE = {"const", "get_attr"}
 
 

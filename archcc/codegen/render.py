@@ -63,6 +63,9 @@ def _flatten(attrs, args, expr, dtypes):
 
 
 def _split(attrs, args, expr, dtypes):
+    if "sizes" in attrs:  # uneven parts
+        sizes = ", ".join(expr(size) for size in attrs["sizes"])
+        return method(args[0], f"split(({sizes}), dim={attrs['dim']})")
     return method(args[0], f"split({expr(attrs['size'])}, dim={attrs['dim']})")
 
 
@@ -102,7 +105,8 @@ def _causal_mask(attrs, args, expr, dtypes):
 
 def _kv_cache(attrs, args, expr, dtypes):
     cache, k, v = (a[0] for a in args)
-    return f"extend_kv({cache}, self, {k}, {v})", ATOM
+    window = f", {expr(attrs['window'])}" if attrs.get("window") is not None else ""
+    return f"extend_kv({cache}, self, {k}, {v}{window})", ATOM
 
 
 def _key_padding_mask(attrs, args, expr, dtypes):
@@ -112,7 +116,10 @@ def _key_padding_mask(attrs, args, expr, dtypes):
 
 def _masked_fill(attrs, args, expr, dtypes):
     value = attrs.get("value", "-inf")
-    value = 'float("-inf")' if value == "-inf" else expr(value)
+    if value == "min":  # the dtype's lowest finite value: a row with no key stays finite
+        value = f"torch.finfo({wrap(args[0][0], args[0][1], ATOM)}.dtype).min"
+    else:
+        value = 'float("-inf")' if value == "-inf" else expr(value)
     if attrs.get("keep", True) is False:  # written as torch's masked_fill: fill where True
         return method(args[0], f"masked_fill({args[1][0]}, {value})")
     keep = wrap(args[1][0], args[1][1], PRECEDENCE["neg"])
@@ -150,6 +157,8 @@ def _sdpa(attrs, args, expr, dtypes):
         parts.append("is_causal=True")
     if attrs.get("scale") is not None:
         parts.append(f"scale={expr(attrs['scale'])}")
+    if attrs.get("gqa"):  # k and v hold the kv heads; SDPA shares them across query heads
+        parts.append("enable_gqa=True")
     call = f"F.scaled_dot_product_attention({', '.join(parts)})"
     if fold:
         return f"{call}.unflatten(0, {q}.shape[:2])", ATOM
@@ -238,3 +247,7 @@ _RENDERERS.update(_SEQUENCE_RENDERERS)
 from archcc.codegen.render_vision import VISION_RENDERERS  # noqa: E402 - needs method above
 
 _RENDERERS.update(VISION_RENDERERS)
+
+from archcc.codegen.render_decoder import DECODER_RENDERERS  # noqa: E402
+
+_RENDERERS.update(DECODER_RENDERERS)

@@ -71,7 +71,7 @@ class FileView:
     extra: dict = field(default_factory=dict)
     needs_functional: bool = True  # `import torch.nn.functional as F` only where F is used
     generation: dict | None = None  # the spec's `generate:` facet, for generation.py.j2
-    plugin_classes: list[str] = field(default_factory=list)  # plugin ops' class source
+    plugin_classes: list[str] = field(default_factory=list)  # helpers' and plugin ops' source
     functions: list[str] = field(default_factory=list)  # module-level functions of ops
 
 
@@ -354,6 +354,10 @@ def file_view(program: Program) -> FileView:
     fields, props = _config_fields(program)
     classes = [class_view(m, program) for m in program.modules.values()]
     extra_classes = plugin_classes(program)
+    code = [text for c in classes for text in
+            [*c.init_lines, *(line.code for line in c.forward_lines),
+             *(line.code for m in c.methods for line in m.lines)]]
+    extra_classes = ops.helpers_for(code + extra_classes) + extra_classes
     functions = op_functions(program)
     needs_math = any("math." in line for c in classes for line in c.init_lines) or any(
         "math." in line.code for c in classes for line in c.forward_lines) or any(
@@ -402,7 +406,11 @@ def _generation(program: Program) -> dict | None:
         decode_args = ", ".join(memory + halves.passed)
     cross = any(d["attrs"].get("memo") for m in program.modules.values()
                 for _, d in m.graph.nodes(data=True))
+    nodes = [d for m in program.modules.values() for _, d in m.graph.nodes(data=True)]
+    window = any(d["op"] == "kv_cache" and d["attrs"].get("window") is not None for d in nodes)
+    per_layer = any(d["op"] == "rope_angles" and len(d["inputs"]) == 2 for d in nodes)
     return {"kind": facet.kind, "input": facet.input, "eos": facet.eos, "pad": facet.pad,
-            "start": facet.start, "encoder_inputs": encoder, "cross": cross,
+            "start": facet.start, "encoder_inputs": encoder, "cross": cross, "window": window,
+            "per_layer": per_layer,
             "decode_args": decode_args,
             "usage": f"generate(model, {', '.join(picked)}, max_new_tokens=8)"}

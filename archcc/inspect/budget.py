@@ -147,13 +147,14 @@ class CacheLayer:
 
 def kv_cache_layers(module: ModuleType, kv_shapes: dict[str, tuple[tuple, tuple]],
                     length: int, dtype: str = "float32", scale: Scale | None = None,
-                    ) -> list[CacheLayer]:
+                    window: bool = True) -> list[CacheLayer]:
     """Every causal self-attention instance of ``module.Model`` (built on meta) with the bytes
     its keys and values take at ``length`` positions, batch 1.
 
     Classes and K/V shapes come from the IR; instances (repeats, cycles) from the model. A
     model whose repeats were cut (:func:`archcc.inspect.reduce.reduce_repeats`) stands for
-    ``scale`` times as many: each instance is then listed with its multiplicity.
+    ``scale`` times as many: each instance is then listed with its multiplicity. A
+    sliding-window layer keeps ``min(length, window)`` positions (``window=False``: all).
     """
     with torch.device("meta"):
         model = module.Model(module.Config())
@@ -163,7 +164,7 @@ def kv_cache_layers(module: ModuleType, kv_shapes: dict[str, tuple[tuple, tuple]
         shapes = kv_shapes.get(type(sub).__name__)
         if shapes is None:
             continue
-        sizes = [_dims(shape, sub, length) for shape in shapes]
+        sizes = [_dims(shape, sub, length, window) for shape in shapes]
         numel = sum(int(sympy.prod(dims)) for dims in sizes)
         key = sizes[0]
         layer = CacheLayer(path, key[1], key[-1], numel * DTYPE_BYTES[dtype])
@@ -180,14 +181,15 @@ def _multiplicity(path: str, kinds: dict[str, str], scale: Scale) -> int:
     return int(count)
 
 
-def _dims(shape: tuple, layer: torch.nn.Module, length: int) -> list[int]:
-    """``(B, n_head, T, head_dim)`` of one instance: B = 1, T = length, the rest its
-    attributes (``layer.n_head``)."""
+def _dims(shape: tuple, layer: torch.nn.Module, length: int, window: bool = True) -> list[int]:
+    """``(B, n_kv_head, Min(T, window), head_dim)`` of one instance: B = 1, T = length, the
+    rest its attributes (``layer.n_kv_head``; ``window=False`` ignores a sliding window)."""
+    fixed = {"B": 1, "T": length, "P": 0, **({} if window else {"window": length})}
     out = []
     for dim in shape:
         dim = sympy.sympify(dim)
-        subs = {s: 1 if str(s) == "B" else length if str(s) == "T" else 0 if str(s) == "P"
-                else getattr(layer, str(s)) for s in dim.free_symbols}
+        subs = {s: fixed[str(s)] if str(s) in fixed else getattr(layer, str(s))
+                for s in dim.free_symbols}
         out.append(int(dim.subs(subs)))
     return out
 

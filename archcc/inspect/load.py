@@ -72,8 +72,11 @@ def _value(raw: str) -> Value:
 def compile_program(loaded: LoadedSpec, stop_after: str | None = None,
                     opt_level: int = 1) -> Program:
     """Spec -> IR with shapes -> passes (all, or up to ``stop_after``)."""
+    from archcc.ir.kv_cache import causal_kv_shapes
+
     program = build_ir(loaded)
     infer_shapes(program)
+    program.kv_shapes = causal_kv_shapes(program)  # before the passes fuse attention
     optimize(program, opt_level=opt_level, stop_after=stop_after)
     return program
 

@@ -56,6 +56,8 @@ class Summary:
     rows: list[Row] = field(default_factory=list)
     tied: dict[str, str] = field(default_factory=dict)
     state: dict[str, list[int]] = field(default_factory=dict, repr=False)  # key -> shape
+    kv_cache: dict[str, int] = field(default_factory=dict)
+    """Keys and values cached per sequence at T (float32): bytes, layers, positions kept."""
 
     def to_json(self) -> dict:
         """A stable, versioned dict (``archcc_summary: 1``) for ``--json``."""
@@ -112,7 +114,22 @@ def summary_of(inspected: Inspected, measured: Measured, batch: int, dims: dict[
     summary = Summary(inspected.name, inspected.loaded.path, batch, dims, sets,
                       inputs, totals, tied=dict(measured.tied), state=measured.state)
     summary.rows = _Folder(measured).rows(depth)
+    summary.kv_cache = _kv_cache(inspected, dims)
     return summary
+
+
+def _kv_cache(inspected: Inspected, dims: dict[str, int]) -> dict[str, int]:
+    """What a KV cache holds for one sequence of ``dims["T"]`` tokens (float32): grouped-query
+    layers keep their kv heads only, sliding-window layers their window only."""
+    from archcc.inspect.budget import kv_cache_layers
+
+    shapes = inspected.program.kv_shapes
+    if not shapes or "T" not in dims:
+        return {}
+    layers = kv_cache_layers(inspected.module, shapes, dims["T"])
+    full = kv_cache_layers(inspected.module, shapes, dims["T"], window=False)
+    return {"T": dims["T"], "bytes": sum(layer.bytes for layer in layers),
+            "layers": len(layers), "unwindowed_bytes": sum(layer.bytes for layer in full)}
 
 
 class _Folder:

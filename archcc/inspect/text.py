@@ -61,5 +61,12 @@ def summary_text(s: Summary) -> str:
                   rows + rule_and_total, right={3, 4, 5, 6})
     lines.insert(len(lines) - 1, lines[1])
     notes = [f"tied: {k} = {v} (counted once)" for k, v in s.tied.items()]
+    if s.kv_cache:
+        kv = s.kv_cache
+        note = (f"kv cache: {human_bytes(kv['bytes'])} per sequence at T={kv['T']} "
+                f"(float32, {kv['layers']} layers)")
+        if kv["unwindowed_bytes"] != kv["bytes"]:
+            note += f"; {human_bytes(kv['unwindowed_bytes'])} without the sliding window"
+        notes.append(note)
     exact = f"params {t['params']:,}  FLOPs {t['flops']:,}"
     return "\n".join(head + lines + [exact] + notes) + "\n"

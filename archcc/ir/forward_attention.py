@@ -11,7 +11,8 @@ one ``F.scaled_dot_product_attention`` call from the optimizer (``fuse_attention
 ``masked_fill(x, mask, value)`` fills where ``mask`` is True (torch's meaning);
 ``where(keep, x, value)`` keeps where ``keep`` is True. Both become the IR's ``masked_fill``
 node (``keep`` says which of the two readings its mask has). ``value`` is ``-inf`` or a
-param expression; ``dropout(x, p)`` takes a param expression.
+param expression; ``dropout(x, p)`` takes a param expression, and so does ``softcap(x, cap)``
+(``tanh(x / cap) * cap``: Gemma 2's soft-capped logits).
 """
 
 from __future__ import annotations
@@ -27,7 +28,8 @@ if TYPE_CHECKING:
 ATTENTION_BUILTINS = {"causal_mask": ("causal_mask", 2),
                       "key_padding_mask": ("key_padding_mask", 1),
                       "logical_not": ("not", 1), "masked_fill": ("masked_fill", 3),
-                      "where": ("masked_fill", 3), "dropout": ("dropout", 2)}
+                      "where": ("masked_fill", 3), "dropout": ("dropout", 2),
+                      "softcap": ("softcap", 2)}
 
 
 def _arity(fi: ForwardInterpreter, e: Call, n: int, usage: str) -> None:
@@ -78,4 +80,13 @@ def dropout(fi: ForwardInterpreter, e: Call) -> str:
     return fi._node("dropout", [fi._expr(e.args[0])], e.pos, p=e.args[1])
 
 
-SPECIAL = {"masked_fill": masked_fill, "where": where, "dropout": dropout}
+def softcap(fi: ForwardInterpreter, e: Call) -> str:
+    """``softcap(x, cap)``: ``tanh(x / cap) * cap`` (Gemma 2's final logits)."""
+    _arity(fi, e, 2, "softcap(x, cap)")
+    cap = _param_value(fi, e.args[1], "softcap's cap")
+    if cap <= 0:
+        fi._fail(e.pos, f"softcap's cap must be positive, got {cap}")
+    return fi._node("softcap", [fi._expr(e.args[0])], e.pos, cap=e.args[1])
+
+
+SPECIAL = {"masked_fill": masked_fill, "where": where, "dropout": dropout, "softcap": softcap}

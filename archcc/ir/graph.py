@@ -90,6 +90,8 @@ class Program:
     passes_log: list[str] = field(default_factory=list)
     generate: Any = None  # schema.Generate when the spec asks for generation (see kv_cache.py)
     parallel: dict[str, str] = field(default_factory=dict)  # tensor-parallel plan
+    # K/V shapes of each causal self-attention class, taken before the passes (kv_cache.py)
+    kv_shapes: dict[str, tuple] = field(default_factory=dict)
 
     @property
     def model(self) -> ModuleIR:

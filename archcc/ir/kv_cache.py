@@ -11,6 +11,9 @@ self-attention class the new keys/values are appended to the cached ones, before
                                                                         from_end=True)
              %y  = matmul(%att, %v)                       %y  = matmul(%att, %kv[1])
 
+Grouped-query keys are cached before their per-head repeat (only the kv heads are kept),
+rotary angles (``rope_angles``) start at the cache's length, and a sliding-window class
+passes its window, so the cache keeps no more than the window's keys.
 Cross attention computes its key/value projections of the encoder memory once per cache
 (``call`` nodes marked ``memo``); ``positions`` and sinusoidal tables start at the cache's
 length. Every block or model that calls a cache-taking layer gets a trailing ``cache`` input
@@ -63,16 +66,35 @@ def causal_kv_shapes(program: Program) -> dict[str, tuple[tuple, tuple]]:
 
     Dims are sympy over the input symbols B, T and the class's own attributes (`n_head`),
     which is what a budget needs to size the cache of every instance.
+    A sliding-window class keeps at most its ``window`` positions: ``Min(T, window)``.
     """
     out = {}
     for module in program.modules.values():
-        if module.kind != "lowered" or not _attends(module) or not _has(module, "causal_mask"):
+        if module.kind != "lowered" or not _attends(module) or not _causal(module):
             continue
         names = {module.graph.nodes[n]["attrs"]["name"] for n in module.inputs}
         if "memory" not in names:
             k, v = _keys_values(module.graph)
-            out[module.name] = (module.graph.nodes[k]["shape"], module.graph.nodes[v]["shape"])
+            window = _window(module.graph)
+            out[module.name] = tuple(_capped(module.graph.nodes[n]["shape"], window)
+                                     for n in (k, v))
     return out
+
+
+def _causal(module: ModuleIR) -> bool:
+    return _has(module, "causal_mask") or _has(module, "sliding_mask")
+
+
+def _window(g: nx.DiGraph):
+    """The sliding window (an expression over the class's names) or None."""
+    return next((d["attrs"]["window"] for _, d in g.nodes(data=True)
+                 if d["op"] == "sliding_mask"), None)
+
+
+def _capped(shape: tuple, window) -> tuple:
+    if window is None:
+        return shape
+    return (*shape[:-2], sympy.Min(shape[-2], to_sympy(window)), shape[-1])
 
 
 def _token_input(program: Program, loaded: LoadedSpec) -> str:
@@ -140,7 +162,7 @@ def _lowered_cache(module: ModuleIR) -> bool:
         return False
     if "memory" in names:
         return _memoize_memory(module, names["memory"])
-    if _has(module, "causal_mask"):
+    if _causal(module):
         _append_kv(module)
         return True
     return False  # bidirectional self-attention (an encoder): run once, nothing to keep
@@ -161,15 +183,19 @@ def _append_kv(module: ModuleIR) -> None:
     g = module.graph
     k, v = _keys_values(g)
     cache = _add_cache_input(g)
-    kv = add_node(g, "kv_cache", [cache, k, v], var="kv", stmt=KV_STMT)
+    window = _window(g)
+    kv = add_node(g, "kv_cache", [cache, k, v], var="kv", stmt=KV_STMT,
+                  **({"window": window} if window is not None else {}))
     new_k = add_node(g, "getitem", [kv], var=g.nodes[k]["var"], stmt=KV_STMT, index=0)
     new_v = add_node(g, "getitem", [kv], var=g.nodes[v]["var"], stmt=KV_STMT, index=1)
     for old, new in ((k, new_k), (v, new_v)):
         for user in [u for u in g.successors(old) if u != kv]:
             set_inputs(g, user, [new if i == old else i for i in g.nodes[user]["inputs"]])
-    for node in g:
+    for node in list(g):
         if g.nodes[node]["op"] == "causal_mask":
             g.nodes[node]["attrs"]["from_end"] = True
+        if g.nodes[node]["op"] == "rope_angles":  # positions go on after the cached ones
+            set_inputs(g, node, [*g.nodes[node]["inputs"], cache])
     _place_after(g, v, [kv, new_k, new_v])
     for node in module.inputs:  # per-key inputs (a score bias, a key mask) span P + T keys
         data = g.nodes[node]
@@ -179,7 +205,8 @@ def _append_kv(module: ModuleIR) -> None:
 
 
 def _keys_values(g: nx.DiGraph) -> tuple[str, str]:
-    """``k`` of ``matmul(q, transpose(k, -2, -1))`` and ``v`` of ``matmul(probs, v)``."""
+    """``k`` of ``matmul(q, transpose(k, -2, -1))`` and ``v`` of ``matmul(probs, v)``; with
+    grouped-query heads, the kv heads before ``repeat_kv`` (the cache keeps only those)."""
     for node in g:
         data = g.nodes[node]
         if data["op"] != "matmul":
@@ -189,8 +216,12 @@ def _keys_values(g: nx.DiGraph) -> tuple[str, str]:
             k = g.nodes[kt]["inputs"][0]
             reader = next(iter(nx.descendants(g, node) & {
                 n for n in g if g.nodes[n]["op"] == "matmul" and n != node}))
-            return k, g.nodes[reader]["inputs"][1]
+            return _unrepeated(g, k), _unrepeated(g, g.nodes[reader]["inputs"][1])
     raise AssertionError(f"{g.graph['name']}: no attention scores to cache")
+
+
+def _unrepeated(g: nx.DiGraph, node: str) -> str:
+    return g.nodes[node]["inputs"][0] if g.nodes[node]["op"] == "repeat_kv" else node
 
 
 def _place_after(g: nx.DiGraph, anchor: str, new: list[str]) -> None:

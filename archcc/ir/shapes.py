@@ -154,6 +154,11 @@ def flatten(ctx, attrs, shapes, dtypes):
 def split(ctx, attrs, shapes, dtypes):
     shape = shapes[0]
     d = _norm_dim(attrs["dim"], len(shape))
+    if "sizes" in attrs:  # uneven parts: q, k, v of grouped-query attention
+        sizes = [to_sympy(size) for size in attrs["sizes"]]
+        if not ctx.equal(sympy.Add(*sizes), shape[d]):
+            raise ShapeError(f"cannot split dim {shape[d]} into {fmt(tuple(sizes))}")
+        return tuple((*shape[:d], size, *shape[d + 1:]) for size in sizes), dtypes[0]
     size = to_sympy(attrs["size"])
     parts = ctx.concrete(shape[d] / size)
     if not (parts.is_integer and parts.is_number):
@@ -214,6 +219,9 @@ def masked_fill(ctx, attrs, shapes, dtypes):
 
 def sdpa(ctx, attrs, shapes, dtypes):
     q, k, v = shapes[:3]
+    if attrs.get("gqa"):  # kv heads serve groups of query heads: only (T, hs) @ (hs, S)
+        matmul(ctx, {}, [q[-2:], (k[-1], k[-2])], dtypes)
+        return (*q[:-1], v[-1]), FLOAT
     matmul(ctx, {}, [q, k[:-2] + (k[-1], k[-2])], dtypes)
     return (*q[:-1], v[-1]), FLOAT
 
@@ -327,3 +335,7 @@ def register_rule(op: str) -> Callable[[Callable], Callable]:
         RULES[op] = rule
         return rule
     return decorate
+
+from archcc.ir.shapes_decoder import DECODER_RULES  # noqa: E402 - needs the helpers above
+
+RULES.update(DECODER_RULES)

@@ -23,12 +23,14 @@ from typing import TypeVar
 
 from archcc.ops.base import Example, Kind, Op
 
-__all__ = ["Example", "Kind", "Op", "all_ops", "buffer_init", "get", "get_kind", "kind", "op",
-           "register", "register_buffer", "unregister", "version"]
+__all__ = ["Example", "Kind", "Op", "all_ops", "buffer_init", "get", "get_kind", "helpers_for",
+           "kind", "op", "register", "register_buffer", "register_helper", "unregister",
+           "version"]
 
 _OPS: dict[str, Op] = {}
 _KINDS: dict[str, Kind] = {}
 _BUFFERS: dict[str, Callable] = {}
+_HELPERS: dict[str, tuple[str, tuple[str, ...]]] = {}  # name -> (source, helpers it needs)
 _STATE = {"loaded": False, "version": 0}
 C = TypeVar("C", bound=type)
 
@@ -106,3 +108,29 @@ def buffer_init(init: str) -> Callable:
     """The ``__init__`` lines of the buffer whose ``init`` is ``init``."""
     _load_builtins()
     return _BUFFERS[init]
+
+
+def register_helper(name: str, source: str, needs: tuple[str, ...] = ()) -> None:
+    """A module-level function or class of generated files (``apply_rotary``, ``Rotary``):
+    written once into every file whose code names it, after the helpers it ``needs``."""
+    _HELPERS[name] = (source.strip("\n"), needs)
+
+
+def helpers_for(texts: list[str]) -> list[str]:
+    """Sources of the helpers these lines of generated code use (and what those use), each
+    once, in registration order::
+
+        helpers_for(["q = apply_rotary(q, cos, sin)"])  # -> [apply_rotary's source]
+    """
+    import re
+
+    _load_builtins()
+    text = "\n".join(texts)
+    used = {name for name in _HELPERS if re.search(rf"(?<![\w.]){name}\b", text)}
+    todo = list(used)
+    while todo:
+        for dep in _HELPERS[todo.pop()][1]:
+            if dep not in used:
+                used.add(dep)
+                todo.append(dep)
+    return [source for name, (source, _) in _HELPERS.items() if name in used]

@@ -12,9 +12,10 @@ from __future__ import annotations
 
 from typing import Literal
 
+from archcc.codegen import safe_text
 from archcc.ir.graph import Submodule
 from archcc.ir.shapes import FLOAT
-from archcc.ops import Example, Kind, Op, kind, op
+from archcc.ops import Example, Kind, Op, kind, op, register_helper
 from archcc.ops.base import is_default
 from archcc.ops.linear import last_dim
 from archcc.parser.expr import Num
@@ -41,16 +42,26 @@ class RMSNorm(Strict):
     """Width normalised: the input's last dim."""
     eps: Scalar = 1e-6
     """Added to the mean square before the root."""
+    upcast: Literal["none", "norm", "all"] = "none"
+    """Numerics: `none` is torch's nn.RMSNorm in the input's dtype; `norm` normalises in
+    float32 and casts back before the weight (Hugging Face LLaMA, Mistral, Qwen, Phi-3);
+    `all` multiplies the weight in float32 too, then casts (OLMo-2, Gemma)."""
+    unit_offset: bool = False
+    """Scale by `1 + weight`, the weight starting at zero (Gemma)."""
 
 
 NORMS = ("layernorm", "rmsnorm")
 
 
-def submodule(norm: str, name: str, dim, eps, loc=None, bias: bool = True) -> Submodule:
-    """The ``nn.LayerNorm`` or ``nn.RMSNorm`` line of a norm called ``norm``."""
+def submodule(norm: str, name: str, dim, eps, loc=None, bias: bool = True,
+              upcast: str = "none", unit_offset: bool = False) -> Submodule:
+    """The ``nn.LayerNorm`` or ``nn.RMSNorm`` line of a norm called ``norm`` (an RMSNorm
+    with ``upcast`` or ``unit_offset`` is the generated file's own ``RMSNorm``)."""
     args = {"dim": dim, "eps": eps}
     if norm == "layernorm":
         args["bias"] = Num(bias)
+    if upcast != "none" or unit_offset:
+        args.update(upcast=upcast, unit_offset=unit_offset)
     return Submodule(name, norm, args, loc)
 
 
@@ -58,9 +69,10 @@ class _Norm(Op):
     sizes, scalars, is_norm = ("dim",), ("eps",), True
 
     def submodules(self, layer):
-        bias = getattr(layer.spec, "bias", True)
+        spec = layer.spec
         return [submodule(self.name, layer.name, layer.sizes["dim"], layer.sizes["eps"],
-                          layer.loc, bias)]
+                          layer.loc, getattr(spec, "bias", True), getattr(spec, "upcast", "none"),
+                          getattr(spec, "unit_offset", False))]
 
     def call_shape(self, ctx, layer, shapes, dtypes, kwargs):
         last_dim(ctx, layer, shapes[0], "dim", "input")
@@ -87,6 +99,9 @@ class RMSNormOp(_Norm):
     def params(self, values):
         return values["dim"]
 
+    def facet(self, fields):
+        return "rmsnorm" + (" (1 + w)" if fields.get("unit_offset") else "")
+
 
 class _NormKind(Kind):
     def call_shape(self, ctx, sub, shapes, dtypes):
@@ -109,5 +124,37 @@ class RMSNormKind(_NormKind):
     name = "rmsnorm"
 
     def init_lines(self, sub, arg):
-        return [f"self.{sub.name} = nn.RMSNorm({arg(sub.args['dim'])}, "
-                f"eps={arg(sub.args['eps'])})"]
+        a = sub.args
+        if "upcast" not in a:
+            return [f"self.{sub.name} = nn.RMSNorm({arg(a['dim'])}, eps={arg(a['eps'])})"]
+        extra = "" if a["upcast"] == "norm" else f", upcast={safe_text.literal(a['upcast'])}"
+        extra += ", unit_offset=True" if a["unit_offset"] else ""
+        return [f"self.{sub.name} = RMSNorm({arg(a['dim'])}, eps={arg(a['eps'])}{extra})"]
+
+
+RMS_NORM = '''
+class RMSNorm(nn.Module):
+    """Root-mean-square normalisation as Hugging Face computes it: in float32.
+
+    x / sqrt(mean(x ** 2) + eps) over the last dim, then times the weight, cast back to x's
+    dtype before the weight (``upcast="norm"``: LLaMA, Mistral, Qwen, Phi-3) or after it
+    (``"all"``: OLMo-2, Gemma). ``unit_offset`` scales by 1 + weight (Gemma: weight starts at 0).
+    """
+
+    def __init__(
+        self, dim: int, eps: float = 1e-6, upcast: str = "norm", unit_offset: bool = False
+    ) -> None:
+        super().__init__()
+        self.eps, self.upcast, self.unit_offset = eps, upcast, unit_offset
+        self.weight = nn.Parameter(torch.zeros(dim) if unit_offset else torch.ones(dim))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = x if self.upcast == "none" else x.float()
+        h = h * torch.rsqrt(h.pow(2).mean(-1, keepdim=True) + self.eps)
+        weight = 1.0 + self.weight.float() if self.unit_offset else self.weight
+        if self.upcast == "norm":
+            return weight * h.to(x.dtype)
+        return (h * weight).to(x.dtype)
+'''
+
+register_helper("RMSNorm", RMS_NORM)

@@ -33,6 +33,9 @@ RESERVED_NAMES = {
     "KVCache", "generate", "filter_logits", "past_length", "extend_kv", "memoized", "cache",
     "encode", "decode",
     "fsdp_wrap", "parallelize", "PARALLEL_PLAN",
+    # helpers op modules write into generated files (archcc.ops.register_helper)
+    "apply_rotary", "Rotary", "LinearRotary", "DynamicRotary", "Llama3Rotary", "YarnRotary",
+    "RMSNorm", "ScaledEmbedding", "sliding_window_mask",
     # names generated methods use, and nn.Module attributes a layer name would shadow
     "self", "config", "layer", "block", "forward", "training", "state_dict", "parameters",
     "modules", "buffers", "children", "to", "cuda", "cpu", "eval", "train", "apply", "half",

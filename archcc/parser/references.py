@@ -20,6 +20,7 @@ REFERENCE_MODELS: dict[str, dict[str, str]] = {
         "LlamaModel": "LlamaConfig",
         "LlamaForCausalLM": "LlamaConfig",
         "MistralModel": "MistralConfig",
+        "MistralForCausalLM": "MistralConfig",
         "T5Model": "T5Config",
         "BartModel": "BartConfig",
         "CLIPVisionModel": "CLIPVisionConfig",

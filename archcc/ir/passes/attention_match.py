@@ -44,6 +44,7 @@ class Match:
     scale: list[Expr] = field(default_factory=list)  # constant factors, multiplied
     masks: list[tuple[str, str]] = field(default_factory=list)  # (node, "keep"|"fill"|"add")
     dropout: Expr | None = None
+    gqa: bool = False  # k and v are the kv heads, each serving a group of query heads
 
 
 def single_user(g: nx.DiGraph, node: str, what: str) -> None:
@@ -80,7 +81,7 @@ def _strip_scale(g: nx.DiGraph, node: str, found: Match, strict: bool) -> str:
 
 def _fill_value_ok(g: nx.DiGraph, node: str) -> None:
     value = g.nodes[node]["attrs"].get("value", "-inf")
-    if value != "-inf":
+    if value not in ("-inf", "min"):  # "min" differs only on rows that see no key at all
         raise NoMatch("the mask fills with a finite value, not -inf (SDPA's boolean masks "
                       "mean -inf)", near=True)
 
@@ -153,6 +154,8 @@ def match_attention(g: nx.DiGraph, out: str, equal: Callable = operator.eq) -> M
     found = Match(q="", k=None, kt="", v=v, dropout=dropout)
     scores = _peel_masks(g, g.nodes[probs]["inputs"][0], found)
     scores = _strip_scale(g, scores, found, strict=True)
+    if g.nodes[scores]["op"] == "softcap":
+        raise NoMatch("scores are soft-capped (tanh), which SDPA cannot do", near=True)
     if g.nodes[scores]["op"] in ("mul", "div"):
         raise NoMatch("scores are scaled by a tensor, not a constant", near=True)
     if g.nodes[scores]["op"] != "matmul":
@@ -162,7 +165,20 @@ def match_attention(g: nx.DiGraph, out: str, equal: Callable = operator.eq) -> M
     found.q = _strip_scale(g, q, found, strict=False)
     found.k, found.kt = _keys(g, kt, found)
     _check_layout(g, found, equal)
+    _grouped_query(g, found)
     return found
+
+
+def _grouped_query(g: nx.DiGraph, found: Match) -> None:
+    """Keys and values repeated per query head (``repeat_kv``, grouped-query attention):
+    SDPA reads the kv heads themselves with ``enable_gqa``, nothing is materialised."""
+    k, v = found.k, found.v
+    if k is None:
+        return
+    kd, vd = g.nodes[k], g.nodes[v]
+    if kd["op"] == vd["op"] == "repeat_kv" and kd["attrs"]["times"] == vd["attrs"]["times"] \
+            and g.out_degree(k) == 1 and g.out_degree(v) == 1:
+        found.k, found.v, found.gqa = kd["inputs"][0], vd["inputs"][0], True
 
 
 def _check_layout(g: nx.DiGraph, found: Match, equal: Callable) -> None:

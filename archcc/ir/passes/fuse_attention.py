@@ -107,7 +107,8 @@ def _rewrite(g, ctx: PassContext, out: str, found: Match) -> str:
     inputs = [found.q, k, found.v] + ([mask] if mask else [])
     fused = add_node(g, "sdpa", inputs, var=data["var"] or "y", stmt=data["stmt"],
                      loc=data["loc"], is_causal=is_causal, scale=_scale(g, ctx, found),
-                     dropout=found.dropout, **_fold(g, found.q, mask))
+                     dropout=found.dropout, **_fold(g, found.q, mask),
+                     **({"gqa": True} if found.gqa else {}))
     g.nodes[fused].update(shape=data["shape"], dtype=data["dtype"],
                           note="fused by fuse_attention")
     replace_all_uses(g, out, fused)

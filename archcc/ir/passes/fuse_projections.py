@@ -47,7 +47,8 @@ def _fused_name(module: ModuleIR, names: list[str]) -> str:
     prefix = os.path.commonprefix(names)
     rests = [n[len(prefix):] for n in names]
     name = prefix + "".join(rests) if all(len(r) == 1 for r in rests) else "_".join(names)
-    taken = set(module.submodules) | {d["var"] for _, d in module.graph.nodes(data=True)}
+    taken = set(module.submodules) | {d["var"] for _, d in module.graph.nodes(data=True)
+                                      if d["op"] != "kv_cache"}  # unpacked: never a name
     while name in taken and name not in names:
         name += "_fused"
     return name

@@ -10,6 +10,14 @@ could write by hand (:mod:`.lowering`, :mod:`.windows`), and the optimizer's
 
 Calls: ``attn(x)``, ``attn(x, mask=m)`` (key padding, True = attend), ``attn(x, memory)``
 (cross), ``attn(x, bias=b)`` (an additive score bias such as T5's relative positions).
+
+Decoder LLMs add facets (:mod:`.decoder`): ``kv_heads`` (grouped-query), ``head_dim``,
+``rope: {op: rotary, ...}``, ``sliding_window``, ``qk_norm``, ``softcap``, ``score_scale``
+and ``out_bias``::
+
+    attn: {op: attention, dim: hidden_size, heads: num_attention_heads,
+           kv_heads: num_key_value_heads, causal: true, qkv: separate, bias: false,
+           rope: {op: rotary, theta: rope_theta}}
 """
 
 from __future__ import annotations
@@ -20,10 +28,11 @@ from archcc.ir.graph import Submodule
 from archcc.ir.shapes import FLOAT, ShapeError, fmt
 from archcc.lazy import sympy
 from archcc.ops import Example, Op, op
-from archcc.ops.attention import lowering, windows
+from archcc.ops.attention import decoder, lowering, windows
 from archcc.ops.base import check_divides, diag
 from archcc.ops.dropout import check_probability
 from archcc.ops.linear import last_dim
+from archcc.ops.rotary import Rotary
 from archcc.parser.expr import Num
 from archcc.parser.fields import Scalar, Size, Strict
 
@@ -64,6 +73,33 @@ class Attention(Strict):
     built once for it."""
     position: Literal["none", "relative_table"] = "none"
     """`relative_table`: a learned bias per head and relative offset inside a window (Swin)."""
+    kv_heads: Size | None = None
+    """Key/value heads, each shared by heads / kv_heads query heads: grouped-query attention
+    (1: multi-query). Must divide heads; default: heads. The KV cache keeps only these."""
+    head_dim: Size | None = None
+    """Width of each head (Gemma, Qwen3 fix it apart from dim); default: dim // heads."""
+    out_bias: bool | None = None
+    """Bias in the output projection; default: `bias` (Qwen2: `bias: true, out_bias: false`,
+    biases on q, k and v only)."""
+    rope: Rotary | None = None
+    """Rotary positions for q and k: `{op: rotary, theta: rope_theta}` plus the scaling and
+    partial-rotary fields of `op: rotary`; under a KV cache positions go on after the
+    cached ones."""
+    sliding_window: Size | None = None
+    """Causal attention to the last `sliding_window` keys: query i sees i - w < j <= i
+    (Hugging Face's semantics; Mistral, Gemma 2's local layers). Stays fused (a boolean
+    attn_mask); a model windowed in every layer keeps a KV cache no longer than this."""
+    qk_norm: Literal["none", "head", "full"] = "none"
+    """RMS-normalise q and k before rotary: `head` over each head's head_dim (Qwen3), `full`
+    over the projected width before the head split (OLMo-2), in float32 as HF does."""
+    qk_norm_eps: Scalar = 1e-6
+    """Epsilon of the qk-norm."""
+    softcap: Scalar | None = None
+    """Attention logit soft-capping (Gemma 2): scores -> tanh(scores / softcap) * softcap,
+    after the scale and before the masks. SDPA has no such step: it stays unfused."""
+    score_scale: Scalar | None = None
+    """Scores times this instead of head_dim ** -0.5 (Gemma 2:
+    `query_pre_attn_scalar ** -0.5`)."""
 
 
 @op
@@ -77,17 +113,21 @@ class AttentionOp(Op):
         super().declare(scope, layer)
         if layer.spec.shift != 0:  # 0 is "no shift", not a size
             layer.sizes["shift"] = scope.size(layer.spec.shift, (*layer.path, "shift"))
+        decoder.declare(scope, layer)
 
     def check(self, scope, layer):
-        check_divides(scope, layer, "heads", "dim")
+        if "head_dim" not in layer.sizes:  # an explicit head_dim need not divide dim
+            check_divides(scope, layer, "heads", "dim")
         check_probability(scope, layer, "dropout")
-        problems = windows.facet_problems(scope, layer)
+        problems = windows.facet_problems(scope, layer) + decoder.problems(scope, layer)
         scope.errors += [diag(layer, message, hint) for message, hint in problems]
         layer.broken = bool(problems)  # no class can be built for these facets
 
     def submodules(self, layer):
         s, spec = layer.sizes, layer.spec
-        if spec.window is not None:
+        if decoder.uses_facets(spec):
+            args = decoder.constructor_args(layer)
+        elif spec.window is not None:
             args = windows.constructor_args(layer)
         else:
             args = {"dim": s["dim"], "n_head": s["heads"], "bias": Num(spec.bias),
@@ -101,6 +141,8 @@ class AttentionOp(Op):
 
     def lower(self, layer, kwargs):
         spec = layer.spec
+        if decoder.uses_facets(spec):
+            return decoder.lower(decoder.facets(layer, kwargs), spec.rope)
         if spec.window is not None:
             return windows.window_attention(spec.shift != 0, spec.position == "relative_table")
         return lowering.attention(spec.causal, spec.cross, spec.qkv == "fused", "mask" in kwargs,
@@ -108,14 +150,26 @@ class AttentionOp(Op):
 
     def params(self, values):
         dim, bias = values["dim"], values["bias"]
-        count = 4 * dim * dim + (4 * dim if bias else 0)
+        inner, kv = _widths(values)
+        out_bias = bias if values.get("out_bias") is None else values["out_bias"]
+        count = dim * (inner + 2 * kv) + inner * dim
+        count += (inner + 2 * kv if bias else 0) + (dim if out_bias else 0)
         if values.get("position") == "relative_table":
             count += (2 * values["window"] - 1) ** 2 * values["heads"]
+        if values.get("qk_norm") == "head":
+            count += 2 * (values.get("head_dim") or dim // values["heads"])
+        elif values.get("qk_norm") == "full":
+            count += inner + kv
         return count
 
     def flops(self, values, shapes):
         x = shapes[0]
         dim, tokens = values["dim"], _prod(x[:-1])
+        inner, kv = _widths(values)
+        if inner != dim or kv != dim:  # grouped-query or an explicit head_dim
+            rows = x[1]
+            attention = 4 * _prod(x[:-2]) * rows * rows * inner
+            return 2 * tokens * dim * (2 * inner + 2 * kv) + attention
         keys = _prod(shapes[1][:-1]) if values["cross"] else tokens
         if values.get("window"):
             per_window = values["window"] ** 2
@@ -126,8 +180,24 @@ class AttentionOp(Op):
         return 2 * tokens * dim * 2 * dim + 2 * keys * dim * 2 * dim + attention
 
     def facet(self, fields):
-        return "attention " + ("cross" if fields.get("cross") else
+        text = "attention " + ("cross" if fields.get("cross") else
                                "causal" if fields.get("causal") else "self")
+        heads, kv = fields.get("heads"), fields.get("kv_heads")
+        if kv is not None and kv != heads:
+            text += " mqa" if kv == 1 else " gqa"
+        if fields.get("sliding_window") is not None:
+            text += " sliding"
+        if fields.get("rope.op") or fields.get("rope"):
+            text += " rotary"
+        return text
+
+
+def _widths(values) -> tuple[int, int]:
+    """Widths of the query projection and of each of key and value: heads * head_dim."""
+    heads = values["heads"]
+    head_dim = values.get("head_dim") or values["dim"] // heads
+    kv_heads = values.get("kv_heads") or heads
+    return heads * head_dim, kv_heads * head_dim
 
 
 def _prod(dims) -> int:
