@@ -4,6 +4,8 @@ its auxiliary loss against ``load_balancing_loss_func``, and its FLOPs (k expert
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 import yaml
@@ -17,6 +19,7 @@ transformers = pytest.importorskip("transformers")
 from transformers.models.mixtral import modeling_mixtral  # noqa: E402
 from transformers.models.qwen2_moe import modeling_qwen2_moe  # noqa: E402
 
+ROOT = Path(__file__).resolve().parents[1]
 DIM, HIDDEN, EXPERTS, TOP_K, SHARED = 16, 24, 4, 2, 20
 
 # transformers' in-memory keys of one sparse block -> ours (the spec's checkpoint section)
@@ -266,3 +269,13 @@ def test_flops_are_k_experts_not_all(tmp_path):
     with torch.no_grad(), flop_counter() as dense:
         dense_reference(model, x)
     assert dense.get_total_flops() == router + experts * per_expert
+
+
+def test_mixtral_budget_counts_two_experts_per_token(capsys):
+    """specs/mixtral.yaml's flops_per_token budget holds at top-2 and fails at top-8."""
+    from archcc.cli import main
+
+    spec = str(ROOT / "specs" / "mixtral.yaml")
+    assert main(["check", spec]) == 0
+    assert main(["check", spec, "--set", "num_experts_per_tok=8"]) == 1
+    assert "FLOPs per token exceed the budget" in capsys.readouterr().err
