@@ -276,8 +276,13 @@ def _import_parsers(commands) -> None:
                                   "or a timm model name")
     sources = imports.add_subparsers(dest="import_source", required=True)
     hf = sources.add_parser("hf", help="from a config.json (gpt2, bert, roberta, distilbert, "
-                            "t5, bart, vit, clip); loads with convert_state_dict(sd, 'hf')")
+                            "t5, bart, vit, clip; decoder LLMs: llama, mistral, qwen2, qwen3, "
+                            "gemma, gemma2, phi3, gpt_neox, olmo2); loads with "
+                            "convert_state_dict(sd, 'hf')")
     hf.add_argument("config", type=Path, help="the model's config.json")
+    hf.add_argument("--mask", action="store_true",
+                    help="decoder LLMs: forward(input_ids, attention_mask) for padded batches "
+                         "instead of generate()")
     timm = sources.add_parser("timm", help="from a timm model name (vit_*, swin_*, mixer_*); "
                               "loads with convert_state_dict(sd, 'timm')")
     timm.add_argument("model", help="e.g. vit_base_patch16_224")
@@ -294,7 +299,7 @@ def cmd_import(args: argparse.Namespace) -> int:
     from archcc.importers import import_hf, import_timm
 
     if args.import_source == "hf":
-        out = import_hf(args.config, args.out, args.name)
+        out = import_hf(args.config, args.out, args.name, args.mask)
     else:
         out = import_timm(args.model, args.out, args.kwargs, args.name)
     print(f"wrote {out}")

@@ -364,10 +364,10 @@ class Llama(nn.Module):
         self.lm_head.weight = self.embed_tokens.weight  # tied
 
     def forward(self, input_ids, cache=None):
-        embed_tokens = self.embed_tokens(input_ids)  # (B, T, hidden_size)
+        x = self.embed_tokens(input_ids)  # (B, T, hidden_size)
         for block in self.layers:
-            embed_tokens = block(embed_tokens, cache)  # (B, T, hidden_size)
-        return self.lm_head(self.norm(embed_tokens))
+            x = block(x, cache)  # (B, T, hidden_size)
+        return self.lm_head(self.norm(x))
 
 
 Model = Llama

@@ -346,10 +346,10 @@ class Mistral(nn.Module):
         self.lm_head = nn.Linear(config.hidden_size, config.vocab_size, bias=False)
 
     def forward(self, input_ids, cache=None):
-        embed_tokens = self.embed_tokens(input_ids)  # (B, T, hidden_size)
+        x = self.embed_tokens(input_ids)  # (B, T, hidden_size)
         for block in self.layers:
-            embed_tokens = block(embed_tokens, cache)  # (B, T, hidden_size)
-        return self.lm_head(self.norm(embed_tokens))
+            x = block(x, cache)  # (B, T, hidden_size)
+        return self.lm_head(self.norm(x))
 
 
 Model = Mistral

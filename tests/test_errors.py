@@ -18,7 +18,8 @@ BASES = {"gpt2": ROOT / "specs" / "gpt2.yaml", "bert": ROOT / "specs" / "bert.ya
          "transformer": ROOT / "specs" / "transformer.yaml",
          "clip": ROOT / "specs" / "clip.yaml", "unet": ROOT / "specs" / "ddpm_unet.yaml",
          "arch": ROOT / "examples" / "gpt2.arch",
-         "seq2seq": ROOT / "specs" / "seq2seq_luong.yaml"}
+         "seq2seq": ROOT / "specs" / "seq2seq_luong.yaml",
+         "llama": ROOT / "specs" / "llama.yaml", "mistral": ROOT / "specs" / "mistral.yaml"}
 
 FFN = "{op: ffn, dim: n_embd, hidden: 4 * n_embd, act: gelu_tanh, dropout: dropout}"
 MOE = "{op: moe, dim: n_embd, hidden: 4 * n_embd, "
@@ -116,6 +117,18 @@ OTHER_CASES = {
     "timesteps_odd_dim": ("unet", "{op: timesteps, dim: ch0", "{op: timesteps, dim: ch0 + 1"),
     "downsample_padding": ("unet", "channels: ch0, padding: 0}", "channels: ch0, padding: 2}"),
     "token_at_needs_indices": ("clip", "token_at(t, argmax(input_ids))", "token_at(t, input_ids)"),
+    # decoder LLMs: grouped-query heads, windows, rotary positions
+    "kv_heads_divide_heads": ("llama", "num_key_value_heads: 8", "num_key_value_heads: 5"),
+    "sliding_window_not_positive": ("mistral", "sliding_window: 4096", "sliding_window: 0"),
+    "sliding_window_needs_causal": ("mistral", "causal: true", "causal: false"),
+    "unknown_rope_scaling": ("llama", "scaling: llama3", "scaling: ntk"),
+    "rope_scaling_needs_its_fields": ("llama", ",\n               original_max_positions: "
+                                      "rope_original_max_position_embeddings}", "}"),
+    "rotary_dim_odd": ("mistral", "rope: {op: rotary, theta", "rope: {op: rotary, dim: 33, theta"),
+    "rotary_dim_exceeds_head": ("mistral", "rope: {op: rotary, theta",
+                                "rope: {op: rotary, dim: 256, theta"),
+    "softcap_not_positive": ("mistral", "sliding_window: sliding_window",
+                             "sliding_window: sliding_window\n        softcap: -30.0"),
 }
 
 

@@ -306,11 +306,36 @@ def _layouts(program: Program) -> list[tuple[str, dict[str, list]]]:
         out.append((name, {
             "rename": [(literal(a), literal(b)) for a, b in layout.rename.items()],
             "concat": [(literal(a), literal(list(b))) for a, b in layout.concat.items()],
-            "split": [(literal(a), literal(list(b))) for a, b in layout.split.items()],
+            "split": [_split_rule(a, b) for a, b in layout.split.items()],
             "transpose": [literal(p) for p in layout.transpose],
             "drop": [literal(p) for p in layout.drop],
         }))
     return out
+
+
+def _split_rule(source: str, rule) -> tuple[str, ...]:
+    """``(source, targets)``, plus ``{"sizes": lambda config: [...], "groups": ...}`` for an
+    uneven or interleaved split (its sizes are expressions over the Config)."""
+    literal = safe_text.literal
+    if isinstance(rule, list):
+        return literal(source), literal(list(rule))
+    how = []
+    if rule.sizes:
+        sizes = ", ".join(render_expr(_parse(size), _config_resolver) for size in rule.sizes)
+        how.append(f'"sizes": lambda config: [{sizes}]')
+    if rule.groups is not None:
+        how.append(f'"groups": lambda config: {render_expr(_parse(rule.groups), _config_resolver)}')
+    return literal(source), literal(list(rule.into)), "{" + ", ".join(how) + "}"
+
+
+def _config_resolver(name: str) -> str:
+    return f"config.{name}"
+
+
+def uses_cut(program: Program) -> bool:
+    """Does a layout split unevenly or per group (convert_state_dict then takes a config)?"""
+    return any(not isinstance(rule, list) for layout in program.layouts.values()
+               for rule in layout.split.values())
 
 
 def _example_lines(program: Program) -> tuple[list[str], str]:
@@ -372,7 +397,7 @@ def file_view(program: Program) -> FileView:
                             *(line.code for m in c.methods for line in m.lines)]) or any(
         "F." in text for text in [*extra_classes, *functions])
     extra = {"concat_on_load": any(m.load_fusions for m in program.modules.values()),
-             "greedy": _greedy(program)}
+             "greedy": _greedy(program), "cut": uses_cut(program)}
     return FileView(banner, doc, needs_math, fields, props, classes, program.model.name,
                     _layouts(program), example_lines, example_return, extra,
                     needs_functional=needs_functional, generation=_generation(program),

@@ -10,6 +10,10 @@ family's checkpoints::
 
 A config the family spec cannot express (another activation, an untied head, ...) is a
 located error at its key in config.json, never a silently different model.
+
+Decoder LLMs (llama, mistral, qwen2, qwen3, gemma, gemma2, phi3, gpt_neox, olmo2) have no
+committed family spec: their spec is assembled from the family's parts
+(:mod:`archcc.importers.decoder`), so a new decoder of the same parts is a table row.
 """
 
 from __future__ import annotations
@@ -19,7 +23,9 @@ from pathlib import Path
 
 from archcc.importers import hf_families as fam
 from archcc.importers.config import ConfigFile, read_config
-from archcc.importers.write import spec_name, write_spec
+from archcc.importers.decoder import decoder_spec
+from archcc.importers.decoder_parts import PARTS
+from archcc.importers.write import spec_name, write_data, write_spec
 
 # model_type -> mapper onto specs/<model_type>.yaml, whose hf layout loads the state_dict of
 FAMILIES: dict[str, Callable[[ConfigFile], dict]] = {
@@ -36,23 +42,30 @@ FAMILIES: dict[str, Callable[[ConfigFile], dict]] = {
 
 def family_of(cfg: ConfigFile) -> str:
     """The family ``model_type`` names; missing or unknown ones list what is supported."""
-    supported = ", ".join(FAMILIES)
+    supported = ", ".join([*FAMILIES, *PARTS])
     if not cfg.has("model_type"):
         raise cfg.error("", "no model_type: is this a Hugging Face config.json?",
                         f"supported model_type values: {supported}")
     model_type = cfg.get("model_type")
-    if model_type not in FAMILIES:
+    if model_type not in FAMILIES and model_type not in PARTS:
         raise cfg.error("model_type", f"model_type {model_type!r} is not supported",
                         f"supported: {supported}")
     return model_type
 
 
-def import_hf(config: str | Path, out: Path, name: str | None = None) -> Path:
-    """Write the spec for a Hugging Face ``config.json`` to ``out`` (.yaml or .arch)."""
+def import_hf(config: str | Path, out: Path, name: str | None = None,
+              mask: bool = False) -> Path:
+    """Write the spec for a Hugging Face ``config.json`` to ``out`` (.yaml or .arch).
+
+    ``mask`` (decoder LLMs): a forward that takes ``attention_mask`` for padded batches,
+    instead of the generation facet."""
     cfg = read_config(config)
     origin = cfg.loc("")
     name = spec_name(Path(out), name, origin)
     model_type = family_of(cfg)
+    if model_type in PARTS:  # a decoder LLM: assembled from its parts (importers/decoder.py)
+        data = decoder_spec(cfg, model_type, name, mask)
+        return write_data(data, Path(out), origin)
     overlay = FAMILIES[model_type](cfg)
     overlay["name"] = name
     note = f"Sizes from {Path(cfg.file).name} ({model_type}; archcc import hf)."

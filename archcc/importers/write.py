@@ -101,3 +101,24 @@ def write_spec(family: str, overlay: dict, out: Path, origin: SourceLoc,
     _check_builds(text, out.suffix, origin)
     write_atomic(out, text)
     return out
+
+
+def write_data(data: dict, out: Path, origin: SourceLoc) -> Path:
+    """A spec assembled whole (a decoder from its parts): validate, check that it builds,
+    then write ``out`` atomically. Blocks that ``extends`` another stay written as the
+    change they are."""
+    import copy
+
+    from archcc.output import write_atomic
+    from archcc.parser import validate
+    from archcc.parser.writer import render_spec
+
+    derived = {name: copy.deepcopy(block) for name, block in data.get("blocks", {}).items()
+               if "extends" in block}
+    data, where = copy.deepcopy(data), SourceMap(origin.file)
+    expand_block_bases(data, where)
+    spec = validate(data, where)
+    text = render_spec(spec, out.suffix, _schema_line(out), derived)
+    _check_builds(text, out.suffix, origin)
+    write_atomic(out, text)
+    return out

@@ -183,6 +183,7 @@ def build(loaded: LoadedSpec) -> Program:
                                 for i, d in enumerate(inp.shape))
                     for name, inp in spec.inputs.items()}
     _check_plugin_names(scope, [*blocks.values(), model])
+    _check_splits(scope, spec.checkpoint)
     scope.check()
     modules = {c.name: c for c in classes.by_signature.values()}
     used = _used_blocks(spec)
@@ -193,6 +194,25 @@ def build(loaded: LoadedSpec) -> Program:
                       dict(spec.dims), dict(spec.checkpoint))
     program.parallel = dict(spec.parallel)
     return program
+
+
+def _check_splits(scope: ParamScope, layouts: dict) -> None:
+    """A split's ``sizes`` and ``groups`` are sizes over the params (evaluated by the
+    generated ``convert_state_dict`` from its ``config``): check them here, located."""
+    for name, layout in layouts.items():
+        for source, rule in layout.split.items():
+            if isinstance(rule, list):
+                continue
+            path = ("checkpoint", name, "split", source)
+            for i, size in enumerate(rule.sizes):
+                scope.size(size, (*path, "sizes", str(i)))
+            if rule.sizes and len(rule.sizes) != len(rule.into):
+                scope.errors.append(Diagnostic(
+                    scope.loaded.where.key((*path, "sizes")), ".".join((*path, "sizes")),
+                    f"{len(rule.sizes)} sizes for {len(rule.into)} parts",
+                    "one size per key of `into`"))
+            if rule.groups is not None:
+                scope.size(rule.groups, (*path, "groups"))
 
 
 def _check_plugin_names(scope: ParamScope, modules: list[ModuleIR]) -> None:

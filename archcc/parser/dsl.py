@@ -31,7 +31,13 @@ from lark import Token, Transformer, Tree, v_args
 from lark.exceptions import UnexpectedInput, VisitError
 
 from archcc.diagnostics import ArchccError, Diagnostic, SourceLoc
-from archcc.parser.expr import ExprSyntaxError, _syntax_error, decode_string, parser
+from archcc.parser.expr import (
+    PARAM_FUNCTIONS,
+    ExprSyntaxError,
+    _syntax_error,
+    decode_string,
+    parser,
+)
 from archcc.parser.yaml_loader import SourceMap, SpecPath, _Text
 
 _CONSTANTS = {"true": True, "false": False, "null": None}
@@ -87,9 +93,9 @@ class _ToSpec(Transformer):
         if kind == "list":
             items = [c for c in tree.children if c is not None]
             return [self._value(c, (*path, str(i))) for i, c in enumerate(items)]
-        if kind == "call":
-            return self._layer(tree, path)
-        return self._source(tree)
+        if kind == "call" and str(tree.children[0]) not in PARAM_FUNCTIONS:
+            return self._layer(tree, path)  # a nested layer: rope = rotary(theta = ...)
+        return self._source(tree)  # an expression, int(head_dim * rotary_pct) included
 
     def _layer(self, call: Tree, path: SpecPath) -> dict:
         """``attention(dim = n_embd, heads = 12)`` -> ``{"op": "attention", ...}``."""
@@ -342,8 +348,22 @@ class _ToSpec(Transformer):
     rename = _rule("rename", single=True)
     transpose = _rule("transpose")
     concat = _rule("concat")
-    split = _rule("split")
     drop = _rule("drop")
+
+    def split(self, meta, children):
+        """``split "a.qkv" -> "q", "k", "v"``, optionally ``(sizes = [...], groups = n)``."""
+        arguments = children[-1] if not isinstance(children[-1], Token) else None
+        strings = [decode_string(str(c)) for c in children if isinstance(c, Token)]
+        if arguments is None:
+            return "split", strings[0], strings[1:], meta
+        rule: dict = {"into": strings[1:]}
+        for keyword in arguments.children:
+            if not _is_keyword(keyword):
+                raise DslError("split options are named: sizes = [...], groups = n",
+                               keyword.meta)
+            name, value = keyword.children
+            rule[str(name)] = self._value(value, ("checkpoint", str(name)))
+        return "split", strings[0], rule, meta
 
 
 def _is_keyword(tree) -> bool:

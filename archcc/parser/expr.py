@@ -441,6 +441,7 @@ _ARITH = {
     "pow": lambda a, b: a**b,
 }
 _FUNCS = {"min": min, "max": max, "sqrt": math.sqrt, "log": math.log, "int": int}
+PARAM_FUNCTIONS = frozenset(_FUNCS)  # what a parameter expression may call
 MAX_MAGNITUDE = 10**30  # far past any size (sizes stop at 2**31); keeps every step cheap
 
 

@@ -211,6 +211,21 @@ class _Model(Strict):
     _normal_forward = field_validator("forward")(lambda text: normal_forward(text))
 
 
+class Split(Strict):
+    """A fused foreign tensor cut into several of ours along dim 0: in equal chunks, in
+    uneven `sizes` (Phi-3's qkv_proj with grouped-query heads) or out of `groups`
+    interleaved blocks (GPT-NeoX's query_key_value: per head, [q | k | v])."""
+
+    into: list[KeyPattern]
+    """Our keys, in the order of the parts."""
+    sizes: list[Size] = []
+    """Rows of each part (param expressions, e.g. `num_attention_heads * head_dim`); within
+    one group when `groups` is set. Default: equal parts."""
+    groups: Size | None = None
+    """The rows are `groups` consecutive blocks, each holding a slice of every part: part j
+    is the concatenation of block g's j-th slice over g (GPT-NeoX: `num_attention_heads`)."""
+
+
 class Layout(Strict):
     """How one foreign checkpoint layout maps onto this spec's state_dict keys.
 
@@ -223,9 +238,10 @@ class Layout(Strict):
     (HF GPT-2 Conv1D stores (in, out))."""
     concat: dict[KeyPattern, list[KeyPattern]] = {}
     """Our key <- foreign keys concatenated along dim 0 (separate q/k/v into one qkv)."""
-    split: dict[KeyPattern, list[KeyPattern]] = {}
+    split: dict[KeyPattern, list[KeyPattern] | Split] = {}
     """Foreign key -> our keys, cut into equal chunks along dim 0 (a fused in_proj_weight
-    into separate q/k/v)."""
+    into separate q/k/v), or `{into: [...], sizes: [...], groups: n}` for uneven or
+    per-head interleaved parts; weights and biases alike."""
     drop: list[KeyPattern] = []
     """Foreign keys (before renaming) to ignore, e.g. buffers like `embeddings.position_ids`."""
 

@@ -83,9 +83,14 @@ def _arch_checkpoint(name: str, layout: Layout) -> list[str]:
             continue
         arrow = "<-" if kind == "concat" else "->"
         for key, value in rules.items():
+            options = ""
+            if isinstance(value, dict):  # an uneven or interleaved split
+                options = " (" + ", ".join(f"{k} = {_arch_value(v)}" for k, v in value.items()
+                                           if k != "into") + ")"
+                value = value["into"]
             targets = value if isinstance(value, list) else [value]
             lines.append(f"  {kind} {json.dumps(key)} {arrow} "
-                         + ", ".join(json.dumps(t) for t in targets))
+                         + ", ".join(json.dumps(t) for t in targets) + options)
     return [*lines, "}", ""]
 
 
@@ -101,8 +106,10 @@ def _arch_budget(budget: Budget) -> list[str]:
     return [*lines, "}", ""]
 
 
-def to_arch(spec: Spec) -> str:
-    """The spec as a canonical .arch file."""
+def to_arch(spec: Spec, derived: dict | None = None) -> str:
+    """The spec as a canonical .arch file; ``derived`` blocks (name -> ``{extends: Base,
+    layers: {...}}``) are written as the change they are, not expanded."""
+    derived = derived or {}
     doc = f" {json.dumps(spec.doc)}" if spec.doc is not None else ""
     lines = [f"archcc {spec.archcc}", f"spec {spec.name}{doc}", ""]
     for section in ("params", "dims"):
@@ -119,6 +126,14 @@ def to_arch(spec: Spec) -> str:
     dumped = _dump(spec)
     for name, block in spec.blocks.items():
         doc = f" {json.dumps(block.doc)}" if block.doc is not None else ""
+        if name in derived:
+            base, layers = derived[name]["extends"], dumped["blocks"][name]["layers"]
+            lines.append(f"block {name}() extends {base}{doc} {{")
+            lines += [text for layer, change in derived[name].get("layers", {}).items()
+                      for text in _arch_layer_line(layer, {"op": layers[layer]["op"],
+                                                           **change})]
+            lines += ["}", ""]
+            continue
         lines.append(f"block {name}({', '.join(block.inputs)}){doc} {{")
         lines += _arch_body(block, dumped["blocks"][name].get("layers", {}))
     doc = f" {json.dumps(spec.model.doc)}" if spec.model.doc is not None else ""
@@ -166,9 +181,10 @@ def _yaml_body(owner: Block | Model, dumped: dict, indent: str) -> list[str]:
     return lines
 
 
-def to_yaml(spec: Spec, schema_line: bool = True) -> str:
-    """The spec as a canonical YAML file (layers on one line each, forward as a block)."""
-    dumped = _dump(spec)
+def to_yaml(spec: Spec, schema_line: bool = True, derived: dict | None = None) -> str:
+    """The spec as a canonical YAML file (layers on one line each, forward as a block);
+    ``derived`` blocks are written as their ``{extends: Base, ...}`` change."""
+    dumped, derived = _dump(spec), derived or {}
     lines = [SCHEMA_LINE] if schema_line else []
     lines += [f"archcc: {spec.archcc}", f"name: {spec.name}"]
     if spec.doc is not None:
@@ -183,6 +199,9 @@ def to_yaml(spec: Spec, schema_line: bool = True) -> str:
     if spec.blocks:
         lines.append("blocks:")
         for name, block in spec.blocks.items():
+            if name in derived:
+                lines.append(f"  {name}: {_flow(derived[name])}")
+                continue
             lines.append(f"  {name}:")
             lines += _yaml_body(block, dumped["blocks"][name], "    ")
     lines.append("model:")
@@ -210,6 +229,10 @@ def to_yaml(spec: Spec, schema_line: bool = True) -> str:
     return "\n".join(lines) + "\n"
 
 
-def render_spec(spec: Spec, suffix: str, schema_line: bool = True) -> str:
-    """The spec in the front end a file suffix names (.arch, else YAML)."""
-    return to_arch(spec) if suffix == ".arch" else to_yaml(spec, schema_line)
+def render_spec(spec: Spec, suffix: str, schema_line: bool = True,
+                derived: dict | None = None) -> str:
+    """The spec in the front end a file suffix names (.arch, else YAML); ``derived`` blocks
+    (name -> their ``extends`` entry) stay written as changes of their base."""
+    if suffix == ".arch":
+        return to_arch(spec, derived)
+    return to_yaml(spec, schema_line, derived)

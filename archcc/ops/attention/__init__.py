@@ -29,7 +29,7 @@ from archcc.ir.shapes import FLOAT, ShapeError, fmt
 from archcc.lazy import sympy
 from archcc.ops import Example, Op, op
 from archcc.ops.attention import decoder, lowering, windows
-from archcc.ops.base import check_divides, diag
+from archcc.ops.base import check_divides, diag, field_diag
 from archcc.ops.dropout import check_probability
 from archcc.ops.linear import last_dim
 from archcc.ops.rotary import Rotary
@@ -119,9 +119,12 @@ class AttentionOp(Op):
         if "head_dim" not in layer.sizes:  # an explicit head_dim need not divide dim
             check_divides(scope, layer, "heads", "dim")
         check_probability(scope, layer, "dropout")
-        problems = windows.facet_problems(scope, layer) + decoder.problems(scope, layer)
+        problems = windows.facet_problems(scope, layer)
         scope.errors += [diag(layer, message, hint) for message, hint in problems]
-        layer.broken = bool(problems)  # no class can be built for these facets
+        located = decoder.problems(scope, layer)
+        scope.errors += [field_diag(scope, layer, key, message, hint)
+                         for message, hint, key in located]
+        layer.broken = bool(problems or located)  # no class can be built for these facets
 
     def submodules(self, layer):
         s, spec = layer.sizes, layer.spec

@@ -89,8 +89,8 @@ def declare(scope, layer) -> None:
         layer.broken = layer.broken or any(v is None for v in fields.values())
 
 
-def problems(scope, layer) -> list[tuple[str, str | None]]:
-    """Facet values that cannot build, as (message, hint)."""
+def problems(scope, layer) -> list[tuple[str, str | None, str | None]]:
+    """Facet values that cannot build, as (message, hint, the field to point at)."""
     spec, s = layer.spec, layer.sizes
     value = scope.value
     out = []
@@ -100,18 +100,20 @@ def problems(scope, layer) -> list[tuple[str, str | None]]:
         divisors = [d for d in range(1, heads + 1) if heads % d == 0]
         out.append((f"kv_heads ({kv}) must divide heads ({heads}): each key/value head "
                     "serves an equal group of query heads",
-                    f"divisors of {heads}: {', '.join(map(str, divisors))} (1: multi-query)"))
+                    f"divisors of {heads}: {', '.join(map(str, divisors))} (1: multi-query)",
+                    "kv_heads"))
     if spec.cross and uses_facets(spec):
         out.append(("kv_heads, head_dim, rope, sliding_window, qk_norm, softcap and "
-                    "score_scale are facets of self-attention", "drop cross: true"))
+                    "score_scale are facets of self-attention", "drop cross: true", "cross"))
     if "sliding_window" in s and not spec.causal:
         out.append(("a sliding window is causal: query i sees keys i - window < j <= i",
-                    "add causal: true"))
+                    "add causal: true", "sliding_window"))
     if spec.softcap is not None and value(s["softcap"]) <= 0:
-        out.append((f"softcap ({value(s['softcap'])}) must be positive", None))
+        out.append((f"softcap ({value(s['softcap'])}) must be positive", None, "softcap"))
     if spec.rope is not None:
         head_dim = value(s["head_dim"]) if "head_dim" in s else value(s["dim"]) // heads
-        out += rotary.check_fields(scope, layer.loc, spec.rope, layer.facets["rope"], head_dim)
+        out += [(*problem, "rope") for problem in rotary.check_fields(
+            scope, layer.loc, spec.rope, layer.facets["rope"], head_dim)]
     return out
 
 
@@ -227,7 +229,7 @@ def _heads(b: Builder, subs: dict, f: Facets, node, var: str, heads: str,
 
 def _norm(name: str, width: str, upcast: str) -> Submodule:
     return Submodule(name, "rmsnorm", {"dim": E(width), "eps": E("qk_norm_eps"),
-                                       "upcast": upcast})
+                                       "upcast": upcast, "unit_offset": False})
 
 
 def _rotate(b: Builder, subs: dict, f: Facets, spec, q: str, k: str, hd: str):
