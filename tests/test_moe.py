@@ -96,6 +96,16 @@ def test_matches_mixtral_sparse_moe_block(tmp_path, opt_level, implementation):
         torch.testing.assert_close(ours(x), ref(x))
 
 
+def test_bfloat16_is_bit_exact_with_transformers_default(tmp_path):
+    """Routing weights in float32 and the k outputs summed in float32, then cast: what
+    transformers' default (grouped_mm) Mixtral does, to the bit in bfloat16."""
+    ref = mixtral_block("grouped_mm").to(torch.bfloat16)
+    ours = load(build(tmp_path, layer_spec()), ref).to(torch.bfloat16)
+    x = torch.randn(3, 7, DIM, dtype=torch.bfloat16)
+    with torch.no_grad():
+        assert torch.equal(ours(x), ref(x))
+
+
 @pytest.mark.parametrize("opt_level", [0, 2])
 @pytest.mark.parametrize("norm_topk_prob", [False, True])
 def test_matches_qwen2_moe_sparse_block(tmp_path, opt_level, norm_topk_prob):
