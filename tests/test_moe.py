@@ -289,3 +289,18 @@ def test_mixtral_budget_counts_two_experts_per_token(capsys):
     assert main(["check", spec]) == 0
     assert main(["check", spec, "--set", "num_experts_per_tok=8"]) == 1
     assert "FLOPs per token exceed the budget" in capsys.readouterr().err
+
+
+def test_mixtral_exports_with_dynamic_batch_and_length(compiled):
+    """The routed dispatch holds under torch.export with B and T dynamic (archcc export)."""
+    from archcc.runtime.export import export_program
+
+    module = compiled("mixtral")
+    config = module.Config(vocab_size=97, hidden_size=32, intermediate_size=48,
+                           num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+                           num_local_experts=4)
+    model = module.Model(config).eval()
+    program = export_program(model, dims={"B": (1, 2, 4), "T": (2, 8, 16)})
+    (ids,) = module.example_inputs(3, config, T=11)
+    with torch.no_grad():
+        torch.testing.assert_close(program.module()(ids), model(ids))
