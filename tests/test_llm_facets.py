@@ -86,6 +86,45 @@ def test_rotary_layer_of_its_own_matches_hf(tmp_path):
     assert torch.equal(module.Model()(x), expected)
 
 
+def test_interleaved_layout_matches_gpt_j(tmp_path):
+    """`layout: interleaved` pairs features (2i, 2i + 1): GPT-J's rotate_every_two."""
+    pytest.importorskip("transformers")
+    from transformers.models.gptj import modeling_gptj as gptj
+
+    from archcc.api import build
+
+    spec = tmp_path / "rope_layer.yaml"
+    spec.write_text(ROPE_SPEC.replace("theta: 10000.0}", "theta: 10000.0, layout: interleaved}"))
+    module = build(spec, tmp_path)
+    x = torch.randn(2, 9, 2, 24)  # GPT-J's (B, T, heads, head_dim)
+    sin, cos = gptj.create_sinusoidal_positions(9, 16)[None].split(8, dim=-1)
+    expected = torch.cat((gptj.apply_rotary_pos_emb(x[..., :16], sin, cos), x[..., 16:]), -1)
+    assert torch.equal(module.Model()(x.transpose(1, 2)).transpose(1, 2), expected)
+
+
+def test_attention_formulas_hold_for_the_decoder_facets(tmp_path):
+    """params() and flops() of `op: attention` with GQA, head_dim, qk-norm and q/k/v-only
+    biases equal what the generated module measures (torch.utils.flop_counter)."""
+    from archcc import ops
+    from archcc.inspect.measure import measure
+    from archcc.runtime.loader import import_source
+
+    entry = {"op": "attention", "dim": "d", "heads": 4, "kv_heads": 2, "head_dim": 12,
+             "causal": True, "qkv": "separate", "out_bias": False, "qk_norm": "head",
+             "rope": {"op": "rotary", "theta": 10000.0}, "sliding_window": 3}
+    data = {"archcc": 1, "name": "facets", "params": {"d": 32}, "dims": {"T": 7},
+            "inputs": {"x": {"shape": ["B", "T", "d"]}},
+            "model": {"layers": {"attn": entry}, "forward": "return attn(x)\n"}}
+    path = tmp_path / "facets.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    module = import_source(compile_spec(path).source, "archcc_test_facets")
+    measured = measure(module, batch=2, dims={"T": 7})
+    op = ops.get("attention")
+    values = {**op.schema.model_validate(entry).model_dump(), "dim": 32}
+    assert op.params(values) == sum(measured.params[k] for k in measured.params if k == "attn")
+    assert op.flops(values, [(2, 7, 32)]) == measured.flops[""]
+
+
 # --------------------------------------------------------------------- fusion, explain
 
 

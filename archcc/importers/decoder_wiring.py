@@ -42,13 +42,24 @@ def norm_layer(parts: Parts, dim: str) -> dict:
 
 def block_layers(cfg: ConfigFile, parts: Parts, params: dict, rope: dict, act: str) -> dict:
     """The layer entries of one decoder layer, named as the family's HF modules."""
-    bias = cfg.require("mlp_bias", False, (True, False), "a true/false flag") \
-        if parts.bias == "attention_bias" else False
-    mlp = {"op": "ffn", "dim": "hidden_size", "hidden": "intermediate_size", "act": act,
-           "gated": parts.mlp != "plain", "bias": True if parts.mlp == "plain" else bias}
-    made = {"attn": _attention(cfg, parts, params, rope), "mlp": mlp}
+    made = {"attn": _attention(cfg, parts, params, rope),
+            "mlp": MLP_LAYERS[parts.mlp](cfg, parts, params, act)}
     return {parts.attn if name == "attn" else name: made.get(name) or
             norm_layer(parts, "hidden_size") for name in ORDER[parts.norms]}
+
+
+def _dense_mlp(cfg: ConfigFile, parts: Parts, params: dict, act: str) -> dict:
+    """gate/up/down (LLaMA; Phi-3 stores gate and up as one), or up/down with biases."""
+    plain = parts.mlp == "plain"
+    bias = cfg.require("mlp_bias", False, (True, False), "a true/false flag") \
+        if parts.bias == "attention_bias" else False
+    return {"op": "ffn", "dim": "hidden_size", "hidden": "intermediate_size", "act": act,
+            "gated": not plain, "bias": True if plain else bias}
+
+
+# parts.mlp -> the `mlp` layer entry; a mixture of experts adds its kind here and in
+# MLP_RULES below
+MLP_LAYERS = {"gated": _dense_mlp, "gated_fused": _dense_mlp, "plain": _dense_mlp}
 
 
 def _attention(cfg: ConfigFile, parts: Parts, params: dict, rope: dict) -> dict:
@@ -102,17 +113,26 @@ def checkpoint(parts: Parts, params: dict) -> dict:
             split[f"{p}.{a}.query_key_value.{tensor}"] = {
                 "into": [f"{a}.{n}.{tensor}" for n in "qkv"], "groups": "num_attention_heads"}
     rename[f"{p}.{a}.{'dense' if parts.qkv == 'per_head' else 'o_proj'}"] = f"{a}.proj"
-    m = "layers.{i}.mlp"
-    if parts.mlp == "plain":
-        rename.update({f"{p}.{m}.dense_h_to_4h": f"{m}.up", f"{p}.{m}.dense_4h_to_h": f"{m}.down"})
-    else:
-        if parts.mlp == "gated_fused":  # gate_up_proj rows: gate, then up
-            split[f"{p}.{m}.gate_up_proj.weight"] = [f"{m}.gate.weight", f"{m}.up.weight"]
-        else:
-            rename.update({f"{p}.{m}.{n}_proj": f"{m}.{n}" for n in ("gate", "up")})
-        rename[f"{p}.{m}.down_proj"] = f"{m}.down"
+    MLP_RULES[parts.mlp](p, "layers.{i}.mlp", rename, split)
     rename[p] = ""
     out: dict = {"rename": rename}
     if split:
         out["split"] = split
     return out
+
+
+def _gated_rules(p: str, m: str, rename: dict, split: dict) -> None:
+    rename.update({f"{p}.{m}.{n}_proj": f"{m}.{n}" for n in ("gate", "up", "down")})
+
+
+def _gated_fused_rules(p: str, m: str, rename: dict, split: dict) -> None:
+    split[f"{p}.{m}.gate_up_proj.weight"] = [f"{m}.gate.weight", f"{m}.up.weight"]  # gate, up
+    rename[f"{p}.{m}.down_proj"] = f"{m}.down"
+
+
+def _plain_rules(p: str, m: str, rename: dict, split: dict) -> None:
+    rename.update({f"{p}.{m}.dense_h_to_4h": f"{m}.up", f"{p}.{m}.dense_4h_to_h": f"{m}.down"})
+
+
+# parts.mlp -> its checkpoint rules (HF prefix, our MLP's path, rename and split to fill)
+MLP_RULES = {"gated": _gated_rules, "gated_fused": _gated_fused_rules, "plain": _plain_rules}

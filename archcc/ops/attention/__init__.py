@@ -11,9 +11,9 @@ could write by hand (:mod:`.lowering`, :mod:`.windows`), and the optimizer's
 Calls: ``attn(x)``, ``attn(x, mask=m)`` (key padding, True = attend), ``attn(x, memory)``
 (cross), ``attn(x, bias=b)`` (an additive score bias such as T5's relative positions).
 
-Decoder LLMs add facets (:mod:`.decoder`): ``kv_heads`` (grouped-query), ``head_dim``,
-``rope: {op: rotary, ...}``, ``sliding_window``, ``qk_norm``, ``softcap``, ``score_scale``
-and ``out_bias``::
+Decoder LLMs add facets (:mod:`.facets`, lowered by :mod:`.decoder`): ``kv_heads``
+(grouped-query), ``head_dim``, ``rope: {op: rotary, ...}``, ``sliding_window``, ``qk_norm``,
+``softcap``, ``score_scale`` and ``out_bias``::
 
     attn: {op: attention, dim: hidden_size, heads: num_attention_heads,
            kv_heads: num_key_value_heads, causal: true, qkv: separate, bias: false,
@@ -28,7 +28,7 @@ from archcc.ir.graph import Submodule
 from archcc.ir.shapes import FLOAT, ShapeError, fmt
 from archcc.lazy import sympy
 from archcc.ops import Example, Op, op
-from archcc.ops.attention import decoder, lowering, windows
+from archcc.ops.attention import decoder, facets, lowering, windows
 from archcc.ops.base import check_divides, diag, field_diag
 from archcc.ops.dropout import check_probability
 from archcc.ops.linear import last_dim
@@ -113,7 +113,7 @@ class AttentionOp(Op):
         super().declare(scope, layer)
         if layer.spec.shift != 0:  # 0 is "no shift", not a size
             layer.sizes["shift"] = scope.size(layer.spec.shift, (*layer.path, "shift"))
-        decoder.declare(scope, layer)
+        facets.declare(scope, layer)
 
     def check(self, scope, layer):
         if "head_dim" not in layer.sizes:  # an explicit head_dim need not divide dim
@@ -121,15 +121,15 @@ class AttentionOp(Op):
         check_probability(scope, layer, "dropout")
         problems = windows.facet_problems(scope, layer)
         scope.errors += [diag(layer, message, hint) for message, hint in problems]
-        located = decoder.problems(scope, layer)
+        located = facets.problems(scope, layer)
         scope.errors += [field_diag(scope, layer, key, message, hint)
                          for message, hint, key in located]
         layer.broken = bool(problems or located)  # no class can be built for these facets
 
     def submodules(self, layer):
         s, spec = layer.sizes, layer.spec
-        if decoder.uses_facets(spec):
-            args = decoder.constructor_args(layer)
+        if facets.uses_facets(spec):
+            args = facets.constructor_args(layer)
         elif spec.window is not None:
             args = windows.constructor_args(layer)
         else:
@@ -144,8 +144,8 @@ class AttentionOp(Op):
 
     def lower(self, layer, kwargs):
         spec = layer.spec
-        if decoder.uses_facets(spec):
-            return decoder.lower(decoder.facets(layer, kwargs), spec.rope)
+        if facets.uses_facets(spec):
+            return decoder.lower(facets.facets(layer, kwargs), spec.rope)
         if spec.window is not None:
             return windows.window_attention(spec.shift != 0, spec.position == "relative_table")
         return lowering.attention(spec.causal, spec.cross, spec.qkv == "fused", "mask" in kwargs,

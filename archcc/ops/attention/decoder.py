@@ -18,125 +18,12 @@ makes the same class multi-query.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from archcc.ir.builder import Builder, E
 from archcc.ir.graph import ModuleIR, Submodule
 from archcc.ir.shapes import BOOL
 from archcc.ops import dropout, register_helper, rotary
+from archcc.ops.attention.facets import Facets
 from archcc.ops.linear import submodule as linear
-from archcc.parser.expr import Num
-
-NEW_FIELDS = ("kv_heads", "head_dim", "out_bias", "rope", "sliding_window", "softcap",
-              "score_scale")
-
-
-def uses_facets(spec) -> bool:
-    """Does this attention layer need the decoder lowering (any facet beyond plain MHA)?"""
-    return any(getattr(spec, f) is not None for f in NEW_FIELDS) or spec.qk_norm != "none"
-
-
-@dataclass(frozen=True)
-class Facets:
-    """What shapes one generated class; equal facets share the class."""
-
-    causal: bool
-    fused: bool
-    masked: bool
-    scaled: bool
-    biased: bool
-    kv_heads: bool
-    head_dim: bool
-    out_bias: bool
-    rope: tuple | None  # (scaling, partial, interleaved, truncate)
-    window: bool
-    qk_norm: str
-    softcap: bool
-    score_scale: bool
-
-
-def facets(layer, kwargs: tuple) -> Facets:
-    spec, sizes = layer.spec, layer.sizes
-    rope = spec.rope
-    return Facets(
-        causal=spec.causal, fused=spec.qkv == "fused", masked="mask" in kwargs,
-        scaled=spec.scale != "none", biased="bias" in kwargs,
-        kv_heads="kv_heads" in sizes, head_dim="head_dim" in sizes,
-        out_bias=spec.out_bias is not None and spec.out_bias != spec.bias,
-        rope=None if rope is None else (rope.scaling, rope.dim is not None,
-                                        rope.layout == "interleaved", rope.truncate),
-        window="sliding_window" in sizes, qk_norm=spec.qk_norm,
-        softcap="softcap" in sizes, score_scale="score_scale" in sizes)
-
-
-# ---------------------------------------------------------------------- declaration
-
-
-def declare(scope, layer) -> None:
-    """Resolve the facets' sizes and settings onto ``layer.sizes`` (rope's onto facets)."""
-    spec, path = layer.spec, layer.path
-    for key in ("kv_heads", "head_dim", "sliding_window"):
-        if getattr(spec, key) is not None:
-            layer.sizes[key] = scope.size(getattr(spec, key), (*path, key))
-    for key in ("softcap", "score_scale"):
-        if getattr(spec, key) is not None:
-            layer.sizes[key] = scope.scalar(getattr(spec, key), (*path, key))
-    if spec.qk_norm != "none":
-        layer.sizes["qk_norm_eps"] = scope.scalar(spec.qk_norm_eps, (*path, "qk_norm_eps"))
-    if spec.rope is not None:
-        fields = rotary.declare_fields(scope, spec.rope, (*path, "rope"))
-        layer.facets["rope"] = fields
-        layer.broken = layer.broken or any(v is None for v in fields.values())
-
-
-def problems(scope, layer) -> list[tuple[str, str | None, str | None]]:
-    """Facet values that cannot build, as (message, hint, the field to point at)."""
-    spec, s = layer.spec, layer.sizes
-    value = scope.value
-    out = []
-    heads = value(s["heads"])
-    if "kv_heads" in s and heads % value(s["kv_heads"]):
-        kv = value(s["kv_heads"])
-        divisors = [d for d in range(1, heads + 1) if heads % d == 0]
-        out.append((f"kv_heads ({kv}) must divide heads ({heads}): each key/value head "
-                    "serves an equal group of query heads",
-                    f"divisors of {heads}: {', '.join(map(str, divisors))} (1: multi-query)",
-                    "kv_heads"))
-    if spec.cross and uses_facets(spec):
-        out.append(("kv_heads, head_dim, rope, sliding_window, qk_norm, softcap and "
-                    "score_scale are facets of self-attention", "drop cross: true", "cross"))
-    if "sliding_window" in s and not spec.causal:
-        out.append(("a sliding window is causal: query i sees keys i - window < j <= i",
-                    "add causal: true", "sliding_window"))
-    if spec.softcap is not None and value(s["softcap"]) <= 0:
-        out.append((f"softcap ({value(s['softcap'])}) must be positive", None, "softcap"))
-    if spec.rope is not None:
-        head_dim = value(s["head_dim"]) if "head_dim" in s else value(s["dim"]) // heads
-        out += [(*problem, "rope") for problem in rotary.check_fields(
-            scope, layer.loc, spec.rope, layer.facets["rope"], head_dim)]
-    return out
-
-
-def constructor_args(layer) -> dict:
-    """The class's arguments as expressions over the owner's scope (its ``Config``)."""
-    spec, s = layer.spec, layer.sizes
-    args = {"dim": s["dim"], "n_head": s["heads"]}
-    if "kv_heads" in s:
-        args["n_kv_head"] = s["kv_heads"]
-    if "head_dim" in s:
-        args["head_dim"] = s["head_dim"]
-    for key, value in (layer.facets.get("rope") or {}).items():
-        args[f"rope_{key}"] = value
-    for key, name in (("sliding_window", "window"), ("softcap", "softcap"),
-                      ("score_scale", "score_scale"), ("qk_norm_eps", "qk_norm_eps")):
-        if key in s:
-            args[name] = s[key]
-    args["bias"] = Num(spec.bias)
-    if spec.out_bias is not None and spec.out_bias != spec.bias:
-        args["out_bias"] = Num(spec.out_bias)
-    args["dropout"] = s["dropout"]
-    return args
-
 
 # --------------------------------------------------------------------------- lowering
 
@@ -161,18 +48,7 @@ def lower(f: Facets, rope_spec) -> ModuleIR:
     if f.rope is not None:
         q, k = _rotate(b, subs, f, rope_spec, q, k, hd)
     keep = _causal(b, f, q, k)  # before any repeat: masks read the kv heads' keys
-    if f.kv_heads:  # each kv head serves n_head // n_kv_head query heads
-        k = b.line().op("repeat_kv", k, var="k", times=E("n_head // n_kv_head"))
-        v = b.line().op("repeat_kv", v, var="v", times=E("n_head // n_kv_head"))
-    att = b.line().op("matmul", q, b.op("transpose", k, var="att", dim0=-2, dim1=-1),
-                      var="att")
-    if f.scaled:
-        scale = E("score_scale") if f.score_scale else E("head_dim ** -0.5")
-        att = b.op("mul", att, b.op("const", var="scale", value=scale), var="att")
-    if f.softcap:  # Gemma 2: tanh(scores / cap) * cap, after the scale, before the masks
-        att = b.line().op("softcap", att, var="att", cap=E("softcap"))
-    if bias is not None:
-        att = b.line().op("add", att, bias, var="att")
+    att, v = _scores(b, f, q, k, v, bias)
     att = _masks(b, f, att, keep, mask)
     att = b.line().op("softmax", att, var="att", dim=-1)
     att = b.line().op("dropout", att, var="att", p=E("dropout"))
@@ -187,6 +63,23 @@ def lower(f: Facets, rope_spec) -> ModuleIR:
                     scalars=_scalars(f), doc=_doc(f, rope_spec),
                     signature=("attention", "decoder", *f.__dict__.values()),
                     display=_display(f))
+
+
+def _scores(b: Builder, f: Facets, q: str, k: str, v: str, bias: str | None):
+    """(scores, values): kv heads repeated per query head, scaled, soft-capped, biased."""
+    if f.kv_heads:  # each kv head serves n_head // n_kv_head query heads
+        k = b.line().op("repeat_kv", k, var="k", times=E("n_head // n_kv_head"))
+        v = b.line().op("repeat_kv", v, var="v", times=E("n_head // n_kv_head"))
+    att = b.line().op("matmul", q, b.op("transpose", k, var="att", dim0=-2, dim1=-1),
+                      var="att")
+    if f.scaled:
+        scale = E("score_scale") if f.score_scale else E("head_dim ** -0.5")
+        att = b.op("mul", att, b.op("const", var="scale", value=scale), var="att")
+    if f.softcap:  # Gemma 2: tanh(scores / cap) * cap, after the scale, before the masks
+        att = b.line().op("softcap", att, var="att", cap=E("softcap"))
+    if bias is not None:
+        att = b.line().op("add", att, bias, var="att")
+    return att, v
 
 
 def _paren(text: str) -> str:
