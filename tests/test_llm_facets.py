@@ -235,3 +235,16 @@ def test_split_sizes_must_match_the_parts(tmp_path):
                                        "kv_heads * head_dim]}", "sizes: [heads]}", 1))
     with pytest.raises(ArchccError, match="1 sizes for 3 parts"):
         compile_spec(path)
+
+
+@pytest.mark.parametrize(("name", "params", "kv_bytes"), [
+    ("llama", 1_235_814_400, 2 * 16 * 8 * 64 * 16 * 4),        # Llama 3.2 1B, tied head
+    ("mistral", 7_241_732_096, 2 * 32 * 8 * 128 * 16 * 4),     # Mistral 7B
+])
+def test_published_sizes_on_the_meta_device(name, params, kv_bytes):
+    """The bundled specs at their published sizes, measured without allocating."""
+    from archcc.inspect import summarize
+
+    summary = summarize(ROOT / "specs" / f"{name}.yaml")
+    assert summary.totals["params"] == params
+    assert summary.kv_cache["bytes"] == kv_bytes

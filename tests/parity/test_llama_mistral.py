@@ -63,6 +63,23 @@ def test_logits_match_hf(compiled, name, sizes, opt_level):
 
 
 @pytest.mark.parametrize(("name", "sizes"), CASES, ids=["llama", "mistral"])
+def test_bfloat16_matches_hf_to_the_bit(compiled, name, sizes):
+    """HF built in bfloat16 (rotary frequencies kept float32) vs ours cast by .to(bfloat16):
+    RMSNorm in float32, cos/sin from float32 angles, the same SDPA call."""
+    module = compiled(name)
+    torch.manual_seed(0)
+    ref = transformers.AutoModelForCausalLM.from_config(
+        _hf_config(name, sizes), attn_implementation="sdpa", dtype=torch.bfloat16).eval()
+    ours = module.Model(module.Config(**sizes)).eval()
+    ours.load_state_dict(module.convert_state_dict(ref.state_dict(), "hf"), strict=True)
+    ours = ours.to(torch.bfloat16)
+    assert ours.layers[0].self_attn.rotary.inv_freq.dtype == torch.float32
+    ids = torch.randint(0, 101, (2, 40))
+    with torch.no_grad():
+        assert torch.equal(ours(ids), ref(ids, use_cache=False).logits)
+
+
+@pytest.mark.parametrize(("name", "sizes"), CASES, ids=["llama", "mistral"])
 def test_greedy_generate_matches_hf_token_for_token(compiled, name, sizes):
     module = compiled(name)
     ours, ref = pair(module, name, sizes, attn="sdpa")
