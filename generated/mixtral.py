@@ -162,6 +162,14 @@ class Rotary(nn.Module):
         self.attention_factor = 1.0  # YaRN scales cos and sin
         self.register_buffer("inv_freq", self.frequencies(theta), persistent=False)
 
+    def _apply(self, fn, recurse: bool = True):
+        """``model.to(device)`` moves the frequencies, ``model.to(torch.bfloat16)`` leaves
+        them float32 (rounded frequencies would turn distant positions visibly wrong)."""
+        frequencies = self.inv_freq
+        super()._apply(fn, recurse)
+        self.inv_freq = frequencies.to(self.inv_freq.device)
+        return self
+
     def frequencies(self, theta: float) -> torch.Tensor:
         """theta ** (-2i / dim) for each pair i: (dim / 2,) float32."""
         return 1.0 / theta ** (torch.arange(0, self.dim, 2, dtype=torch.int64).float() / self.dim)

@@ -101,3 +101,31 @@ def test_aux_loss_equals_transformers(compiled):
         want = load_balancing_loss_func(out.router_logits, SMALL["num_local_experts"],
                                         SMALL["num_experts_per_tok"], mask)
         torch.testing.assert_close(module.load_balancing_loss(model, mask), want)
+
+
+def test_bfloat16_matches_transformers_defaults_to_the_bit(compiled):
+    """HF built in bfloat16 with its defaults (sdpa attention, grouped_mm experts) vs ours
+    cast by .to(bfloat16): the routing weights and the sum over experts in float32 as HF."""
+    module = compiled("mixtral")
+    cfg = transformers.MixtralConfig(**SMALL, initializer_range=0.08)
+    torch.manual_seed(0)
+    ref = transformers.AutoModelForCausalLM.from_config(cfg, dtype=torch.bfloat16).eval()
+    assert ref.config._experts_implementation == "grouped_mm"
+    model = module.Model(module.Config(**SMALL)).eval()
+    model.load_state_dict(module.convert_state_dict(ref.state_dict(), "hf"), strict=True)
+    model = model.to(torch.bfloat16)
+    ids = torch.randint(0, SMALL["vocab_size"], (2, 40))
+    with torch.no_grad():
+        assert torch.equal(model(ids), ref(input_ids=ids, use_cache=False).logits)
+
+
+def test_published_size_on_the_meta_device():
+    """Mixtral 8x7B: 46.7B parameters, two experts' FLOPs per token, never allocated."""
+    from pathlib import Path
+
+    from archcc.inspect import summarize
+
+    summary = summarize(Path(__file__).resolve().parents[2] / "specs" / "mixtral.yaml",
+                        dims={"T": 1})
+    assert summary.totals["params"] == 46_702_792_704
+    assert 25e9 < summary.totals["flops"] < 26e9  # dense experts would be 93e9
