@@ -275,6 +275,7 @@ class SwiGLUMoE(nn.Module):
         self.down = nn.Parameter(torch.empty(n_experts, dim, hidden))
         self.router_logits = None  # (N, E) of the last training forward
         self.reset_parameters()
+        self.register_load_state_dict_pre_hook(self.stack_experts)
 
     def forward(self, x):
         tokens = x.reshape(-1, x.shape[-1])  # (N, C)
@@ -334,6 +335,23 @@ class SwiGLUMoE(nn.Module):
         for weight in (self.gate_up, self.down):
             bound = weight.shape[-1] ** -0.5
             nn.init.uniform_(weight, -bound, bound)
+
+    def stack_experts(self, module, state_dict, prefix, *args):
+        """A load_state_dict pre-hook: one tensor per expert loads into the stacked weights.
+
+        Keys experts.{e}.gate/up/down.weight (hub safetensors files keep each expert's
+        projections apart; the spec's renames bring them here) become gate_up and down.
+        """
+        key = prefix + "experts.{}.{}.weight"
+        if key.format(0, "down") not in state_dict:
+            return
+
+        def take(name):  # (E, out, in): expert e's tensor at row e
+            return torch.stack([state_dict.pop(key.format(e, name)) for e in range(self.n_experts)])
+
+        # (E, 2*hidden, C)
+        state_dict[prefix + "gate_up"] = torch.cat([take("gate"), take("up")], dim=1)
+        state_dict[prefix + "down"] = take("down")  # (E, C, hidden)
 
 
 class Block(nn.Module):
@@ -402,6 +420,10 @@ DIM_RANGES: dict[str, tuple[int, int, int]] = {
 CHECKPOINT_LAYOUTS: dict[str, dict[str, list]] = {
     "hf": {
         "rename": [
+            ("model.layers.{i}.block_sparse_moe.gate", "layers.{i}.mlp.router"),
+            ("model.layers.{i}.block_sparse_moe.experts.{e}.w1", "layers.{i}.mlp.experts.{e}.gate"),
+            ("model.layers.{i}.block_sparse_moe.experts.{e}.w3", "layers.{i}.mlp.experts.{e}.up"),
+            ("model.layers.{i}.block_sparse_moe.experts.{e}.w2", "layers.{i}.mlp.experts.{e}.down"),
             ("model.layers.{i}.self_attn.q_proj", "layers.{i}.self_attn.q"),
             ("model.layers.{i}.self_attn.k_proj", "layers.{i}.self_attn.k"),
             ("model.layers.{i}.self_attn.v_proj", "layers.{i}.self_attn.v"),

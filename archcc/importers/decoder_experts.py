@@ -106,6 +106,11 @@ def checkpoint_rules(parts: Parts, rename: dict[str, str], blocks: dict) -> dict
         return rename
     out = {f"{p}.{m}.gate": f"{m}.router", f"{p}.{m}.experts.gate_up_proj": f"{m}.gate_up",
            f"{p}.{m}.experts.down_proj": f"{m}.down"}
+    module, *names = parts.experts.files  # files keep one tensor per expert: stacked on load
+    f = f"layers.{{i}}.{module}"
+    out[f"{p}.{f}.gate"] = f"{m}.router"
+    out.update({f"{p}.{f}.experts.{{e}}.{name}": f"{m}.experts.{{e}}.{ours}"
+                for name, ours in zip(names, ("gate", "up", "down"), strict=True)})
     if parts.experts.shared:
         out.update({f"{p}.{m}.shared_expert.{n}_proj": f"{m}.shared.{n}"
                     for n in ("gate", "up", "down")})

@@ -36,6 +36,9 @@ class Experts:
     """A flag that can turn the q/k/v biases off (Qwen2-MoE's ``qkv_bias``; only on builds)."""
     no_window: bool = False
     """The family's sliding-window layers are refused rather than built."""
+    files: tuple[str, str, str, str] = ("block_sparse_moe", "w1", "w3", "w2")
+    """How checkpoint files name one expert: the MLP's module, then its gate, up and down
+    (transformers stacks them on load; the generated class does too)."""
 
 
 @dataclass(frozen=True)
@@ -150,7 +153,7 @@ PARTS: dict[str, Parts] = {
     "qwen2_moe": Parts("Qwen2MoeForCausalLM", bias="qkv", experts=Experts(
         "num_experts", "moe_intermediate_size", normalize="norm_topk_prob",
         shared="shared_expert_intermediate_size", sparse_step=True, qkv_bias_key="qkv_bias",
-        no_window=True), defaults={
+        no_window=True, files=("mlp", "gate_proj", "up_proj", "down_proj")), defaults={
             "vocab_size": 151936, "hidden_size": 2048, "intermediate_size": 5632,
             "num_hidden_layers": 24, "num_attention_heads": 16, "num_key_value_heads": 16,
             "max_position_embeddings": 32768, "sliding_window": 4096,

@@ -129,3 +129,21 @@ def test_published_size_on_the_meta_device():
                         dims={"T": 1})
     assert summary.totals["params"] == 46_702_792_704
     assert 25e9 < summary.totals["flops"] < 26e9  # dense experts would be 93e9
+
+
+def test_hub_files_load_strictly(compiled, tmp_path):
+    """save_pretrained (and the hub) keep one tensor per expert, block_sparse_moe.experts.{e}
+    .w1/w3/w2: the hf layout renames them and the MoE class stacks them on load."""
+    from safetensors.torch import load_file
+
+    ref = reference()
+    ref.save_pretrained(tmp_path)
+    state = load_file(tmp_path / "model.safetensors")
+    assert "model.layers.1.block_sparse_moe.experts.3.w2.weight" in state
+    module = compiled("mixtral")
+    model = module.Model(module.Config(**SMALL)).eval()
+    model.load_state_dict(module.convert_state_dict(state, "hf"), strict=True)
+    ids = torch.randint(0, SMALL["vocab_size"], (2, 15))
+    with torch.no_grad():
+        torch.testing.assert_close(model(ids), ref(input_ids=ids, use_cache=False).logits,
+                                   rtol=1e-4, atol=1e-4)

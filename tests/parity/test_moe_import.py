@@ -110,6 +110,26 @@ def test_generate_matches_hf_and_the_cache(imported, case):
     torch.testing.assert_close(torch.stack(steps, 1), full[:, 5:], atol=1e-5, rtol=1e-5)
 
 
+@pytest.mark.parametrize("case", ["mixtral", "qwen2_moe_mlp_only"])
+def test_hub_files_load_strictly(imported, case, tmp_path):
+    """The files save_pretrained writes keep one tensor per expert (Mixtral's
+    block_sparse_moe.experts.{e}.w1, Qwen2-MoE's mlp.experts.{e}.gate_proj): they load too."""
+    from safetensors.torch import load_file
+
+    _, module = imported(case, 2)
+    _, ref = reference(case)
+    ref.save_pretrained(tmp_path)
+    state = load_file(tmp_path / "model.safetensors")
+    assert not any("gate_up_proj" in key for key in state)
+    ours = module.Model(module.Config()).eval()
+    ours.load_state_dict(module.convert_state_dict(state, "hf"), strict=True)
+    ids = torch.randint(1, 128, (2, 9))
+    mask = torch.ones_like(ids, dtype=torch.bool)
+    with torch.no_grad():
+        torch.testing.assert_close(ours(ids, mask), ref(ids, use_cache=False).logits,
+                                   atol=1e-5, rtol=1e-5)
+
+
 def test_aux_loss_and_its_coefficient(imported):
     """The imported Config carries router_aux_loss_coef; the loss is transformers'."""
     _, module = imported("qwen2_moe_mlp_only", 2, mask=False)

@@ -80,3 +80,18 @@ def test_aux_loss_covers_the_moe_layers_only(built):
         model.train()(ids)
     assert len(out.router_logits) == 2
     torch.testing.assert_close(built.load_balancing_loss(model), out.aux_loss)
+
+
+def test_hub_files_load_strictly(built, tmp_path):
+    """save_pretrained keeps one tensor per expert (mlp.experts.{e}.gate_proj, ...)."""
+    from safetensors.torch import load_file
+
+    ref = reference()
+    ref.save_pretrained(tmp_path)
+    model = built.Model().eval()
+    state = load_file(tmp_path / "model.safetensors")
+    model.load_state_dict(built.convert_state_dict(state, "hf"), strict=True)
+    ids = torch.randint(0, SIZES["vocab_size"], (2, 10))
+    with torch.no_grad():
+        torch.testing.assert_close(model(ids), ref(input_ids=ids, use_cache=False).logits,
+                                   rtol=1e-4, atol=1e-4)

@@ -79,8 +79,14 @@ def moe_body(f: dict) -> MoEBody:
              Line("bound = weight.shape[-1] ** -0.5", indent=1),
              Line("nn.init.uniform_(weight, -bound, bound)", indent=1)], ""),
     ]
+    methods.append(("stack_experts", _doc(
+        "A load_state_dict pre-hook: one tensor per expert loads into the stacked weights.",
+        "Keys experts.{e}.gate/up/down.weight (hub safetensors files keep each expert's "
+        "projections apart; the spec's renames bring them here) become gate_up and down."),
+        "module, state_dict, prefix, *args", _stack(f), ""))
     init = ["self.router_logits = None  # (N, E) of the last training forward",
-            "self.reset_parameters()"]
+            "self.reset_parameters()",
+            "self.register_load_state_dict_pre_hook(self.stack_experts)"]
     return MoEBody("x", forward, methods, init)
 
 
@@ -141,6 +147,22 @@ def _expert(f: dict) -> list[Line]:
                 Line(f"return F.linear({_act(f, 'gate')} * up, self.down[e])", "(n, C)")]
     return [Line(f"h = {_act(f, 'F.linear(x, self.up[e])')}", "(n, hidden)"),
             Line("return F.linear(h, self.down[e])", "(n, C)")]
+
+
+def _stack(f: dict) -> list[Line]:
+    first = "gate_up" if f["gated"] else "up"
+    lines = [
+        Line('key = prefix + "experts.{}.{}.weight"'),
+        Line('if key.format(0, "down") not in state_dict:'),
+        Line("return", indent=1),
+        Line("def take(name):", "(E, out, in): expert e's tensor at row e"),
+        Line("return torch.stack([state_dict.pop(key.format(e, name)) "
+             "for e in range(self.n_experts)])", indent=1),
+    ]
+    up = 'torch.cat([take("gate"), take("up")], dim=1)' if f["gated"] else 'take("up")'
+    return [*lines, Line(f"state_dict[prefix + {first!r}] = {up}", "(E, 2*hidden, C)"
+                         if f["gated"] else "(E, hidden, C)"),
+            Line('state_dict[prefix + "down"] = take("down")', "(E, C, hidden)")]
 
 
 LOAD_BALANCING_LOSS = '''\
