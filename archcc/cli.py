@@ -277,7 +277,8 @@ def _import_parsers(commands) -> None:
     sources = imports.add_subparsers(dest="import_source", required=True)
     hf = sources.add_parser("hf", help="from a config.json (gpt2, bert, roberta, distilbert, "
                             "t5, bart, vit, clip; decoder LLMs: llama, mistral, qwen2, qwen3, "
-                            "gemma, gemma2, phi3, gpt_neox, olmo2); loads with "
+                            "gemma, gemma2, phi3, gpt_neox, olmo2, mixtral, qwen2_moe); loads "
+                            "with "
                             "convert_state_dict(sd, 'hf')")
     hf.add_argument("config", type=Path, help="the model's config.json")
     hf.add_argument("--mask", action="store_true",

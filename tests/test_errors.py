@@ -21,6 +21,9 @@ BASES = {"gpt2": ROOT / "specs" / "gpt2.yaml", "bert": ROOT / "specs" / "bert.ya
          "seq2seq": ROOT / "specs" / "seq2seq_luong.yaml",
          "llama": ROOT / "specs" / "llama.yaml", "mistral": ROOT / "specs" / "mistral.yaml"}
 
+FFN = "{op: ffn, dim: n_embd, hidden: 4 * n_embd, act: gelu_tanh, dropout: dropout}"
+MOE = "{op: moe, dim: n_embd, hidden: 4 * n_embd, "
+
 # name -> (text to replace in specs/gpt2.yaml, replacement); see OTHER_CASES for other bases
 CASES = {
     "yaml_syntax": ("n_head: 12", "n_head: [12"),
@@ -80,6 +83,16 @@ CASES = {
     "yaml_line_separator_in_comment": ("# names follow", "# names\u2028follow"),
     "yaml_number_too_long": ("n_embd: 768", "n_embd: " + "7" * 50),
     "yaml_nests_too_deeply": ("dims: {T: 16}", "dims: {T: " + "[" * 40 + "]" * 40 + "}"),
+    # mixture of experts (the GPT-2 MLP replaced by op: moe)
+    "moe_top_k_exceeds_experts": (FFN, MOE + "experts: 4, top_k: 8}"),
+    "moe_zero_experts": (FFN, MOE + "experts: 0, top_k: 2}"),
+    "moe_topk_softmax_unnormalised": (FFN, MOE + "experts: 4, top_k: 2, "
+                                      "routing: topk_softmax, normalize: false}"),
+    "moe_shared_gate_without_shared_expert": (FFN, MOE + "experts: 4, top_k: 2, "
+                                              "shared_gate: false}"),
+    "moe_unknown_routing": (FFN, MOE + "experts: 4, top_k: 2, routing: top1}"),
+    "moe_width_mismatch": (FFN, MOE.replace("dim: n_embd", "dim: 2 * n_embd")
+                           + "experts: 4, top_k: 2}"),
 }
 
 # name -> (base, old, new) for mistakes another example shows best

@@ -72,6 +72,7 @@ class FileView:
     needs_functional: bool = True  # `import torch.nn.functional as F` only where F is used
     generation: dict | None = None  # the spec's `generate:` facet, for generation.py.j2
     plugin_classes: list[str] = field(default_factory=list)  # helpers' and plugin ops' source
+    functions: list[str] = field(default_factory=list)  # module-level functions of ops
 
 
 # ----------------------------------------------------------------------------- scopes
@@ -262,9 +263,21 @@ def _template_view(module: ModuleIR, program: Program) -> ClassView:
     body = ops.get(module.facets["template"]).body(module.facets)
     methods = [MethodView(name, doc, args, _comments_fit(lines), decorator)
                for name, doc, args, lines, decorator in body.methods]
-    return ClassView(module.name, _doc(module, program), _ctor_params(module),
-                     _init_lines(module, program, False), body.forward_params,
-                     _comments_fit(body.forward_lines), methods)
+    init = _init_lines(module, program, False) + list(getattr(body, "init_lines", []))
+    return ClassView(module.name, _doc(module, program), _ctor_params(module), init,
+                     body.forward_params, _comments_fit(body.forward_lines), methods)
+
+
+def op_functions(program: Program) -> list[str]:
+    """Module-level functions the ops of the file's classes bring (``load_balancing_loss``
+    for a mixture of experts), each once, in first-use order."""
+    texts: list[str] = []
+    for module in program.modules.values():
+        if module.facets.get("template"):
+            for text in ops.get(module.facets["template"]).functions(module.facets):
+                if text not in texts:
+                    texts.append(text)
+    return texts
 
 
 def _encode_decode(module: ModuleIR, token: str, resolve,
@@ -387,6 +400,7 @@ def file_view(program: Program) -> FileView:
             [*c.init_lines, *(line.code for line in c.forward_lines),
              *(line.code for m in c.methods for line in m.lines)]]
     extra_classes = ops.helpers_for(code + extra_classes) + extra_classes
+    functions = op_functions(program)
     needs_math = any("math." in line for c in classes for line in c.init_lines) or any(
         "math." in line.code for c in classes for line in c.forward_lines) or any(
         "math." in text for text in extra_classes)
@@ -398,13 +412,13 @@ def file_view(program: Program) -> FileView:
     needs_functional = any("F." in text for c in classes for text in
                            [*c.init_lines, *(line.code for line in c.forward_lines),
                             *(line.code for m in c.methods for line in m.lines)]) or any(
-        "F." in text for text in extra_classes)
+        "F." in text for text in [*extra_classes, *functions])
     extra = {"concat_on_load": any(m.load_fusions for m in program.modules.values()),
              "greedy": _greedy(program), "cut": uses_cut(program)}
     return FileView(banner, doc, needs_math, fields, props, classes, program.model.name,
                     _layouts(program), example_lines, example_return, extra,
                     needs_functional=needs_functional, generation=_generation(program),
-                    plugin_classes=extra_classes)
+                    plugin_classes=extra_classes, functions=functions)
 
 
 def _greedy(program: Program) -> GreedyView | None:

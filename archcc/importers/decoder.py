@@ -16,6 +16,7 @@ build (a rope type without a class, dropout the spec cannot place) is refused at
 from __future__ import annotations
 
 from archcc.importers.config import ConfigFile
+from archcc.importers.decoder_experts import checkpoint_rules, mixture
 from archcc.importers.decoder_parts import PARTS, Parts, default
 from archcc.importers.decoder_rope import rope_facet
 from archcc.importers.decoder_wiring import block_forward, block_layers, checkpoint, norm_layer
@@ -35,7 +36,8 @@ def decoder_spec(cfg: ConfigFile, model_type: str, name: str, mask: bool = False
     _refuse(cfg, parts)
     rope = rope_facet(cfg, parts, params)
     windows = _windows(cfg, parts, params)
-    layers = block_layers(cfg, parts, params, rope, act=_activation(cfg, parts))
+    act = _activation(cfg, parts)
+    layers = block_layers(cfg, parts, params, rope, act=act)
     blocks = {"Block": {"doc": f"One decoder layer of {parts.model}.", "layers": layers,
                         "forward": block_forward(cfg, parts, mask)}}
     if mask:
@@ -43,6 +45,8 @@ def decoder_spec(cfg: ConfigFile, model_type: str, name: str, mask: bool = False
     repeat = {"repeat": "Block", "times": "num_hidden_layers"}
     if any(windows):
         repeat = _local_blocks(blocks, windows, params)
+    if parts.experts is not None:  # experts in the MLP's place (importers/decoder_experts.py)
+        repeat = mixture(cfg, parts, params, blocks, repeat, act)
     generate, note = _generate(cfg, parts)
     inputs = {"input_ids": {"shape": ["B", "T"], "dtype": "int64", "high": "vocab_size"}}
     if mask:
@@ -56,6 +60,9 @@ def decoder_spec(cfg: ConfigFile, model_type: str, name: str, mask: bool = False
         "generate": generate,
         "checkpoint": {"hf": checkpoint(parts, params)},
     }
+    if parts.experts is not None:
+        hf = out["checkpoint"]["hf"]
+        hf["rename"] = checkpoint_rules(parts, hf["rename"], blocks)
     if mask:
         del out["generate"]
     return out

@@ -18,6 +18,30 @@ from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True)
+class Experts:
+    """A sparse mixture of experts in the MLP's place (``op: moe``): the config keys that
+    size it, and what the family adds (:mod:`.decoder_experts` builds it)."""
+
+    count: str = "num_local_experts"
+    """The number of experts (Qwen2-MoE: ``num_experts``)."""
+    hidden: str = "intermediate_size"
+    """Each expert's inner width (Qwen2-MoE: ``moe_intermediate_size``)."""
+    normalize: str | None = None
+    """The flag that renormalises the top-k weights (``norm_topk_prob``); None: always."""
+    shared: str | None = None
+    """The width of a sigmoid-gated shared expert (``shared_expert_intermediate_size``)."""
+    sparse_step: bool = False
+    """Qwen2-MoE: ``decoder_sparse_step`` and ``mlp_only_layers`` keep dense MLPs."""
+    qkv_bias_key: str | None = None
+    """A flag that can turn the q/k/v biases off (Qwen2-MoE's ``qkv_bias``; only on builds)."""
+    no_window: bool = False
+    """The family's sliding-window layers are refused rather than built."""
+    files: tuple[str, str, str, str] = ("block_sparse_moe", "w1", "w3", "w2")
+    """How checkpoint files name one expert: the MLP's module, then its gate, up and down
+    (transformers stacks them on load; the generated class does too)."""
+
+
+@dataclass(frozen=True)
 class Parts:
     """The parts of one ``model_type``; HF names are its module names."""
 
@@ -60,6 +84,8 @@ class Parts:
     """Gemma 2: attention and final logit soft-capping, query_pre_attn_scalar."""
     head_dim_key: bool = True
     """Whether the family reads ``head_dim`` from the config (GPT-NeoX does not)."""
+    experts: Experts | None = None
+    """A mixture of experts in place of the MLP (Mixtral, Qwen2-MoE)."""
     defaults: dict = field(default_factory=dict)
     """Config defaults where they differ from LLaMA's (``DEFAULTS``)."""
 
@@ -118,6 +144,23 @@ PARTS: dict[str, Parts] = {
                           "num_attention_heads": 64, "layer_norm_eps": 1e-5,
                           "hidden_act": "gelu", "attention_bias": True,
                           "use_parallel_residual": True, "rotary_pct": 0.25}),
+    "mixtral": Parts("MixtralForCausalLM", bias="none", window="all", experts=Experts(),
+                     defaults={"intermediate_size": 14336, "num_key_value_heads": 8,
+                               "max_position_embeddings": 4096 * 32, "rms_norm_eps": 1e-5,
+                               "rope_theta": 1e6, "num_local_experts": 8,
+                               "num_experts_per_tok": 2, "router_aux_loss_coef": 0.001,
+                               "router_jitter_noise": 0.0}),
+    "qwen2_moe": Parts("Qwen2MoeForCausalLM", bias="qkv", experts=Experts(
+        "num_experts", "moe_intermediate_size", normalize="norm_topk_prob",
+        shared="shared_expert_intermediate_size", sparse_step=True, qkv_bias_key="qkv_bias",
+        no_window=True, files=("mlp", "gate_proj", "up_proj", "down_proj")), defaults={
+            "vocab_size": 151936, "hidden_size": 2048, "intermediate_size": 5632,
+            "num_hidden_layers": 24, "num_attention_heads": 16, "num_key_value_heads": 16,
+            "max_position_embeddings": 32768, "sliding_window": 4096,
+            "use_sliding_window": False, "max_window_layers": 28, "eos_token_id": None,
+            "num_experts": 60, "num_experts_per_tok": 4, "moe_intermediate_size": 1408,
+            "shared_expert_intermediate_size": 5632, "norm_topk_prob": False,
+            "decoder_sparse_step": 1, "router_aux_loss_coef": 0.001, "qkv_bias": True}),
     "olmo2": Parts("Olmo2ForCausalLM", upcast="all", norms="post", qk_norm="full", defaults={
         "vocab_size": 50304, "intermediate_size": 11008, "rms_norm_eps": 1e-5,
         "pad_token_id": 1, "eos_token_id": 50279}),

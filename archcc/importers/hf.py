@@ -11,9 +11,10 @@ family's checkpoints::
 A config the family spec cannot express (another activation, an untied head, ...) is a
 located error at its key in config.json, never a silently different model.
 
-Decoder LLMs (llama, mistral, qwen2, qwen3, gemma, gemma2, phi3, gpt_neox, olmo2) have no
-committed family spec: their spec is assembled from the family's parts
-(:mod:`archcc.importers.decoder`), so a new decoder of the same parts is a table row.
+Decoder LLMs (llama, mistral, qwen2, qwen3, gemma, gemma2, phi3, gpt_neox, olmo2, and the
+mixtures of experts mixtral, qwen2_moe) have no committed family spec: their spec is
+assembled from the family's parts (:mod:`archcc.importers.decoder`), so a new decoder of the
+same parts is a table row.
 """
 
 from __future__ import annotations

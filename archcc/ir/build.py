@@ -48,11 +48,18 @@ class _Classes:
                                          f"{layer.name} is called both with and without "
                                          "mask=; use two layers"))
         layer.lowered = facets
+        layer.submodules[-1].cls = self._register(cls)
+
+    def _register(self, cls: ModuleIR) -> str:
+        """The name of the class of ``cls``'s signature, registering it (and the classes it
+        nests, first: leaves before their users) if it is new."""
         if cls.signature not in self.by_signature:
+            for sub, child in cls.nested.items():
+                cls.submodules[sub].cls = self._register(child)
             cls.name = self._unique(cls.name, cls.signature)
             cls.graph.graph["name"] = cls.name
             self.by_signature[cls.signature] = cls
-        layer.submodules[-1].cls = self.by_signature[cls.signature].name
+        return self.by_signature[cls.signature].name
 
     def _unique(self, name: str, signature: tuple) -> str:
         candidates = [name, "Masked" + name if "Attention" in name else name + "Alt"]

@@ -61,6 +61,8 @@ class ModuleIR:
     load_fusions: dict[str, tuple[str, ...]] = field(default_factory=dict)
     # a class its op writes from facets rather than from the graph (archcc/ops/rnn_decoder)
     facets: dict[str, Any] = field(default_factory=dict)
+    # submodule name -> the lowered class it instantiates (a MoE's shared expert is an ffn's)
+    nested: dict[str, ModuleIR] = field(default_factory=dict)
 
     @property
     def inputs(self) -> list[str]:

@@ -181,6 +181,11 @@ class Op:
         """The layer whose class :meth:`lower` builds (a residual's wrapped layer)."""
         return layer
 
+    def functions(self, facets: dict[str, Any]) -> list[str]:
+        """Module-level functions a generated file holding a class of these facets gets
+        (source text, each emitted once per file after ``example_inputs``)."""
+        return []
+
     def weight_shape(self, layer: Layer) -> tuple | None:
         """(rows, cols) of the weight another layer may share (``tie: wte``), as size
         expressions; None for ops without a tieable weight."""

@@ -21,6 +21,8 @@ REFERENCE_MODELS: dict[str, dict[str, str]] = {
         "LlamaForCausalLM": "LlamaConfig",
         "MistralModel": "MistralConfig",
         "MistralForCausalLM": "MistralConfig",
+        "MixtralForCausalLM": "MixtralConfig",
+        "Qwen2MoeForCausalLM": "Qwen2MoeConfig",
         "T5Model": "T5Config",
         "BartModel": "BartConfig",
         "CLIPVisionModel": "CLIPVisionConfig",
