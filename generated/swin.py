@@ -2,7 +2,7 @@
 #
 # spec:    specs/swin.yaml
 # rebuild: archcc build specs/swin.yaml
-"""Swin Transformer (Liu et al. 2021), layout of timm's SwinTransformer (swin_tiny_patch4_window7_224 sizes).
+"""Swin Transformer (Liu et al. 2021) in timm's layout, swin_tiny_patch4_window7_224 sizes.
 
 Usage::
 
@@ -42,7 +42,7 @@ class Config:
 
 
 class WindowAttention(nn.Module):
-    """Self-attention within windows of the grid rolled by shift (none when 0), relative position bias (Swin).
+    """Self-attention within windows of the grid rolled by shift (0: none), relative position bias.
 
     Lowered by archcc from `op: attention`.
     Shapes: C = dim, nh = n_head, hs = head_dim.

@@ -127,14 +127,14 @@ def window_attention(shifted: bool, relative: bool, named_shift: bool = False) -
         name, "lowered", b.g, subs, ctor_args=[*ctor, ("bias", True), ("dropout", 0.0)],
         scalars={**scalars, "dropout": E("dropout")},
         doc=f"Self-attention within windows{_rolled(shifted, named_shift)}"
-            f"{', relative position bias' if relative else ''} (Swin).",
+            f"{', relative position bias' if relative else ''}.",
         signature=("attention", "window", shifted, relative, named_shift),
         display={"dim": "C", "n_head": "nh", "head_dim": "hs"})
 
 
 def _rolled(shifted: bool, named_shift: bool) -> str:
     if named_shift:
-        return " of the grid rolled by shift (none when 0)"
+        return " of the grid rolled by shift (0: none)"
     return " of the cyclically shifted grid" if shifted else ""
 
 
