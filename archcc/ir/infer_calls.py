@@ -16,7 +16,7 @@ from __future__ import annotations
 from archcc.ir.forward_stack import VERSIONS
 from archcc.ir.graph import ModuleIR, program_order
 from archcc.ir.instances import elements, uses_index
-from archcc.ir.params import ParamScope, dim_values
+from archcc.ir.params import ParamScope, dim_values, symbol
 from archcc.ir.shapes import DimContext, ShapeError, fmt
 from archcc.ir.symbolic import arg_dims, arg_values, in_args, solve, to_model
 from archcc.lazy import nx
@@ -144,22 +144,42 @@ def _instance(inf, layer, element, args: list, frame):
                          f"{len(block.inputs)} input(s), got {len(args)}")
     params = inf.program.params
     sym = arg_dims(element, block.args, frame.sym, params)
-    moved = [(to_model(s, frame.sym), d) for s, d in args]
+    # an argument named like a scalar param hides it: the param's own dims, in shapes
+    # coming in, are renamed while inside (``out_channels@``), and back on the way out
+    hidden = {symbol(a): symbol(f"{a}@") for a in element.args
+              if _number(params.get(a))}
+    moved = [(_rename(to_model(s, frame.sym), hidden), d) for s, d in args]
     key = (block.name, tuple(sorted((k, v) for k, v in element.args.items()
                                     if not isinstance(v, float))), _hashable(moved))
     if key in inf.memo:
         return inf.memo[key]
     env = {**params, **element.args}
     label = _label(frame, layer, element) if block.args else ""
-    ctx = DimContext({**dim_values(params), **dim_values(env), **arg_values(element.args)})
+    ctx = DimContext({**dim_values(params), **dim_values(env), **arg_values(element.args),
+                      **{v: dim_values(params)[k] for k, v in hidden.items()}})
     here = Frame(env, sym, ctx, label)
     known, out = inf.module(block, moved, here)
-    finals = {i: to_model(known[last][0], sym) for i, last in _last_versions(block).items()
+    back = {v: k for k, v in hidden.items()}
+    finals = {i: _rename(to_model(known[last][0], sym), back)
+              for i, last in _last_versions(block).items()
               if known.get(last, (None,))[0] is not None}
-    result = ((to_model(out[0], sym), out[1]), finals)
+    result = ((_rename(to_model(out[0], sym), back), out[1]), finals)
     inf.memo[key] = result
     inf.records.setdefault(block.name, []).append((here, known))
     return result
+
+
+def _number(value) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _rename(shape, names: dict):
+    """Symbols renamed in a shape or a stack's contents."""
+    if not names or shape is None:
+        return shape
+    if shape and isinstance(shape[0], tuple):
+        return tuple((_rename(s, names), d) for s, d in shape)
+    return tuple(d.subs(names) if hasattr(d, "subs") else d for d in shape)
 
 
 def _hashable(args: list) -> tuple:
