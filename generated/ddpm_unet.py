@@ -219,7 +219,7 @@ class DownLayer(nn.Module):
         )
 
     def forward(self, x, temb, skips):
-        x = self.attn(self.resnet(x, temb))
+        x = self.attn(self.resnet(x, temb))  # (B, out_channels, H, H)
         skips.append(x)
         return x
 
@@ -245,7 +245,7 @@ class DownBlock2D(nn.Module):
     def forward(self, x, temb, skips):
         skips.append(x)
         for block in self.layers:
-            x = block(x, temb, skips)
+            x = block(x, temb, skips)  # (B, out_channels, H, H)
         return self.downsample(x)
 
 
@@ -310,7 +310,7 @@ class UpBlock2D(nn.Module):
 
     def forward(self, x, temb, skips):
         for block in self.layers:
-            x = block(x, temb, skips)
+            x = block(x, temb, skips)  # (B, out_channels, H, H)
         return self.upsample(x)
 
 

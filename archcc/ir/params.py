@@ -134,7 +134,8 @@ class ParamScope:
             value = int(value)
         if isinstance(value, bool) or not isinstance(value, int):
             hint = "use // for integer division" if isinstance(value, float) else \
-                "true/false is not a size"
+                "a list is not a size: take one element, depths[i]" \
+                if isinstance(value, tuple) else "true/false is not a size"
             self.errors.append(Diagnostic(where, ".".join(path),
                                           f"size must be an integer, got {value!r}", hint))
             return None
