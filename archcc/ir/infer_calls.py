@@ -16,7 +16,7 @@ from __future__ import annotations
 from archcc.ir.forward_stack import VERSIONS
 from archcc.ir.graph import ModuleIR, program_order
 from archcc.ir.instances import elements, uses_index
-from archcc.ir.params import ParamScope, dim_values, symbol
+from archcc.ir.params import ParamScope, dim_values, opaque_values, symbol
 from archcc.ir.shapes import DimContext, ShapeError, fmt
 from archcc.ir.symbolic import arg_dims, arg_values, extend, in_args, solve, to_model
 from archcc.lazy import nx
@@ -142,6 +142,11 @@ def _instance(inf, layer, element, args: list, frame):
     if len(args) != len(block.inputs):
         raise ShapeError(f"{layer.name} builds {block.name}, which takes "
                          f"{len(block.inputs)} input(s), got {len(args)}")
+    # the same instance on the same shapes in the same caller: already inferred (the
+    # 18 blocks of a stage alternate between two instances on one shape)
+    quick = (id(frame), block.name, tuple(sorted(element.args.items())), _hashable(args))
+    if quick in inf.memo:
+        return inf.memo[quick][0]
     params = inf.program.params
     sym = arg_dims(element, block.args, frame.sym, params)
     # an argument named like a scalar param hides it: the param's own dims, in shapes
@@ -152,11 +157,14 @@ def _instance(inf, layer, element, args: list, frame):
     key = (block.name, tuple(sorted((k, v) for k, v in element.args.items()
                                     if not isinstance(v, float))), _hashable(moved))
     if key in inf.memo:
+        inf.memo[quick] = (inf.memo[key], frame)  # the frame stays alive with its id
         return inf.memo[key]
     env = {**params, **element.args}
     label = _label(frame, layer, element) if block.args else ""
-    ctx = DimContext({**dim_values(params), **dim_values(env), **arg_values(element.args),
-                      **{v: dim_values(params)[k] for k, v in hidden.items()}})
+    base = inf.ctx.subs  # the params' values, computed once
+    ctx = DimContext({**base, **dim_values(element.args, opaque=False),
+                      **arg_values(element.args), **opaque_values(env),
+                      **{v: base[k] for k, v in hidden.items()}})
     here = Frame(env, sym, ctx, label)
     known, out = inf.module(block, moved, here)
     back = {v: k for k, v in hidden.items()}
@@ -165,6 +173,7 @@ def _instance(inf, layer, element, args: list, frame):
               if known.get(last, (None,))[0] is not None}
     result = ((_rename(to_model(out[0], sym), back), out[1]), finals)
     inf.memo[key] = result
+    inf.memo[quick] = (result, frame)
     inf.records.setdefault(block.name, []).append((here, known))
     return result
 

@@ -96,7 +96,8 @@ def to_model(shape, sym: dict):
         return shape
     if _is_stack(shape):
         return tuple((to_model(s, sym), d) for s, d in shape)
-    return tuple(sympy.sympify(d).subs(subs) for d in shape)
+    return tuple(d.subs(subs) if getattr(d, "free_symbols", None) and
+                 d.free_symbols & subs.keys() else d for d in shape)
 
 
 def _is_stack(shape) -> bool:
@@ -135,7 +136,12 @@ def in_args(shape, solution: dict):
     """A shape over the model's names re-expressed by the block's arguments."""
     if shape is None or not solution:
         return shape
-    return tuple(sympy.sympify(d).subs(solution) for d in shape)
+    out = []
+    for d in shape:
+        d = sympy.sympify(d)
+        used = {s: solution[s] for s in d.free_symbols if s in solution}
+        out.append(d.subs(used) if used else d)
+    return tuple(out)
 
 
 __all__ = ["arg_dims", "arg_values", "in_args", "solve", "to_model", "to_sympy", "value_dim"]
