@@ -97,7 +97,8 @@ SPEC = st.fixed_dictionaries({
                                                st.sampled_from(["n_embd * 2"])), max_size=4),
     "inputs": st.dictionaries(NAMES, st.fixed_dictionaries(
         {"shape": st.lists(st.sampled_from(["B", "T", 3, "n_embd"]), min_size=1, max_size=4)},
-        optional={"dtype": st.sampled_from(["int64", "bool", "float32"]), "high": SIZES}),
+        optional={"dtype": st.sampled_from(["int64", "bool", "float32"]), "high": SIZES,
+                  "default": st.sampled_from(["zeros", "ones"])}),
         min_size=1, max_size=3),
     "blocks": st.fixed_dictionaries({"Blk": st.fixed_dictionaries(
         {"layers": st.dictionaries(NAMES, _layers(), max_size=4), "forward": FORWARD},

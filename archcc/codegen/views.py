@@ -211,6 +211,22 @@ def _comments_fit(lines: list[Line], width: int = 100, indent: int = 8) -> list[
     return out
 
 
+def _defaults(module: ModuleIR) -> list[Line]:
+    """``if token_type_ids is None: token_type_ids = torch.zeros_like(input_ids)``: the
+    reference's default for each optional input."""
+    lines = []
+    for node in module.inputs:
+        attrs = module.graph.nodes[node]["attrs"]
+        if attrs.get("default"):
+            dtype = {"int64": "torch.long", "bool": "torch.bool"}.get(attrs["dtype"],
+                                                                      "torch.float32")
+            lines += [Line(f"if {attrs['name']} is None:",
+                           f"{attrs['default']}, as the reference defaults it"),
+                      Line(f"{attrs['name']} = torch.{attrs['default']}_like({attrs['like']}, "
+                           f"dtype={dtype})", indent=1)]
+    return lines
+
+
 def _param(attrs: dict) -> str:
     """A forward argument; optional ones (the generation facet's ``cache``) default to None."""
     return f"{attrs['name']}=None" if attrs.get("optional") else attrs["name"]
@@ -230,6 +246,7 @@ def class_view(module: ModuleIR, program: Program) -> ClassView:
         return text
 
     body = _comments_fit(emit_forward(module, tracking if module.kind != "lowered" else resolve))
+    body = _defaults(module) + body
     if module.kind == "lowered":
         init_params = _ctor_params(module)
     else:

@@ -71,6 +71,7 @@ class Attention(Strict):
 class AttentionOp(Op):
     name, schema, order = "attention", Attention, 70
     sizes, scalars, optional_sizes = ("dim", "heads"), ("dropout",), ("window", "grid")
+    arity, keywords = (1, 2), ("mask", "bias")
     example = Example("attn: {op: attention, dim: n_embd, heads: n_head, causal: true}",
                       {"n_embd": 16, "n_head": 4})
 
@@ -95,6 +96,13 @@ class AttentionOp(Op):
             args = {"dim": s["dim"], "n_head": s["heads"], "bias": Num(spec.bias),
                     "dropout": s["dropout"]}
         return [Submodule(layer.name, "class", args, layer.loc)]  # cls: bound at the call
+
+    def usage(self, layer):
+        if layer.spec.cross:
+            return f"cross attention is called as {layer.name}(x, memory), optionally with " \
+                "mask= and bias="
+        return f"self attention is called as {layer.name}(x), {layer.name}(x, mask=m) or " \
+            f"{layer.name}(x, bias=b)"
 
     def call_shape(self, ctx, layer, shapes, dtypes, kwargs):
         if layer.spec.window is not None:
