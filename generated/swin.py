@@ -40,6 +40,10 @@ class Config:
     def num_features(self) -> int:
         return self.embed_dim * 2 ** (len(self.depths) - 1)
 
+    def __post_init__(self) -> None:
+        if len({len(self.depths), len(self.num_heads)}) != 1:
+            raise ValueError("depths, num_heads hold one entry per stage: lengths differ")
+
 
 class WindowAttention(nn.Module):
     """Self-attention within windows of the grid rolled by shift (0: none), relative position bias.

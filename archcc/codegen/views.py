@@ -77,6 +77,7 @@ class FileView:
     example_return: str
     extra: dict = field(default_factory=dict)
     needs_functional: bool = True  # `import torch.nn.functional as F` only where F is used
+    list_groups: list[list[str]] = field(default_factory=list)  # lists a loop walks together
     generation: dict | None = None  # the spec's `generate:` facet, for generation.py.j2
     plugin_classes: list[str] = field(default_factory=list)  # plugin ops' class source
 
@@ -320,6 +321,22 @@ def _config_fields(program: Program) -> tuple[list[ConfigField], list[ConfigFiel
     return fields, props
 
 
+def _list_groups(program: Program) -> list[list[str]]:
+    """The list params each stage loop walks in lockstep (``over: [depths, num_heads]``):
+    the generated Config checks that they keep one length."""
+    from archcc.parser.structure import Repeat
+
+    spec, groups = program.loaded.spec if program.loaded else None, []
+    owners = [spec.model, *spec.blocks.values()] if spec is not None else []
+    for owner in owners:
+        for layer in owner.layers.values():
+            names = [n for n in getattr(layer, "over", ()) if n in program.params
+                     and n not in program.param_exprs] if isinstance(layer, Repeat) else []
+            if len(names) > 1 and names not in groups:
+                groups.append(names)
+    return groups
+
+
 def _type_name(value) -> str:
     """``int``, ``str``, ``tuple[int, ...]``: a Config field's annotation."""
     if isinstance(value, tuple):
@@ -401,7 +418,7 @@ def file_view(program: Program) -> FileView:
     return FileView(banner, doc, needs_math, fields, props, classes, program.model.name,
                     _layouts(program), example_lines, example_return, extra,
                     needs_functional=needs_functional, generation=_generation(program),
-                    plugin_classes=extra_classes)
+                    plugin_classes=extra_classes, list_groups=_list_groups(program))
 
 
 def _greedy(program: Program) -> GreedyView | None:

@@ -114,6 +114,8 @@ def loop_header(sub: Submodule, target: str, resolve, taken=()) -> tuple[str, st
     if steps is None:
         var = element_name(sub.cls if a.get("choose") is None else "", taken)
         return f"for {var} in self.{target}:", var
+    outer = resolve
+    resolve = lambda name: name if name == INDEX else outer(name)  # noqa: E731 - the step i
     count = render_expr(steps, resolve)
     if sub.kind == "block":
         return f"for _ in range({count}):", f"self.{target}"
