@@ -35,8 +35,8 @@ def test_shared_weights_apply_one_instance_several_times(built, opt_level):
     keys = set(model.state_dict())
     assert {"shared.fc.weight", "loop.fc.weight", "groups.0.fc.weight", "groups.1.fc.weight",
             "choose.0.fc2.weight", "choose.1.fc.weight", "choose.2.fc2.weight"} <= keys
-    assert not any(k.startswith("maybe.") for k in keys)  # when: false -> nn.Identity()
-    assert isinstance(model.maybe, torch.nn.Identity)
+    assert not any(k.startswith(("maybe.", "none.")) for k in keys)  # when: false
+    assert isinstance(model.maybe, torch.nn.Identity) and len(model.none) == 0
     x = torch.randn(2, 3, 16)
     with torch.no_grad():
         y = model.shared(model.shared(x))
@@ -88,6 +88,17 @@ def test_generated_code_loops_over_stages(built):
     assert "for i in range(len(config.chans))" in source
     assert "skips.append(x)" in source and "skips.pop()" in source
     assert "Downsample2D(cout) if not last else nn.Identity()" in source
+
+
+def test_summary_measures_a_unet_whose_blocks_push_and_pop(compiled):
+    """Identical repeat instances are measured once and replayed, except where a block
+    changes a skip stack: the DDPM UNet's figures are diffusers' (35.7M parameters)."""
+    from archcc.inspect import summarize
+
+    summary = summarize(Path(__file__).parents[1] / "specs" / "ddpm_unet.yaml", depth=2)
+    assert summary.totals["params"] == 35_746_307
+    assert [r.path for r in summary.rows if r.path.startswith("up_blocks.")] == \
+        [f"up_blocks.{i}" for i in range(4)]
 
 
 def test_config_refuses_lists_of_different_lengths(compiled):
