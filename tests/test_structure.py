@@ -107,3 +107,19 @@ def test_config_refuses_lists_of_different_lengths(compiled):
     with pytest.raises(ValueError, match="depths, num_heads hold one entry per stage"):
         swin.Config(depths=(2, 2, 2), num_heads=(3, 6))
     assert len(swin.Config(depths=(2, 2), num_heads=(3, 6)).depths) == 2
+
+
+def test_the_json_schema_knows_the_structure():
+    """Editors complete and document every construct: block arguments, list params, a
+    repeat's over/args/steps/pick/when, block layers, `when` on every op."""
+    import json
+
+    schema = json.loads((Path(__file__).parents[1] / "schema" / "archcc.schema.json")
+                        .read_text())
+    defs = schema["$defs"]
+    assert "args" in defs["Block"]["properties"]
+    assert {"over", "args", "steps", "pick", "when"} <= set(defs["Repeat"]["properties"])
+    assert {"block", "args", "steps", "when"} <= set(defs["BlockLayer"]["properties"])
+    assert all("when" in defs[name]["properties"] for name in ("Linear", "Attention"))
+    params = json.dumps(schema["properties"]["params"])
+    assert '"type": "array"' in params

@@ -123,7 +123,12 @@ def _submodule_line(sub: Submodule, program: Program, resolve) -> list[str]:
     elif sub.kind == "plugin":
         lines = [_plugin_line(sub, resolve)]
     elif sub.kind == "class":
-        lines = [f"self.{sub.name} = {sub.cls}({_class_args(sub, program, resolve)})"]
+        ctor = f"{sub.cls}({_class_args(sub, program, resolve)})"
+        for when, args, cls in reversed(sub.alternatives):  # WindowAttention(...) if ... else
+            alt = Submodule(sub.name, "class", args, cls=cls)
+            ctor = f"{cls}({_class_args(alt, program, resolve)}) if {_arg(when, resolve)} " \
+                   f"else {ctor}"
+        lines = [f"self.{sub.name} = {ctor}"]
     else:
         lines = ops.get_kind(sub.kind).init_lines(sub, lambda v: _arg(v, resolve))
     if sub.when is not None:  # checked at build: one line, an nn.Module

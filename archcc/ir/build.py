@@ -56,11 +56,18 @@ class _Classes:
                                          f"{layer.name} is called both with and without "
                                          "mask=; use two layers"))
         layer.lowered = facets
+        sub = layer.submodules[-1]
+        sub.cls = self._class(cls).name
+        sub.alternatives = [(when, args, self._class(alt).name) for when, args, alt in
+                            ops.get(layer.op).alternatives(layer, kwargs)]
+
+    def _class(self, cls: ModuleIR) -> ModuleIR:
+        """The one class of this signature (named uniquely the first time)."""
         if cls.signature not in self.by_signature:
             cls.name = self._unique(cls.name, cls.signature)
             cls.graph.graph["name"] = cls.name
             self.by_signature[cls.signature] = cls
-        layer.submodules[-1].cls = self.by_signature[cls.signature].name
+        return self.by_signature[cls.signature]
 
     def _unique(self, name: str, signature: tuple) -> str:
         candidates = [name, "Masked" + name if "Attention" in name else name + "Alt"]

@@ -112,10 +112,17 @@ class AttentionOp(Op):
     def lower(self, layer, kwargs):
         spec = layer.spec
         if spec.window is not None:
-            return windows.window_attention(spec.shift != 0, spec.position == "relative_table",
-                                            isinstance(spec.shift, str))
+            return windows.window_attention(spec.shift != 0, spec.position == "relative_table")
         return lowering.attention(spec.causal, spec.cross, spec.qkv == "fused", "mask" in kwargs,
                                   spec.scale != "none", "bias" in kwargs)
+
+    def alternatives(self, layer, kwargs):
+        """A shift written as an expression (a block argument) may be 0 in some instances:
+        there the layer is the plain ``WindowAttention`` (no roll, no mask), as timm's
+        blocks skip both where they do not shift."""
+        if layer.spec.window is None or not isinstance(layer.spec.shift, str):
+            return []
+        return [windows.unshifted(layer)]
 
     def params(self, values):
         dim, bias = values["dim"], values["bias"]
