@@ -20,6 +20,7 @@ from archcc.ir.build import build as build_ir
 from archcc.ir.graph import Program
 from archcc.ir.infer import infer_shapes
 from archcc.ir.kv_cache import add_kv_cache, causal_kv_shapes
+from archcc.ir.layouts import check_layouts
 from archcc.ir.passes import optimize
 from archcc.output import write_all, write_atomic
 from archcc.parser import load_spec
@@ -50,6 +51,7 @@ def compile_spec(path: str | Path, opt_level: int = 2, stop_after: str | None = 
     loaded = load_spec(path, sets)
     program = build_ir(loaded)
     infer_shapes(program)
+    check_layouts(loaded, program)  # checkpoint rules against the (unfused) parameter names
     kv_shapes = causal_kv_shapes(program)  # for the budget, before passes rewrite attention
     add_kv_cache(program, loaded)  # the `generate:` facet, before the passes fuse attention
     optimize(program, opt_level=opt_level, stop_after=stop_after)

@@ -11,6 +11,7 @@ records. The CLI prints them with :func:`render` and exits non-zero, never with 
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -66,28 +67,47 @@ def error(loc: SourceLoc | None, path: str, message: str, hint: str | None = Non
     return ArchccError(Diagnostic(loc, path, message, hint))
 
 
+def _unseen(char: str) -> bool:
+    """Control, format (bidi overrides, zero-width) and line/paragraph separator characters:
+    printed raw they move the cursor, clear the screen or reorder what a reader sees."""
+    return char not in "\t\n" and unicodedata.category(char) in ("Cc", "Cf", "Zl", "Zp")
+
+
+def _escaped(text: str) -> str:
+    """Message text with unseen characters written as escapes (``\\x0c``, ``\\u202e``)."""
+    if not any(_unseen(c) for c in text):
+        return text
+    return "".join(ascii(c)[1:-1] if _unseen(c) else c for c in text)
+
+
 def _source_line(loc: SourceLoc) -> str | None:
-    try:
-        lines = Path(loc.file).read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError):
+    """Line ``loc.line`` of the file, counted by ``\\n`` as every stage counts them (not
+    str.splitlines, which also breaks at a form feed or U+2028); unseen characters become
+    U+FFFD one for one, so the caret below stays under its column."""
+    try:  # decoded with U+FFFD for bad bytes, as the error for them counts its column
+        text = Path(loc.file).read_bytes().decode("utf-8", errors="replace")
+    except (OSError, ValueError):  # no such file, or a name no file can have (a NUL)
         return None
+    text = text.removeprefix("\ufeff")
+    lines = text.split("\n")
     if 1 <= loc.line <= len(lines):
-        return lines[loc.line - 1]
+        line = lines[loc.line - 1].removesuffix("\r")
+        return "".join("\ufffd" if _unseen(c) else c for c in line)
     return None
 
 
 def render_one(diag: Diagnostic) -> str:
     """Format one diagnostic as `file:line:col: error: path: message` + source + caret + hint."""
-    where = f"{diag.loc}: " if diag.loc else ""
-    path = f"{diag.path}: " if diag.path else ""
-    out = [f"{where}error: {path}{diag.message}"]
+    where = f"{_escaped(str(diag.loc))}: " if diag.loc else ""
+    path = f"{_escaped(diag.path)}: " if diag.path else ""
+    out = [f"{where}error: {path}{_escaped(diag.message)}"]
     source = _source_line(diag.loc) if diag.loc and diag.loc.line > 0 else None
     if source is not None:
         gutter = f"{diag.loc.line:>6} | "
         out.append(gutter + source)
         out.append(" " * (len(gutter) - 2) + "| " + " " * max(diag.loc.col - 1, 0) + "^")
     if diag.hint:
-        out.append(f"hint: {diag.hint}")
+        out.append(f"hint: {_escaped(diag.hint)}")
     return "\n".join(out)
 
 

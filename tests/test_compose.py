@@ -120,6 +120,8 @@ def test_bad_references_are_located_errors(project, text, message):
     (["model.layers.h.times.deeper=1"], "'times' is not a mapping"),
     (["n_layer=[1, 2]"], "--set takes a single value"),
     (["n_layer=0"], "out of range"),
+    (["n_layer=!!python/name:os.system"], "bad --set value: YAML tag '!!python/name:os.system'"),
+    (["n_layer=1\x002"], "bad --set value: character U+0000 is not allowed in YAML"),
 ])
 def test_bad_sets_are_clear_errors(sets, message):
     with pytest.raises(ArchccError) as info:
@@ -288,3 +290,16 @@ def test_fmt_refuses_a_derived_block(tmp_path):
     assert refused.returncode == 1 and "Traceback" not in refused.stderr
     assert "derives block Wide with extends" in refused.stderr
     assert spec.read_text() == MLP_PAIR
+
+
+def test_a_childs_rename_rules_come_before_its_bases(tmp_path):
+    """Rename rules apply first-match: under extends the child's own rules are tried first,
+    so a base's catch-all cannot shadow them."""
+    (tmp_path / "pyproject.toml").write_text("")
+    base = (ROOT / "specs" / "gpt2.yaml").read_text()
+    (tmp_path / "base.yaml").write_text(base)
+    child = tmp_path / "child.yaml"
+    child.write_text("extends: base.yaml\nname: child\ncheckpoint:\n  hf:\n    rename:\n"
+                     "      transformer.wte: wte\n")
+    rules = list(load_spec(child).spec.checkpoint["hf"].rename)
+    assert rules[0] == "transformer.wte" and rules[-1] == "transformer"

@@ -65,8 +65,21 @@ CASES = {
     "float_function_of_ints": ("x = drop(wte(input_ids)",
                                "x = drop(wte(input_ids) + gelu(input_ids)"),
     "negative_dropout": ("dropout: 0.1", "dropout: -0.5"),
+    "layout_target_missing": ("c_attn: h.{i}.attn.qkv", "c_attn: h.{i}.atn.qkv"),
+    "layout_rule_shadowed": ("    rename:\n      transformer.h.{i}.attn.c_attn",
+                             "    rename:\n      transformer.h: h\n      "
+                             "transformer.h.{i}.attn.c_attn"),
+    "layout_transpose_missing": ("transpose: [h.*.attn.qkv.weight",
+                                 "transpose: [h.*.attn.qkvv.weight"),
     "generate_unknown_input": ("kind: causal_lm,", "kind: causal_lm, input: ids,"),
     "generate_seq2seq_one_input": ("kind: causal_lm", "kind: seq2seq"),
+    # hostile text (tests/test_fuzz.py finds these by mutation)
+    "yaml_tag": ("n_head: 12", 'n_head: !!python/object/apply:os.system ["true"]'),
+    "yaml_bad_typed_value": ("n_head: 12", "n_head: !!int twelve"),
+    "yaml_control_character": ("n_head: 12", "n_head: 1\x0c2"),
+    "yaml_line_separator_in_comment": ("# names follow", "# names\u2028follow"),
+    "yaml_number_too_long": ("n_embd: 768", "n_embd: " + "7" * 50),
+    "yaml_nests_too_deeply": ("dims: {T: 16}", "dims: {T: " + "[" * 40 + "]" * 40 + "}"),
 }
 
 # name -> (base, old, new) for mistakes another example shows best
@@ -119,6 +132,15 @@ OTHER_CASES = {
     "pop_from_empty_stack": ("unet", "    skips = stack()\n",
                              "    skips = stack()\n    first = pop(skips)\n"),
     "stack_used_as_tensor": ("unet", "cat(x, pop(skips), dim=1)", "cat(x, skips, dim=1)"),
+    "arch_control_character_in_string": ("arch", '"GPT-2 language', '"GPT-2\x0blanguage'),
+    "arch_bad_escape": ("arch", '"GPT-2 language', '"GPT-2 \\q language'),
+    "arch_odd_character": ("arch", "x = x + attn(ln_1(x))", "x = x + attn(\x0cln_1(x))"),
+    "arch_error_after_line_separator": ("arch", "  forward {\n    x = x + attn(ln_1(x))",
+                                        "  forward {\n    # note\u2028more\n"
+                                        "    x = x + atn(ln_1(x))"),
+    "arch_number_too_long": ("arch", "n_layer = 12", "n_layer = " + "1" * 50),
+    "arch_value_nests_too_deeply": ("arch", "hidden = 4 * n_embd",
+                                    "hidden = " + "[" * 120 + "1" + "]" * 120),
     # image and two-tower models
     "conv_groups_divide": ("unet", "kernel: 3, padding: 1}", "kernel: 3, padding: 1, groups: 2}"),
     "conv_kernel_too_large": ("unet", "out_channels, kernel: 3", "out_channels, kernel: 40"),
@@ -174,3 +196,53 @@ def test_several_independent_errors_reported_together(tmp_path):
                           capture_output=True, text=True, check=False)
     assert proc.returncode == 1
     assert proc.stderr.count("error:") == 3, proc.stderr
+
+
+# name -> (bytes to replace in specs/gpt2.yaml, replacement): text no editor would save
+BYTE_CASES = {
+    "invalid_utf8": (b"n_head: 12", b"n_head: 1\xff2"),
+    "invalid_utf8_after_non_ascii": (b"name: gpt2", b"name: \xc3\xa9\xed\xa0\x80"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(BYTE_CASES))
+def test_bad_bytes_message(tmp_path, name, capsys, monkeypatch):
+    old, new = BYTE_CASES[name]
+    raw = BASES["gpt2"].read_bytes()
+    assert old in raw
+    (tmp_path / "spec.yaml").write_bytes(raw.replace(old, new, 1))
+    monkeypatch.chdir(tmp_path)
+    assert main(["check", "spec.yaml"]) == 1
+    stderr = capsys.readouterr().err
+    assert stderr.startswith("spec.yaml:") and "Traceback" not in stderr
+    check_golden(f"errors/{name}.txt", stderr)
+
+
+# name -> config.json text for `archcc import hf`: each refused at its key
+IMPORT_CASES = {
+    "import_remote_code": '{\n  "model_type": "gpt2",\n  "auto_map": {"AutoModel": '
+                          '"modeling_x.X"}\n}\n',
+    "import_trust_remote_code": '{\n  "model_type": "clip",\n  "text_config": {\n'
+                                '    "trust_remote_code": true\n  }\n}\n',
+    "import_duplicate_key": '{\n  "model_type": "gpt2",\n  "n_layer": 2,\n  "n_layer": 24\n}\n',
+    "import_nan": '{\n  "model_type": "gpt2",\n  "resid_pdrop": NaN\n}\n',
+    "import_nests_too_deeply": '{\n  "model_type": "gpt2",\n  "n_layer": ' + "[" * 40
+                               + "]" * 40 + "\n}\n",
+    "import_nested_config_not_object": '{\n  "model_type": "clip",\n  "text_config": 5\n}\n',
+    "import_token_list": '{\n  "model_type": "gpt2",\n  "eos_token_id": [50256, 0]\n}\n',
+    "import_probability": '{\n  "model_type": "gpt2",\n  "resid_pdrop": 1.5,\n'
+                          '  "embd_pdrop": 1.5,\n  "attn_pdrop": 1.5\n}\n',
+    "import_does_not_build": '{\n  "model_type": "gpt2",\n  "n_embd": 64,\n  "n_head": 5\n}\n',
+    "import_no_model_type": '{\n  "hidden_size": 8\n}\n',
+}
+
+
+@pytest.mark.parametrize("name", sorted(IMPORT_CASES))
+def test_bad_config_message(tmp_path, name, capsys, monkeypatch):
+    (tmp_path / "config.json").write_text(IMPORT_CASES[name], encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    assert main(["import", "hf", "config.json", "-o", "out.yaml"]) == 1
+    stderr = capsys.readouterr().err
+    assert stderr.startswith("config.json:") and "Traceback" not in stderr
+    assert not (tmp_path / "out.yaml").exists()
+    check_golden(f"errors/{name}.txt", stderr)

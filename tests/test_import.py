@@ -346,6 +346,13 @@ def test_configs_that_cannot_build_are_refused(tmp_path):
     assert "the imported spec does not build" in message and "heads (5)" in message
 
 
+def test_a_config_larger_than_the_family_budget_imports(tmp_path):
+    """specs/gpt2.yaml's budget describes GPT-2 small; gpt2-medium's config still imports."""
+    out = import_hf(_config(tmp_path, {"model_type": "gpt2", "n_embd": 1024, "n_layer": 24,
+                                       "n_head": 16}), tmp_path / "medium.yaml")
+    assert "budget" not in out.read_text() and "n_layer: 24" in out.read_text()
+
+
 def test_invalid_json_is_located(tmp_path):
     path = tmp_path / "config.json"
     path.write_text('{\n  "model_type": "gpt2",\n}\n')

@@ -123,3 +123,18 @@ def test_the_json_schema_knows_the_structure():
     assert all("when" in defs[name]["properties"] for name in ("Linear", "Attention"))
     params = json.dumps(schema["properties"]["params"])
     assert '"type": "array"' in params
+
+
+@pytest.mark.parametrize("spec", ["swin", "ddpm_unet"])
+def test_layout_checks_see_every_instance(spec, tmp_path):
+    """Checkpoint layouts are proved against the keys of every stage instance (arguments,
+    `when`, alternatives included): the keys archcc derives are the module's own."""
+    from archcc.ir.build import build
+    from archcc.ir.layouts import state_keys
+    from archcc.parser import load_spec
+
+    path = Path(__file__).parents[1] / "specs" / f"{spec}.yaml"
+    keys = state_keys(build(load_spec(path)))
+    module = archcc.build(path, out_dir=tmp_path, opt_level=0)
+    with torch.device("meta"):
+        assert keys == set(module.Model(module.Config()).state_dict())

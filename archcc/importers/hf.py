@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+from archcc.diagnostics import SourceLoc
 from archcc.importers import hf_families as fam
 from archcc.importers.config import ConfigFile, read_config
 from archcc.importers.diffusers import import_diffusers
@@ -43,7 +44,7 @@ def family_of(cfg: ConfigFile) -> str:
         raise cfg.error("", "no model_type: is this a Hugging Face config.json?",
                         f"supported model_type values: {supported}")
     model_type = cfg.get("model_type")
-    if model_type not in FAMILIES:
+    if not isinstance(model_type, str) or model_type not in FAMILIES:
         raise cfg.error("model_type", f"model_type {model_type!r} is not supported",
                         f"supported: {supported}")
     return model_type
@@ -60,4 +61,20 @@ def import_hf(config: str | Path, out: Path, name: str | None = None) -> Path:
     overlay = FAMILIES[model_type](cfg)
     overlay["name"] = name
     note = f"Sizes from {Path(cfg.file).name} ({model_type}; archcc import hf)."
-    return write_spec(model_type, overlay, Path(out), origin, note)
+    return write_spec(model_type, overlay, Path(out), origin, note,
+                      locate=lambda path: config_key(cfg, path))
+
+
+def config_key(cfg: ConfigFile, path: str) -> SourceLoc:
+    """Where in config.json a problem of the imported spec comes from: a param is the config
+    key of its name (CLIP's ``text_hidden_size`` is ``text_config.hidden_size``); anything
+    else is the config as a whole."""
+    parts = path.split(".")
+    if len(parts) < 2 or parts[0] != "params":
+        return cfg.loc("")
+    param = parts[1]
+    for key in (param, *(f"{tower}_config.{param.removeprefix(tower + '_')}"
+                         for tower in ("text", "vision") if param.startswith(tower + "_"))):
+        if cfg.has(key):
+            return cfg.loc(key)
+    return cfg.loc("")

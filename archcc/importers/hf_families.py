@@ -45,8 +45,17 @@ def one_value(cfg: ConfigFile, keys: tuple[str, ...], default: float, why: str) 
 
 
 def token(cfg: ConfigFile, key: str, default: int | None) -> int | None:
+    """A token id, or None for ``null``. Anything else is refused: a list of end tokens
+    (newer configs) or a string would otherwise silently become "no token"."""
     value = cfg.get(key, default)
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        hint = ("the generated generate() stops at one end token; keep the one it should use"
+                if isinstance(value, list) else None)
+        raise cfg.error(key, f"expected a token id (an integer) or null, got "
+                             f"{json.dumps(value)[:60]}", hint)
+    return value
 
 
 def padding(layers: tuple[str, ...], pad: int | None, spec_pad: int) -> dict:
@@ -122,6 +131,9 @@ def vit(cfg: ConfigFile) -> dict:
                         "intermediate_size": 3072, "layer_norm_eps": 1e-12,
                         "hidden_dropout_prob": 0.0, "attention_probs_dropout_prob": 0.0})
     labels = cfg.get("id2label")
+    if labels is not None and not isinstance(labels, dict):
+        raise cfg.error("id2label", "expected an object of label names by id",
+                        'e.g. {"0": "cat", "1": "dog"}')
     key = "id2label" if isinstance(labels, dict) else "num_labels"
     params["num_labels"] = len(labels) if key == "id2label" else cfg.size("num_labels", 2)
     if params["num_labels"] < 1:

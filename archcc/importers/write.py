@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import keyword
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 from archcc.diagnostics import ArchccError, Diagnostic, SourceLoc
@@ -59,7 +60,9 @@ def _schema_line(out: Path) -> bool:
     return (out.resolve().parent / "../schema/archcc.schema.json").is_file()
 
 
-def _check_builds(text: str, suffix: str, origin: SourceLoc) -> None:
+def _check_builds(text: str, suffix: str, locate: Callable[[str], SourceLoc]) -> None:
+    """Compile the spec about to be written; an error is shown where ``locate`` puts its
+    spec path (for a config: the key the failing param came from)."""
     from archcc.api import compile_spec
 
     with tempfile.TemporaryDirectory(prefix="archcc-import-") as folder:
@@ -70,8 +73,8 @@ def _check_builds(text: str, suffix: str, origin: SourceLoc) -> None:
         except ArchccError as exc:
             first = exc.diagnostics[0]
             where = f"{first.path}: " if first.path else ""
-            raise ArchccError(Diagnostic(origin, "", f"the imported spec does not build: "
-                                                     f"{where}{first.message}",
+            raise ArchccError(Diagnostic(locate(first.path), "", f"the imported spec does "
+                                         f"not build: {where}{first.message}",
                                          first.hint)) from None
 
 
@@ -80,6 +83,7 @@ def render(family: str, overlay: dict, note: str = "") -> Spec:
     from archcc.parser import read_document, validate
 
     data, where, _ = compose(family_spec(family), read_document)
+    data.pop("budget", None)  # the family's published size; an import is another size
     if note:
         data["doc"] = f"{data.get('doc') or ''} {note}".strip()
     unknown = set(overlay.get("params", {})) - set(data.get("params", {}))
@@ -91,13 +95,16 @@ def render(family: str, overlay: dict, note: str = "") -> Spec:
 
 
 def write_spec(family: str, overlay: dict, out: Path, origin: SourceLoc,
-               note: str = "") -> Path:
-    """Compose, check that it builds, then write ``out`` atomically; returns ``out``."""
+               note: str = "", locate: Callable[[str], SourceLoc] | None = None) -> Path:
+    """Compose, check that it builds, then write ``out`` atomically; returns ``out``.
+
+    ``locate`` maps the spec path of a build error to where its value came from (default:
+    ``origin``)."""
     from archcc.output import write_atomic
     from archcc.parser.writer import render_spec
 
     spec = render(family, overlay, note)
     text = render_spec(spec, out.suffix, _schema_line(out))
-    _check_builds(text, out.suffix, origin)
+    _check_builds(text, out.suffix, locate or (lambda path: origin))
     write_atomic(out, text)
     return out

@@ -52,10 +52,19 @@ def check_budget(loaded: LoadedSpec, program: Program, source: str,
     reduced, scale = reduce_repeats(program)  # one period per repeat: time independent of depth
     module = _import_source(generate(reduced) if scale else source, program.name)
     errors: list[Diagnostic] = []
-    if budget.params is not None or budget.flops_per_token is not None:
-        _check_measured(loaded, program, module, scale, errors)
-    if budget.kv_cache_at is not None:
-        _check_kv_cache(loaded, module, kv_shapes, scale, errors)
+    try:
+        if budget.params is not None or budget.flops_per_token is not None:
+            _check_measured(loaded, program, module, scale, errors)
+        if budget.kv_cache_at is not None:
+            _check_kv_cache(loaded, module, kv_shapes, scale, errors)
+    except RuntimeError as exc:  # torch cannot even size the tensors (a dim near 2**31)
+        if "overflow" not in str(exc):
+            raise
+        raise ArchccError(Diagnostic(loaded.where.key(("dims",)), "dims",
+                                     "the model's tensors at these dims are too large for "
+                                     "torch to size, so the budget cannot be measured",
+                                     "measure at smaller dims (they only size the "
+                                     "measurement)")) from None
     if errors:
         raise ArchccError(errors)
 

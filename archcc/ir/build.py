@@ -216,6 +216,7 @@ def build(loaded: LoadedSpec) -> Program:
     model = _module(scope, classes, class_name, "model", spec.model, ("model",),
                     list(spec.inputs), spec.blocks, None, blocks)
     _optional_inputs(scope, model)
+    _check_highs(scope)
     input_shapes = {name: tuple(_input_dim(scope, d, ("inputs", name, "shape", str(i)))
                                 for i, d in enumerate(inp.shape))
                     for name, inp in spec.inputs.items()}
@@ -268,6 +269,21 @@ def _input_dim(scope: ParamScope, raw, path):
         return to_sympy(Name(raw))
     expr = scope.size(raw, path)
     return to_sympy(expr) if expr is not None else None
+
+
+def _check_highs(scope: ParamScope) -> None:
+    """``high:`` bounds example ids: a positive size of an int64 input, checked now rather
+    than when ``example_inputs()`` first runs."""
+    for name, spec in scope.loaded.spec.inputs.items():
+        if spec.high is None:
+            continue
+        where = ("inputs", name, "high")
+        if spec.dtype != "int64":
+            scope.errors.append(Diagnostic(scope.loaded.where.key(where), ".".join(where),
+                                           f"high bounds int64 ids, but '{name}' is "
+                                           f"{spec.dtype}", "drop high, or make it int64"))
+            continue
+        scope.size(spec.high, where)
 
 
 def _optional_inputs(scope: ParamScope, model: ModuleIR) -> None:

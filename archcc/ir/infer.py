@@ -177,9 +177,25 @@ def infer_shapes(program: Program) -> Program:
     for module in program.modules.values():  # classes never reached still get shapes
         if module.kind == "lowered" and module.name not in inference.done:
             inference._lowered(module)
+    if not inference.errors:  # a block only an uncalled repeat holds has no input shapes
+        inference.errors += _never_called(program, inference.done)
     if inference.errors:
         raise ArchccError(inference.errors)
     return program
+
+
+def _never_called(program: Program, done: set[str]) -> list[Diagnostic]:
+    """An error at each repeat whose blocks no forward ever runs: their shapes are unknown."""
+    errors = []
+    for module in program.modules.values():
+        for layer in module.layers.values():
+            blocks = layer.spec.block_names() if layer.op == "repeat" else []
+            if module.name in done and any(b not in done for b in blocks):
+                errors.append(Diagnostic(layer.loc, ".".join(layer.path),
+                                         f"'{layer.name}' repeats {blocks[0]} but no forward "
+                                         "line calls it", f"call it ({layer.name}(x)) or "
+                                         "remove it"))
+    return errors
 
 
 def check_acyclic(module: ModuleIR) -> None:

@@ -56,3 +56,6 @@ class ActivationKind(Kind):
 
     def init_lines(self, sub, arg):
         return [f"self.{sub.name} = {MODULES[sub.args['fn']]}"]
+
+    def state(self, sub, value):
+        return []

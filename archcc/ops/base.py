@@ -105,6 +105,8 @@ class Op:
             layer.sizes[key] = scope.size(getattr(spec, key), key_path(key), positive=False)
         for key in self.scalars:
             layer.sizes[key] = scope.scalar(getattr(spec, key), key_path(key))
+            if layer.sizes[key] is not None and key in SCALAR_BOUNDS:
+                _check_bounds(scope, layer, key)
         for key in self.optional_sizes:
             if getattr(spec, key) is not None:
                 layer.sizes[key] = scope.size(getattr(spec, key), key_path(key))
@@ -224,8 +226,27 @@ class Kind:
         """Shape rule when a lowered class calls ``self.<sub.name>(...)``."""
         raise ShapeError(f"cannot infer a call of {sub.kind} '{sub.name}'")
 
+    def state(self, sub: Submodule, value: Callable[[Any], Any]) -> list[str] | None:
+        """The ``state_dict`` entries this line saves, as suffixes of its name (``weight``,
+        ``bias``; ``""`` for a bare parameter); ``value`` evaluates an argument. None when
+        unknown: layouts of a model holding it are then not proved (archcc/ir/layouts.py)."""
+        return None
+
 
 # ------------------------------------------------------------------------- helpers
+
+# Settings whose meaning bounds them, by field name, whatever the op: checked once the
+# params are known, so `dropout: p` with p = -0.5 is caught as surely as `dropout: -0.5`.
+SCALAR_BOUNDS = {"eps": (0, None, "an epsilon: it must be >= 0"),
+                 "dropout": (0, 1, "a probability: it must lie in [0, 1]"),
+                 "p": (0, 1, "a probability: it must lie in [0, 1]")}
+
+
+def _check_bounds(scope: ParamScope, layer: Layer, key: str) -> None:
+    low, high, what = SCALAR_BOUNDS[key]
+    value = scope.value(layer.sizes[key])
+    if value < low or (high is not None and value > high):
+        scope.errors.append(field_diag(scope, layer, key, f"{key} ({value}) is {what}"))
 
 
 def diag(layer: Layer, message: str, hint: str | None = None) -> Diagnostic:

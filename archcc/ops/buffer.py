@@ -17,3 +17,6 @@ class BufferKind(Kind):
 
     def init_lines(self, sub, arg):
         return buffer_init(sub.args["init"])(sub, arg)
+
+    def state(self, sub, value):
+        return []  # not persistent: checkpoints never carry it

@@ -77,6 +77,9 @@ class Conv1dKind(Kind):
         return [f"self.{sub.name} = nn.Conv1d({arg(a['in'])}, {arg(a['out'])}, "
                 f"kernel_size={arg(a['kernel'])}{extra})"]
 
+    def state(self, sub, value):
+        return ["weight", "bias"] if value(sub.args["bias"]) else ["weight"]
+
 
 def _conv1d(ctx, layer, x):
     if len(x) != 3:

@@ -110,6 +110,9 @@ class Conv2dKind(Kind):
     def call_shape(self, ctx, sub, shapes, dtypes):
         return conv2d_shape(ctx, sub.name, shapes[0], sub.args), FLOAT
 
+    def state(self, sub, value):
+        return ["weight", "bias"] if value(sub.args.get("bias", True)) else ["weight"]
+
 
 def image_arity(layer, shapes, kwargs, arity: int = 1, usage: str | None = None) -> None:
     """Image layers take ``arity`` positional inputs and no keywords."""

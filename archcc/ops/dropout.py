@@ -25,24 +25,11 @@ def submodule(name: str, p, loc=None) -> Submodule:
     return Submodule(name, "dropout", {"p": p}, loc)
 
 
-def check_probability(scope, layer, key: str) -> None:
-    """A dropout probability lies in [0, 1]; torch would only say so at construction."""
-    from archcc.ops.base import field_diag
-
-    value = scope.value(layer.sizes[key])
-    if not 0 <= value <= 1:
-        scope.errors.append(field_diag(scope, layer, key, f"{key} ({value}) is a probability: "
-                                       "it must lie in [0, 1]"))
-
-
 @op
 class DropoutOp(Op):
     name, schema, order = "dropout", Dropout, 50
     scalars = ("p",)
     example = Example("drop: {op: dropout, p: 0.1}")
-
-    def check(self, scope, layer):
-        check_probability(scope, layer, "p")
 
     def submodules(self, layer):
         return [submodule(layer.name, layer.sizes["p"], layer.loc)]
@@ -66,3 +53,6 @@ class DropoutKind(Kind):
 
     def call_shape(self, ctx, sub, shapes, dtypes):
         return shapes[0], dtypes[0]
+
+    def state(self, sub, value):
+        return []

@@ -74,3 +74,6 @@ class EmbeddingKind(Kind):
 
     def call_shape(self, ctx, sub, shapes, dtypes):
         return (*shapes[0], to_sympy(sub.args["dim"])), FLOAT
+
+    def state(self, sub, value):
+        return ["weight"]

@@ -65,6 +65,9 @@ class EmbeddingBagKind(Kind):
         return [f"self.{sub.name} = nn.EmbeddingBag({arg(a['num'])}, {arg(a['dim'])}, "
                 f"mode={safe_text.literal(a['mode'])}{pad})"]
 
+    def state(self, sub, value):
+        return ["weight"]
+
 
 def _embedding_bag(layer, shapes, dtypes):
     if dtypes[0] != INT:

@@ -14,7 +14,6 @@ from archcc.ir.builder import Builder, E
 from archcc.ir.graph import ModuleIR, Submodule
 from archcc.ir.shapes import FLOAT
 from archcc.ops import Example, Op, dropout, op
-from archcc.ops.dropout import check_probability
 from archcc.ops.linear import last_dim, projection
 from archcc.parser.expr import Num
 from archcc.parser.fields import Activation, Scalar, Size, Strict
@@ -44,9 +43,6 @@ class FFNOp(Op):
     sizes, scalars = ("dim", "hidden"), ("dropout",)
     example = Example("mlp: {op: ffn, dim: n_embd, hidden: 4 * n_embd, act: silu, gated: true}",
                       {"n_embd": 16})
-
-    def check(self, scope, layer):
-        check_probability(scope, layer, "dropout")
 
     def submodules(self, layer):
         s = layer.sizes

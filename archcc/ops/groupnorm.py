@@ -84,3 +84,6 @@ class GroupNormKind(Kind):
 
     def call_shape(self, ctx, sub, shapes, dtypes):
         return shapes[0], FLOAT
+
+    def state(self, sub, value):
+        return ["weight", "bias"] if value(sub.args["affine"]) else []

@@ -99,3 +99,6 @@ class LinearKind(Kind):
 
     def call_shape(self, ctx, sub, shapes, dtypes):
         return (*shapes[0][:-1], to_sympy(sub.args["out"])), FLOAT
+
+    def state(self, sub, value):
+        return ["weight", "bias"] if value(sub.args["bias"]) else ["weight"]

@@ -92,6 +92,9 @@ class _NormKind(Kind):
     def call_shape(self, ctx, sub, shapes, dtypes):
         return shapes[0], dtypes[0] if self.name == "layernorm" else FLOAT
 
+    def state(self, sub, value):
+        return ["weight", "bias"] if value(sub.args.get("bias", False)) else ["weight"]
+
 
 @kind
 class LayerNormKind(_NormKind):

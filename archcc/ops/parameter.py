@@ -85,6 +85,9 @@ class ParameterOp(Op):
 class ParameterKind(Kind):
     name = "parameter"
 
+    def state(self, sub, value):
+        return [""]
+
     def init_lines(self, sub, arg):
         a = sub.args
         dims = [arg(d) for d in a["shape"]]

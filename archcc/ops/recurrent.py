@@ -23,7 +23,6 @@ from archcc.ir.shapes import FLOAT, Shape, ShapeError, fmt
 from archcc.lazy import sympy
 from archcc.ops import Example, Kind, Op, kind, op
 from archcc.ops.base import field_diag, keywords
-from archcc.ops.dropout import check_probability
 from archcc.parser.expr import Call, Num
 from archcc.parser.fields import Scalar, Size, Strict
 
@@ -86,7 +85,6 @@ class _RecurrentOp(Op):
 
     def check(self, scope, layer):
         spec = layer.spec
-        check_probability(scope, layer, "dropout")
         dropout, layers = scope.value(layer.sizes["dropout"]), scope.value(layer.sizes["layers"])
         if dropout and layers == 1:
             scope.errors.append(field_diag(scope, layer, "dropout",
@@ -180,6 +178,15 @@ class _RecurrentKind(Kind):
             extra += f", nonlinearity={safe_text.literal(a['nonlinearity'])}"
         return [f"self.{sub.name} = {_CLASSES[self.name]}({arg(a['in'])}, "
                 f"{arg(a['hidden'])}{extra})"]
+
+    def state(self, sub, value):
+        """torch's names: weight_ih_l0, weight_hh_l0, bias_*, ``_reverse`` per direction."""
+        a, out = sub.args, []
+        kinds = ("weight_ih", "weight_hh") + (("bias_ih", "bias_hh") if value(a["bias"]) else ())
+        for layer in range(value(a["layers"])):
+            for suffix in ("", "_reverse") if value(a["bidirectional"]) else ("",):
+                out += [f"{k}_l{layer}{suffix}" for k in kinds]
+        return out
 
 
 @kind

@@ -161,13 +161,24 @@ def read_limited(path: str | Path, what: str, limit: int) -> str:
         raise ArchccError(Diagnostic(SourceLoc(file), "", f"{what} is not a regular file",
                                      "a FIFO, device or folder is never read"))
     if len(raw) > limit:
-        raise ArchccError(Diagnostic(SourceLoc(file), "", f"{what} file is larger than "
-                                     f"{limit // 1_000_000} MB"))
+        raise ArchccError(Diagnostic(byte_loc(file, raw, limit), "", f"{what} file is larger "
+                                     f"than {limit // 1_000_000} MB"))
     try:
         return raw.decode("utf-8")
-    except UnicodeDecodeError:
-        raise ArchccError(Diagnostic(SourceLoc(file), "", f"{what} is not valid UTF-8")) \
-            from None
+    except UnicodeDecodeError as exc:
+        bad = raw[exc.start:exc.end]
+        raise ArchccError(Diagnostic(byte_loc(file, raw, exc.start), "",
+                                     f"{what} is not valid UTF-8 (byte{'s' * (len(bad) > 1)} "
+                                     f"{bad.hex(' ')})",
+                                     "save the file as UTF-8")) from None
+
+
+def byte_loc(file: str, raw: bytes, offset: int) -> SourceLoc:
+    """The line and column (in characters) of a byte offset into a file's raw bytes, so an
+    encoding error or the size limit is shown where it happens, not as the whole file."""
+    start = raw.rfind(b"\n", 0, offset) + 1
+    column = len(raw[start:offset].decode("utf-8", errors="replace"))
+    return SourceLoc(file, raw.count(b"\n", 0, offset) + 1, column + 1)
 
 
 def _read_regular(path: Path, limit: int) -> bytes | None:

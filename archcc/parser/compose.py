@@ -9,8 +9,10 @@ A spec may start from another and change only what differs::
 
 Merge rules (one line each, like Kustomize's strategic merge without the strategy):
 mappings merge key by key, everything else (lists, strings, numbers) replaces, and ``null``
-deletes the key. ``imports: [lib/blocks.yaml]`` adds the ``blocks:`` of block libraries
-(files holding only ``archcc: 1`` and ``blocks:``); a name defined twice is an error.
+deletes the key; a checkpoint's ``rename`` rules, which apply first-match, keep the child's
+before the base's (a base's catch-all ``model: ""`` must not shadow the child's rule).
+``imports: [lib/blocks.yaml]`` adds the ``blocks:`` of block libraries (files holding only
+``archcc: 1`` and ``blocks:``); a name defined twice is an error.
 ``--set n_layer=24`` (a param) or ``--set blocks.Block.layers.attn.heads=16`` (any path)
 applies next; then a block written ``{extends: Block, ...}`` becomes that block with its
 changes. References are relative paths that must stay inside the project (the nearest
@@ -26,10 +28,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-import yaml
-
 from archcc.diagnostics import ArchccError, Diagnostic, SourceLoc
-from archcc.parser.yaml_loader import SourceMap, SpecPath
+from archcc.parser.yaml_loader import SourceMap, SpecPath, load_yaml
 
 MAX_CHAIN = 16  # extends/imports nesting; a real project stays under 4
 LIBRARY_KEYS = {"archcc", "doc", "blocks", "imports"}
@@ -48,6 +48,11 @@ def _under(path: SpecPath, prefixes: set[SpecPath]) -> bool:
     return any(path[:len(p)] == p for p in prefixes)
 
 
+def _first_match(path: SpecPath) -> bool:
+    """Mappings whose order is meaning: checkpoint ``rename`` rules apply first-match."""
+    return len(path) == 3 and path[0] == "checkpoint" and path[2] == "rename"
+
+
 def merge(base: dict, base_where: SourceMap, child: dict, child_where: SourceMap,
           ) -> tuple[dict, SourceMap]:
     """``child`` over ``base``: mappings merge, anything else replaces, ``None`` deletes."""
@@ -63,6 +68,8 @@ def merge(base: dict, base_where: SourceMap, child: dict, child_where: SourceMap
                     deleted.add((*path, key))
                 else:
                     out[key] = walk(old.get(key), value, (*path, key))
+            if _first_match(path):  # the child's rules are tried before its base's
+                out = {**{k: out[k] for k in new if k in out}, **out}
             return out
         replaced.add(path)
         return new
@@ -234,8 +241,8 @@ def expand_block_bases(data: dict, where: SourceMap) -> list[str]:
     Runs after ``--set``: a change to the base reaches what derives from it. Inherited keys
     keep the base's file:line. Returns the derived block names, in definition order.
     """
-    blocks = data.get("blocks")
-    if not isinstance(blocks, dict):
+    blocks = data.get("blocks") if isinstance(data, dict) else None  # not a mapping:
+    if not isinstance(blocks, dict):  # validation says so, at the document
         return []
     derived = [n for n, b in blocks.items() if isinstance(b, dict) and "extends" in b]
     for name in derived:
@@ -281,7 +288,13 @@ def _expand(blocks: dict, where: SourceMap, name: str, chain: tuple[str, ...]) -
 
 
 def apply_sets(data: dict, where: SourceMap, assignments: list[str]) -> None:
-    """Apply ``--set key=value`` overrides in order; a bare key names a param."""
+    """Apply ``--set key=value`` overrides in order; a bare key names a param.
+
+    Values are read by the spec loader, so a tag or a control character is refused as in a
+    file. A spec that is no mapping is left to validation, which says so at its first line.
+    """
+    if not isinstance(data, dict):
+        return
     for text in assignments:
         loc = set_location(text)
         key, sep, raw = text.partition("=")
@@ -297,7 +310,7 @@ def apply_sets(data: dict, where: SourceMap, assignments: list[str]) -> None:
                                          did_you_mean(key, set(data.get("params") or {}))
                                          or "use a dotted path for other fields, e.g. "
                                          "blocks.Block.layers.attn.heads=16"))
-        value = yaml.safe_load(raw) if raw.strip() else ""
+        value = _set_value(raw, loc, key)
         listed = isinstance((data.get("params") or {}).get(key), list) and path[0] == "params"
         if isinstance(value, dict) or isinstance(value, list) and (not listed or any(
                 isinstance(v, dict | list) for v in value)):
@@ -316,6 +329,18 @@ def apply_sets(data: dict, where: SourceMap, assignments: list[str]) -> None:
             parent[path[-1]] = value
         where.keys[path] = loc
         where.values.pop(path, None)
+
+
+def _set_value(raw: str, loc: SourceLoc, key: str) -> object:
+    """The YAML value of ``--set key=raw`` (empty: the empty string)."""
+    if not raw.strip():
+        return ""
+    try:
+        return load_yaml(loc.file, raw)[0]
+    except ArchccError as exc:
+        first = exc.diagnostics[0]
+        raise ArchccError(Diagnostic(loc, key, f"bad --set value: {first.message}",
+                                     first.hint)) from None
 
 
 def _set_hint(data: dict, path: SpecPath) -> str:

@@ -33,9 +33,12 @@ from lark.exceptions import UnexpectedInput, VisitError
 from archcc.diagnostics import ArchccError, Diagnostic, SourceLoc
 from archcc.parser.expr import (
     FUNCTIONS,
+    MAX_DEPTH,
     ExprSyntaxError,
     _syntax_error,
     decode_string,
+    deep_position,
+    number_value,
     parser,
 )
 from archcc.parser.yaml_loader import SourceMap, SpecPath, _Text
@@ -61,7 +64,9 @@ class _ToSpec(Transformer):
 
     def __init__(self, file: str, text: str):
         super().__init__()
-        self.file, self.text, self.lines = file, text, text.splitlines()
+        # lines by \n only, as lark counts them (str.splitlines also breaks at a form feed
+        # or U+2028, and a forward block after such a comment would be cut wrongly)
+        self.file, self.text, self.lines = file, text, text.split("\n")
         self.where = SourceMap(file)
 
     # ------------------------------------------------------------------------ positions
@@ -83,15 +88,14 @@ class _ToSpec(Transformer):
         self.where.values[path] = _Text(self._loc(start), False, 0)
         kind = tree.data if isinstance(tree, Tree) else None
         if kind == "number":
-            text = str(tree.children[0])
-            return float(text) if any(c in text for c in ".eE") else int(text)
+            return number_value(tree.children[0])
         if kind == "neg" and isinstance(tree.children[0], Tree) \
                 and tree.children[0].data == "number":
             return -self._value(tree.children[0], path)
         if kind == "name" and str(tree.children[0]) in _CONSTANTS:
             return _CONSTANTS[str(tree.children[0])]
         if kind == "string":
-            return decode_string(str(tree.children[0]))
+            return decode_string(tree.children[0])
         if kind == "list":
             items = [c for c in tree.children if c is not None]
             return [self._value(c, (*path, str(i))) for i, c in enumerate(items)]
@@ -203,11 +207,11 @@ class _ToSpec(Transformer):
     # ------------------------------------------------------------------------- sections
     def spec_file(self, meta, children):
         version, name, doc, *sections = children
-        data: dict = {"archcc": int(version), "name": str(name)}
+        data: dict = {"archcc": number_value(version), "name": str(name)}
         self._key(("archcc",), version)
         self._key(("name",), name)
         if doc is not None:
-            data["doc"] = decode_string(str(doc))
+            data["doc"] = decode_string(doc)
         for kind, key, value, where in sections:
             self.where.keys.setdefault((kind,), self._loc(where))
             if kind == "imports":
@@ -225,14 +229,14 @@ class _ToSpec(Transformer):
 
     def extends(self, meta, children):
         self._key(("extends",), meta)
-        return "extends", None, decode_string(str(children[0])), meta
+        return "extends", None, decode_string(children[0]), meta
 
     def imports(self, meta, children):
         self.where.keys.setdefault(("imports",), self._loc(meta))
         first = sum(1 for path in self.where.keys if path[:1] == ("imports",)) - 1
         for i, token in enumerate(children):
             self._key(("imports", str(first + i)), token)
-        return "imports", None, [decode_string(str(c)) for c in children], meta
+        return "imports", None, [decode_string(c) for c in children], meta
 
     def params(self, meta, children):
         self._key(("params",), meta)
@@ -294,7 +298,7 @@ class _ToSpec(Transformer):
         return str(name), out
 
     def plan(self, meta, children):
-        return decode_string(str(children[0])), children[1]
+        return decode_string(children[0]), children[1]
 
     def input(self, meta, children):
         name, dtype, *rest = children
@@ -341,14 +345,14 @@ class _ToSpec(Transformer):
             self._key((*path, "extends"), bases[0])
             out["extends"] = str(bases[0])
         if docs:
-            out["doc"] = decode_string(str(docs[0]))
+            out["doc"] = decode_string(docs[0])
         out.update(self._body(path, layers, forward))
         return "blocks", str(name), out, meta
 
     def model(self, meta, children):
         *rest, forward = children
         self._key(("model",), meta)
-        out = {"doc": decode_string(str(rest[0]))} if rest and rest[0] is not None else {}
+        out = {"doc": decode_string(rest[0])} if rest and rest[0] is not None else {}
         layers = [t for t in rest if isinstance(t, Tree)]
         out.update(self._body(("model",), layers, forward))
         return "model", None, out, meta
@@ -392,7 +396,7 @@ class _ToSpec(Transformer):
 
     def _rule(kind: str, single: bool = False):  # noqa: N805 - a rule factory, not a method
         def build(self, meta, children):
-            strings = [decode_string(str(c)) for c in children]
+            strings = [decode_string(c) for c in children]
             if kind in ("transpose", "drop"):
                 return kind, None, strings, meta
             return kind, strings[0], strings[1] if single else strings[1:], meta
@@ -415,19 +419,29 @@ def _is_name(tree) -> bool:
 
 
 def parse_arch(file: str, text: str) -> tuple[dict, SourceMap]:
-    """Parse a .arch spec into YAML-equivalent data plus positions; errors are located."""
+    """Parse a .arch spec into YAML-equivalent data plus positions; errors are located.
+
+    A leading byte order mark is dropped (editors hide it; columns are counted without it)."""
+    text = text.removeprefix("\ufeff")
     try:
         tree = parser().parse(text if text.endswith("\n") else text + "\n", start="spec_file")
     except UnexpectedInput as exc:
         err: ExprSyntaxError = _syntax_error(text, exc, "spec_file")
         raise ArchccError(Diagnostic(SourceLoc(file, err.pos.line, err.pos.col), "",
                                      err.message, err.hint)) from None
+    deep = deep_position(tree, MAX_DEPTH)  # the Transformer below recurses once per level
+    if deep is not None:
+        raise ArchccError(Diagnostic(SourceLoc(file, deep.line, deep.col), "",
+                                     "value nests too deeply", "split it into named params"))
     transformer = _ToSpec(file, text)
     try:
         return transformer.transform(tree), transformer.where
     except VisitError as exc:
-        if isinstance(exc.orig_exc, DslError):
-            e = exc.orig_exc
+        e = exc.orig_exc
+        if isinstance(e, DslError):
             raise ArchccError(Diagnostic(SourceLoc(file, e.line, e.col), "", e.message,
                                          e.hint)) from None
+        if isinstance(e, ExprSyntaxError):  # a bad number or string literal
+            raise ArchccError(Diagnostic(SourceLoc(file, e.pos.line, e.pos.col), "",
+                                         e.message, e.hint)) from None
         raise

@@ -192,13 +192,7 @@ class _ToAst(Transformer):
         return Name(text, _pos(children[0]))
 
     def number(self, meta, children):
-        text, pos = str(children[0]), _pos(children[0])
-        if len(text) > 40:  # int() of thousands of digits is slow, then refused by Python
-            raise ExprSyntaxError("number is too long (40 characters at most)", pos)
-        value = float(text) if any(c in text for c in ".eE") else int(text)
-        if not math.isfinite(value):
-            raise ExprSyntaxError(f"number {text} is too large for a float", pos)
-        return Num(value, pos)
+        return Num(number_value(children[0]), _pos(children[0]))
 
     def neg(self, meta, children):
         return Neg(children[0], _pos(meta))
@@ -279,9 +273,37 @@ for _op in BINARY_OPS:
     setattr(_ToAst, _op, v_args(meta=True)(_binop(_op)))
 
 
+def number_value(token: str) -> int | float:
+    """A NUMBER token's value; too long or not finite is an error at the token."""
+    text, pos = str(token), _pos(token)
+    if len(text) > 40:  # int() of thousands of digits is slow, then refused by Python
+        raise ExprSyntaxError("number is too long (40 characters at most)", pos)
+    value = float(text) if any(c in text for c in ".eE") else int(text)
+    if not math.isfinite(value):
+        raise ExprSyntaxError(f"number {text} is too large for a float", pos)
+    return value
+
+
 def decode_string(token: str) -> str:
-    """A double-quoted STRING token's value (JSON escapes), without any eval."""
-    return json.loads(token)
+    """A double-quoted STRING token's value (JSON escapes), without any eval.
+
+    A raw control character (other than a tab) or a bad escape is an
+    :class:`ExprSyntaxError` at its own column when ``token`` is a lark Token."""
+    line, col = getattr(token, "line", None) or 1, getattr(token, "column", None) or 1
+    for offset, char in enumerate(token):
+        if ord(char) < 32 and char != "\t":
+            raise ExprSyntaxError(f"control character U+{ord(char):04X} inside a string",
+                                  Pos(line, col + offset),
+                                  f"write it as an escape (\\u{ord(char):04x}) or remove it")
+    try:
+        value = json.loads(token, strict=False)
+    except json.JSONDecodeError as exc:
+        raise ExprSyntaxError(f"bad string: {exc.msg.lower()}", Pos(line, col + exc.pos),
+                              'escapes are \\" \\\\ \\n \\t and \\uXXXX') from None
+    if any("\ud800" <= char <= "\udfff" for char in value):  # "\ud800" alone: no character
+        raise ExprSyntaxError("a string holds half of a surrogate pair (\\ud800-\\udfff)",
+                              Pos(line, col), "write the character itself, or both halves")
+    return value
 
 
 class _NewlinesInBrackets:
@@ -366,20 +388,23 @@ def _syntax_error(text: str, exc: UnexpectedInput, start: str) -> ExprSyntaxErro
         except Exception:  # noqa: BLE001 - naming the mistake is best-effort only
             label = None
     pos = Pos(getattr(exc, "line", 1) or 1, getattr(exc, "column", 1) or 1)
-    lines = text.splitlines() or [""]
+    lines = text.split("\n")  # lark counts lines by \n only; str.splitlines also splits at
+    # a form feed, U+2028 or a lone CR, and would index another line (or none)
     if isinstance(exc, UnexpectedToken) and exc.token.type == "_NL":
         message = "unexpected end of line"
         label = label or _label_line(lines[min(pos.line, len(lines)) - 1])
     elif isinstance(exc, UnexpectedEOF) or (isinstance(exc, UnexpectedToken)
                                             and exc.token.type == "$END"):
-        stripped = text.rstrip().splitlines() or [""]
+        stripped = text.rstrip().split("\n")
         pos = Pos(len(stripped), len(stripped[-1]) + 1)
         message = "unexpected end of text"
     elif isinstance(exc, UnexpectedCharacters):
-        char = lines[pos.line - 1][pos.col - 1]
-        message = f"unexpected character {char!r}"
+        char = getattr(exc, "char", None) or lines[pos.line - 1][pos.col - 1]
+        message = f"unexpected character {_shown(char)}"
         if char == '"':
             label = "unclosed string"
+        elif not char.isprintable():  # an invisible character is the mistake, whatever the
+            label = None  # text around it resembles
     else:
         message = f"unexpected {exc.token!s}" if getattr(exc, "token", None) else "syntax error"
         if getattr(exc, "token", None) is not None:
@@ -398,6 +423,12 @@ def _syntax_error(text: str, exc: UnexpectedInput, start: str) -> ExprSyntaxErro
             pos = Pos(opened[0], opened[1])
     hint = hint or _HINTS.get(label or "") or _expected_hint(exc)
     return ExprSyntaxError(label or message, pos, hint)
+
+
+def _shown(char: str) -> str:
+    """A character for a message: itself when printable, else its code point (a form feed or
+    an RTL override must not reach the terminal raw)."""
+    return repr(char) if char.isprintable() else f"U+{ord(char):04X}"
 
 
 def _unclosed_before(lines: list[str], pos: Pos) -> tuple[int, int, str] | None:
@@ -433,22 +464,42 @@ MAX_TEXT = 20_000  # characters in one expression or forward program
 MAX_DEPTH = 100  # AST nesting; real specs stay under 15
 
 
+def _too_deep(pos: Pos) -> ExprSyntaxError:
+    return ExprSyntaxError("expression nests too deeply", pos, "split it into named steps")
+
+
+def deep_position(tree, limit: int) -> Pos | None:
+    """Where a lark parse tree first nests deeper than ``limit``, or None. Walked without
+    recursion: lark's Transformer recurses once per level and would fail on such a tree."""
+    stack = [(tree, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > limit and getattr(node, "meta", None) is not None \
+                and not node.meta.empty:
+            return Pos(node.meta.line, node.meta.column)
+        stack += [(child, depth + 1) for child in reversed(getattr(node, "children", []))
+                  if child is not None]
+    return None
+
+
 def _parse(text: str, start: str):
     if len(text) > MAX_TEXT:
         raise ExprSyntaxError(f"text is longer than {MAX_TEXT} characters", Pos())
     try:
-        tree = _ToAst().transform(parser().parse(text, start=start))
+        parsed = parser().parse(text, start=start)
     except UnexpectedInput as exc:
         raise _syntax_error(text, exc, start) from None
+    try:
+        tree = _ToAst().transform(parsed)
     except (RecursionError, VisitError) as exc:
         if isinstance(exc, VisitError) and isinstance(exc.orig_exc, ExprSyntaxError):
             raise exc.orig_exc from None
         if isinstance(exc, VisitError) and not isinstance(exc.orig_exc, RecursionError):
             raise
-        raise ExprSyntaxError("expression nests too deeply", Pos(),
-                              "split it into named steps") from None
-    if _depth(tree) > MAX_DEPTH:  # evaluation and rendering recurse: keep them far from limits
-        raise ExprSyntaxError("expression nests too deeply", Pos(), "split it into named steps")
+        raise _too_deep(deep_position(parsed, MAX_DEPTH) or Pos()) from None
+    deep = _first_too_deep(tree)
+    if deep is not None:  # evaluation and rendering recurse: keep them far from limits
+        raise _too_deep(deep)
     return tree
 
 
@@ -466,14 +517,17 @@ def _children(node) -> list:
     return [f for f in fields if f is not None]
 
 
-def _depth(tree) -> int:
-    """Nesting depth of an AST (or list of statements), computed without recursion."""
-    deepest, stack = 0, [(tree, 1)]
+def _first_too_deep(tree) -> Pos | None:
+    """Position of the first AST node nested deeper than MAX_DEPTH, found without recursion;
+    None when the tree (or list of statements) is shallow enough."""
+    stack = [(tree, 1, Pos())]
     while stack:
-        node, depth = stack.pop()
-        deepest = max(deepest, depth)
-        stack += [(child, depth + 1) for child in _children(node)]
-    return deepest
+        node, depth, outer = stack.pop()
+        here = getattr(node, "pos", None) or outer
+        if depth > MAX_DEPTH:
+            return here
+        stack += [(child, depth + 1, here) for child in reversed(_children(node))]
+    return None
 
 
 def parse_expr(text: str) -> Expr:

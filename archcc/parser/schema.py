@@ -278,6 +278,14 @@ class _Spec(Strict):
 
     archcc: Literal[1]
     """Spec format version."""
+
+    @field_validator("archcc", mode="before")
+    @classmethod
+    def _integer_version(cls, value: object) -> object:
+        # pydantic's lax Literal[1] takes 1.0 and true: a version is the integer itself
+        if type(value) is not int:
+            raise ValueError(f"the spec format version is the integer 1, not {value!r}")
+        return value
     name: Identifier
     """Module name: `archcc build` writes `generated/<name>.py`."""
     extends: str | None = None

@@ -22,7 +22,6 @@ from archcc.lazy import sympy
 from archcc.ops import Example, Op, op
 from archcc.ops.attention import lowering, windows
 from archcc.ops.base import check_divides, diag
-from archcc.ops.dropout import check_probability
 from archcc.ops.linear import last_dim
 from archcc.parser.expr import Num
 from archcc.parser.fields import Scalar, Size, Strict
@@ -83,7 +82,6 @@ class AttentionOp(Op):
 
     def check(self, scope, layer):
         check_divides(scope, layer, "heads", "dim")
-        check_probability(scope, layer, "dropout")
         problems = windows.facet_problems(scope, layer)
         scope.errors += [diag(layer, message, hint) for message, hint in problems]
         layer.broken = bool(problems)  # no class can be built for these facets

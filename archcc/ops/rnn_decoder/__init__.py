@@ -25,7 +25,6 @@ from archcc.ir.params import symbol
 from archcc.ir.shapes import BOOL, FLOAT, INT, DimContext, Shape, ShapeError, fmt, register_rule
 from archcc.ops import Example, Kind, Op, dropout, embedding, kind, linear, op
 from archcc.ops.base import field_diag
-from archcc.ops.dropout import check_probability
 from archcc.parser.fields import Scalar, Size, Strict
 
 OP = "rnn_decoder"
@@ -83,7 +82,6 @@ class RNNDecoderOp(Op):
 
     def check(self, scope, layer):
         check_facets(scope, layer)
-        check_probability(scope, layer, "dropout")
 
     def submodules(self, layer):
         s = layer.sizes
@@ -150,6 +148,9 @@ class RNNDecoderOp(Op):
 
 class _CellKind(Kind):
     torch_class = ""
+
+    def state(self, sub, value):
+        return ["weight_ih", "weight_hh", "bias_ih", "bias_hh"]
 
     def init_lines(self, sub, arg):
         return [f"self.{sub.name} = {self.torch_class}({arg(sub.args['in'])}, "
