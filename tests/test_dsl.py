@@ -16,6 +16,9 @@ from archcc.parser.writer import to_arch, to_yaml
 
 ROOT = Path(__file__).parents[1]
 SPECS = sorted((ROOT / "specs").glob("*.yaml"))
+# every structural construct: list params, block arguments, stage loops over lists, when,
+# blocks as layers, steps/pick sharing, block-choosing expressions, skip stacks
+SPECS += sorted((ROOT / "tests" / "specs" / "structure").glob("*.yaml"))
 
 
 def _body(source: str) -> list[str]:

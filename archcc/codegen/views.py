@@ -14,6 +14,13 @@ from archcc.codegen import safe_text
 from archcc.codegen.forward import Line, emit_forward
 from archcc.codegen.render import render_expr
 from archcc.codegen.seq2seq import split as split_seq2seq
+from archcc.codegen.views_blocks import (
+    conditional,
+    forward_resolver,
+    init_resolver,
+    structure_line,
+)
+from archcc.codegen.views_blocks import init_params as init_params_of
 from archcc.codegen.views_decoder import (
     GreedyView,
     greedy_view,
@@ -70,6 +77,7 @@ class FileView:
     example_return: str
     extra: dict = field(default_factory=dict)
     needs_functional: bool = True  # `import torch.nn.functional as F` only where F is used
+    list_groups: list[list[str]] = field(default_factory=list)  # lists a loop walks together
     generation: dict | None = None  # the spec's `generate:` facet, for generation.py.j2
     plugin_classes: list[str] = field(default_factory=list)  # helpers' and plugin ops' source
     functions: list[str] = field(default_factory=list)  # module-level functions of ops
@@ -82,14 +90,14 @@ def _block_resolver(name: str) -> str:
     return f"config.{name}"
 
 
-def _forward_resolver(module: ModuleIR):
+def _forward_resolver(module: ModuleIR, used_args: set[str]):
     if module.kind == "lowered":
         return lambda name: f"self.{name}"
-    return lambda name: f"self.config.{name}"
+    return forward_resolver(module, used_args)
 
 
-def _init_resolver(module: ModuleIR):
-    return (lambda name: name) if module.kind == "lowered" else _block_resolver
+def _init_resolver(module: ModuleIR, program: Program):
+    return (lambda name: name) if module.kind == "lowered" else init_resolver(module, program)
 
 
 # ---------------------------------------------------------------------------- __init__
@@ -111,14 +119,22 @@ def _submodule_line(sub: Submodule, program: Program, resolve) -> list[str]:
         classes = ", ".join((sub.cls, *a["cycle"]))
         return [f"self.{sub.name} = nn.ModuleList(({classes})[i % {1 + len(a['cycle'])}]"
                 f"(config) for i in range({_arg(a['times'], resolve)}))"]
-    if sub.kind == "repeat":
-        return [f"self.{sub.name} = nn.ModuleList({sub.cls}(config) for _ in "
-                f"range({_arg(a['times'], resolve)}))"]
-    if sub.kind == "plugin":
-        return [_plugin_line(sub, resolve)]
-    if sub.kind == "class":
-        return [f"self.{sub.name} = {sub.cls}({_class_args(sub, program, resolve)})"]
-    return ops.get_kind(sub.kind).init_lines(sub, lambda v: _arg(v, resolve))
+    if sub.kind in ("repeat", "block"):
+        lines = [structure_line(sub, program, resolve)]
+    elif sub.kind == "plugin":
+        lines = [_plugin_line(sub, resolve)]
+    elif sub.kind == "class":
+        ctor = f"{sub.cls}({_class_args(sub, program, resolve)})"
+        for when, args, cls in reversed(sub.alternatives):  # WindowAttention(...) if ... else
+            alt = Submodule(sub.name, "class", args, cls=cls)
+            ctor = f"{cls}({_class_args(alt, program, resolve)}) if {_arg(when, resolve)} " \
+                   f"else {ctor}"
+        lines = [f"self.{sub.name} = {ctor}"]
+    else:
+        lines = ops.get_kind(sub.kind).init_lines(sub, lambda v: _arg(v, resolve))
+    if sub.when is not None:  # checked at build: one line, an nn.Module
+        return [conditional(lines[0], sub, resolve)]
+    return lines
 
 
 def _plugin_line(sub: Submodule, resolve) -> str:
@@ -153,11 +169,13 @@ def _class_args(sub: Submodule, program: Program, resolve) -> str:
     return ", ".join(parts)
 
 
-def _init_lines(module: ModuleIR, program: Program, needs_config: bool) -> list[str]:
-    resolve = _init_resolver(module)
+def _init_lines(module: ModuleIR, program: Program, needs_config: bool,
+                kept: tuple[str, ...] = ()) -> list[str]:
+    resolve = _init_resolver(module, program)
     lines = ["super().__init__()"]
     if needs_config or module.kind == "model":  # the model keeps it: runtime, export, bench
         lines.append("self.config = config")
+    lines += [f"self.{name} = {name}" for name in kept]  # arguments its forward reads
     for name, value in module.scalars.items():
         lines.append(f"self.{name} = {render_expr(value, resolve)}")
     for sub in module.submodules.values():
@@ -224,19 +242,22 @@ def _param(attrs: dict) -> str:
 def class_view(module: ModuleIR, program: Program) -> ClassView:
     if module.facets.get("template"):  # a class its op writes from facets (a decoder loop)
         return _template_view(module, program)
-    resolve = _forward_resolver(module)
+    used_args: set[str] = set()
+    resolve = _forward_resolver(module, used_args)
     used_config: list[bool] = []
 
     def tracking(name: str) -> str:
-        used_config.append(True)
-        return resolve(name)
+        text = resolve(name)
+        if text.startswith("self.config."):
+            used_config.append(True)
+        return text
 
     body = _comments_fit(emit_forward(module, tracking if module.kind != "lowered" else resolve))
     body = _defaults(module) + body
     if module.kind == "lowered":
         init_params = _ctor_params(module)
     else:
-        init_params = "config: Config" if module.kind == "block" else \
+        init_params = init_params_of(module) if module.kind == "block" else \
             "config: Config = Config()"
     forward_params = ", ".join(_param(module.graph.nodes[n]["attrs"]) for n in module.inputs)
     methods = []
@@ -247,9 +268,10 @@ def class_view(module: ModuleIR, program: Program) -> ClassView:
             (target := recurrent_token(module, program.modules)) is not None:
         name_decoder_inputs(module, program.modules)
         forward_params, body, methods = _encode_decode(module, target, tracking, cached=False)
+    kept = tuple(n for n in module.args if n in used_args)
     return ClassView(module.name, _doc(module, program), init_params,
-                     _init_lines(module, program, bool(used_config)), forward_params, body,
-                     methods)
+                     _init_lines(module, program, bool(used_config), kept), forward_params,
+                     body, methods)
 
 
 def _ctor_params(module: ModuleIR) -> str:
@@ -308,13 +330,39 @@ def _encode_decode(module: ModuleIR, token: str, resolve,
 def _config_fields(program: Program) -> tuple[list[ConfigField], list[ConfigField]]:
     fields, props = [], []
     for name, value in program.params.items():
-        type_name = _TYPES[type(value)]
+        type_name = _type_name(value)
         if name in program.param_exprs:
             text = render_expr(program.param_exprs[name], lambda n: f"self.{n}")
             props.append(ConfigField(name, type_name, text))
         else:
             fields.append(ConfigField(name, type_name, safe_text.literal(value)))
     return fields, props
+
+
+def _list_groups(program: Program) -> list[list[str]]:
+    """The list params each stage loop walks in lockstep (``over: [depths, num_heads]``):
+    the generated Config checks that they keep one length."""
+    from archcc.parser.structure import Repeat
+
+    spec, groups = program.loaded.spec if program.loaded else None, []
+    owners = [spec.model, *spec.blocks.values()] if spec is not None else []
+    for owner in owners:
+        for layer in owner.layers.values():
+            names = [n for n in getattr(layer, "over", ()) if n in program.params
+                     and n not in program.param_exprs] if isinstance(layer, Repeat) else []
+            if len(names) > 1 and names not in groups:
+                groups.append(names)
+    return groups
+
+
+def _type_name(value) -> str:
+    """``int``, ``str``, ``tuple[int, ...]``: a Config field's annotation."""
+    if isinstance(value, tuple):
+        inner = {_type_name(v) for v in value}
+        item = inner.pop() if len(inner) == 1 else "float" if inner == {"int", "float"} \
+            else "object"
+        return f"tuple[{item}, ...]"
+    return _TYPES.get(type(value), "str")
 
 
 def _layouts(program: Program) -> list[tuple[str, dict[str, list]]]:
@@ -418,7 +466,8 @@ def file_view(program: Program) -> FileView:
     return FileView(banner, doc, needs_math, fields, props, classes, program.model.name,
                     _layouts(program), example_lines, example_return, extra,
                     needs_functional=needs_functional, generation=_generation(program),
-                    plugin_classes=extra_classes, functions=functions)
+                    plugin_classes=extra_classes, functions=functions,
+                    list_groups=_list_groups(program))
 
 
 def _greedy(program: Program) -> GreedyView | None:

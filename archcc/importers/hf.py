@@ -27,6 +27,8 @@ from archcc.importers import hf_families as fam
 from archcc.importers.config import ConfigFile, read_config
 from archcc.importers.decoder import decoder_spec
 from archcc.importers.decoder_parts import PARTS
+from archcc.importers.diffusers import import_diffusers
+from archcc.importers.diffusers import is_unet as unet_config
 from archcc.importers.write import spec_name, write_data, write_spec
 
 # model_type -> mapper onto specs/<model_type>.yaml, whose hf layout loads the state_dict of
@@ -63,6 +65,8 @@ def import_hf(config: str | Path, out: Path, name: str | None = None,
     ``mask`` (decoder LLMs): a forward that takes ``attention_mask`` for padded batches,
     instead of the generation facet."""
     cfg = read_config(config)
+    if unet_config(cfg):  # a diffusers UNet2DModel: no model_type, a _class_name
+        return import_diffusers(config, out, name, cfg)
     origin = cfg.loc("")
     name = spec_name(Path(out), name, origin)
     model_type = family_of(cfg)

@@ -40,6 +40,9 @@ class Submodule:
     loc: SourceLoc | None = None
     cls: str | None = None
     tie: str | None = None
+    when: Expr | None = None  # built only where this holds, else nn.Identity()
+    # another class where a condition holds: [(condition, args, class)] (cls is the rest's)
+    alternatives: list = field(default_factory=list)
 
 
 @dataclass
@@ -63,6 +66,9 @@ class ModuleIR:
     facets: dict[str, Any] = field(default_factory=dict)
     # submodule name -> the lowered class it instantiates (a MoE's shared expert is an ffn's)
     nested: dict[str, ModuleIR] = field(default_factory=dict)
+    # a block's constructor arguments -> default (None: required), in spec order
+    args: dict[str, Any] = field(default_factory=dict)
+    stack_inputs: list[str] = field(default_factory=list)  # inputs it pushes to or pops from
 
     @property
     def inputs(self) -> list[str]:
@@ -92,6 +98,8 @@ class Program:
     parallel: dict[str, str] = field(default_factory=dict)  # tensor-parallel plan
     # K/V shapes of each causal self-attention class, taken before the passes (kv_cache.py)
     kv_shapes: dict[str, tuple] = field(default_factory=dict)
+    instances: dict[str, list] = field(default_factory=dict)  # block -> its distinct instances
+    loaded: Any = None  # the LoadedSpec it was built from (instances are evaluated in it)
 
     @property
     def model(self) -> ModuleIR:

@@ -52,7 +52,9 @@ def _value(expr, env: dict):
 def _keys(program: Program, module: ModuleIR, env: dict, prefix: str) -> Iterator[str]:
     for name, sub in module.submodules.items():
         here = f"{prefix}{name}"
-        if sub.kind in ("class", "repeat"):
+        if sub.when is not None and not _value(sub.when, env):
+            continue  # nn.Identity() here: no tensors
+        if sub.kind in ("class", "repeat", "block"):
             yield from _class_keys(program, sub, env, here)
             continue
         kind = ops.get_kind(sub.kind)
@@ -63,6 +65,10 @@ def _keys(program: Program, module: ModuleIR, env: dict, prefix: str) -> Iterato
 
 
 def _class_keys(program: Program, sub, env: dict, here: str) -> Iterator[str]:
+    if sub.kind in ("repeat", "block") and not sub.args.get("pattern") \
+            and not sub.args.get("cycle"):
+        yield from _instance_keys(program, sub, env, here)
+        return
     if sub.kind == "repeat":
         times = _value(sub.args["times"], env)
         pattern = sub.args.get("pattern")
@@ -72,12 +78,33 @@ def _class_keys(program: Program, sub, env: dict, here: str) -> Iterator[str]:
             cls = sub.args["letters"][pattern[i]] if pattern else blocks[i % len(blocks)]
             yield from _keys(program, program.modules[cls], env, f"{here}.{i}.")
         return
-    cls = program.modules[sub.cls]
-    inner = {k: _value(v, env) for k, v in sub.args.items()}
+    cls, args = program.modules[sub.cls], sub.args
+    for when, alt_args, alt in sub.alternatives:  # another class where its condition holds
+        if _value(when, env):
+            cls, args = program.modules[alt], alt_args
+            break
+    inner = {k: _value(v, env) for k, v in args.items()}
     for k, default in cls.ctor_args:  # defaults of arguments the owner left out
         inner.setdefault(k, default)
     inner.update({k: _value(v, inner) for k, v in cls.scalars.items()})
     yield from _keys(program, cls, inner, f"{here}.")
+
+
+def _instance_keys(program: Program, sub, env: dict, here: str) -> Iterator[str]:
+    """A repeat's instances (or a block layer's one), each with its own arguments."""
+    from archcc.ir.instances import INDEX, BlockRef
+
+    blocks = {b: BlockRef(b) for b in sub.args.get("blocks", ())}
+    count = _value(sub.args["times"], env) if sub.kind == "repeat" else 1
+    for i in range(count):
+        local = {**env, INDEX: i, **blocks}
+        choose = sub.args.get("choose")
+        block = program.modules[str(_value(choose, local)) if choose is not None else sub.cls]
+        given = {k: _value(v, local) for k, v in sub.args.get("args", {}).items()}
+        inner = {**program.params, **{k: d for k, d in block.args.items() if d is not None},
+                 **given}
+        yield from _keys(program, block, inner, f"{here}.{i}." if sub.kind == "repeat"
+                         else f"{here}.")
 
 
 # ------------------------------------------------------------------------------ proofs

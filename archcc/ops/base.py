@@ -177,6 +177,13 @@ class Op:
         call (``kwargs`` are the call's keywords); None for an op that is a torch layer."""
         return None
 
+    def alternatives(self, layer: Layer, kwargs: tuple[str, ...]) -> list[tuple]:
+        """Other generated classes the layer is built as where a condition over block
+        arguments holds: ``[(condition, constructor args, ModuleIR)]``, tried in order
+        before the class :meth:`lower` builds (a Swin block's attention is plain
+        ``WindowAttention`` where its ``shift`` is 0). Empty for most ops."""
+        return []
+
     def lowered_layer(self, layer: Layer) -> Layer:
         """The layer whose class :meth:`lower` builds (a residual's wrapped layer)."""
         return layer

@@ -311,8 +311,11 @@ def apply_sets(data: dict, where: SourceMap, assignments: list[str]) -> None:
                                          or "use a dotted path for other fields, e.g. "
                                          "blocks.Block.layers.attn.heads=16"))
         value = _set_value(raw, loc, key)
-        if isinstance(value, dict | list):
-            raise ArchccError(Diagnostic(loc, key, "--set takes a single value",
+        listed = isinstance((data.get("params") or {}).get(key), list) and path[0] == "params"
+        if isinstance(value, dict) or isinstance(value, list) and (not listed or any(
+                isinstance(v, dict | list) for v in value)):
+            raise ArchccError(Diagnostic(loc, key, "--set takes a single value (a list only "
+                                                   "for a list param: depths=[2,2,18,2])",
                                          "set nested fields one by one with dotted paths"))
         parent = data
         for part in path[:-1]:

@@ -66,7 +66,8 @@ class Attention(Strict):
     grid instead of over all tokens."""
     shift: Size = 0
     """Swin: cyclic shift of the grid before windowing (usually window // 2); a mask keeps
-    tokens that wrapped around from attending across the seam. Needs `grid`."""
+    tokens that wrapped around from attending across the seam. Needs `grid`. An expression
+    (a block argument) may be 0 in some instances: those roll by 0 under a zero mask."""
     grid: Size | None = None
     """Side of the (square) token grid a shifted window attention sees; the shift mask is
     built once for it."""
@@ -111,8 +112,9 @@ class AttentionOp(Op):
 
     def declare(self, scope, layer):
         super().declare(scope, layer)
-        if layer.spec.shift != 0:  # 0 is "no shift", not a size
-            layer.sizes["shift"] = scope.size(layer.spec.shift, (*layer.path, "shift"))
+        if layer.spec.shift != 0:  # 0 is "no shift", not a size; an expression may give 0
+            layer.sizes["shift"] = scope.size(layer.spec.shift, (*layer.path, "shift"),
+                                              positive=not isinstance(layer.spec.shift, str))
         facets.declare(scope, layer)
 
     def check(self, scope, layer):
@@ -156,6 +158,14 @@ class AttentionOp(Op):
             return windows.window_attention(spec.shift != 0, spec.position == "relative_table")
         return lowering.attention(spec.causal, spec.cross, spec.qkv == "fused", "mask" in kwargs,
                                   spec.scale != "none", "bias" in kwargs)
+
+    def alternatives(self, layer, kwargs):
+        """A shift written as an expression (a block argument) may be 0 in some instances:
+        there the layer is the plain ``WindowAttention`` (no roll, no mask), as timm's
+        blocks skip both where they do not shift."""
+        if layer.spec.window is None or not isinstance(layer.spec.shift, str):
+            return []
+        return [windows.unshifted(layer)]
 
     def params(self, values):
         dim, bias = values["dim"], values["bias"]

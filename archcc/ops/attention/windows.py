@@ -35,9 +35,10 @@ def facet_problems(scope, layer) -> list[tuple[str, str | None]]:
     elif "shift" in layer.sizes:
         grid, window = (scope.value(layer.sizes[k]) for k in ("grid", "window"))
         shift = scope.value(layer.sizes["shift"])
-        if grid % window or not 0 < shift < window:
+        low = 0 if isinstance(spec.shift, str) else 1  # an expression may give 0: no shift
+        if grid % window or not low <= shift < window:
             problems.append((f"grid ({grid}) must be a multiple of window ({window}) and "
-                             f"0 < shift ({shift}) < window", None))
+                             f"{low} <= shift ({shift}) < window", None))
     return problems
 
 
@@ -75,6 +76,16 @@ def call_shape(ctx, layer, shapes, kwargs) -> tuple:
 
 
 # ---------------------------------------------------------------------------- lowering
+
+
+def unshifted(layer) -> tuple:
+    """(condition, constructor args, class) of the plain window attention a layer whose
+    shift is an expression is where that expression is 0."""
+    from archcc.parser.expr import BinOp
+
+    args = {k: v for k, v in constructor_args(layer).items() if k not in ("grid", "shift")}
+    zero = BinOp("eq", layer.sizes["shift"], Num(0))
+    return zero, args, window_attention(False, layer.spec.position == "relative_table")
 
 
 def window_attention(shifted: bool, relative: bool) -> ModuleIR:
