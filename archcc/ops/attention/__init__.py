@@ -42,7 +42,8 @@ class Attention(Strict):
 
     Call it as `attn(x)`, `attn(x, mask=m)` (key-padding mask, True = attend) or
     `attn(x, memory)` for cross attention; `bias=b` adds a float bias to the scores
-    (T5's relative position bias, shape (1, heads, T, S))."""
+    of any shape that broadcasts to (B, heads, T, S), as in PyTorch (T5's relative position
+    bias is (1, heads, T, S); an ALiBi or padding bias (B, 1, 1, S); a shared one (T, S))."""
 
     op: Literal["attention"]
     dim: Size
@@ -249,9 +250,19 @@ def _shape(ctx, layer, shapes, kwargs):
         raise ShapeError(f"{layer.name}: mask must be (batch, keys) = "
                          f"{fmt((x[0], keys[1]))}, got {fmt(mask)}")
     bias = named.get("bias")
-    if bias is not None and (len(bias) != 4 or not ctx.equal(bias[1], layer.dim("heads"))
-                             or not ctx.equal(bias[2], x[1]) or not ctx.equal(bias[3], keys[1])):
-        raise ShapeError(f"{layer.name}: bias must be (1, heads, queries, keys) = "
-                         f"{fmt((sympy.Integer(1), layer.dim('heads'), x[1], keys[1]))}, "
-                         f"got {fmt(bias)}")
+    scores = (x[0], layer.dim("heads"), x[1], keys[1])
+    if bias is not None and not _broadcasts(ctx, bias, scores):
+        raise ShapeError(f"{layer.name}: bias must broadcast to (batch, heads, queries, keys) "
+                         f"= {fmt(scores)}, got {fmt(bias)}",
+                         "as in PyTorch: counted from the right, each dim is 1 or equal "
+                         "(e.g. (1, heads, T, S), (B, 1, 1, S) or (T, S))")
     return x, FLOAT
+
+
+def _broadcasts(ctx, shape: tuple, target: tuple) -> bool:
+    """Whether a tensor of ``shape`` broadcasts to ``target`` without growing it."""
+    if len(shape) > len(target):
+        return False
+    one = sympy.Integer(1)
+    return all(ctx.equal(d, one) or ctx.equal(d, t)
+               for d, t in zip(reversed(shape), reversed(target), strict=False))

@@ -28,7 +28,8 @@ def attention(causal: bool, cross: bool, fused: bool, masked: bool, scaled: bool
     """Multi-head attention as primitives; the canonical pattern fuse_attention knows.
 
     ``scaled=False`` leaves scores unscaled (T5); ``biased`` adds a float ``bias`` input
-    (1, n_head, T, S) to the scores before masking (T5's relative position bias)."""
+    to the scores before masking (T5's relative position bias): declared (1, n_head, T, S),
+    any shape that broadcasts to the scores' (B, n_head, T, S) is checked at the call."""
     name = ("Biased" if biased else "") + ("Causal" if causal else "") + \
         ("Cross" if cross else "Self") + "Attention"
     b = Builder(name)
