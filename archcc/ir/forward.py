@@ -53,6 +53,7 @@ class ClassBinder(Protocol):
 BUILTINS = {"relu": ("relu", 1), "gelu": ("gelu", 1), "gelu_tanh": ("gelu_tanh", 1),
             "silu": ("silu", 1), "tanh": ("tanh", 1), "sigmoid": ("sigmoid", 1),
             "softmax": ("softmax", 1), "matmul": ("matmul", 2), "transpose": ("transpose", 3),
+            "permute": ("permute", None),  # permute(x, 0, 2, 3, 1): images to channels last
             "positions": ("positions", 1), "prepend": ("prepend", 2),
             "flatten": ("flatten", 1),
             # image and two-tower models: CLIP pooling and similarity (cat: forward_seq.py)
@@ -255,6 +256,12 @@ class ForwardInterpreter:
             if len(args) != 3:
                 self._fail(e.pos, "transpose(x, dim0, dim1) takes 3 arguments")
             attrs = {"dim0": self._static_int(args[1]), "dim1": self._static_int(args[2])}
+            args = args[:1]
+        elif op == "permute":
+            if len(args) < 2:
+                self._fail(e.pos, "permute(x, *dims) takes a tensor and its dims in their new "
+                           "order", "e.g. permute(x, 0, 2, 3, 1): (B, C, H, W) -> (B, H, W, C)")
+            attrs = {"dims": tuple(self._static_int(a) for a in args[1:])}
             args = args[:1]
         elif len(args) != arity:
             self._fail(e.pos, f"{e.func}() takes {arity} argument(s), got {len(args)}")
