@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from archcc.codegen.render import ATOM, Rendered, render_op
 from archcc.codegen.render_image import NAMED_INPUTS
+from archcc.codegen.views_blocks import loop_header
 from archcc.ir.graph import ModuleIR, program_order
 from archcc.ir.params import symbol
 from archcc.ir.shapes import fmt
@@ -52,7 +53,7 @@ class ForwardEmitter:
         data = self.g.nodes[node]
         if data["op"] in ALWAYS_INLINE:
             return True
-        readers = list(self.g.successors(node))
+        readers = [r for r in self.g.successors(node) if self.g.nodes[r]["op"] != "after"]
         if data["op"] in NEVER_INLINE or len(readers) != 1 or data["stmt"] is None:
             return False
         if data["op"] == "call" and data["attrs"].get("repeat"):
@@ -70,6 +71,12 @@ class ForwardEmitter:
             return self.names[node], ATOM
         data = self.g.nodes[node]
         self.emitted.add(node)
+        if data["op"] in ("push", "after"):  # a version of a stack: the list itself
+            return data["attrs"]["stack"], ATOM
+        if data["op"] == "pop":
+            return f"{data['attrs']['stack']}.pop()", ATOM
+        if data["op"] == "stack":
+            return "[]", ATOM
         if data["op"] == "const":
             return render_prec(data["attrs"]["value"], self.resolve)
         if data["op"] == "get_attr":
@@ -94,7 +101,7 @@ class ForwardEmitter:
 
     def _comment(self, node: str) -> str:
         shape = self.g.nodes[node]["shape"]
-        if shape is None or shape == ():
+        if shape is None or shape == () or self.g.nodes[node].get("vague"):
             return ""
         if self.display:
             shape = tuple(d.subs(self.display) for d in shape)
@@ -128,6 +135,10 @@ class ForwardEmitter:
             op = self.g.nodes[node]["op"]
             if op == "output":
                 self._return(node)
+            elif op == "after":
+                self.emitted.add(node)
+            elif op == "push":
+                self._push(node)
             elif op in MULTI_OUTPUT:
                 self._split(node)
             elif op == "call" and self.g.nodes[node]["attrs"].get("repeat"):
@@ -188,8 +199,17 @@ class ForwardEmitter:
         args = [name] + [self._expr(r)[0] for r in rest]
         self.emitted.add(node)
         self.holder[name], self.names[node] = node, name
-        self.lines.append(Line(f"for block in self.{data['attrs']['target']}:"))
-        self.lines.append(Line(f"{name} = block({', '.join(args)})", self._comment(node), 1))
+        header, callee = loop_header(self.module.submodules[data["attrs"]["target"]],
+                                     data["attrs"]["target"], self.resolve)
+        self.lines.append(Line(header))
+        self.lines.append(Line(f"{name} = {callee}({', '.join(args)})", self._comment(node), 1))
+
+    def _push(self, node: str) -> None:
+        """``push(skips, x)`` -> ``skips.append(x)``."""
+        data = self.g.nodes[node]
+        value = self._expr(data["inputs"][1])[0]
+        self.emitted.update((node, data["inputs"][0]))
+        self.lines.append(Line(f"{data['attrs']['stack']}.append({value})"))
 
     def _return(self, node: str) -> None:
         values = [self._expr(i)[0] for i in self.g.nodes[node]["inputs"]]

@@ -14,6 +14,13 @@ from archcc.codegen import safe_text
 from archcc.codegen.forward import Line, emit_forward
 from archcc.codegen.render import render_expr
 from archcc.codegen.seq2seq import split as split_seq2seq
+from archcc.codegen.views_blocks import (
+    conditional,
+    forward_resolver,
+    init_resolver,
+    structure_line,
+)
+from archcc.codegen.views_blocks import init_params as init_params_of
 from archcc.codegen.views_decoder import (
     GreedyView,
     greedy_view,
@@ -81,14 +88,14 @@ def _block_resolver(name: str) -> str:
     return f"config.{name}"
 
 
-def _forward_resolver(module: ModuleIR):
+def _forward_resolver(module: ModuleIR, used_args: set[str]):
     if module.kind == "lowered":
         return lambda name: f"self.{name}"
-    return lambda name: f"self.config.{name}"
+    return forward_resolver(module, used_args)
 
 
-def _init_resolver(module: ModuleIR):
-    return (lambda name: name) if module.kind == "lowered" else _block_resolver
+def _init_resolver(module: ModuleIR, program: Program):
+    return (lambda name: name) if module.kind == "lowered" else init_resolver(module, program)
 
 
 # ---------------------------------------------------------------------------- __init__
@@ -110,14 +117,17 @@ def _submodule_line(sub: Submodule, program: Program, resolve) -> list[str]:
         classes = ", ".join((sub.cls, *a["cycle"]))
         return [f"self.{sub.name} = nn.ModuleList(({classes})[i % {1 + len(a['cycle'])}]"
                 f"(config) for i in range({_arg(a['times'], resolve)}))"]
-    if sub.kind == "repeat":
-        return [f"self.{sub.name} = nn.ModuleList({sub.cls}(config) for _ in "
-                f"range({_arg(a['times'], resolve)}))"]
-    if sub.kind == "plugin":
-        return [_plugin_line(sub, resolve)]
-    if sub.kind == "class":
-        return [f"self.{sub.name} = {sub.cls}({_class_args(sub, program, resolve)})"]
-    return ops.get_kind(sub.kind).init_lines(sub, lambda v: _arg(v, resolve))
+    if sub.kind in ("repeat", "block"):
+        lines = [structure_line(sub, program, resolve)]
+    elif sub.kind == "plugin":
+        lines = [_plugin_line(sub, resolve)]
+    elif sub.kind == "class":
+        lines = [f"self.{sub.name} = {sub.cls}({_class_args(sub, program, resolve)})"]
+    else:
+        lines = ops.get_kind(sub.kind).init_lines(sub, lambda v: _arg(v, resolve))
+    if sub.when is not None:  # checked at build: one line, an nn.Module
+        return [conditional(lines[0], sub, resolve)]
+    return lines
 
 
 def _plugin_line(sub: Submodule, resolve) -> str:
@@ -152,11 +162,13 @@ def _class_args(sub: Submodule, program: Program, resolve) -> str:
     return ", ".join(parts)
 
 
-def _init_lines(module: ModuleIR, program: Program, needs_config: bool) -> list[str]:
-    resolve = _init_resolver(module)
+def _init_lines(module: ModuleIR, program: Program, needs_config: bool,
+                kept: tuple[str, ...] = ()) -> list[str]:
+    resolve = _init_resolver(module, program)
     lines = ["super().__init__()"]
     if needs_config or module.kind == "model":  # the model keeps it: runtime, export, bench
         lines.append("self.config = config")
+    lines += [f"self.{name} = {name}" for name in kept]  # arguments its forward reads
     for name, value in module.scalars.items():
         lines.append(f"self.{name} = {render_expr(value, resolve)}")
     for sub in module.submodules.values():
@@ -207,18 +219,21 @@ def _param(attrs: dict) -> str:
 def class_view(module: ModuleIR, program: Program) -> ClassView:
     if module.facets.get("template"):  # a class its op writes from facets (a decoder loop)
         return _template_view(module, program)
-    resolve = _forward_resolver(module)
+    used_args: set[str] = set()
+    resolve = _forward_resolver(module, used_args)
     used_config: list[bool] = []
 
     def tracking(name: str) -> str:
-        used_config.append(True)
-        return resolve(name)
+        text = resolve(name)
+        if text.startswith("self.config."):
+            used_config.append(True)
+        return text
 
     body = _comments_fit(emit_forward(module, tracking if module.kind != "lowered" else resolve))
     if module.kind == "lowered":
         init_params = _ctor_params(module)
     else:
-        init_params = "config: Config" if module.kind == "block" else \
+        init_params = init_params_of(module) if module.kind == "block" else \
             "config: Config = Config()"
     forward_params = ", ".join(_param(module.graph.nodes[n]["attrs"]) for n in module.inputs)
     methods = []
@@ -229,9 +244,10 @@ def class_view(module: ModuleIR, program: Program) -> ClassView:
             (target := recurrent_token(module, program.modules)) is not None:
         name_decoder_inputs(module, program.modules)
         forward_params, body, methods = _encode_decode(module, target, tracking, cached=False)
+    kept = tuple(n for n in module.args if n in used_args)
     return ClassView(module.name, _doc(module, program), init_params,
-                     _init_lines(module, program, bool(used_config)), forward_params, body,
-                     methods)
+                     _init_lines(module, program, bool(used_config), kept), forward_params,
+                     body, methods)
 
 
 def _ctor_params(module: ModuleIR) -> str:
@@ -278,13 +294,23 @@ def _encode_decode(module: ModuleIR, token: str, resolve,
 def _config_fields(program: Program) -> tuple[list[ConfigField], list[ConfigField]]:
     fields, props = [], []
     for name, value in program.params.items():
-        type_name = _TYPES[type(value)]
+        type_name = _type_name(value)
         if name in program.param_exprs:
             text = render_expr(program.param_exprs[name], lambda n: f"self.{n}")
             props.append(ConfigField(name, type_name, text))
         else:
             fields.append(ConfigField(name, type_name, safe_text.literal(value)))
     return fields, props
+
+
+def _type_name(value) -> str:
+    """``int``, ``str``, ``tuple[int, ...]``: a Config field's annotation."""
+    if isinstance(value, tuple):
+        inner = {_type_name(v) for v in value}
+        item = inner.pop() if len(inner) == 1 else "float" if inner == {"int", "float"} \
+            else "object"
+        return f"tuple[{item}, ...]"
+    return _TYPES.get(type(value), "str")
 
 
 def _layouts(program: Program) -> list[tuple[str, dict[str, list]]]:

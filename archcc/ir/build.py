@@ -13,8 +13,15 @@ import builtins
 
 from archcc import ops, plugins
 from archcc.diagnostics import ArchccError, Diagnostic
+from archcc.ir.build_blocks import (
+    check_arg_names,
+    check_instances,
+    default_instance,
+    instance_scopes,
+)
 from archcc.ir.forward import ForwardInterpreter
 from archcc.ir.graph import ModuleIR, Program, Submodule, new_graph
+from archcc.ir.instances import enumerate_instances
 from archcc.ir.layers import Layer, declare
 from archcc.ir.params import ParamScope, to_sympy
 from archcc.lazy import nx
@@ -23,7 +30,7 @@ from archcc.parser.expr import (
     Name,
     did_you_mean,
 )
-from archcc.parser.schema import HINT_MARK, RESERVED_NAMES, check_identifier
+from archcc.parser.schema import HINT_MARK, RESERVED_NAMES, check_identifier, is_structure
 from archcc.parser.yaml_loader import SpecPath
 
 
@@ -36,7 +43,7 @@ class _Classes:
 
     def bind(self, layer: Layer, kwargs: tuple) -> None:
         """Fix the facets of a lowered layer at its (first) call and attach its class."""
-        if layer.op == "repeat":
+        if layer.structural:
             return
         layer = ops.get(layer.op).lowered_layer(layer)
         cls = ops.get(layer.op).lower(layer, kwargs)
@@ -69,7 +76,7 @@ def _block_order(loaded: LoadedSpec) -> list[str]:
     for name, block in loaded.spec.blocks.items():
         deps.add_node(name)
         for layer in block.layers.values():
-            for used in layer.block_names() if hasattr(layer, "repeat") else []:
+            for used in layer.block_names() if is_structure(layer) else []:
                 if used in loaded.spec.blocks:
                     deps.add_edge(used, name)
     try:
@@ -80,15 +87,17 @@ def _block_order(loaded: LoadedSpec) -> list[str]:
         user = edges[0][1]
         raise ArchccError(Diagnostic(loaded.where.key(("blocks", user)), f"blocks.{user}",
                                      f"blocks repeat each other in a cycle: {cycle}",
-                                     "a block cannot contain itself")) from None
+                                     "a block cannot contain itself, not even with other "
+                                     "arguments: unroll the recursion into a repeat over a "
+                                     "list")) from None
 
 
 def _used_blocks(spec) -> set[str]:
     """Blocks the model repeats, directly or through other blocks. The rest (a library's
     spares, a base spec's block an ``extends`` replaced) are checked but not generated."""
     used: set[str] = set()
-    def repeated(layers) -> list[str]:  # a repeat's block and the blocks it cycles through
-        return [n for layer in layers.values() if hasattr(layer, "repeat")
+    def repeated(layers) -> list[str]:  # the blocks a repeat or block layer may build
+        return [n for layer in layers.values() if is_structure(layer)
                 for n in layer.block_names()]
 
     todo = repeated(spec.model.layers)
@@ -101,11 +110,12 @@ def _used_blocks(spec) -> set[str]:
     return used
 
 
-def _declare_layers(scope: ParamScope, layers_spec: dict, path: SpecPath,
-                    blocks: dict) -> tuple[dict[str, Layer], set[str]]:
+def _declare_layers(scope: ParamScope, layers_spec: dict, path: SpecPath, blocks: dict,
+                    scopes: dict | None = None) -> tuple[dict[str, Layer], set[str]]:
     layers, broken = {}, set()
     for name, spec in layers_spec.items():
-        layer = declare(scope, name, spec, (*path, "layers", name), blocks)
+        here = scopes[name][0] if scopes else scope  # a block: its instance's scope
+        layer = declare(here, name, spec, (*path, "layers", name), blocks)
         if layer is not None:
             layers[name] = layer
         else:
@@ -135,21 +145,30 @@ def _check_tie(scope: ParamScope, layer: Layer, target: Layer | None, names: set
 
 def _weight_shape(scope: ParamScope, layer: Layer) -> tuple[int, int] | None:
     """(rows, cols) of a layer's tieable weight, with concrete sizes; None if it has none."""
-    if layer.op == "repeat":
+    if layer.structural:
         return None
     shape = ops.get(layer.op).weight_shape(layer)
     return None if shape is None else tuple(scope.value(d) for d in shape)
 
 
-def _module(scope, classes, name, kind, spec_block, path, inputs, blocks) -> ModuleIR:
+def _module(scope, classes, name, kind, spec_block, path, inputs, blocks,
+            instances: list | None = None, modules: dict | None = None) -> ModuleIR:
     module = ModuleIR(name, kind, new_graph(name), doc=spec_block.doc or "",
                       loc=scope.loaded.where.key(path))
-    layers, broken = _declare_layers(scope, spec_block.layers, path, blocks)
-    fwd = ForwardInterpreter(scope, module, path, layers, classes, broken)
+    scopes = instance_scopes(scope, spec_block, instances) if instances else None
+    layers, broken = _declare_layers(scope, spec_block.layers, path, blocks, scopes)
+    here = scope.with_values(instances[0].args) if instances else scope
+    fwd = ForwardInterpreter(here, module, path, layers, classes, broken, modules)
     fwd.run(spec_block.forward, inputs)
+    if scopes:
+        for child, _ in {id(s): s for s in scopes.values()}.values():
+            scope.errors.extend(child.errors)
+        check_instances(scope, name, spec_block, instances, scopes, layers, blocks)
+        module.args = {k: _default(v) for k, v in spec_block.args.items()}
+    scope.errors.extend(here.errors if here is not scope else [])
     scope.errors.extend(fwd.errors)
     for layer in layers.values():
-        if layer.op != "repeat" and ops.get(layer.op).lowered_layer(layer).lowered is None:
+        if not layer.structural and ops.get(layer.op).lowered_layer(layer).lowered is None:
             classes.bind(layer, ())  # declared, never called: still instantiate its class
         for sub in layer.submodules:
             module.submodules[sub.name] = sub
@@ -164,28 +183,48 @@ def build(loaded: LoadedSpec) -> Program:
     classes = _Classes()
     classes.names.update(spec.blocks)
     classes.names.update(p.class_name for p in plugins.registered())
+    check_arg_names(scope, spec.blocks)
+    scope.check()
+    order = _block_order(loaded)  # a cycle is an error before any instance is walked
+    instances = enumerate_instances(scope, spec)
+    scope.check()
     blocks: dict[str, ModuleIR] = {}
-    for name in _block_order(loaded):
+    used = _used_blocks(spec)
+    for name in order:
         block = spec.blocks[name]
+        built = instances.get(name) or [d for d in [default_instance(name, block)] if d]
+        if not built and name in used:
+            scope.errors.append(Diagnostic(loaded.where.key(("blocks", name)), f"blocks.{name}",
+                                           f"block {name} is built nowhere with these params "
+                                           "and has arguments without defaults",
+                                           "give its arguments defaults, so it can be checked"))
+            continue
+        if not built:  # an unused library block with required arguments: not checked
+            continue
         blocks[name] = _module(scope, classes, name, "block", block, ("blocks", name),
-                               block.inputs, spec.blocks)
+                               block.inputs, spec.blocks, built, blocks)
     class_name = _model_class_name(spec.name, classes.names)
     model = _module(scope, classes, class_name, "model", spec.model, ("model",),
-                    list(spec.inputs), spec.blocks)
+                    list(spec.inputs), spec.blocks, None, blocks)
     input_shapes = {name: tuple(_input_dim(scope, d, ("inputs", name, "shape", str(i)))
                                 for i, d in enumerate(inp.shape))
                     for name, inp in spec.inputs.items()}
     _check_plugin_names(scope, [*blocks.values(), model])
     scope.check()
     modules = {c.name: c for c in classes.by_signature.values()}
-    used = _used_blocks(spec)
     modules.update((name, module) for name, module in blocks.items() if name in used)
     modules[model.name] = model
     program = Program(spec.name, loaded.path, spec.doc or "", dict(scope.values),
                       dict(scope.exprs), modules, dict(spec.inputs), input_shapes,
                       dict(spec.dims), dict(spec.checkpoint))
     program.parallel = dict(spec.parallel)
+    program.instances = instances
+    program.loaded = loaded
     return program
+
+
+def _default(value):
+    return tuple(value) if isinstance(value, list) else value
 
 
 def _check_plugin_names(scope: ParamScope, modules: list[ModuleIR]) -> None:

@@ -17,7 +17,7 @@ from typing import Protocol
 
 from archcc import ops
 from archcc.diagnostics import Diagnostic
-from archcc.ir import forward_seq
+from archcc.ir import forward_seq, forward_stack
 from archcc.ir.forward_attention import ATTENTION_BUILTINS, SPECIAL
 from archcc.ir.graph import ModuleIR, add_node
 from archcc.ir.layers import Layer
@@ -26,6 +26,7 @@ from archcc.parser.expr import (
     Assign,
     BinOp,
     Call,
+    Effect,
     Expr,
     ExprError,
     ExprSyntaxError,
@@ -72,8 +73,11 @@ class ForwardInterpreter:
     """Interprets one forward program into the graph of one block or the model."""
 
     def __init__(self, scope: ParamScope, module: ModuleIR, path: SpecPath,
-                 layers: dict[str, Layer], classes: ClassBinder, broken: set[str]):
+                 layers: dict[str, Layer], classes: ClassBinder, broken: set[str],
+                 blocks: dict[str, ModuleIR] | None = None):
         self.scope, self.module, self.path = scope, module, path
+        self.blocks = blocks or {}  # generated blocks built so far (a callee's stack inputs)
+        self.stacks: set[str] = set()  # variables holding a stack (skips = stack(), inputs)
         self.broken = broken  # layers whose declaration failed: already reported
         self.g, self.layers, self.classes = module.graph, layers, classes
         self.vars: dict[str, str] = {}
@@ -117,6 +121,7 @@ class ForwardInterpreter:
         if result and all(result):
             # a `return` line's nodes may be inlined into it; a bare last name is returned
             self.g.graph["output"] = add_node(self.g, "output", result, stmt=return_stmt)
+        self.module.stack_inputs = [n for n in inputs if n in self.stacks]
 
     def _after_return(self, program: list, ret: Return) -> None:
         rest = program[program.index(ret) + 1:]
@@ -128,10 +133,13 @@ class ForwardInterpreter:
     def _statement(self, statement) -> list[str] | None:
         if isinstance(statement, Return):
             return [self._expr(v) for v in statement.values]
+        if isinstance(statement, Effect):
+            forward_stack.effect(self, statement)
+            return None
         if len(statement.targets) != 1:  # out, (h, c) = lstm(x): one name per value
             e = statement.value
             layer = self.layers.get(e.func) if isinstance(e, Call) else None
-            if layer is None or layer.op == "repeat":
+            if layer is None or layer.structural:
                 self.fail(statement.pos, "only an rnn, lstm or gru call returns several values",
                           "assign one name per line")
             ops.get(layer.op).assign(self, layer, statement)
@@ -144,6 +152,9 @@ class ForwardInterpreter:
         self._check_target(statement, target)
         self.g.nodes[node]["var"] = target
         self.vars[target] = node
+        if self.g.nodes[node]["op"] == "stack":  # skips = stack(): the list's name
+            self.g.nodes[node]["attrs"]["stack"] = target
+            self.stacks.add(target)
 
     def _check_target(self, statement, target: str) -> None:
         try:  # the name becomes a local of the generated forward: F or torch would shadow
@@ -182,7 +193,7 @@ class ForwardInterpreter:
         if e.id in self.scope.values:
             return self._node("const", [], e.pos, value=e)
         layer = self.layers.get(e.id)
-        if layer is not None and layer.op != "repeat":
+        if layer is not None and not layer.structural:
             return ops.get(layer.op).value(self, layer, e.pos)
         if layer is not None:
             self._fail(e.pos, f"layer '{e.id}' must be called, e.g. {e.id}(x)")
@@ -238,11 +249,14 @@ class ForwardInterpreter:
             raise _Abort
         if e.func in self.layers:
             return self._call_layer(self.layers[e.func], e)
+        if e.func in forward_stack.STACK_BUILTINS:
+            return forward_stack.call_builtin(self, e)
         if e.func in BUILTINS:
             return self._call_builtin(e)
         if e.func in forward_seq.SEQUENCE_BUILTINS:
             return forward_seq.call_builtin(self, e)
-        known = set(self.layers) | set(BUILTINS) | set(forward_seq.SEQUENCE_BUILTINS)
+        known = set(self.layers) | set(BUILTINS) | set(forward_seq.SEQUENCE_BUILTINS) \
+            | set(forward_stack.STACK_BUILTINS)
         self._fail(e.pos, f"'{e.func}' is neither a layer of this block nor a function",
                    did_you_mean(e.func, known) or f"functions: {', '.join(sorted(BUILTINS))}")
 
@@ -276,13 +290,44 @@ class ForwardInterpreter:
         return self._node(op, [self._expr(a) for a in args], e.pos, **attrs)
 
     def _call_layer(self, layer: Layer, e: Call) -> str:
-        if layer.op != "repeat":
+        if layer.spec.model_fields_set & {"when"} and layer.op != "repeat" \
+                and (len(e.args) != 1 or e.kwargs):
+            self._fail(e.pos, f"{layer.name} has `when`, so where it is off it is "
+                       "nn.Identity(): call it with one input",
+                       "pass the other inputs differently, or drop `when`")
+        if not layer.structural:
             return ops.get(layer.op).call(self, layer, e)
         args, kwargs = self.call_args(layer, e)
         args = self._block_args(layer, args, kwargs, e.pos)
         self.classes.bind(layer, ())
-        return self._node("call", args, e.pos, var=layer.name, target=layer.name,
-                          kwargs=(), repeat=True)
+        sub = layer.submodules[0]
+        loop = layer.op == "repeat" or sub.args.get("steps") is not None
+        node = self._node("call", args, e.pos, var=layer.name, target=layer.name,
+                          kwargs=(), repeat=loop)
+        self._passed_stacks(layer, e, node)
+        return node
+
+    def _passed_stacks(self, layer: Layer, e: Call, node: str) -> None:
+        """Stacks given to a block it pushes onto or pops from continue after the call."""
+        inputs = self._block_inputs(layer)
+        callees = [self.blocks[b] for b in layer.submodules[0].args.get("blocks", ())
+                   if b in self.blocks] or [self.blocks.get(layer.submodules[0].cls)]
+        used = {n for c in callees if c is not None for n in getattr(c, "stack_inputs", [])}
+        named = dict(zip(inputs, e.args, strict=False)) | dict(e.kwargs)
+        positions, names = [], []
+        for position, name in enumerate(inputs):
+            arg = named.get(name)
+            if name in used and isinstance(arg, Name) and arg.id in self.vars:
+                self.stacks.add(arg.id)
+                positions.append(position)
+                names.append(arg.id)
+        forward_stack.after_call(self, e, node, positions, names)
+
+    def _block_inputs(self, layer: Layer) -> list[str]:
+        first = layer.spec.block_names()
+        blocks = self.scope.loaded.spec.blocks
+        name = next((b for b in first if b in blocks), first[0])
+        return blocks[name].inputs
 
     def call_args(self, layer: Layer, e: Call) -> tuple[list[str], tuple[str, ...]]:
         """A call's argument nodes, positional then keyword, and the keyword names."""
@@ -295,8 +340,15 @@ class ForwardInterpreter:
 
     def _block_args(self, layer: Layer, args: list[str], kwargs: tuple, pos: Pos) -> list[str]:
         """Order a repeat's arguments as the block declares its inputs (keywords by name)."""
-        first = layer.spec.block_names()[0]  # a cycle's or pattern's blocks take the same
-        names = self.scope.loaded.spec.blocks[first].inputs
+        blocks = self.scope.loaded.spec.blocks
+        candidates = [b for b in layer.spec.block_names() if b in blocks]
+        first = candidates[0]  # a cycle's, pattern's or choice's blocks take the same
+        names = blocks[first].inputs
+        other = next((b for b in candidates if blocks[b].inputs != names), None)
+        if other is not None:
+            self._fail(pos, f"{layer.name} may build {first} or {other}, whose inputs differ "
+                       f"({', '.join(names)} vs {', '.join(blocks[other].inputs)})",
+                       "blocks one entry chooses between take the same inputs")
         positional = args[:len(args) - len(kwargs)]
         by_name = dict(zip(names, positional, strict=False))
         for key, value in zip(kwargs, args[len(positional):], strict=True):
@@ -305,7 +357,8 @@ class ForwardInterpreter:
                            f"named '{key}'", f"its inputs: {', '.join(names)}")
             by_name[key] = value
         if len(positional) > len(names) or set(by_name) != set(names):
-            self._fail(pos, f"{layer.name}() repeats {first}, which takes "
+            verb = "repeats" if layer.op == "repeat" else "is"
+            self._fail(pos, f"{layer.name}() {verb} {first}, which takes "
                        f"{len(names)} input(s) ({', '.join(names)}), got {len(args)}")
         return [by_name[n] for n in names]
 

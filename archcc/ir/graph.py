@@ -40,6 +40,7 @@ class Submodule:
     loc: SourceLoc | None = None
     cls: str | None = None
     tie: str | None = None
+    when: Expr | None = None  # built only where this holds, else nn.Identity()
 
 
 @dataclass
@@ -61,6 +62,9 @@ class ModuleIR:
     load_fusions: dict[str, tuple[str, ...]] = field(default_factory=dict)
     # a class its op writes from facets rather than from the graph (archcc/ops/rnn_decoder)
     facets: dict[str, Any] = field(default_factory=dict)
+    # a block's constructor arguments -> default (None: required), in spec order
+    args: dict[str, Any] = field(default_factory=dict)
+    stack_inputs: list[str] = field(default_factory=list)  # inputs it pushes to or pops from
 
     @property
     def inputs(self) -> list[str]:
@@ -88,6 +92,8 @@ class Program:
     passes_log: list[str] = field(default_factory=list)
     generate: Any = None  # schema.Generate when the spec asks for generation (see kv_cache.py)
     parallel: dict[str, str] = field(default_factory=dict)  # tensor-parallel plan
+    instances: dict[str, list] = field(default_factory=dict)  # block -> its distinct instances
+    loaded: Any = None  # the LoadedSpec it was built from (instances are evaluated in it)
 
     @property
     def model(self) -> ModuleIR:

@@ -15,10 +15,10 @@ from dataclasses import dataclass, field
 from archcc import ops
 from archcc.diagnostics import Diagnostic, SourceLoc
 from archcc.ir.graph import Submodule
-from archcc.ir.params import ParamScope, to_sympy
+from archcc.ir.params import MAX_REPEAT, ParamScope, to_sympy
 from archcc.lazy import sympy
 from archcc.parser import schema
-from archcc.parser.expr import Expr
+from archcc.parser.expr import Call, Expr, ExprError, Name, Num, did_you_mean, parse_expr
 from archcc.parser.yaml_loader import SpecPath
 
 
@@ -39,7 +39,14 @@ class Layer:
 
     @property
     def op(self) -> str:
-        return "repeat" if isinstance(self.spec, schema.Repeat) else self.spec.op
+        if isinstance(self.spec, schema.Repeat):
+            return "repeat"
+        return "block" if isinstance(self.spec, schema.BlockLayer) else self.spec.op
+
+    @property
+    def structural(self) -> bool:
+        """A repeat or a block used as a layer: built from blocks, not by an op."""
+        return self.op in ("repeat", "block")
 
     def dim(self, key: str) -> sympy.Expr:
         return to_sympy(self.sizes[key])
@@ -50,7 +57,9 @@ def declare(scope: ParamScope, name: str, spec: object, path: SpecPath,
     """Resolve one layer; errors are recorded on ``scope`` and None returned."""
     layer = Layer(name, spec, path, scope.loaded.where.key(path))
     if layer.op == "repeat":
-        return _declare_repeat(scope, layer, blocks)
+        return _with_when(scope, _declare_repeat(scope, layer, blocks))
+    if layer.op == "block":
+        return _with_when(scope, _declare_block(scope, layer, blocks))
     op = ops.get(layer.op)
     op.declare(scope, layer)
     if layer.broken or any(v is None for v in layer.sizes.values()):
@@ -59,29 +68,54 @@ def declare(scope: ParamScope, name: str, spec: object, path: SpecPath,
     if layer.broken:
         return None
     layer.submodules = op.submodules(layer)
+    return _with_when(scope, layer)
+
+
+def _with_when(scope: ParamScope, layer: Layer | None) -> Layer | None:
+    """A layer with ``when`` builds each of its submodules only where the condition holds:
+    the condition (an expression over params and block arguments) rides on each."""
+    when = getattr(layer.spec, "when", None) if layer is not None else None
+    if when is None:
+        return layer
+    expr = scope.parse(when, (*layer.path, "when")) if isinstance(when, str) else Num(when)
+    if expr is None:
+        return None
+    try:
+        scope.value(expr)
+    except ExprError as exc:
+        scope.errors.append(Diagnostic(scope.loaded.where.text((*layer.path, "when"), exc.pos),
+                                       ".".join((*layer.path, "when")), exc.message, exc.hint))
+        return None
+    for sub in layer.submodules:
+        sub.when = expr
     return layer
 
 
 def _declare_repeat(scope: ParamScope, layer: Layer, blocks: dict) -> Layer | None:
-    """``{repeat: Block, times: n}`` (with ``cycle``) or ``{pattern: AAF, blocks: {...}}``:
-    one ``nn.ModuleList`` submodule; None (errors recorded) when a block is unknown."""
-    from archcc.parser.expr import did_you_mean
-
+    """``{repeat: Block, times: n}`` (with ``cycle``, ``args``, ``over``, ``steps``) or
+    ``{pattern: AAF, blocks: {...}}``: one ``nn.ModuleList`` submodule; None (errors
+    recorded) when a block is unknown."""
     spec, path = layer.spec, layer.path
     if spec.pattern is not None and not _pattern_ok(scope, layer, blocks):
         return None
-    for i, block in enumerate(spec.block_names() if spec.pattern is None else ()):
-        if block not in blocks:
-            where = "" if i == 0 else " in cycle"
-            scope.errors.append(_diag(layer, f"unknown block '{block}'{where}",
-                                      did_you_mean(block, set(blocks))
-                                      or "define it under `blocks:`"))
-            return None
-    times = spec.times if spec.times is not None else len(spec.pattern)
-    layer.sizes["times"] = scope.size(times, (*path, "times"), limit=10_000)
-    if layer.sizes["times"] is None:
+    names = [n for n in spec.block_names() if n in blocks] if spec.pattern is None else []
+    if spec.pattern is None and spec.repeat.isidentifier():
+        for i, block in enumerate(spec.block_names()):
+            if block not in blocks:
+                where = "" if i == 0 else " in cycle"
+                scope.errors.append(_diag(layer, f"unknown block '{block}'{where}",
+                                          did_you_mean(block, set(blocks))
+                                          or "define it under `blocks:`"))
+                return None
+    if spec.pattern is None and not names:
+        scope.errors.append(_diag(layer, f"'{spec.repeat}' names no block",
+                                  f"blocks: {', '.join(blocks) or 'none'}"))
         return None
-    args = {"times": layer.sizes["times"], "cycle": tuple(spec.cycle)}
+    times = _times(scope, layer)
+    if times is None:
+        return None
+    layer.sizes["times"] = times
+    args = {"times": times, "cycle": tuple(spec.cycle), **_structure_args(scope, layer)}
     if spec.pattern is not None:
         count = scope.value(layer.sizes["times"])
         if count != len(spec.pattern):
@@ -94,16 +128,69 @@ def _declare_repeat(scope: ParamScope, layer: Layer, blocks: dict) -> Layer | No
             return None
         args.update(pattern=spec.pattern,
                     letters={c: spec.blocks[c] for c in dict.fromkeys(spec.pattern)})
-    layer.submodules.append(Submodule(layer.name, "repeat", args, layer.loc,
-                                      cls=spec.block_names()[0]))
+    else:
+        args.update(choose=_choice(spec.repeat), blocks=tuple(names))
+        if spec.steps is not None:
+            steps = scope.size(spec.steps, (*path, "steps"), limit=MAX_REPEAT)
+            pick = scope.parse(spec.pick, (*path, "pick")) if spec.pick else None
+            if steps is None or (spec.pick and pick is None):
+                return None
+            args.update(steps=steps, pick=pick)
+    cls = names[0] if names else spec.block_names()[0]
+    layer.submodules.append(Submodule(layer.name, "repeat", args, layer.loc, cls=cls))
+    return layer
+
+
+def _times(scope: ParamScope, layer: Layer) -> Expr | None:
+    """The element count as an expression: ``times``, or ``len(<first list>)`` of
+    ``over`` (at least 1: an optional repeat says ``when``)."""
+    spec, path = layer.spec, layer.path
+    if spec.times is None and spec.pattern is not None:
+        return Num(len(spec.pattern))
+    if spec.times is None:
+        return Call("len", (Name(spec.over[0]),), ())
+    return scope.size(spec.times, (*path, "times"), limit=MAX_REPEAT)
+
+
+def _choice(text: str) -> Expr | None:
+    """The expression choosing a block per instance (None: one block, named)."""
+    return None if text.isidentifier() else parse_expr(text)
+
+
+def _structure_args(scope: ParamScope, layer: Layer) -> dict:
+    """The arguments each instance is built with, parsed (literals as numbers)."""
+    out = {}
+    for name, raw in layer.spec.args.items():
+        expr = scope.parse(raw, (*layer.path, "args", name)) if isinstance(raw, str) \
+            else Num(raw)
+        out[name] = expr
+    return {"args": out}
+
+
+def _declare_block(scope: ParamScope, layer: Layer, blocks: dict) -> Layer | None:
+    """``{block: Block, args: {...}}``: one instance of a block as a layer."""
+    spec, path = layer.spec, layer.path
+    names = [n for n in spec.block_names() if n in blocks]
+    if not names:
+        scope.errors.append(_diag(layer, f"unknown block '{spec.block}'",
+                                  did_you_mean(spec.block, set(blocks))
+                                  or "define it under `blocks:`"))
+        return None
+    args = {"choose": _choice(spec.block), "blocks": tuple(names),
+            **_structure_args(scope, layer)}
+    if spec.steps is not None:
+        args["steps"] = scope.size(spec.steps, (*path, "steps"), limit=MAX_REPEAT)
+        if args["steps"] is None:
+            return None
+    if any(v is None for v in args["args"].values()):
+        return None
+    layer.submodules.append(Submodule(layer.name, "block", args, layer.loc, cls=names[0]))
     return layer
 
 
 def _pattern_ok(scope: ParamScope, layer: Layer, blocks: dict) -> bool:
     """Every letter of the pattern is in ``blocks:``, every letter there is used, and each
     names a block of the spec; errors point at the pattern (or the letter)."""
-    from archcc.parser.expr import did_you_mean
-
     spec, path, where = layer.spec, layer.path, scope.loaded.where
     at = (*path, "pattern")
     unknown = next((i for i, c in enumerate(spec.pattern) if c not in spec.blocks), None)

@@ -42,6 +42,10 @@ class ParamScope:
             raise ArchccError(scope.errors)
         return scope
 
+    def with_values(self, extra: dict) -> ParamScope:
+        """The scope of one block instance: params plus its arguments (its own errors)."""
+        return ParamScope(self.loaded, {**self.values, **extra}, self.exprs)
+
     # ---------------------------------------------------------------------- params block
     def _resolve(self, raw: dict[str, object]) -> None:
         deps = nx.DiGraph()
@@ -57,6 +61,8 @@ class ParamScope:
                 self.exprs[name] = expr
                 for ref in names_in(expr):
                     deps.add_edge(ref, name)
+            elif isinstance(value, list):
+                self.values[name] = tuple(value)  # Config holds tuples: frozen, hashable
             else:
                 self.values[name] = value
         try:
@@ -80,12 +86,17 @@ class ParamScope:
     def _check_magnitudes(self) -> None:
         """Refuse absurd params at their definition, before any layer uses them."""
         for name, value in self.values.items():
-            if not isinstance(value, bool) and isinstance(value, int | float) \
-                    and abs(value) > MAX_SIZE:
-                self.errors.append(Diagnostic(
-                    self.loaded.where.key(("params", name)), f"params.{name}",
-                    f"{name} = {_short(value)} is too large (limit {MAX_SIZE})",
-                    "sizes are checked before anything is allocated"))
+            items = value if isinstance(value, tuple) else (value,)
+            for k, item in enumerate(items):
+                if not isinstance(item, bool) and isinstance(item, int | float) \
+                        and abs(item) > MAX_SIZE:
+                    what = f"{name}[{k}]" if isinstance(value, tuple) else name
+                    path = ("params", name, str(k)) if isinstance(value, tuple) else \
+                        ("params", name)
+                    self.errors.append(Diagnostic(
+                        self.loaded.where.key(path), f"params.{name}",
+                        f"{what} = {_short(item)} is too large (limit {MAX_SIZE})",
+                        "sizes are checked before anything is allocated"))
 
     def _diag(self, path: SpecPath, exc: ExprError | ExprSyntaxError) -> Diagnostic:
         return Diagnostic(self.loaded.where.text(path, exc.pos), ".".join(path), exc.message,
@@ -159,8 +170,12 @@ def symbol(name: str) -> sympy.Symbol:
 
 
 def to_sympy(expr: Expr) -> sympy.Expr:
-    """A size expression as a sympy dim, names kept symbolic (``4*n_embd``)."""
-    from archcc.parser.expr import BinOp, Call, Name, Neg
+    """A size expression as a sympy dim, names kept symbolic (``4*n_embd``).
+
+    An element of a list param is a symbol of its own (``depths[2]``, ``len(depths)``);
+    anything else that is no arithmetic (``cin if first else cout``) is one opaque symbol
+    named by its text, whose value :func:`dim_values` supplies."""
+    from archcc.parser.expr import BinOp, Call, Name, Neg, Subscript
 
     if isinstance(expr, Num):
         return sympy.Integer(expr.value) if isinstance(expr.value, int) else sympy.Float(expr.value)
@@ -174,10 +189,52 @@ def to_sympy(expr: Expr) -> sympy.Expr:
         ops = {"add": a + b, "sub": a - b, "mul": a * b, "div": a / b,
                "floordiv": a / b, "mod": sympy.Mod(a, b), "pow": a**b}
         return ops[expr.op]
-    if isinstance(expr, Call) and expr.func in ("min", "max"):
+    if isinstance(expr, Call) and expr.func in ("min", "max") and len(expr.args) > 1:
         fn = sympy.Min if expr.func == "min" else sympy.Max
         return fn(*(to_sympy(a) for a in expr.args))
+    if isinstance(expr, Call) and expr.func == "int" and len(expr.args) == 1:
+        return to_sympy(expr.args[0])
+    if isinstance(expr, Subscript | Call) or hasattr(expr, "cond") or hasattr(expr, "op"):
+        return _opaque(expr)
     raise ValueError(f"{expr!r} is not a size")
+
+
+OPAQUE: dict[str, Expr] = {}  # symbol name -> the expression it stands for
+
+
+def _opaque(expr: Expr) -> sympy.Symbol:
+    """``depths[2]``, ``len(depths)``, ``cin if i == 0 else cout``: one symbol each."""
+    from archcc.parser.expr import render
+
+    name = render(expr, str)
+    OPAQUE.setdefault(name, expr)
+    return symbol(name)
+
+
+def dim_values(values: dict) -> dict:
+    """Symbol -> value for a DimContext: numeric params, every element and the length of
+    list params (``depths[2]``, ``depths[-2]``, ``len(depths)``) and the opaque symbols
+    (:func:`to_sympy`) these values decide."""
+    out = {}
+    for name, value in values.items():
+        if isinstance(value, bool) or not isinstance(value, int | float | tuple):
+            continue
+        if not isinstance(value, tuple):
+            out[symbol(name)] = sympy.sympify(value)
+            continue
+        out[symbol(f"len({name})")] = sympy.Integer(len(value))
+        for k, item in enumerate(value):
+            if isinstance(item, int | float) and not isinstance(item, bool):
+                out[symbol(f"{name}[{k}]")] = out[symbol(f"{name}[{k - len(value)}]")] = \
+                    sympy.sympify(item)
+    for name, expr in list(OPAQUE.items()):
+        try:
+            value = evaluate(expr, values)
+        except (ExprError, TypeError, ValueError):
+            continue
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            out[symbol(name)] = sympy.sympify(value)
+    return out
 
 
 def _short(value: int | float) -> str:

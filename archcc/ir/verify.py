@@ -10,7 +10,8 @@ from archcc.ir.graph import Program
 from archcc.ir.shapes import RULES
 from archcc.lazy import nx
 
-STRUCTURAL_OPS = {"input", "output", "call", "const", "get_attr"}
+STRUCTURAL_OPS = {"input", "output", "call", "const", "get_attr",
+                  "stack", "push", "pop", "after"}  # a stack and its versions (skips)
 REQUIRED = ("op", "inputs", "attrs", "shape", "dtype", "loc", "var", "stmt")
 
 

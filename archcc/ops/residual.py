@@ -19,6 +19,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, create_model
 
 from archcc import ops
+from archcc.diagnostics import Diagnostic
 from archcc.ir.shapes import FLOAT, ShapeError, fmt
 from archcc.ops import Example, Op, norms, op
 from archcc.parser.fields import Scalar, Size, Strict
@@ -44,7 +45,9 @@ class Residual(Strict):
 @functools.cache
 def _schema(version: int) -> type[Residual]:
     """Residual with ``layer`` typed as the union of every wrappable op registered now."""
-    wrapped = [o.schema for o in ops.all_ops() if o.wrappable]
+    from archcc.parser.structure import with_when
+
+    wrapped = [with_when(o.schema) for o in ops.all_ops() if o.wrappable]
     union = Annotated[functools.reduce(operator.or_, wrapped), Field(discriminator="op")]
     return create_model("Residual", __base__=Residual, __module__=Residual.__module__,
                         __doc__=Residual.__doc__,
@@ -67,6 +70,11 @@ class ResidualOp(Op):
         from archcc.ir.layers import declare
 
         super().declare(scope, layer)
+        if getattr(layer.spec.layer, "when", None) is not None:
+            where = (*layer.path, "layer", "when")
+            scope.errors.append(Diagnostic(scope.loaded.where.key(where), ".".join(where),
+                                           "`when` goes on the residual, not on its layer",
+                                           "move it up one level: the norm goes too"))
         layer.inner = declare(scope, layer.name, layer.spec.layer, (*layer.path, "layer"), {})
         layer.broken = layer.inner is None
 

@@ -68,13 +68,18 @@ def _parent_fields(data: object, path: tuple[str, ...]) -> set[str]:
     return set().union(*(_model_fields(m) for m in (*ops.values(), *_STRUCTURE)))
 
 
-def _unknown_op(loc: SourceLoc, dotted: str, op: object) -> Diagnostic:
-    """``unknown op 'x'``: a did-you-mean for typos, else the known ops and where new ones
-    come from (a spec never imports anything; only installed plugins add ops)."""
+def _unknown_op(loc: SourceLoc, dotted: str, op: object, blocks=()) -> Diagnostic:
+    """``unknown op 'x'``: a block used as an op gets the ``{block: X}`` form, a typo a
+    did-you-mean, else the known ops and where new ones come from (a spec never imports
+    anything; only installed plugins add ops)."""
     names = list(schema.op_models())
     if op is None:
-        return Diagnostic(loc, dotted, "layer needs an 'op' (or 'repeat')",
+        return Diagnostic(loc, dotted, "layer needs an 'op' (or 'repeat' or 'block')",
                           f"known ops: {', '.join(names)}")
+    if op in blocks:
+        return Diagnostic(loc, dotted, f"unknown op '{op}'",
+                          f"'{op}' is a block: use it as one layer with {{block: {op}}}, "
+                          f"or as several with {{repeat: {op}, times: n}}")
     guess = did_you_mean(str(op), names)
     return Diagnostic(loc, dotted, f"unknown op '{op}'",
                       f"{guess} (a plugin op needs its package installed: entry point "
@@ -95,7 +100,9 @@ def _diagnostic(err: dict, data: object, where: SourceMap) -> Diagnostic:
         field = str(err["loc"][-1])
         return Diagnostic(loc, dotted, f"missing required field '{field}'")
     if kind == "unknown_op":
-        return _unknown_op(loc, dotted, value.get("op") if isinstance(value, dict) else None)
+        blocks = data.get("blocks") if isinstance(data, dict) else None
+        return _unknown_op(loc, dotted, value.get("op") if isinstance(value, dict) else None,
+                           blocks if isinstance(blocks, dict) else ())
     message = err["msg"]
     if message.startswith("Value error, "):
         message = message[len("Value error, "):]

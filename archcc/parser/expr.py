@@ -13,10 +13,8 @@ Python source by :func:`render` with every name mapped through a resolver we con
 
 from __future__ import annotations
 
-import difflib
 import json
 import math
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -105,7 +103,44 @@ class ListExpr:
     pos: Pos = field(default=Pos(), compare=False)
 
 
-Expr = Num | Name | BinOp | Neg | Call | Subscript | Str | ListExpr
+@dataclass(frozen=True)
+class Compare:
+    """``a < b``, ``kind == "AttnDownBlock2D"``: a bool (one operator; no chains)."""
+
+    op: str  # one of COMPARE_OPS
+    left: Expr
+    right: Expr
+    pos: Pos = field(default=Pos(), compare=False)
+
+
+@dataclass(frozen=True)
+class BoolOp:
+    """``a and b``, ``a or b``."""
+
+    op: str  # "and" | "or"
+    left: Expr
+    right: Expr
+    pos: Pos = field(default=Pos(), compare=False)
+
+
+@dataclass(frozen=True)
+class Not:
+    operand: Expr
+    pos: Pos = field(default=Pos(), compare=False)
+
+
+@dataclass(frozen=True)
+class IfElse:
+    """``then if cond else other``: ``window // 2 if i % 2 else 0``."""
+
+    cond: Expr
+    then: Expr
+    other: Expr
+    pos: Pos = field(default=Pos(), compare=False)
+
+
+Expr = Num | Name | BinOp | Neg | Call | Subscript | Str | ListExpr | Compare | BoolOp | Not \
+    | IfElse
 
 
 @dataclass(frozen=True)
@@ -121,10 +156,19 @@ class Return:
     pos: Pos = field(default=Pos(), compare=False)
 
 
-Statement = Assign | Return
+@dataclass(frozen=True)
+class Effect:
+    """A call written for its effect alone, as a statement: ``push(skips, x)``."""
+
+    call: Call
+    pos: Pos = field(default=Pos(), compare=False)
+
+
+Statement = Assign | Return | Effect
 
 BINARY_OPS = {"add": "+", "sub": "-", "mul": "*", "div": "/", "floordiv": "//", "mod": "%",
               "matmul": "@", "pow": "**"}
+COMPARE_OPS = ("==", "!=", "<", "<=", ">", ">=")
 
 # ------------------------------------------------------------------------------ parsing
 
@@ -148,7 +192,10 @@ class _ToAst(Transformer):
     """Turns lark's parse tree into the frozen AST above, keeping positions."""
 
     def name(self, meta, children):
-        return Name(str(children[0]), _pos(children[0]))
+        text = str(children[0])
+        if text in _BOOLS:  # true/false (as YAML and .arch write them) or True/False
+            return Num(_BOOLS[text], _pos(children[0]))
+        return Name(text, _pos(children[0]))
 
     def number(self, meta, children):
         text, pos = str(children[0]), _pos(children[0])
@@ -199,8 +246,32 @@ class _ToAst(Transformer):
     def return_stmt(self, meta, children):
         return Return(tuple(children), _pos(meta))
 
+    def effect(self, meta, children):
+        call = self.call(meta, children)
+        return Effect(call, call.pos)
+
+    def compare(self, meta, children):
+        left, op, right = children
+        return Compare(str(op), left, right, _pos(meta))
+
+    def ifelse(self, meta, children):
+        then, cond, other = children
+        return IfElse(cond, then, other, _pos(meta))
+
+    def or_(self, meta, children):
+        return BoolOp("or", children[0], children[1], _pos(meta))
+
+    def and_(self, meta, children):
+        return BoolOp("and", children[0], children[1], _pos(meta))
+
+    def not_(self, meta, children):
+        return Not(children[0], _pos(meta))
+
     def program(self, meta, children):
         return [c for c in children if not isinstance(c, Token)]
+
+
+_BOOLS = {"true": True, "false": False, "True": True, "False": False}
 
 
 def _binop(op: str):
@@ -390,9 +461,12 @@ def _parse(text: str, start: str):
 def _children(node) -> list:
     if isinstance(node, list | tuple):
         return list(node)
-    fields = [getattr(node, f, None) for f in ("left", "right", "operand", "lower", "upper")]
+    fields = [getattr(node, f, None) for f in ("left", "right", "operand", "lower", "upper",
+                                                "cond", "then", "other")]
     if isinstance(node, Assign | Subscript):
         fields.append(node.value)
+    if isinstance(node, Effect):
+        fields.append(node.call)
     fields += [*getattr(node, "args", ()), *(v for _, v in getattr(node, "kwargs", ())),
                *getattr(node, "indices", ()), *getattr(node, "values", ())]
     return [f for f in fields if f is not None]
@@ -418,152 +492,18 @@ def parse_program(text: str) -> list[Statement]:
     return _parse(text + "\n", "program")
 
 
-# ---------------------------------------------------------------------------- evaluation
-
-
-class ExprError(ValueError):
-    """An evaluation failure (unknown name, division by zero) at a position in the text."""
-
-    def __init__(self, message: str, pos: Pos, hint: str | None = None):
-        super().__init__(message)
-        self.message, self.pos, self.hint = message, pos, hint
-
-
-def did_you_mean(word: str, choices: list[str] | set[str]) -> str | None:
-    """``"did you mean 'n_embd'?"`` for a near miss, else None."""
-    close = difflib.get_close_matches(word, sorted(choices), n=1, cutoff=0.6)
-    return f"did you mean '{close[0]}'?" if close else None
-
-
-_ARITH = {
-    "add": lambda a, b: a + b, "sub": lambda a, b: a - b, "mul": lambda a, b: a * b,
-    "div": lambda a, b: a / b, "floordiv": lambda a, b: a // b, "mod": lambda a, b: a % b,
-    "pow": lambda a, b: a**b,
-}
-_FUNCS = {"min": min, "max": max, "sqrt": math.sqrt, "log": math.log, "int": int}
-MAX_MAGNITUDE = 10**30  # far past any size (sizes stop at 2**31); keeps every step cheap
-
-
-def _too_large(pos: Pos) -> ExprError:
-    return ExprError(f"value is too large (limit {MAX_MAGNITUDE:.0e})", pos,
-                     "sizes and settings are bounded so that checking a spec stays instant")
-
-
-def arithmetic(op: str, left, right, pos: Pos = Pos()) -> int | float:
-    """``left <op> right`` for spec numbers, refusing what would be huge or undefined.
-
-    A stranger's ``((10 ** 64) ** 64) ** 64`` or ``9 ** 9 ** 9`` is refused before Python
-    spends minutes on it: every result stays within :data:`MAX_MAGNITUDE`, and a power is
-    sized by its logarithm before it is computed."""
-    if op in ("div", "floordiv", "mod") and right == 0:
-        raise ExprError("division by zero", pos)
-    if op == "pow" and abs(left) > 1 and abs(right) * math.log10(abs(left)) > 30:
-        raise _too_large(pos)
-    if op == "pow" and left == 0 and right < 0:
-        raise ExprError("0 to a negative power is undefined", pos)
-    try:
-        value = _ARITH[op](left, right)
-    except (OverflowError, ZeroDivisionError):
-        raise _too_large(pos) from None
-    if isinstance(value, complex):
-        raise ExprError("a negative number to a fractional power is not a real number", pos)
-    if isinstance(value, float) and not math.isfinite(value) or abs(value) > MAX_MAGNITUDE:
-        raise _too_large(pos)
-    if op == "div" and isinstance(value, float) and value.is_integer() \
-            and isinstance(left, int) and isinstance(right, int):
-        return int(value)  # 3072 / 4 is a size, not 768.0
-    return value
-
-
-def _call_function(expr: Call, args: list) -> int | float:
-    """min, max, sqrt, log, int; a domain error (``sqrt(-1)``) is an error at the call."""
-    try:
-        return _FUNCS[expr.func](*args)
-    except (ValueError, OverflowError, TypeError) as exc:
-        raise ExprError(f"{expr.func}() cannot take {', '.join(map(str, args))}", expr.pos,
-                        str(exc)) from None
-
-
-def evaluate(expr: Expr, env: dict[str, int | float | bool]) -> int | float | bool:
-    """Evaluate a parameter expression with the given names; ints stay ints where exact."""
-    if isinstance(expr, Num):
-        return expr.value
-    if isinstance(expr, Name):
-        if expr.id not in env:
-            raise ExprError(f"unknown param '{expr.id}'", expr.pos,
-                            did_you_mean(expr.id, set(env)) or f"known params: {', '.join(env)}")
-        return env[expr.id]
-    if isinstance(expr, Neg):
-        return -evaluate(expr.operand, env)
-    if isinstance(expr, BinOp) and expr.op in _ARITH:
-        left, right = evaluate(expr.left, env), evaluate(expr.right, env)
-        return arithmetic(expr.op, left, right, expr.pos)
-    if isinstance(expr, Call) and expr.func in _FUNCS and not expr.kwargs:
-        return _call_function(expr, [evaluate(a, env) for a in expr.args])
-    raise ExprError("only arithmetic (+ - * / // % **), min, max, sqrt, log and int are "
-                    "allowed in parameter expressions", expr.pos)
-
-
-def names_in(expr: Expr) -> list[str]:
-    """Every name an expression refers to, in order of appearance."""
-    if isinstance(expr, Name):
-        return [expr.id]
-    if isinstance(expr, BinOp):
-        return names_in(expr.left) + names_in(expr.right)
-    if isinstance(expr, Neg):
-        return names_in(expr.operand)
-    if isinstance(expr, Call):
-        return [n for a in (*expr.args, *(v for _, v in expr.kwargs)) for n in names_in(a)]
-    return []
-
-
-# ----------------------------------------------------------------------------- rendering
-
-# Python precedence, higher binds tighter; used to parenthesise only where needed.
-PRECEDENCE = {"add": 10, "sub": 10, "mul": 11, "div": 11, "floordiv": 11, "mod": 11,
-              "matmul": 11, "neg": 12, "pow": 13, "atom": 20}
-
-
-def render(expr: Expr, resolve: Callable[[str], str]) -> str:
-    """Render a parameter expression as Python source, mapping every name through ``resolve``.
-
-    Only numbers, operators and resolver output reach the result, so the text is safe to
-    write into generated code.
-    """
-    return _render(expr, resolve)[0]
-
-
-def render_prec(expr: Expr, resolve: Callable[[str], str]) -> tuple[str, int]:
-    """Like :func:`render`, also returning the precedence of the outermost operator."""
-    return _render(expr, resolve)
-
-
-def _render(expr: Expr, resolve: Callable[[str], str]) -> tuple[str, int]:
-    if isinstance(expr, Num):
-        return repr(expr.value), PRECEDENCE["atom"]
-    if isinstance(expr, Name):
-        return resolve(expr.id), PRECEDENCE["atom"]
-    if isinstance(expr, Neg):
-        text, prec = _render(expr.operand, resolve)
-        return "-" + wrap(text, prec, PRECEDENCE["neg"]), PRECEDENCE["neg"]
-    if isinstance(expr, BinOp):
-        return render_binary(expr.op, _render(expr.left, resolve), _render(expr.right, resolve))
-    if isinstance(expr, Call) and expr.func in _FUNCS:
-        args = ", ".join(render(a, resolve) for a in expr.args)
-        func = {"sqrt": "math.sqrt", "log": "math.log"}.get(expr.func, expr.func)
-        return f"{func}({args})", PRECEDENCE["atom"]
-    raise ValueError(f"cannot render {expr!r} as a parameter expression")
-
-
-def wrap(text: str, prec: int, needed: int) -> str:
-    """Parenthesise ``text`` if it binds looser than ``needed``."""
-    return f"({text})" if prec < needed else text
-
-
-def render_binary(op: str, left: tuple[str, int], right: tuple[str, int]) -> tuple[str, int]:
-    """Render ``left <op> right`` with minimal parentheses (left-assoc; ``**`` right-assoc)."""
-    prec = PRECEDENCE[op]
-    left_needed, right_needed = (prec + 1, prec) if op == "pow" else (prec, prec + 1)
-    text = f"{wrap(left[0], left[1], left_needed)} {BINARY_OPS[op]} " \
-           f"{wrap(right[0], right[1], right_needed)}"
-    return text, prec
+# The evaluator and the renderer live in expr_eval; their names are part of this module's API.
+from archcc.parser.expr_eval import (  # noqa: E402,F401 - re-exported
+    FUNCTIONS,
+    MAX_MAGNITUDE,
+    PRECEDENCE,
+    ExprError,
+    arithmetic,
+    did_you_mean,
+    evaluate,
+    names_in,
+    render,
+    render_binary,
+    render_prec,
+    wrap,
+)

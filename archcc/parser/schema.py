@@ -49,79 +49,29 @@ from archcc.parser.fields import (  # noqa: F401 - re-exported: the names specs 
 )
 
 # ------------------------------------------------------------------------------- repeats
-
-
-def check_pattern(text: str) -> str:
-    """A layer pattern is letters only, one per layer: ``AAFAAF``."""
-    bad = next((i for i, c in enumerate(text) if not (c.isascii() and c.isalpha())), None)
-    if not text or bad is not None:
-        what = "is empty" if not text else f"has {text[bad]!r} at position {bad}"
-        raise ValueError(f"pattern {text!r} {what}{HINT_MARK}a pattern is one letter per "
-                         "layer, e.g. AAFAAF, each letter a key of `blocks`")
-    return text
-
-
-def check_letter(letter: str) -> str:
-    """A key of a pattern's `blocks`: a single ASCII letter."""
-    if len(letter) != 1 or not (letter.isascii() and letter.isalpha()):
-        raise ValueError(f"{letter!r} is not a pattern letter{HINT_MARK}`blocks` maps single "
-                         "letters to blocks, e.g. {A: Attn, F: FFNBlock}")
-    return letter
-
-
-Pattern = Annotated[str, Field(max_length=10_000), AfterValidator(check_pattern)]
-Letter = Annotated[str, AfterValidator(check_letter)]
-
-
-class Repeat(Strict):
-    """`times` copies of a block in an `nn.ModuleList`, applied in order, or one block per
-    letter of a `pattern` (`AAFAAF`: layer i is the block letter i names)."""
-
-    repeat: Identifier | None = None
-    """Name of a block under `blocks:` (not with `pattern`)."""
-    times: Size | None = None
-    """Number of layers. Required with `repeat`; with `pattern` optional, and when given it
-    must equal the pattern's length."""
-    cycle: list[Identifier] = []
-    """Further blocks taken in turn: with `cycle: [Shifted]`, layers alternate
-    `repeat`, Shifted, `repeat`, ... (Swin's plain and shifted windows)."""
-    pattern: Pattern | None = None
-    """One letter per layer, e.g. `AAFAAF` with `blocks: {A: Attn, F: FFNBlock}`: layer i
-    is an instance of the block letter i names (checkpoint keys stay `h.{i}.…`)."""
-    blocks: dict[Letter, Identifier] = {}
-    """For `pattern`: letter -> block name under the spec's `blocks:`."""
-
-    @model_validator(mode="after")
-    def _one_form(self) -> Repeat:
-        if self.pattern is None:
-            if self.blocks:
-                raise ValueError(f"`blocks` goes with `pattern`{HINT_MARK}add a pattern such "
-                                 f"as {''.join(self.blocks) * 2}, or drop `blocks`")
-            for name in ("repeat", "times"):
-                if getattr(self, name) is None:
-                    raise ValueError(f"missing required field '{name}'")
-            return self
-        if self.repeat is not None or self.cycle:
-            raise ValueError(f"a pattern names its blocks by letter{HINT_MARK}drop `repeat` "
-                             "and `cycle` and map letters in `blocks: {A: Attn, F: FFNBlock}`")
-        if not self.blocks:
-            raise ValueError(f"missing required field 'blocks'{HINT_MARK}a pattern needs its "
-                             "letters: blocks: {A: Attn, F: FFNBlock}")
-        return self
-
-    def block_names(self) -> list[str]:
-        """The blocks this repeat instantiates, in order of first use: ``[repeat, *cycle]``,
-        or the blocks a pattern's letters name (unknown letters left out)."""
-        if self.pattern is None:
-            return [self.repeat, *self.cycle]
-        return list(dict.fromkeys(self.blocks[c] for c in self.pattern if c in self.blocks))
+# Repeat, BlockLayer and `when` live in archcc.parser.structure (re-exported here).
+from archcc.parser.structure import (  # noqa: E402,F401 - re-exported
+    ArgDefault,
+    BlockLayer,
+    ParamValue,
+    Repeat,
+    check_letter,
+    check_pattern,
+    is_structure,
+    with_when,
+)
 
 
 def _layer_tag(value: Any) -> str:
     if isinstance(value, dict):
-        return "repeat" if ("repeat" in value or "pattern" in value) and "op" not in value \
-            else str(value.get("op"))
-    return "repeat" if hasattr(value, "repeat") else str(getattr(value, "op", ""))
+        if "op" in value:
+            return str(value.get("op"))
+        if "repeat" in value or "pattern" in value:
+            return "repeat"
+        return "block" if "block" in value else "None"
+    if isinstance(value, Repeat):
+        return "repeat"
+    return "block" if isinstance(value, BlockLayer) else str(getattr(value, "op", ""))
 
 
 def _op_name(model: type[BaseModel]) -> str:
@@ -130,15 +80,17 @@ def _op_name(model: type[BaseModel]) -> str:
 
 
 def layer_union(ops: list[type[BaseModel]]) -> object:
-    """The ``layers:`` entry type: these op models and ``repeat``, discriminated on ``op``.
+    """The ``layers:`` entry type: these op models (each with ``when``), ``repeat`` and
+    ``block``, discriminated on ``op``.
 
     Plugin ops (:mod:`archcc.plugins`) join the builtins through this same function::
 
         layer_union([*_OPS, ChannelAttention])   # {op: channel_attention, ...} validates
     """
-    tagged = [Annotated[m, Tag(_op_name(m))] for m in ops]
+    tagged = [Annotated[with_when(m), Tag(_op_name(m))] for m in ops]
     return Annotated[
-        functools.reduce(operator.or_, tagged[1:], tagged[0]) | Annotated[Repeat, Tag("repeat")],
+        functools.reduce(operator.or_, tagged[1:], tagged[0]) | Annotated[Repeat, Tag("repeat")]
+        | Annotated[BlockLayer, Tag("block")],
         Discriminator(_layer_tag, custom_error_type="unknown_op",
                       custom_error_message="unknown op",
                       custom_error_context={"known": ", ".join(map(_op_name, ops))}),
@@ -176,6 +128,10 @@ class Input(Strict):
 class _Block(Strict):
     """A reusable block: its layers and how they are wired. Becomes one nn.Module class."""
 
+    args: dict[Identifier, ArgDefault] = {}
+    """Constructor arguments with their defaults (`null`: required), used by its layers like
+    params: `{dim: 96, heads: 3, shift: 0}`. Each use passes values (`args:` of a repeat or a
+    block layer); the generated class takes them: `SwinBlock(config, dim, heads, shift=0)`."""
     extends: Identifier | None = None
     """Another block under `blocks:` that this one changes (`{extends: Block, layers: {mlp:
     {hidden: 8 * n_embd}}}`), merged like a spec's `extends`; what it does not write,
@@ -327,8 +283,10 @@ class _Spec(Strict):
     """Block libraries (relative paths; files with only `archcc` and `blocks`) whose
     blocks this spec may use."""
     doc: DocText | None = None
-    params: dict[Identifier, bool | int | FiniteFloat | str] = {}
-    """Become the frozen `Config` dataclass; strings are expressions over earlier params."""
+    params: dict[Identifier, ParamValue] = {}
+    """Become the frozen `Config` dataclass; strings are expressions over earlier params;
+    lists (`depths: [2, 2, 6, 2]`, `down_block_types: [DownBlock2D, ...]`) become tuples
+    and hold literal numbers, booleans or names."""
     dims: dict[Identifier, DimSize] = {}
     """Default sizes of input symbols for `example_inputs()` (B is the batch argument)."""
     inputs: dict[Identifier, Input]

@@ -11,14 +11,20 @@ from __future__ import annotations
 from archcc.ir.graph import ModuleIR
 from archcc.ir.passes.base import PassContext, PassResult
 
-KEEP = {"input", "output"}
+KEEP = {"input", "output", "push", "pop"}  # pushes and pops change a stack others read
+
+
+def _effect(g, data: dict) -> bool:
+    """A call given a stack may push onto it: kept even when its result is unused."""
+    return data["op"] == "call" and any(g.nodes[i]["dtype"] == "stack" for i in data["inputs"])
 
 
 def eliminate_dead_code(module: ModuleIR, ctx: PassContext) -> PassResult:
     g = module.graph
     removed = []
     while True:
-        dead = [n for n, d in g.nodes(data=True) if d["op"] not in KEEP and g.out_degree(n) == 0]
+        dead = [n for n, d in g.nodes(data=True) if d["op"] not in KEEP
+                and g.out_degree(n) == 0 and not _effect(g, d)]
         if not dead:
             break
         removed += dead

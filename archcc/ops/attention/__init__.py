@@ -58,7 +58,8 @@ class Attention(Strict):
     grid instead of over all tokens."""
     shift: Size = 0
     """Swin: cyclic shift of the grid before windowing (usually window // 2); a mask keeps
-    tokens that wrapped around from attending across the seam. Needs `grid`."""
+    tokens that wrapped around from attending across the seam. Needs `grid`. An expression
+    (a block argument) may be 0 in some instances: those roll by 0 under a zero mask."""
     grid: Size | None = None
     """Side of the (square) token grid a shifted window attention sees; the shift mask is
     built once for it."""
@@ -75,8 +76,9 @@ class AttentionOp(Op):
 
     def declare(self, scope, layer):
         super().declare(scope, layer)
-        if layer.spec.shift != 0:  # 0 is "no shift", not a size
-            layer.sizes["shift"] = scope.size(layer.spec.shift, (*layer.path, "shift"))
+        if layer.spec.shift != 0:  # 0 is "no shift", not a size; an expression may give 0
+            layer.sizes["shift"] = scope.size(layer.spec.shift, (*layer.path, "shift"),
+                                              positive=not isinstance(layer.spec.shift, str))
 
     def check(self, scope, layer):
         check_divides(scope, layer, "heads", "dim")

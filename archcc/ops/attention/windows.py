@@ -35,9 +35,10 @@ def facet_problems(scope, layer) -> list[tuple[str, str | None]]:
     elif "shift" in layer.sizes:
         grid, window = (scope.value(layer.sizes[k]) for k in ("grid", "window"))
         shift = scope.value(layer.sizes["shift"])
-        if grid % window or not 0 < shift < window:
+        low = 0 if isinstance(spec.shift, str) else 1  # an expression may give 0: no shift
+        if grid % window or not low <= shift < window:
             problems.append((f"grid ({grid}) must be a multiple of window ({window}) and "
-                             f"0 < shift ({shift}) < window", None))
+                             f"{low} <= shift ({shift}) < window", None))
     return problems
 
 
