@@ -2,7 +2,7 @@
 #
 # spec:    specs/swin.yaml
 # rebuild: archcc build specs/swin.yaml
-"""Swin Transformer (Liu et al. 2021), layout of timm swin_tiny_patch4_window7_224.
+"""Swin Transformer (Liu et al. 2021) in timm's layout, swin_tiny_patch4_window7_224 sizes.
 
 Usage::
 
@@ -28,130 +28,21 @@ class Config:
     img_size: int = 224
     patch_size: int = 4
     in_chans: int = 3
-    embed_dim: int = 96
-    depth_0: int = 2
-    depth_1: int = 2
-    depth_2: int = 6
-    depth_3: int = 2
-    heads_0: int = 3
-    heads_1: int = 6
-    heads_2: int = 12
-    heads_3: int = 24
-    window_size: int = 7
     num_classes: int = 1000
+    embed_dim: int = 96
+    depths: tuple[int, ...] = (2, 2, 6, 2)
+    num_heads: tuple[int, ...] = (3, 6, 12, 24)
+    window_size: int = 7
+    mlp_ratio: float = 4.0
     eps: float = 1e-05
 
     @property
-    def grid_0(self) -> int:
-        return self.img_size // self.patch_size
-
-    @property
-    def dim_1(self) -> int:
-        return 2 * self.embed_dim
-
-    @property
-    def dim_2(self) -> int:
-        return 4 * self.embed_dim
-
-    @property
-    def dim_3(self) -> int:
-        return 8 * self.embed_dim
-
-    @property
-    def grid_1(self) -> int:
-        return self.grid_0 // 2
-
-    @property
-    def grid_2(self) -> int:
-        return self.grid_1 // 2
-
-    @property
-    def grid_3(self) -> int:
-        return self.grid_2 // 2
+    def num_features(self) -> int:
+        return self.embed_dim * 2 ** (len(self.depths) - 1)
 
 
 class WindowAttention(nn.Module):
-    """Self-attention within windows, relative position bias (Swin).
-
-    Lowered by archcc from `op: attention`.
-    Shapes: C = dim, nh = n_head, hs = head_dim.
-    """
-
-    def __init__(self, dim, n_head, window, bias=True, dropout=0.0) -> None:
-        super().__init__()
-        self.dim = dim
-        self.n_head = n_head
-        self.head_dim = dim // n_head
-        self.window = window
-        self.dropout = dropout
-        self.qkv = nn.Linear(dim, 3 * dim, bias=bias)
-        self.relative_position_bias_table = nn.Parameter(torch.zeros((2 * window - 1) ** 2, n_head))
-        # row-major (row, col) of each window position; offsets shifted to be >= 0
-        coords = torch.arange(window)
-        rows, cols = coords.repeat_interleave(window), coords.repeat(window)
-        index = (rows[:, None] - rows[None, :] + window - 1) * (2 * window - 1)
-        index = index + cols[:, None] - cols[None, :] + window - 1
-        self.register_buffer("relative_position_index", index, persistent=False)
-        self.proj = nn.Linear(dim, dim, bias=bias)
-        self.drop = nn.Dropout(dropout)
-
-    def forward(self, x):
-        # (B, H*W/window^2, window^2, C)
-        x_1 = (
-            x.unflatten(1, (-1, self.window))
-            .unflatten(3, (-1, self.window))
-            .transpose(2, 3)
-            .flatten(1, 2)
-            .flatten(2, 3)
-        )
-        qkv = self.qkv(x_1)  # (B, H*W/window^2, window^2, 3*C)
-        q, k, v = qkv.split(self.dim, dim=-1)  # (B, H*W/window^2, window^2, C)
-        # (B, H*W/window^2, nh, window^2, hs)
-        q = q.unflatten(-1, (self.n_head, self.head_dim)).transpose(-3, -2)
-        # (B, H*W/window^2, nh, window^2, hs)
-        k = k.unflatten(-1, (self.n_head, self.head_dim)).transpose(-3, -2)
-        # (B, H*W/window^2, nh, window^2, hs)
-        v = v.unflatten(-1, (self.n_head, self.head_dim)).transpose(-3, -2)
-        # (nh, window^2, window^2)
-        bias = self.relative_position_bias_table[self.relative_position_index].permute(2, 0, 1)
-        # (B, H*W/window^2, nh, window^2, hs) fused by fuse_attention
-        y = F.scaled_dot_product_attention(
-            q.flatten(0, 1),
-            k.flatten(0, 1),
-            v.flatten(0, 1),
-            attn_mask=bias,
-            dropout_p=self.dropout if self.training else 0.0,
-        ).unflatten(0, q.shape[:2])
-        y = y.transpose(-3, -2).flatten(-2)  # (B, H*W/window^2, window^2, hs*nh)
-        y = self.drop(self.proj(y))  # (B, H*W/window^2, window^2, C)
-        return (
-            y.unflatten(1, (x.shape[1] // self.window, -1))
-            .unflatten(3, (self.window, self.window))
-            .transpose(2, 3)
-            .flatten(1, 2)
-            .flatten(2, 3)
-        )
-
-
-class MLP(nn.Module):
-    """Feed-forward: gelu, dim -> hidden -> dim.
-
-    Lowered by archcc from `op: ffn`.
-    """
-
-    def __init__(self, dim, hidden, bias=True, dropout=0.0) -> None:
-        super().__init__()
-        self.up = nn.Linear(dim, hidden, bias=bias)
-        self.down = nn.Linear(hidden, dim, bias=bias)
-        self.drop = nn.Dropout(dropout)
-
-    def forward(self, x):
-        h = F.gelu(self.up(x))  # (B, T, hidden)
-        return self.drop(self.down(h))
-
-
-class ShiftedWindowAttention(nn.Module):
-    """Self-attention within windows of the cyclically shifted grid, relative position bias (Swin).
+    """Self-attention within windows of the grid rolled by shift (0: none), relative position bias.
 
     Lowered by archcc from `op: attention`.
     Shapes: C = dim, nh = n_head, hs = head_dim.
@@ -227,22 +118,6 @@ class ShiftedWindowAttention(nn.Module):
         return torch.roll(y, (self.shift, self.shift), (1, 2))
 
 
-class PatchEmbed(nn.Module):
-    """Image patches to a channels-last grid by a strided conv; a LayerNorm.
-
-    Lowered by archcc from `op: patchify`.
-    """
-
-    def __init__(self, in_channels, dim, patch, eps=1e-05) -> None:
-        super().__init__()
-        self.proj = nn.Conv2d(in_channels, dim, kernel_size=patch, stride=patch)
-        self.norm = nn.LayerNorm(dim, eps=eps)
-
-    def forward(self, x):
-        x = self.proj(x).permute(0, 2, 3, 1)  # (B, H/patch, W/patch, dim)
-        return self.norm(x)
-
-
 class PatchMerging(nn.Module):
     """Swin downsampling: 2x2 neighbours concatenated, normed, projected.
 
@@ -261,151 +136,94 @@ class PatchMerging(nn.Module):
         return self.reduction(x)
 
 
-class Block_0(nn.Module):
-    """Stage 0 - attention within windows.
+class PatchEmbed(nn.Module):
+    """Image patches to a channels-last grid by a strided conv; a LayerNorm.
 
-    spec: specs/swin.yaml:31
+    Lowered by archcc from `op: patchify`.
     """
 
-    def __init__(self, config: Config) -> None:
+    def __init__(self, in_channels, dim, patch, eps=1e-05) -> None:
         super().__init__()
-        self.attn = WindowAttention(config.embed_dim, config.heads_0, config.window_size)
-        self.attn_norm = nn.LayerNorm(config.embed_dim, eps=config.eps)
-        self.mlp = MLP(config.embed_dim, 4 * config.embed_dim)
-        self.mlp_norm = nn.LayerNorm(config.embed_dim, eps=config.eps)
+        self.proj = nn.Conv2d(in_channels, dim, kernel_size=patch, stride=patch)
+        self.norm = nn.LayerNorm(dim, eps=eps)
 
     def forward(self, x):
-        # (B, img_size/patch_size, img_size/patch_size, embed_dim)
-        add = x + self.attn(self.attn_norm(x))
-        return add + self.mlp(self.mlp_norm(add))
+        x = self.proj(x).permute(0, 2, 3, 1)  # (B, H/patch, W/patch, dim)
+        return self.norm(x)
 
 
-class ShiftedBlock_0(nn.Module):
-    """Stage 0 - windows over the grid rolled by half a window.
+class Mlp(nn.Module):
+    """spec: specs/swin.yaml:20"""
 
-    spec: specs/swin.yaml:47
+    def __init__(self, config: Config, dim, hidden) -> None:
+        super().__init__()
+        self.fc1 = nn.Linear(dim, hidden)
+        self.fc2 = nn.Linear(hidden, dim)
+
+    def forward(self, x):
+        return self.fc2(F.gelu(self.fc1(x)))
+
+
+class SwinTransformerBlock(nn.Module):
+    """Attention within windows of the (B, H, W, C) grid, rolled by half a window in odd blocks.
+
+    spec: specs/swin.yaml:27
     """
 
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, dim, num_heads, grid, shift_size=0) -> None:
         super().__init__()
-        self.attn = ShiftedWindowAttention(
-            config.embed_dim,
-            config.heads_0,
-            config.window_size,
-            config.grid_0,
-            config.window_size // 2,
+        self.norm1 = nn.LayerNorm(dim, eps=config.eps)
+        self.attn = WindowAttention(dim, num_heads, min(config.window_size, grid), grid, shift_size)
+        self.norm2 = nn.LayerNorm(dim, eps=config.eps)
+        self.mlp = Mlp(config, dim, int(dim * config.mlp_ratio))
+
+    def forward(self, x):
+        x = x + self.attn(self.norm1(x))  # (B, grid, grid, dim)
+        return x + self.mlp(self.norm2(x))
+
+
+class SwinTransformerStage(nn.Module):
+    """Patch merging (every stage but the first), then depth blocks at one resolution.
+
+    spec: specs/swin.yaml:39
+    """
+
+    def __init__(self, config: Config, dim, depth, num_heads, grid, merge=False) -> None:
+        super().__init__()
+        self.downsample = PatchMerging(dim // 2, dim, eps=config.eps) if merge else nn.Identity()
+        self.blocks = nn.ModuleList(
+            SwinTransformerBlock(
+                config,
+                dim,
+                num_heads,
+                grid,
+                shift_size=config.window_size // 2
+                if i % 2 == 1 and grid > config.window_size
+                else 0,
+            )
+            for i in range(depth)
         )
-        self.attn_norm = nn.LayerNorm(config.embed_dim, eps=config.eps)
-        self.mlp = MLP(config.embed_dim, 4 * config.embed_dim)
-        self.mlp_norm = nn.LayerNorm(config.embed_dim, eps=config.eps)
 
     def forward(self, x):
-        # (B, img_size/patch_size, img_size/patch_size, embed_dim)
-        add = x + self.attn(self.attn_norm(x))
-        return add + self.mlp(self.mlp_norm(add))
+        x = self.downsample(x)  # (B, grid, grid, dim)
+        for block in self.blocks:
+            x = block(x)  # (B, grid, grid, dim)
+        return x
 
 
-class Block_1(nn.Module):
-    """Stage 1 - attention within windows.
-
-    spec: specs/swin.yaml:64
-    """
+class ClassifierHead(nn.Module):
+    """spec: specs/swin.yaml:55"""
 
     def __init__(self, config: Config) -> None:
         super().__init__()
-        self.attn = WindowAttention(config.dim_1, config.heads_1, config.window_size)
-        self.attn_norm = nn.LayerNorm(config.dim_1, eps=config.eps)
-        self.mlp = MLP(config.dim_1, 4 * config.dim_1)
-        self.mlp_norm = nn.LayerNorm(config.dim_1, eps=config.eps)
+        self.fc = nn.Linear(config.num_features, config.num_classes)
 
     def forward(self, x):
-        # (B, img_size/(2*patch_size), img_size/(2*patch_size), dim_1)
-        add = x + self.attn(self.attn_norm(x))
-        return add + self.mlp(self.mlp_norm(add))
-
-
-class ShiftedBlock_1(nn.Module):
-    """Stage 1 - windows over the grid rolled by half a window.
-
-    spec: specs/swin.yaml:80
-    """
-
-    def __init__(self, config: Config) -> None:
-        super().__init__()
-        self.attn = ShiftedWindowAttention(
-            config.dim_1, config.heads_1, config.window_size, config.grid_1, config.window_size // 2
-        )
-        self.attn_norm = nn.LayerNorm(config.dim_1, eps=config.eps)
-        self.mlp = MLP(config.dim_1, 4 * config.dim_1)
-        self.mlp_norm = nn.LayerNorm(config.dim_1, eps=config.eps)
-
-    def forward(self, x):
-        # (B, img_size/(2*patch_size), img_size/(2*patch_size), dim_1)
-        add = x + self.attn(self.attn_norm(x))
-        return add + self.mlp(self.mlp_norm(add))
-
-
-class Block_2(nn.Module):
-    """Stage 2 - attention within windows.
-
-    spec: specs/swin.yaml:97
-    """
-
-    def __init__(self, config: Config) -> None:
-        super().__init__()
-        self.attn = WindowAttention(config.dim_2, config.heads_2, config.window_size)
-        self.attn_norm = nn.LayerNorm(config.dim_2, eps=config.eps)
-        self.mlp = MLP(config.dim_2, 4 * config.dim_2)
-        self.mlp_norm = nn.LayerNorm(config.dim_2, eps=config.eps)
-
-    def forward(self, x):
-        # (B, img_size/(4*patch_size), img_size/(4*patch_size), dim_2)
-        add = x + self.attn(self.attn_norm(x))
-        return add + self.mlp(self.mlp_norm(add))
-
-
-class ShiftedBlock_2(nn.Module):
-    """Stage 2 - windows over the grid rolled by half a window.
-
-    spec: specs/swin.yaml:113
-    """
-
-    def __init__(self, config: Config) -> None:
-        super().__init__()
-        self.attn = ShiftedWindowAttention(
-            config.dim_2, config.heads_2, config.window_size, config.grid_2, config.window_size // 2
-        )
-        self.attn_norm = nn.LayerNorm(config.dim_2, eps=config.eps)
-        self.mlp = MLP(config.dim_2, 4 * config.dim_2)
-        self.mlp_norm = nn.LayerNorm(config.dim_2, eps=config.eps)
-
-    def forward(self, x):
-        # (B, img_size/(4*patch_size), img_size/(4*patch_size), dim_2)
-        add = x + self.attn(self.attn_norm(x))
-        return add + self.mlp(self.mlp_norm(add))
-
-
-class Block_3(nn.Module):
-    """Stage 3 - its grid is one window (7 x 7 at 224 px), so no block shifts.
-
-    spec: specs/swin.yaml:130
-    """
-
-    def __init__(self, config: Config) -> None:
-        super().__init__()
-        self.attn = WindowAttention(config.dim_3, config.heads_3, config.window_size)
-        self.attn_norm = nn.LayerNorm(config.dim_3, eps=config.eps)
-        self.mlp = MLP(config.dim_3, 4 * config.dim_3)
-        self.mlp_norm = nn.LayerNorm(config.dim_3, eps=config.eps)
-
-    def forward(self, x):
-        # (B, img_size/(8*patch_size), img_size/(8*patch_size), dim_3)
-        add = x + self.attn(self.attn_norm(x))
-        return add + self.mlp(self.mlp_norm(add))
+        return self.fc(x.flatten(1, 2).mean(dim=1))
 
 
 class Swin(nn.Module):
-    """spec: specs/swin.yaml:146"""
+    """spec: specs/swin.yaml:60"""
 
     def __init__(self, config: Config = Config()) -> None:
         super().__init__()
@@ -413,42 +231,25 @@ class Swin(nn.Module):
         self.patch_embed = PatchEmbed(
             config.in_chans, config.embed_dim, config.patch_size, eps=config.eps
         )
-        self.stage_0 = nn.ModuleList(
-            (Block_0, ShiftedBlock_0)[i % 2](config) for i in range(config.depth_0)
+        self.layers = nn.ModuleList(
+            SwinTransformerStage(
+                config,
+                config.embed_dim * 2**i,
+                config.depths[i],
+                config.num_heads[i],
+                config.img_size // config.patch_size // 2**i,
+                merge=i > 0,
+            )
+            for i in range(len(config.depths))
         )
-        self.merge_1 = PatchMerging(config.embed_dim, config.dim_1, eps=config.eps)
-        self.stage_1 = nn.ModuleList(
-            (Block_1, ShiftedBlock_1)[i % 2](config) for i in range(config.depth_1)
-        )
-        self.merge_2 = PatchMerging(config.dim_1, config.dim_2, eps=config.eps)
-        self.stage_2 = nn.ModuleList(
-            (Block_2, ShiftedBlock_2)[i % 2](config) for i in range(config.depth_2)
-        )
-        self.merge_3 = PatchMerging(config.dim_2, config.dim_3, eps=config.eps)
-        self.stage_3 = nn.ModuleList(Block_3(config) for _ in range(config.depth_3))
-        self.norm = nn.LayerNorm(config.dim_3, eps=config.eps)
-        self.head = nn.Linear(config.dim_3, config.num_classes)
+        self.norm = nn.LayerNorm(config.num_features, eps=config.eps)
+        self.head = ClassifierHead(config)
 
     def forward(self, pixels):
-        # (B, img_size/patch_size, img_size/patch_size, embed_dim)
-        patch_embed = self.patch_embed(pixels)
-        for block in self.stage_0:
-            # (B, img_size/patch_size, img_size/patch_size, embed_dim)
-            patch_embed = block(patch_embed)
-        # (B, img_size/(2*patch_size), img_size/(2*patch_size), dim_1)
-        merge_1 = self.merge_1(patch_embed)
-        for block in self.stage_1:
-            merge_1 = block(merge_1)  # (B, img_size/(2*patch_size), img_size/(2*patch_size), dim_1)
-        # (B, img_size/(4*patch_size), img_size/(4*patch_size), dim_2)
-        merge_2 = self.merge_2(merge_1)
-        for block in self.stage_2:
-            merge_2 = block(merge_2)  # (B, img_size/(4*patch_size), img_size/(4*patch_size), dim_2)
-        # (B, img_size/(8*patch_size), img_size/(8*patch_size), dim_3)
-        merge_3 = self.merge_3(merge_2)
-        for block in self.stage_3:
-            merge_3 = block(merge_3)  # (B, img_size/(8*patch_size), img_size/(8*patch_size), dim_3)
-        x = self.norm(merge_3)  # (B, img_size/(8*patch_size), img_size/(8*patch_size), dim_3)
-        return self.head(x.flatten(1, 2).mean(dim=1))
+        x = self.patch_embed(pixels)  # (B, img_size/patch_size, img_size/patch_size, embed_dim)
+        for stage in self.layers:
+            x = stage(x)
+        return self.head(self.norm(x))
 
 
 Model = Swin
@@ -465,15 +266,7 @@ DIM_RANGES: dict[str, tuple[int, int, int]] = {
 # Foreign checkpoint layouts: patterns are dotted key prefixes; {name} or * match one segment.
 CHECKPOINT_LAYOUTS: dict[str, dict[str, list]] = {
     "timm": {
-        "rename": [
-            ("layers.{s}.blocks.{i}.norm1", "stage_{s}.{i}.attn_norm"),
-            ("layers.{s}.blocks.{i}.norm2", "stage_{s}.{i}.mlp_norm"),
-            ("layers.{s}.blocks.{i}.mlp.fc1", "stage_{s}.{i}.mlp.up"),
-            ("layers.{s}.blocks.{i}.mlp.fc2", "stage_{s}.{i}.mlp.down"),
-            ("layers.{s}.blocks", "stage_{s}"),
-            ("layers.{s}.downsample", "merge_{s}"),
-            ("head.fc", "head"),
-        ],
+        "rename": [],
         "concat": [],
         "split": [],
         "transpose": [],
@@ -549,13 +342,7 @@ def fsdp_wrap(model: nn.Module, mesh=None, **kwargs) -> nn.Module:
     """
     from torch.distributed.fsdp import fully_shard
 
-    for block in model.stage_0:
-        fully_shard(block, mesh=mesh, **kwargs)
-    for block in model.stage_1:
-        fully_shard(block, mesh=mesh, **kwargs)
-    for block in model.stage_2:
-        fully_shard(block, mesh=mesh, **kwargs)
-    for block in model.stage_3:
+    for block in model.layers:
         fully_shard(block, mesh=mesh, **kwargs)
     fully_shard(model, mesh=mesh, **kwargs)
     return model

@@ -244,14 +244,24 @@ def test_timm_mixer_round_trip(tmp_path):
         torch.testing.assert_close(ours(pixels), ref(pixels))
 
 
-def test_timm_swin_round_trip(tmp_path):
-    spec = import_timm("swin_tiny_patch4_window7_224", tmp_path / "swin.yaml",
-                       ["embed_dim=24", "depths=2,2,1,1", "num_heads=1,2,3,4", "num_classes=4"])
+@pytest.mark.parametrize("stages", [
+    ["embed_dim=24", "depths=2,2,1,1", "num_heads=1,2,3,4"],
+    ["img_size=64", "embed_dim=16", "depths=2,2,2", "num_heads=1,2,4", "window_size=4"],
+    ["img_size=32", "embed_dim=16", "depths=2,2", "num_heads=1,2", "window_size=4"],
+    ["img_size=512", "embed_dim=16", "depths=1,1,1,1,2", "num_heads=1,1,2,2,4",
+     "window_size=4"],
+])
+def test_timm_swin_round_trip(tmp_path, stages):
+    """timm's Swin names import with any number of stages: 5, 4, 3 or 2."""
+    args = [*stages, "num_classes=4"]
+    spec = import_timm("swin_tiny_patch4_window7_224", tmp_path / "swin.yaml", args)
     swin = archcc.build(spec, out_dir=tmp_path / "generated")
-    ref = timm.create_model("swin_tiny_patch4_window7_224", pretrained=False, embed_dim=24,
-                            depths=(2, 2, 1, 1), num_heads=(1, 2, 3, 4), num_classes=4).eval()
+    kwargs = {k: tuple(int(v) for v in value.split(",")) if "," in value else int(value)
+              for k, _, value in (a.partition("=") for a in args)}
+    ref = timm.create_model("swin_tiny_patch4_window7_224", pretrained=False, **kwargs).eval()
     ours = _load(swin, ref, "timm")
-    pixels = torch.randn(1, 3, 224, 224)
+    size = kwargs.get("img_size", 224)
+    pixels = torch.randn(1, 3, size, size)
     with torch.no_grad():
         torch.testing.assert_close(ours(pixels), ref(pixels))
 
@@ -349,8 +359,10 @@ def test_timm_errors(tmp_path):
         import_timm("vit_base_patch16_225", tmp_path / "x.yaml")
     with pytest.raises(ArchccError, match="'global_pool=avg' is not a kwarg"):
         import_timm("vit_base_patch16_224", tmp_path / "x.yaml", ["global_pool=avg"])
-    with pytest.raises(ArchccError, match="expected 4 comma-separated integers > 0"):
+    with pytest.raises(ArchccError, match="depths has 2 stages and num_heads 4"):
         import_timm("swin_tiny_patch4_window7_224", tmp_path / "x.yaml", ["depths=2,2"])
+    with pytest.raises(ArchccError, match="expected comma-separated integers > 0"):
+        import_timm("swin_tiny_patch4_window7_224", tmp_path / "x.yaml", ["depths=2,x"])
     assert not (tmp_path / "x.yaml").exists()
 
 

@@ -200,7 +200,8 @@ class ForwardEmitter:
         self.emitted.add(node)
         self.holder[name], self.names[node] = node, name
         header, callee = loop_header(self.module.submodules[data["attrs"]["target"]],
-                                     data["attrs"]["target"], self.resolve)
+                                     data["attrs"]["target"], self.resolve,
+                                     {*self.holder, *args})
         self.lines.append(Line(header))
         self.lines.append(Line(f"{name} = {callee}({', '.join(args)})", self._comment(node), 1))
 

@@ -12,6 +12,8 @@ Names resolve in the owning class: its own arguments bare (``dim``), params thro
 
 from __future__ import annotations
 
+import re
+
 from archcc.codegen.render import render_expr
 from archcc.ir.graph import ModuleIR, Program, Submodule
 from archcc.ir.instances import INDEX
@@ -99,17 +101,19 @@ def conditional(line: str, sub: Submodule, resolve) -> str:
     return f"{target} = {ctor} if {render_expr(sub.when, resolve)} else {empty}"
 
 
-def loop_header(sub: Submodule, target: str, resolve) -> tuple[str, str]:
+def loop_header(sub: Submodule, target: str, resolve, taken=()) -> tuple[str, str]:
     """The ``for`` line of a call in a forward, and what the loop body calls::
 
         for block in self.h:                  block
+        for stage in self.layers:             stage     (SwinTransformerStage instances)
         for i in range(config.n_layer):       self.groups[i * G // n_layer]
         for _ in range(config.steps):         self.layer
     """
     a = sub.args
     steps = a.get("steps")
     if steps is None:
-        return f"for block in self.{target}:", "block"
+        var = element_name(sub.cls if a.get("choose") is None else "", taken)
+        return f"for {var} in self.{target}:", var
     count = render_expr(steps, resolve)
     if sub.kind == "block":
         return f"for _ in range({count}):", f"self.{target}"
@@ -122,6 +126,14 @@ def loop_header(sub: Submodule, target: str, resolve) -> tuple[str, str]:
         index = render_expr(pick, resolve)
     var = "_" if index == "0" else INDEX
     return f"for {var} in range({count}):", f"self.{target}[{index}]"
+
+
+def element_name(cls: str | None, taken=()) -> str:
+    """What one instance of a repeat is called in its loop: ``stage`` or ``group`` when its
+    class says so (``SwinTransformerStage``, ``AlbertLayerGroup``), else ``block``."""
+    words = re.findall(r"[A-Z][a-z]+", cls or "")
+    name = words[-1].lower() if words else "block"
+    return name if name in ("stage", "group") and name not in taken else "block"
 
 
 def _wrap(text: str) -> str:

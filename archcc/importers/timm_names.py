@@ -40,7 +40,8 @@ def _models() -> dict[str, tuple[str, dict]]:
                     num_heads=heads, mlp_ratio=4.0, num_classes=classes))
     for size, (dim, depths, heads) in _SWIN.items():
         models[f"swin_{size}_patch4_window7_224"] = ("swin", dict(
-            in_chans=3, embed_dim=dim, depths=depths, num_heads=heads, num_classes=1000))
+            img_size=224, patch_size=4, in_chans=3, embed_dim=dim, depths=depths,
+            num_heads=heads, window_size=7, mlp_ratio=4.0, num_classes=1000))
     for size, (dim, blocks) in _MIXER.items():
         for patch in (16, 32):
             models[f"mixer_{size}{patch}_224"] = ("mlp_mixer", dict(
@@ -50,10 +51,11 @@ def _models() -> dict[str, tuple[str, dict]]:
 
 
 MODELS = _models()
-# kwargs each family's spec can take (swin's stage 3 is one 7 x 7 window at 224 px only)
+# kwargs each family's spec can take (swin: any number of stages, depths and num_heads alike)
 KWARGS = {"vit": ("img_size", "patch_size", "in_chans", "embed_dim", "depth", "num_heads",
                   "mlp_ratio", "num_classes"),
-          "swin": ("in_chans", "embed_dim", "depths", "num_heads", "num_classes"),
+          "swin": ("img_size", "patch_size", "in_chans", "embed_dim", "depths", "num_heads",
+                   "window_size", "mlp_ratio", "num_classes"),
           # timm's mixer entrypoints refuse patch_size / embed_dim / num_blocks overrides
           "mlp_mixer": ("img_size", "in_chans", "num_classes")}
 
@@ -70,20 +72,19 @@ class _Args:
 
 
 def _value(args: _Args, text: str, key: str, default: object) -> object:
-    """``raw`` in the type of timm's default: int, float or a comma-separated int tuple."""
+    """``raw`` in the type of timm's default: int, float or a comma-separated int tuple
+    (any length: a Swin's number of stages is its list's)."""
     raw = text.partition("=")[2].strip()
     try:
         if isinstance(default, tuple):
             value = tuple(int(part) for part in raw.split(","))
-            if len(value) != len(default):
-                raise ValueError
         else:
             value = float(raw) if isinstance(default, float) else int(raw)
         if min(value if isinstance(value, tuple) else (value,)) <= 0:
             raise ValueError
         return value
     except ValueError:
-        kind = (f"{len(default)} comma-separated integers" if isinstance(default, tuple)
+        kind = ("comma-separated integers" if isinstance(default, tuple)
                 else type(default).__name__)
         raise args.error(text, key, f"expected {kind} > 0, got '{raw}'") from None
 
@@ -106,6 +107,10 @@ def timm_kwargs(name: str, assignments: list[str]) -> tuple[str, dict]:
             raise args.error(text, key, f"'{text}' is not a kwarg specs/{family}.yaml can take",
                              f"supported: {', '.join(KWARGS[family])} (as key=value)")
         kwargs[key] = _value(args, text, key, kwargs[key])
+    if family == "swin" and len(kwargs["depths"]) != len(kwargs["num_heads"]):
+        raise args.error(" ".join(assignments), "depths", f"depths has {len(kwargs['depths'])} "
+                         f"stages and num_heads {len(kwargs['num_heads'])}",
+                         "one entry per stage in each: depths=2,2 num_heads=3,6")
     if kwargs["num_classes"] < 1:
         raise args.error("", "num_classes", f"{name} has no classifier (num_classes "
                                             f"{kwargs['num_classes']})",
@@ -121,11 +126,8 @@ def _params(family: str, kw: dict) -> dict:
                 "num_hidden_layers": kw["depth"], "num_attention_heads": kw["num_heads"],
                 "intermediate_size": int(kw["embed_dim"] * kw["mlp_ratio"]),
                 "layer_norm_eps": 1e-6, "num_labels": kw["num_classes"]}
-    if family == "swin":
-        stages = {f"depth_{i}": d for i, d in enumerate(kw["depths"])}
-        stages.update({f"heads_{i}": h for i, h in enumerate(kw["num_heads"])})
-        return {"in_chans": kw["in_chans"], "embed_dim": kw["embed_dim"], **stages,
-                "num_classes": kw["num_classes"]}
+    if family == "swin":  # the spec's params are timm's names
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in kw.items()}
     return {key: kw[key] for key in ("img_size", "patch_size", "in_chans", "embed_dim",
                                      "num_blocks", "num_classes")}
 

@@ -179,8 +179,9 @@ def _wiring_changes(a: Inspected, b: Inspected, la: list[LayerInfo], lb: list[La
     wa, wb = wiring(a), wiring(b)
     by_b = {x.path: x for x in lb}
     scopes = [(a.program.model.name, b.program.model.name, "")]
-    scopes += [(x.block, by_b[pairs[x.path]].block, x.path + ".*")
-               for x in la if x.block and x.path in pairs and by_b[pairs[x.path]].block]
+    scopes += [(x.block, by_b[pairs[x.path]].block, x.inner)
+               for x in la if x.block and x.inner and x.path in pairs
+               and by_b[pairs[x.path]].block]
     out: list[str] = []
     for ma, mb, pa in scopes:
         ra, rb = wa.get(ma, {}), wb.get(mb, {})

@@ -39,9 +39,9 @@ def _score(a: LayerInfo, b: LayerInfo, ia: float, ib: float, la: list[LayerInfo]
     op_b, fb = core(b)
     if op_a != op_b:
         return 0.0
-    if op_a == "repeat":  # compare what the blocks contain
-        ca = _contents(la, a.path)
-        cb = _contents(lb, b.path)
+    if op_a in ("repeat", "block"):  # compare what the blocks contain
+        ca = _contents(la, a.inner or a.path)
+        cb = _contents(lb, b.inner or b.path)
         union = sum((ca | cb).values()) or 1
         same = sum((ca & cb).values()) / union
     else:
@@ -53,9 +53,10 @@ def _score(a: LayerInfo, b: LayerInfo, ia: float, ib: float, la: list[LayerInfo]
 
 
 def _contents(layers: list[LayerInfo], path: str) -> Counter:
-    """Op types inside a repeated block; norms left out, as a residual op hides its own."""
-    return Counter(op for op in (core(x)[0] for x in _children(layers, path + ".*"))
-                   if op not in norm_ops())
+    """Op types inside a repeated block (or its instances); norms left out, as a residual
+    op hides its own."""
+    inside = [x for x in layers if x.parent == path or x.parent.startswith(path + ".")]
+    return Counter(op for op in (core(x)[0] for x in inside) if op not in norm_ops())
 
 
 def _scope(la: list[LayerInfo], lb: list[LayerInfo], pa: str, pb: str,
@@ -82,9 +83,15 @@ def _scope(la: list[LayerInfo], lb: list[LayerInfo], pa: str, pb: str,
             used_a.add(i)
             used_b.add(j)
             pairs[rest_a[i].path] = rest_b[j].path
+    by_b = {b.path: b for b in b_side}
     for a in a_side:
-        if a.kind.startswith("repeat") and a.path in pairs:
-            _scope(la, lb, a.path + ".*", pairs[a.path] + ".*", pairs)
+        b = by_b.get(pairs.get(a.path, ""))
+        if b is None:
+            continue
+        if a.inner and b.inner:  # a block's layers (h.*, layers.2)
+            _scope(la, lb, a.inner, b.inner, pairs)
+        if _children(la, a.path) and a.inner != a.path:  # a stage loop's instances
+            _scope(la, lb, a.path, b.path, pairs)
 
 
 def _has_better(a: LayerInfo, b_side: list[LayerInfo]) -> bool:

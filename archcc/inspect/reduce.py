@@ -21,7 +21,11 @@ from fractions import Fraction
 
 from archcc.inspect.measure import Measured
 from archcc.ir.graph import Program
-from archcc.parser.expr import Num, evaluate
+from archcc.parser.expr import ExprError, Num, evaluate, names_in
+
+
+def _names(exprs: dict) -> set[str]:
+    return {n for e in exprs.values() for n in names_in(e)}
 
 Scale = dict[tuple[str, str], Fraction]
 
@@ -32,10 +36,15 @@ def reduce_repeats(program: Program) -> tuple[Program, Scale]:
     reduced, scale = copy.deepcopy(program), {}
     for module in reduced.modules.values():
         for sub in module.submodules.values():
-            if sub.kind != "repeat" or sub.args.get("pattern"):
+            a = sub.args
+            if sub.kind != "repeat" or a.get("pattern") or a.get("steps") is not None \
+                    or a.get("choose") is not None or "i" in _names(a.get("args", {})):
+                continue  # instances that differ (a stage loop) or share: never cut
+            try:
+                times = evaluate(a["times"], program.params) \
+                    if hasattr(a["times"], "pos") else a["times"]
+            except ExprError:  # times is a block argument: per instance, not cut
                 continue
-            times = evaluate(sub.args["times"], program.params) \
-                if hasattr(sub.args["times"], "pos") else sub.args["times"]
             period = 1 + len(sub.args.get("cycle") or ())
             if times > period and times % period == 0:
                 sub.args = {**sub.args, "times": Num(period)}

@@ -22,6 +22,7 @@ from archcc import ops
 from archcc.inspect.load import Inspected
 from archcc.lazy import nx
 from archcc.parser.expr import ExprError, ExprSyntaxError, evaluate, parse_expr
+from archcc.parser.structure import BlockLayer, Repeat
 
 
 def norm_ops() -> set[str]:
@@ -33,13 +34,14 @@ def norm_ops() -> set[str]:
 class LayerInfo:
     """One spec layer: where it sits, what it is, its settings with sizes resolved."""
 
-    path: str  # h.*.attn
+    path: str  # h.*.attn, layers.2.blocks
     name: str  # attn
-    parent: str  # "" for the model, "h.*" inside a repeat
-    kind: str  # "attention", "ffn", "repeat Block", "residual"
+    parent: str  # "" for the model, "h.*" inside a repeat, "layers.2" inside a stage
+    kind: str  # "attention", "ffn", "repeat Block", "block SwinTransformerStage", "residual"
     fields: dict[str, Any] = field(default_factory=dict)
-    block: str | None = None  # for repeats: the repeated block's name
+    block: str | None = None  # for repeats and blocks used as layers: the block's name
     reads: tuple[str, ...] = ()  # ops feeding its calls, e.g. ("positions",) for wpe
+    inner: str | None = None  # the parent path of its block's layers (h.*, layers.2)
 
     @property
     def facet(self) -> str:
@@ -61,10 +63,11 @@ def _resolve(value: Any, params: dict[str, Any]) -> Any:
 def _fields(layer: Any, params: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     out = {}
     for key, value in layer.model_dump(by_alias=True).items():
-        if key in ("op", "repeat") and not prefix:
+        if key in ("op", "repeat", "when") and not prefix:
             continue
         if isinstance(value, dict):  # residual's wrapped layer
-            out.update({f"{key}.{k}": _resolve(v, params) for k, v in value.items()})
+            out.update({f"{key}.{k}": _resolve(v, params) for k, v in value.items()
+                        if k != "when"})
         elif isinstance(value, list):
             out[prefix + key] = [_resolve(v, params) for v in value]
         else:
@@ -73,31 +76,66 @@ def _fields(layer: Any, params: dict[str, Any], prefix: str = "") -> dict[str, A
 
 
 def layers(inspected: Inspected) -> list[LayerInfo]:
-    """Every layer of the model and of the blocks it repeats, in spec order."""
+    """Every layer of the model and of the blocks it builds, in spec order.
+
+    A repeat whose instances are alike is one layer ``h`` with its block's layers under
+    ``h.*``; a stage loop (instances with other arguments) lists each instance ``layers.2``
+    with its arguments as fields, its block's layers under it (``layers.2.blocks``), so a
+    deeper stage is one changed field, not new layers."""
+    from archcc.ir.instances import elements, is_on, is_stage_loop
+    from archcc.ir.params import ParamScope
+
     spec, params = inspected.loaded.spec, inspected.program.params
     out: list[LayerInfo] = []
+    scope = ParamScope(inspected.loaded, dict(params))
 
-    def visit(layer_map: dict, module: str, parent: str, seen: tuple[str, ...]) -> None:
+    def visit(layer_map: dict, module: str, parent: str, env: dict, seen: tuple) -> None:
         reads = _reads(inspected.program.modules.get(module))
         for name, layer in layer_map.items():
             path = f"{parent}.{name}" if parent else name
-            if hasattr(layer, "repeat"):
-                first = layer.block_names()[0] if layer.block_names() else None
-                letters = ", ".join(f"{k}={v}" for k, v in layer.blocks.items())
-                kind = f"repeat {layer.repeat}" if layer.pattern is None else \
-                    f"repeat {layer.pattern} ({letters})"
-                times = layer.times if layer.pattern is None else len(layer.pattern)
-                info = LayerInfo(path, name, parent, kind, {"times": _resolve(times, params)},
-                                 first, reads.get(name, ()))
-                out.append(info)
-                if first in spec.blocks and first not in seen:  # a cycle's first block
-                    visit(spec.blocks[first].layers, first, f"{path}.*", (*seen, first))
-            else:
-                out.append(LayerInfo(path, name, parent, layer.op, _fields(layer, params),
+            if not isinstance(layer, Repeat | BlockLayer):
+                out.append(LayerInfo(path, name, parent, layer.op, _fields(layer, env),
                                      reads=reads.get(name, ())))
+                continue
+            found = elements(scope, layer, env, spec.blocks, ()) or [] \
+                if is_on(scope, layer, env, ()) else []
+            info = _structure_info(layer, path, name, parent, found, env,
+                                   reads.get(name, ()))
+            out.append(info)
+            alike = isinstance(layer, BlockLayer) or (not is_stage_loop(layer)
+                                                      and layer.pattern is None)
+            if alike and found and found[0].block not in seen:
+                info.inner = path + (".*" if isinstance(layer, Repeat) else "")
+                visit(spec.blocks[found[0].block].layers, found[0].block, info.inner,
+                      {**params, **found[0].args}, (*seen, found[0].block))
+                continue
+            for element in found if not alike else ():  # a stage loop: each instance
+                here = f"{path}.{element.index}"
+                out.append(LayerInfo(here, str(element.index), path,
+                                     f"block {element.block}", dict(element.args),
+                                     element.block, inner=here))
+                if element.block not in seen:
+                    visit(spec.blocks[element.block].layers, element.block, here,
+                          {**params, **element.args}, (*seen, element.block))
 
-    visit(spec.model.layers, inspected.program.model.name, "", ())
+    visit(spec.model.layers, inspected.program.model.name, "", dict(params), ())
     return out
+
+
+def _structure_info(layer, path, name, parent, found, env, reads) -> LayerInfo:
+    """The row of a repeat (``repeat Block``, times and shared settings) or a block layer."""
+    if isinstance(layer, BlockLayer):
+        block = found[0].block if found else layer.block
+        return LayerInfo(path, name, parent, f"block {block}",
+                         dict(found[0].args) if found else {}, block, reads)
+    letters = ", ".join(f"{k}={v}" for k, v in layer.blocks.items())
+    kind = f"repeat {layer.repeat}" if layer.pattern is None else \
+        f"repeat {layer.pattern} ({letters})"
+    fields: dict[str, Any] = {"times": len(found)}
+    if layer.steps is not None:
+        fields["steps"] = _resolve(layer.steps, env)
+    block = found[0].block if found else (layer.block_names() or [None])[0]
+    return LayerInfo(path, name, parent, kind, fields, block, reads)
 
 
 def _reads(module) -> dict[str, tuple[str, ...]]:

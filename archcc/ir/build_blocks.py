@@ -20,11 +20,13 @@ from archcc.parser.expr import FUNCTIONS
 
 def check_arg_names(scope: ParamScope, blocks: dict) -> None:
     """A block argument may not hide a param, a layer of its block, the index or a
-    function: inside the block every name must mean one thing."""
+    function: inside the block every name must mean one thing. It may take the name of a
+    list param (a stage's ``num_heads`` is one element of the model's), which it hides."""
     for name, block in blocks.items():
         for arg in block.args:
             path = ("blocks", name, "args", arg)
-            clash = "a param" if arg in scope.values else \
+            listed = isinstance(scope.values.get(arg), tuple)
+            clash = "a param" if arg in scope.values and not listed else \
                 "a layer of this block" if arg in block.layers else \
                 "the element index" if arg == INDEX else \
                 "a function" if arg in FUNCTIONS else \
@@ -32,7 +34,8 @@ def check_arg_names(scope: ParamScope, blocks: dict) -> None:
             if clash:
                 scope.errors.append(Diagnostic(scope.loaded.where.key(path), ".".join(path),
                                                f"argument '{arg}' has the name of {clash}",
-                                               "rename the argument"))
+                                               "rename the argument (only a list param's "
+                                               "name may be reused: one element of it)"))
 
 
 def instance_scopes(scope: ParamScope, block, instances: list[Instance]) -> dict[str, tuple]:

@@ -166,10 +166,10 @@ def infer_shapes(program: Program) -> Program:
         args.append((shape, INT if spec.dtype == "int64" else spec.dtype))
     known, out = inference.module(model, args, Frame(dict(program.params), ctx=inference.ctx))
     _record(model, known, out)
-    infer_calls.mark_varying(model)
     for module in program.modules.values():
         if module.kind == "block":  # a block built nowhere at these values: unchecked
             infer_calls.generalize(module, inference.records.get(module.name, []))
+    infer_calls.mark_varying(model, program.modules)
     for module in program.modules.values():  # classes never reached still get shapes
         if module.kind == "lowered" and module.name not in inference.done:
             inference._lowered(module)

@@ -151,7 +151,7 @@ def _instance(inf, layer, element, args: list, frame):
         return inf.memo[key]
     env = {**params, **element.args}
     label = _label(frame, layer, element) if block.args else ""
-    ctx = DimContext({**dim_values(env), **arg_values(element.args)})
+    ctx = DimContext({**dim_values(params), **dim_values(env), **arg_values(element.args)})
     here = Frame(env, sym, ctx, label)
     known, out = inf.module(block, moved, here)
     finals = {i: to_model(known[last][0], sym) for i, last in _last_versions(block).items()
@@ -207,9 +207,10 @@ def generalize(block: ModuleIR, records: list) -> None:
         g.nodes[output]["shape"] = g.nodes[g.nodes[output]["inputs"][0]]["shape"]
 
 
-def mark_varying(model: ModuleIR) -> None:
+def mark_varying(model: ModuleIR, modules: dict[str, ModuleIR]) -> None:
     """Below a loop whose instances change the shape, a shape depends on how many
-    instances a Config gives it (``len(depths)``): such nodes print no shape comment."""
+    instances a Config gives it (``len(depths)``): such nodes, and the blocks called on
+    them (a classifier head after the stages), print no shape comment."""
     g = model.graph
     varying = set()
     for node, data in g.nodes(data=True):
@@ -217,5 +218,21 @@ def mark_varying(model: ModuleIR) -> None:
             before = g.nodes[data["inputs"][0]]["shape"]
             if before != data["shape"]:
                 varying |= {node, *nx.descendants(g, node)}
+    todo = []
     for node in varying:
         g.nodes[node]["vague"] = True
+        if g.nodes[node]["op"] == "call":
+            sub = model.submodules.get(g.nodes[node]["attrs"]["target"])
+            if sub is not None and sub.kind in ("block", "repeat") and \
+                    any(i in varying for i in g.nodes[node]["inputs"]):
+                todo += list(sub.args.get("blocks", ())) or [sub.cls]
+    seen = set()
+    while todo:  # blocks fed only vague shapes: their recorded shapes are one Config's
+        name = todo.pop()
+        if name in seen or name not in modules:
+            continue
+        seen.add(name)
+        for data in modules[name].graph.nodes.values():
+            data["vague"] = True
+        todo += [b for s in modules[name].submodules.values() if s.kind in ("block", "repeat")
+                 for b in (s.args.get("blocks", ()) or [s.cls])]

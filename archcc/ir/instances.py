@@ -201,6 +201,39 @@ def uses_index(layer) -> bool:
     return False
 
 
+def is_stage_loop(layer) -> bool:
+    """A repeat over list params (``over``, ``depths[i]``) or choosing its block per
+    instance: its instances are stages, each worth showing (inspect lists them one by one);
+    other repeats (even ``shift: ... if i % 2 ...``) show as one ``h.*``."""
+    if not isinstance(layer, Repeat) or layer.pattern is not None:
+        return False
+    if layer.over or not (layer.repeat or "").isidentifier():
+        return True
+    for raw in layer.args.values():
+        try:
+            expr = parse_expr(raw) if isinstance(raw, str) else None
+        except ExprSyntaxError:
+            continue
+        if expr is not None and _indexes_by_i(expr):
+            return True
+    return False
+
+
+def _indexes_by_i(expr) -> bool:
+    from archcc.parser.expr import Subscript
+
+    stack = [expr]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, Subscript) and any(INDEX in names_in(i) for i in node.indices
+                                               if not hasattr(i, "lower")):
+            return True
+        stack += [getattr(node, f) for f in ("left", "right", "operand", "cond", "then",
+                                             "other", "value") if hasattr(node, f)]
+        stack += [*getattr(node, "args", ())]
+    return False
+
+
 def elements(scope, layer, env: dict, blocks: dict, path) -> list[Element] | None:
     """The instances a repeat (one per element) or a block layer (one) builds in ``env``;
     None (errors recorded on ``scope``) when one cannot be evaluated."""

@@ -55,8 +55,9 @@ class ParamScope:
                 expr = self.parse(value, ("params", name))
                 if expr is None:
                     continue
-                if isinstance(expr, Num):
-                    self.values[name] = expr.value  # "1e9" is a number YAML left as text
+                if isinstance(expr, Num) or not names_in(expr) and _literal(expr):
+                    # "1e9" is a number YAML left as text; "[2, 2]" a list
+                    self.values[name] = evaluate(expr, {})
                     continue
                 self.exprs[name] = expr
                 for ref in names_in(expr):
@@ -162,6 +163,13 @@ class ParamScope:
         if self.errors:
             errors, self.errors = self.errors, []
             raise ArchccError(errors)
+
+
+def _literal(expr: Expr) -> bool:
+    """A list of numbers written as text (``--set depths=[2,2,18,2]`` may come as one)."""
+    from archcc.parser.expr import ListExpr
+
+    return isinstance(expr, ListExpr) and all(isinstance(i, Num) for i in expr.items)
 
 
 def symbol(name: str) -> sympy.Symbol:

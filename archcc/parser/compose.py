@@ -298,8 +298,10 @@ def apply_sets(data: dict, where: SourceMap, assignments: list[str]) -> None:
                                          or "use a dotted path for other fields, e.g. "
                                          "blocks.Block.layers.attn.heads=16"))
         value = yaml.safe_load(raw) if raw.strip() else ""
-        if isinstance(value, dict | list):
-            raise ArchccError(Diagnostic(loc, key, "--set takes a single value",
+        if isinstance(value, dict) or isinstance(value, list) and any(
+                isinstance(v, dict | list) for v in value):
+            raise ArchccError(Diagnostic(loc, key, "--set takes a single value or a list of "
+                                                   "values (depths=[2,2,18,2])",
                                          "set nested fields one by one with dotted paths"))
         parent = data
         for part in path[:-1]:

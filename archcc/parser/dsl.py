@@ -31,10 +31,18 @@ from lark import Token, Transformer, Tree, v_args
 from lark.exceptions import UnexpectedInput, VisitError
 
 from archcc.diagnostics import ArchccError, Diagnostic, SourceLoc
-from archcc.parser.expr import ExprSyntaxError, _syntax_error, decode_string, parser
+from archcc.parser.expr import (
+    FUNCTIONS,
+    ExprSyntaxError,
+    _syntax_error,
+    decode_string,
+    parser,
+)
 from archcc.parser.yaml_loader import SourceMap, SpecPath, _Text
 
 _CONSTANTS = {"true": True, "false": False, "null": None}
+_REPEAT_OPTIONS = {"times", "over", "args", "steps", "pick", "cycle", "when"}
+_BLOCK_OPTIONS = {"args", "steps", "when"}
 
 
 class DslError(ValueError):
@@ -87,7 +95,7 @@ class _ToSpec(Transformer):
         if kind == "list":
             items = [c for c in tree.children if c is not None]
             return [self._value(c, (*path, str(i))) for i, c in enumerate(items)]
-        if kind == "call":
+        if kind == "call" and str(tree.children[0]) not in FUNCTIONS:  # min(a, b): an expr
             return self._layer(tree, path)
         return self._source(tree)
 
@@ -99,6 +107,14 @@ class _ToSpec(Transformer):
         positional = [a for a in args if not _is_keyword(a)]
         if str(func) == "repeat":
             return self._repeat(func, positional, [a for a in args if _is_keyword(a)], path)
+        if str(func) == "block":
+            return self._block_layer(func, positional, [a for a in args if _is_keyword(a)],
+                                     path)
+        if str(func) == "args":  # args(dim = 96, ...): a repeat's or block layer's arguments
+            if positional:
+                raise DslError("args(): arguments are named, e.g. dim = 96",
+                               positional[0].meta, "write name = value")
+            return self._keywords([a for a in args if _is_keyword(a)], path, func)
         else:
             if positional:
                 raise DslError(f"{func}(): layer arguments are named, e.g. dim = 768",
@@ -114,28 +130,60 @@ class _ToSpec(Transformer):
         return out
 
     def _repeat(self, func, positional: list, keywords: list, path: SpecPath) -> dict:
-        """``repeat(Block, times = n)``, or by pattern ``repeat("AAFAAF", A = Attn, F = FFN)``:
-        one-letter keywords are the pattern's blocks, as YAML's ``blocks: {A: Attn}``."""
+        """``repeat(Block, times = n)``, by pattern ``repeat("AAFAAF", A = Attn, F = FFN)``
+        (one-letter keywords are the pattern's blocks, as YAML's ``blocks: {A: Attn}``), or
+        a stage loop ``repeat(Stage, over = [depths], dim = embed_dim * 2 ** i)``: keywords
+        that are no repeat option are the block's arguments (``args = args(...)`` also)."""
         first = positional[0] if len(positional) == 1 else None
-        if first is None or not (_is_name(first) or first.data == "string"):
+        if first is None:
             raise DslError("repeat takes the block name first: repeat(Block, times = n)", func,
                            'or a pattern with its letters: repeat("AAF", A = Attn, F = FFN)')
         out: dict = {}
-        if _is_name(first):
-            out["repeat"] = str(first.children[0])
-            self._key((*path, "repeat"), first.meta)
-        else:
+        if isinstance(first, Tree) and first.data == "string":
             out["pattern"] = self._value(first, (*path, "pattern"))
             self._key((*path, "pattern"), first.meta)
+        else:  # a block, or an expression choosing one per instance
+            out["repeat"] = self._source(first)
+            self._key((*path, "repeat"), first.meta)
+            self.where.values[(*path, "repeat")] = _Text(self._loc(first.meta), False, 0)
+        pattern = "pattern" in out
         for keyword in keywords:
             name, value = keyword.children
-            letter = "pattern" in out and len(str(name)) == 1
-            key = (*path, "blocks", str(name)) if letter else (*path, str(name))
-            target = out.setdefault("blocks", {}) if letter else out
-            if str(name) in target:
-                raise DslError(f"{func}(): '{name}' given twice", name)
-            self._key(key, name)
-            target[str(name)] = self._value(value, key)
+            letter = pattern and len(str(name)) == 1
+            option = str(name) in _REPEAT_OPTIONS or pattern
+            key = (*path, "blocks", str(name)) if letter else (*path, str(name)) if option \
+                else (*path, "args", str(name))
+            target = out.setdefault("blocks", {}) if letter else out if option \
+                else out.setdefault("args", {})
+            self._put(func, target, name, value, key)
+        return out
+
+    def _block_layer(self, func, positional: list, keywords: list, path: SpecPath) -> dict:
+        """``block(Mlp, dim = dim, hidden = 4 * dim)``: one instance of a block as a layer;
+        keywords other than steps and when are its arguments."""
+        if len(positional) != 1:
+            raise DslError("block takes the block name first: block(Mlp, dim = 64)", func)
+        out: dict = {"block": self._source(positional[0])}
+        self._key((*path, "block"), positional[0].meta)
+        self.where.values[(*path, "block")] = _Text(self._loc(positional[0].meta), False, 0)
+        for keyword in keywords:
+            name, value = keyword.children
+            option = str(name) in _BLOCK_OPTIONS
+            key = (*path, str(name)) if option else (*path, "args", str(name))
+            self._put(func, out if option else out.setdefault("args", {}), name, value, key)
+        return out
+
+    def _put(self, func, target: dict, name, value, key: SpecPath) -> None:
+        if str(name) in target:
+            raise DslError(f"{func}(): '{name}' given twice", name)
+        self._key(key, name)
+        target[str(name)] = self._value(value, key)
+
+    def _keywords(self, keywords: list, path: SpecPath, func) -> dict:
+        out: dict = {}
+        for keyword in keywords:
+            name, value = keyword.children
+            self._put(func, out, name, value, (*path, str(name)))
         return out
 
     def _assignments(self, items, path: SpecPath) -> dict:
@@ -275,8 +323,20 @@ class _ToSpec(Transformer):
         inputs = [str(t) for t in rest if isinstance(t, Token) and t.type == "NAME"]
         docs = [t for t in rest if isinstance(t, Token) and t.type == "STRING"]
         bases = [t.children[0] for t in rest if isinstance(t, Tree) and t.data == "block_base"]
-        layers = [t for t in rest if isinstance(t, Tree) and t.data != "block_base"]
+        params = [t for t in rest if isinstance(t, Tree) and t.data == "block_param"]
+        layers = [t for t in rest if isinstance(t, Tree)
+                  and t.data not in ("block_base", "block_param")]
         out: dict = {"inputs": inputs} if inputs else {}
+        if params:
+            self._key((*path, "args"), params[0].meta)
+            out["args"] = {}
+            for param in params:
+                arg, default = param.children
+                key = (*path, "args", str(arg))
+                if str(arg) in out["args"]:
+                    raise DslError(f"argument '{arg}' is given twice", arg)
+                self._key(key, arg)
+                out["args"][str(arg)] = None if default is None else self._value(default, key)
         if bases:
             self._key((*path, "extends"), bases[0])
             out["extends"] = str(bases[0])

@@ -47,24 +47,63 @@ def _arch_value(value) -> str:
         return json.dumps(value)
 
 
+_OPTIONS = {"repeat": {"times", "over", "args", "steps", "pick", "cycle", "when"},
+            "block": {"args", "steps", "when"}}
+
+
 def _arch_layer(layer: dict) -> str:
-    if "repeat" in layer or "pattern" in layer:
-        head = layer["repeat"] if "repeat" in layer else json.dumps(layer["pattern"])
-        rest = {k: v for k, v in layer.items() if k not in ("repeat", "pattern", "blocks")}
-        args = [head, *(f"{k} = {v}" for k, v in layer.get("blocks", {}).items()),
-                *(f"{k} = {_arch_value(v)}" for k, v in rest.items())]
-        return f"repeat({', '.join(args)})"
+    if "repeat" in layer or "pattern" in layer or "block" in layer:
+        return _arch_structure(layer)
     args = ", ".join(f"{k} = {_arch_value(v)}" for k, v in layer.items() if k != "op")
     return f"{layer['op']}({args})"
+
+
+def _arch_structure(layer: dict) -> str:
+    """``repeat(Stage, over = [depths], dim = embed_dim * 2 ** i)``, ``block(Mlp, ...)``:
+    block arguments as keywords, in ``args = args(...)`` only where one is named like an
+    option of the entry."""
+    kind = "block" if "block" in layer else "repeat"
+    head = layer[kind] if kind in layer else json.dumps(layer["pattern"])
+    rest = {k: v for k, v in layer.items() if k not in ("repeat", "pattern", "blocks", "block",
+                                                        "args")}
+    given = layer.get("args", {})
+    parts = [head, *(f"{k} = {v}" for k, v in layer.get("blocks", {}).items()),
+             *(f"{k} = {_arch_value(v)}" for k, v in rest.items())]
+    if set(given) & _OPTIONS[kind]:
+        parts.append("args = args(" + ", ".join(f"{k} = {_arch_value(v)}"
+                                                for k, v in given.items()) + ")")
+    else:
+        parts += [f"{k} = {_arch_value(v)}" for k, v in given.items()]
+    return f"{kind}({', '.join(parts)})"
 
 
 def _arch_layer_line(name: str, layer: dict, width: int = 100) -> list[str]:
     """``name = op(args)``; past ``width``, one argument per line (brackets continue lines)."""
     line = f"  {name} = {_arch_layer(layer)}"
-    if len(line) <= width or "repeat" in layer or "pattern" in layer:
+    if len(line) <= width or "pattern" in layer:
         return [line]
+    if "repeat" in layer or "block" in layer:  # one argument per line, brackets continue
+        head, _, rest = _arch_layer(layer).partition("(")
+        parts = _split_top(rest[:-1])
+        return [f"  {name} = {head}(", *(f"    {p}," for p in parts), "  )"]
     args = [f"    {k} = {_arch_value(v)}," for k, v in layer.items() if k != "op"]
     return [f"  {name} = {layer['op']}(", *args, "  )"]
+
+
+def _split_top(text: str) -> list[str]:
+    """``a, f(b, c), d`` -> its top-level comma-separated parts."""
+    parts, depth, start, quoted = [], 0, 0, False
+    for i, char in enumerate(text):
+        if char == '"' and (i == 0 or text[i - 1] != "\\"):
+            quoted = not quoted
+        elif not quoted and char in "([":
+            depth += 1
+        elif not quoted and char in ")]":
+            depth -= 1
+        elif not quoted and char == "," and depth == 0:
+            parts.append(text[start:i].strip())
+            start = i + 1
+    return [*parts, text[start:].strip()]
 
 
 def _arch_body(owner: Block | Model, layers_dump: dict) -> list[str]:
@@ -119,7 +158,9 @@ def to_arch(spec: Spec) -> str:
     dumped = _dump(spec)
     for name, block in spec.blocks.items():
         doc = f" {json.dumps(block.doc)}" if block.doc is not None else ""
-        lines.append(f"block {name}({', '.join(block.inputs)}){doc} {{")
+        args = [k if v is None else f"{k} = {_arch_value(v)}" for k, v in block.args.items()]
+        params = ", ".join(block.inputs) + (f"; {', '.join(args)}" if args else "")
+        lines.append(f"block {name}({params}){doc} {{")
         lines += _arch_body(block, dumped["blocks"][name].get("layers", {}))
     doc = f" {json.dumps(spec.model.doc)}" if spec.model.doc is not None else ""
     lines.append(f"model{doc} {{")
@@ -158,6 +199,8 @@ def _yaml_body(owner: Block | Model, dumped: dict, indent: str) -> list[str]:
         lines.append(f"{indent}doc: {_flow(owner.doc)}")
     if "inputs" in dumped:
         lines.append(f"{indent}inputs: {_flow(dumped['inputs'])}")
+    if "args" in dumped:
+        lines.append(f"{indent}args: {_flow(dumped['args'])}")
     if dumped.get("layers"):
         lines.append(f"{indent}layers:")
         lines += [f"{indent}  {name}: {_flow(layer)}" for name, layer in dumped["layers"].items()]

@@ -164,3 +164,16 @@ def test_cli_json_and_colour_only_on_a_tty(capsys):
     assert "\033[32m" in diff_text(d, color=True)
     assert main(["diff", "specs/gpt2.yaml", "specs/bert.yaml", "--dims", "Q=8"]) == 1
     assert "Q: not an input dim of either spec" in capsys.readouterr().err
+
+
+def test_swin_t_vs_swin_s_is_one_deeper_stage():
+    """Swin-S is Swin-T with 18 blocks in stage 2: the diff says so in two lines, not as
+    twelve new blocks, and every tensor of Swin-T loads into Swin-S unchanged."""
+    d = diff_specs(SPECS / "swin.yaml", SPECS / "swin.yaml", {"B": 1},
+                   set_b=["depths=[2,2,18,2]"])
+    assert d.params == [("depths", (2, 2, 6, 2), (2, 2, 18, 2))]
+    changed = [(c.a, c.changes) for c in d.layers if c.status != "same"]
+    assert changed == [("layers.2", [("depth", 6, 18)]),
+                       ("layers.2.blocks", [("times", 6, 18)])]
+    assert d.checkpoint.counts["dropped"] == 0 and d.checkpoint.counts["reshaped"] == 0
+    assert d.totals["params"] == (28_288_354, 49_606_258)

@@ -38,7 +38,7 @@ def test_a_mixed_repeat_counts_each_block():
     wide = spec_graph(ROOT / "tests" / "specs" / "compose" / "wide_lm.yaml")
     assert "h: Block x4 + Wide x2 (fused)" in _labels(wide)
     swin = spec_graph(ROOT / "specs" / "swin.yaml")
-    assert "stage_2: Block_2 x3 + ShiftedBlock_2 x3 (fused)" in _labels(swin)
+    assert "layers: SwinTransformerStage x4 (fused)" in _labels(swin)
 
 
 def test_after_pass_shows_the_unfused_and_fused_ir():

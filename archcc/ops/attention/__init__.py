@@ -104,7 +104,8 @@ class AttentionOp(Op):
     def lower(self, layer, kwargs):
         spec = layer.spec
         if spec.window is not None:
-            return windows.window_attention(spec.shift != 0, spec.position == "relative_table")
+            return windows.window_attention(spec.shift != 0, spec.position == "relative_table",
+                                            isinstance(spec.shift, str))
         return lowering.attention(spec.causal, spec.cross, spec.qkv == "fused", "mask" in kwargs,
                                   spec.scale != "none", "bias" in kwargs)
 

@@ -78,9 +78,12 @@ def call_shape(ctx, layer, shapes, kwargs) -> tuple:
 # ---------------------------------------------------------------------------- lowering
 
 
-def window_attention(shifted: bool, relative: bool) -> ModuleIR:
-    """Self-attention inside windows of a (B, H, W, C) grid; shifted windows roll first."""
-    name = ("Shifted" if shifted else "") + "WindowAttention"
+def window_attention(shifted: bool, relative: bool, named_shift: bool = False) -> ModuleIR:
+    """Self-attention inside windows of a (B, H, W, C) grid; shifted windows roll first.
+
+    ``named_shift``: the shift is an argument that may be 0 (a Swin block's ``shift_size``),
+    so the class is plain ``WindowAttention`` that rolls by its ``shift``."""
+    name = ("Shifted" if shifted and not named_shift else "") + "WindowAttention"
     b = Builder(name)
     side = "grid, grid" if shifted else "H, W"  # the shift mask fixes the grid
     grid = b.input("x", f"B, {side}, dim")
@@ -123,10 +126,16 @@ def window_attention(shifted: bool, relative: bool) -> ModuleIR:
     return ModuleIR(
         name, "lowered", b.g, subs, ctor_args=[*ctor, ("bias", True), ("dropout", 0.0)],
         scalars={**scalars, "dropout": E("dropout")},
-        doc=f"Self-attention within windows{' of the cyclically shifted grid' if shifted else ''}"
-            f"{', relative position bias' if relative else ''} (Swin).",
-        signature=("attention", "window", shifted, relative),
+        doc=f"Self-attention within windows{_rolled(shifted, named_shift)}"
+            f"{', relative position bias' if relative else ''}.",
+        signature=("attention", "window", shifted, relative, named_shift),
         display={"dim": "C", "n_head": "nh", "head_dim": "hs"})
+
+
+def _rolled(shifted: bool, named_shift: bool) -> str:
+    if named_shift:
+        return " of the grid rolled by shift (0: none)"
+    return " of the cyclically shifted grid" if shifted else ""
 
 
 def _heads(b: Builder, node: str, var: str) -> str:
