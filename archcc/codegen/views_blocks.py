@@ -122,8 +122,8 @@ def loop_header(sub: Submodule, target: str, resolve, taken=()) -> tuple[str, st
         times = render_expr(a["times"], resolve)
         one = isinstance(a["times"], Num) and a["times"].value == 1
         index = "0" if one else f"i * {_wrap(times)} // {_wrap(count)}"
-    else:
-        index = render_expr(pick, resolve)
+    else:  # the step index is the loop's own variable, not a Config field
+        index = render_expr(pick, lambda name: INDEX if name == INDEX else resolve(name))
     var = "_" if index == "0" else INDEX
     return f"for {var} in range({count}):", f"self.{target}[{index}]"
 
