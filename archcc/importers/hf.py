@@ -18,6 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from archcc.importers import hf_families as fam
+from archcc.importers import hf_structured as stages
 from archcc.importers.config import ConfigFile, read_config
 from archcc.importers.write import spec_name, write_spec
 
@@ -31,6 +32,9 @@ FAMILIES: dict[str, Callable[[ConfigFile], dict]] = {
     "bart": fam.bart,              # BartModel
     "vit": fam.vit,                # ViTForImageClassification
     "clip": fam.clip,              # CLIPModel
+    "convnext": stages.convnext,   # ConvNextForImageClassification
+    "resnet": stages.resnet,       # ResNetForImageClassification (basic or bottleneck)
+    "albert": stages.albert,       # AlbertForMaskedLM
 }
 
 
