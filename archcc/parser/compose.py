@@ -23,6 +23,7 @@ file that said it, and ``archcc resolve`` can show where every value came from.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
 
@@ -303,6 +304,9 @@ def apply_sets(data: dict, where: SourceMap, assignments: list[str]) -> None:
             raise ArchccError(Diagnostic(loc, key, "--set takes a single value or a list of "
                                                    "values (depths=[2,2,18,2])",
                                          "set nested fields one by one with dotted paths"))
+        current = (data.get("params") or {}).get(key) if path[0] == "params" else None
+        if _quoted(current) and isinstance(value, str) and not _quoted(value):
+            value = json.dumps(value)  # a string param: --set layer_type=basic
         parent = data
         for part in path[:-1]:
             parent = parent.get(part) if isinstance(parent, dict) else None
@@ -315,6 +319,11 @@ def apply_sets(data: dict, where: SourceMap, assignments: list[str]) -> None:
             parent[path[-1]] = value
         where.keys[path] = loc
         where.values.pop(path, None)
+
+
+def _quoted(value: object) -> bool:
+    """A string param's value: a quoted literal expression (``'"bottleneck"'``)."""
+    return isinstance(value, str) and len(value) >= 2 and value[0] == value[-1] == '"'
 
 
 def _set_hint(data: dict, path: SpecPath) -> str:

@@ -91,3 +91,19 @@ def test_full_size(compiled):
     pixels = torch.randn(2, 3, 224, 224)
     with torch.no_grad():
         torch.testing.assert_close(ours(pixels), ref(pixels).logits, atol=1e-4, rtol=1e-4)
+
+
+def test_set_a_string_param_by_its_bare_value(tmp_path):
+    """--set layer_type=basic quotes the value (the param is a string), so ResNet-18 is one
+    flag away: 11,689,512 parameters, as torchvision's resnet18."""
+    from pathlib import Path
+
+    import archcc
+
+    spec = Path(__file__).parents[2] / "specs" / "resnet.yaml"
+    sets = ["layer_type=basic", "depths=[2,2,2,2]", "hidden_sizes=[64,128,256,512]"]
+    resnet18 = archcc.build(spec, out_dir=tmp_path, sets=sets)
+    assert resnet18.Config().layer_type == "basic"
+    with torch.device("meta"):
+        model = resnet18.Model()
+    assert sum(p.numel() for p in model.parameters()) == 11_689_512
