@@ -284,17 +284,22 @@ def _import_parsers(commands) -> None:
     timm.add_argument("kwargs", nargs="*", metavar="KEY=VALUE",
                       help="timm.create_model keyword arguments, e.g. num_classes=10 "
                            "depths=2,2,6,2")
-    for sub in (hf, timm):
+    diffusers = sources.add_parser("diffusers", help="from a diffusers UNet2DModel config.json; "
+                                   "loads with convert_state_dict(sd, 'diffusers')")
+    diffusers.add_argument("config", type=Path, help="the model's config.json")
+    for sub in (hf, timm, diffusers):
         sub.add_argument("-o", "--out", type=Path, required=True,
                          help="the spec to write (.yaml or .arch)")
         sub.add_argument("--name", help="spec and module name (default: the file's stem)")
 
 
 def cmd_import(args: argparse.Namespace) -> int:
-    from archcc.importers import import_hf, import_timm
+    from archcc.importers import import_diffusers, import_hf, import_timm
 
     if args.import_source == "hf":
         out = import_hf(args.config, args.out, args.name)
+    elif args.import_source == "diffusers":
+        out = import_diffusers(args.config, args.out, args.name)
     else:
         out = import_timm(args.model, args.out, args.kwargs, args.name)
     print(f"wrote {out}")

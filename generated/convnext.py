@@ -71,7 +71,8 @@ class ConvNextLayer(nn.Module):
         self.drop_path = DropPath(p=drop_prob)
 
     def forward(self, x):
-        y = self.dwconv(x).permute(0, 2, 3, 1)
+        y = self.dwconv(x).permute(0, 2, 3, 1)  # (B, H, H, dim)
+        # (B, H, H, dim)
         y = self.layer_scale_parameter * self.pwconv2(F.gelu(self.pwconv1(self.layernorm(y))))
         return x + self.drop_path(y.permute(0, 3, 1, 2))
 

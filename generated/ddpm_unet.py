@@ -2,7 +2,7 @@
 #
 # spec:    specs/ddpm_unet.yaml
 # rebuild: archcc build specs/ddpm_unet.yaml
-"""DDPM UNet (Ho et al. 2020), google/ddpm-cifar10-32 shapes; layout of diffusers UNet2DModel.
+"""DDPM UNet (Ho et al. 2020), google/ddpm-cifar10-32 sizes; layout of diffusers UNet2DModel.
 
 Usage::
 
@@ -29,20 +29,26 @@ class Config:
     sample_size: int = 32
     in_channels: int = 3
     out_channels: int = 3
-    ch0: int = 128
-    ch1: int = 256
-    ch2: int = 256
-    ch3: int = 256
+    block_out_channels: tuple[int, ...] = (128, 256, 256, 256)
+    layers_per_block: int = 2
+    down_block_types: tuple[str, ...] = (
+        "DownBlock2D",
+        "AttnDownBlock2D",
+        "DownBlock2D",
+        "DownBlock2D",
+    )
+    up_block_types: tuple[str, ...] = ("UpBlock2D", "UpBlock2D", "AttnUpBlock2D", "UpBlock2D")
+    attention_head_dim: int = 0
     norm_num_groups: int = 32
     norm_eps: float = 1e-06
-    attention_head_dim: int = 256
     freq_shift: int = 1
+    mid_block_scale_factor: int = 1
     dropout: float = 0.0
     num_train_timesteps: int = 1000
 
     @property
     def time_embed_dim(self) -> int:
-        return 4 * self.ch0
+        return 4 * self.block_out_channels[0]
 
 
 def _concat_on_load(fused: dict[str, tuple[str, ...]]):
@@ -60,67 +66,11 @@ def _concat_on_load(fused: dict[str, tuple[str, ...]]):
     return hook
 
 
-class Timesteps(nn.Module):
-    """Sinusoidal timestep embedding (diffusers get_timestep_embedding, sin first).
-
-    Lowered by archcc from `op: timesteps`.
-    """
-
-    def __init__(self, dim, downscale_freq_shift=1.0, max_period=10000, scale=1.0) -> None:
-        super().__init__()
-        exponent = -math.log(max_period) * torch.arange(dim // 2, dtype=torch.float32)
-        freqs = torch.exp(exponent / (dim // 2 - downscale_freq_shift))
-        self.register_buffer("freqs", freqs, persistent=False)
-
-    def forward(self, timesteps):
-        args = timesteps.unsqueeze(-1) * self.freqs  # (B, dim/2)
-        return torch.cat([torch.sin(args), torch.cos(args)], dim=-1)
-
-
-class ResnetBlock(nn.Module):
-    """ResNet block: (GroupNorm, silu, conv3x3) x 2 + time embedding.
+class ResnetBlock2D(nn.Module):
+    """ResNet block: (GroupNorm, silu, conv3x3) x 2 + time embedding; a 1x1 conv skip if in != out.
 
     Lowered by archcc from `op: resblock`.
-    Shapes: C_in = in_channels, C_out = out_channels, C = channels, T_emb = temb_channels.
-    """
-
-    def __init__(self, channels, temb_channels, groups=32, eps=1e-06, dropout=0.0) -> None:
-        super().__init__()
-        self.norm1 = nn.GroupNorm(groups, channels, eps=eps)
-        self.conv1 = nn.Conv2d(channels, channels, kernel_size=3, padding=1)
-        self.time_emb_proj = nn.Linear(temb_channels, channels)
-        self.norm2 = nn.GroupNorm(groups, channels, eps=eps)
-        self.dropout = nn.Dropout(dropout)
-        self.conv2 = nn.Conv2d(channels, channels, kernel_size=3, padding=1)
-
-    def forward(self, x, temb):
-        h = self.conv1(F.silu(self.norm1(x)))  # (B, C, H, W)
-        h = h + self.time_emb_proj(F.silu(temb)).unsqueeze(-1).unsqueeze(-1)  # (B, C, H, W)
-        h = self.conv2(self.dropout(F.silu(self.norm2(h))))  # (B, C, H, W)
-        return x + h
-
-
-class PadDownsample2D(nn.Module):
-    """Halves H and W with a 3x3 convolution of stride 2, after padding right and bottom by one.
-
-    Lowered by archcc from `op: downsample`.
-    Shapes: C = channels.
-    """
-
-    def __init__(self, channels) -> None:
-        super().__init__()
-        self.conv = nn.Conv2d(channels, channels, kernel_size=3, stride=2)
-
-    def forward(self, x):
-        x = F.pad(x, (0, 1, 0, 1))  # (B, C, H + 1, W + 1)
-        return self.conv(x)
-
-
-class ResnetBlockShortcut(nn.Module):
-    """ResNet block: (GroupNorm, silu, conv3x3) x 2 + time embedding + 1x1 conv shortcut.
-
-    Lowered by archcc from `op: resblock`.
-    Shapes: C_in = in_channels, C_out = out_channels, C = channels, T_emb = temb_channels.
+    Shapes: C_in = in_channels, C_out = out_channels, T_emb = temb_channels.
     """
 
     def __init__(
@@ -133,7 +83,11 @@ class ResnetBlockShortcut(nn.Module):
         self.norm2 = nn.GroupNorm(groups, out_channels, eps=eps)
         self.dropout = nn.Dropout(dropout)
         self.conv2 = nn.Conv2d(out_channels, out_channels, kernel_size=3, padding=1)
-        self.conv_shortcut = nn.Conv2d(in_channels, out_channels, kernel_size=1)
+        self.conv_shortcut = (
+            nn.Conv2d(in_channels, out_channels, kernel_size=1)
+            if in_channels != out_channels
+            else nn.Identity()
+        )
 
     def forward(self, x, temb):
         h = self.conv1(F.silu(self.norm1(x)))  # (B, C_out, H, W)
@@ -175,6 +129,22 @@ class ImageSelfAttention(nn.Module):
         return x + y
 
 
+class PadDownsample2D(nn.Module):
+    """Halves H and W with a 3x3 convolution of stride 2, after padding right and bottom by one.
+
+    Lowered by archcc from `op: downsample`.
+    Shapes: C = channels.
+    """
+
+    def __init__(self, channels) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(channels, channels, kernel_size=3, stride=2)
+
+    def forward(self, x):
+        x = F.pad(x, (0, 1, 0, 1))  # (B, C, H + 1, W + 1)
+        return self.conv(x)
+
+
 class Upsample2D(nn.Module):
     """Nearest-neighbour up-sampling, then a 3x3 convolution.
 
@@ -192,265 +162,246 @@ class Upsample2D(nn.Module):
         return self.conv(x)
 
 
+class Timesteps(nn.Module):
+    """Sinusoidal timestep embedding (diffusers get_timestep_embedding, sin first).
+
+    Lowered by archcc from `op: timesteps`.
+    """
+
+    def __init__(self, dim, downscale_freq_shift=1.0, max_period=10000, scale=1.0) -> None:
+        super().__init__()
+        exponent = -math.log(max_period) * torch.arange(dim // 2, dtype=torch.float32)
+        freqs = torch.exp(exponent / (dim // 2 - downscale_freq_shift))
+        self.register_buffer("freqs", freqs, persistent=False)
+
+    def forward(self, timesteps):
+        args = timesteps.unsqueeze(-1) * self.freqs  # (B, dim/2)
+        return torch.cat([torch.sin(args), torch.cos(args)], dim=-1)
+
+
+class TimestepEmbedding(nn.Module):
+    """spec: specs/ddpm_unet.yaml:25"""
+
+    def __init__(self, config: Config) -> None:
+        super().__init__()
+        self.linear_1 = nn.Linear(config.block_out_channels[0], config.time_embed_dim)
+        self.linear_2 = nn.Linear(config.time_embed_dim, config.time_embed_dim)
+
+    def forward(self, x):
+        return self.linear_2(F.silu(self.linear_1(x)))
+
+
+class DownLayer(nn.Module):
+    """A ResNet block, then attention in an AttnDownBlock2D; its output is a skip.
+
+    spec: specs/ddpm_unet.yaml:31
+    """
+
+    def __init__(self, config: Config, in_channels, out_channels, attention=False) -> None:
+        super().__init__()
+        self.resnet = ResnetBlock2D(
+            in_channels,
+            out_channels,
+            config.time_embed_dim,
+            groups=config.norm_num_groups,
+            eps=config.norm_eps,
+            dropout=config.dropout,
+        )
+        self.attn = (
+            ImageSelfAttention(
+                out_channels,
+                out_channels // config.attention_head_dim if config.attention_head_dim else 1,
+                groups=config.norm_num_groups,
+                eps=config.norm_eps,
+            )
+            if attention
+            else nn.Identity()
+        )
+
+    def forward(self, x, temb, skips):
+        x = self.attn(self.resnet(x, temb))  # (B, out_channels, H, H)
+        skips.append(x)
+        return x
+
+
+class DownBlock2D(nn.Module):
+    """Pushes its input (a skip), then layers_per_block layers, then halves H and W (not the last).
+
+    spec: specs/ddpm_unet.yaml:45
+    """
+
+    def __init__(
+        self, config: Config, in_channels, out_channels, attention=False, add_downsample=True
+    ) -> None:
+        super().__init__()
+        self.layers = nn.ModuleList(
+            DownLayer(
+                config, in_channels if i == 0 else out_channels, out_channels, attention=attention
+            )
+            for i in range(config.layers_per_block)
+        )
+        self.downsample = PadDownsample2D(out_channels) if add_downsample else nn.Identity()
+
+    def forward(self, x, temb, skips):
+        skips.append(x)
+        for block in self.layers:
+            x = block(x, temb, skips)  # (B, out_channels, H, H)
+        return self.downsample(x)
+
+
+class UpLayer(nn.Module):
+    """Joins the last skip on channels, a ResNet block, then attention in an AttnUpBlock2D.
+
+    spec: specs/ddpm_unet.yaml:60
+    """
+
+    def __init__(self, config: Config, in_channels, out_channels, attention=False) -> None:
+        super().__init__()
+        self.resnet = ResnetBlock2D(
+            in_channels,
+            out_channels,
+            config.time_embed_dim,
+            groups=config.norm_num_groups,
+            eps=config.norm_eps,
+            dropout=config.dropout,
+        )
+        self.attn = (
+            ImageSelfAttention(
+                out_channels,
+                out_channels // config.attention_head_dim if config.attention_head_dim else 1,
+                groups=config.norm_num_groups,
+                eps=config.norm_eps,
+            )
+            if attention
+            else nn.Identity()
+        )
+
+    def forward(self, x, temb, skips):
+        return self.attn(self.resnet(torch.cat([x, skips.pop()], dim=1), temb))
+
+
+class UpBlock2D(nn.Module):
+    """layers_per_block + 1 layers, each taking a skip, then doubles H and W (not the last).
+
+    spec: specs/ddpm_unet.yaml:72
+    """
+
+    def __init__(
+        self,
+        config: Config,
+        prev_channels,
+        out_channels,
+        skip_channels,
+        attention=False,
+        add_upsample=True,
+    ) -> None:
+        super().__init__()
+        self.layers = nn.ModuleList(
+            UpLayer(
+                config,
+                (prev_channels if i == 0 else out_channels)
+                + (skip_channels if i == config.layers_per_block else out_channels),
+                out_channels,
+                attention=attention,
+            )
+            for i in range(config.layers_per_block + 1)
+        )
+        self.upsample = Upsample2D(out_channels) if add_upsample else nn.Identity()
+
+    def forward(self, x, temb, skips):
+        for block in self.layers:
+            x = block(x, temb, skips)  # (B, out_channels, H, H)
+        return self.upsample(x)
+
+
+class UNetMidBlock2D(nn.Module):
+    """spec: specs/ddpm_unet.yaml:90"""
+
+    def __init__(self, config: Config) -> None:
+        super().__init__()
+        self.config = config
+        self.resnet_0 = ResnetBlock2D(
+            config.block_out_channels[-1],
+            config.block_out_channels[-1],
+            config.time_embed_dim,
+            groups=config.norm_num_groups,
+            eps=config.norm_eps,
+            dropout=config.dropout,
+        )
+        self.attn = ImageSelfAttention(
+            config.block_out_channels[-1],
+            config.block_out_channels[-1] // config.attention_head_dim
+            if config.attention_head_dim
+            else 1,
+            groups=config.norm_num_groups,
+            eps=config.norm_eps,
+        )
+        self.resnet_1 = ResnetBlock2D(
+            config.block_out_channels[-1],
+            config.block_out_channels[-1],
+            config.time_embed_dim,
+            groups=config.norm_num_groups,
+            eps=config.norm_eps,
+            dropout=config.dropout,
+        )
+
+    def forward(self, x, temb):
+        x = self.resnet_0(x, temb) / self.config.mid_block_scale_factor
+        x = self.attn(x) / self.config.mid_block_scale_factor
+        return self.resnet_1(x, temb) / self.config.mid_block_scale_factor
+
+
 class DdpmUnet(nn.Module):
-    """spec: specs/ddpm_unet.yaml:23"""
+    """spec: specs/ddpm_unet.yaml:104"""
 
     def __init__(self, config: Config = Config()) -> None:
         super().__init__()
         self.config = config
-        self.time_proj = Timesteps(config.ch0, downscale_freq_shift=config.freq_shift)
-        self.time_linear_1 = nn.Linear(config.ch0, config.time_embed_dim)
-        self.time_linear_2 = nn.Linear(config.time_embed_dim, config.time_embed_dim)
-        self.conv_in = nn.Conv2d(config.in_channels, config.ch0, kernel_size=3, padding=1)
-        self.down0_res0 = ResnetBlock(
-            config.ch0,
-            config.time_embed_dim,
-            groups=config.norm_num_groups,
-            eps=config.norm_eps,
-            dropout=config.dropout,
+        self.time_proj = Timesteps(
+            config.block_out_channels[0], downscale_freq_shift=config.freq_shift
         )
-        self.down0_res1 = ResnetBlock(
-            config.ch0,
-            config.time_embed_dim,
-            groups=config.norm_num_groups,
-            eps=config.norm_eps,
-            dropout=config.dropout,
+        self.time_embedding = TimestepEmbedding(config)
+        self.conv_in = nn.Conv2d(
+            config.in_channels, config.block_out_channels[0], kernel_size=3, padding=1
         )
-        self.down0_sample = PadDownsample2D(config.ch0)
-        self.down1_res0 = ResnetBlockShortcut(
-            config.ch0,
-            config.ch1,
-            config.time_embed_dim,
-            groups=config.norm_num_groups,
-            eps=config.norm_eps,
-            dropout=config.dropout,
+        self.down_blocks = nn.ModuleList(
+            DownBlock2D(
+                config,
+                config.block_out_channels[max(i - 1, 0)],
+                config.block_out_channels[i],
+                attention=config.down_block_types[i] == "AttnDownBlock2D",
+                add_downsample=i < len(config.block_out_channels) - 1,
+            )
+            for i in range(len(config.block_out_channels))
         )
-        self.down1_attn0 = ImageSelfAttention(
-            config.ch1,
-            config.ch1 // config.attention_head_dim,
-            groups=config.norm_num_groups,
-            eps=config.norm_eps,
+        self.mid_block = UNetMidBlock2D(config)
+        self.up_blocks = nn.ModuleList(
+            UpBlock2D(
+                config,
+                config.block_out_channels[-max(i, 1)],
+                config.block_out_channels[-1 - i],
+                config.block_out_channels[max(len(config.block_out_channels) - 2 - i, 0)],
+                attention=config.up_block_types[i] == "AttnUpBlock2D",
+                add_upsample=i < len(config.block_out_channels) - 1,
+            )
+            for i in range(len(config.block_out_channels))
         )
-        self.down1_res1 = ResnetBlock(
-            config.ch1,
-            config.time_embed_dim,
-            groups=config.norm_num_groups,
-            eps=config.norm_eps,
-            dropout=config.dropout,
+        self.conv_norm_out = nn.GroupNorm(
+            config.norm_num_groups, config.block_out_channels[0], eps=config.norm_eps
         )
-        self.down1_attn1 = ImageSelfAttention(
-            config.ch1,
-            config.ch1 // config.attention_head_dim,
-            groups=config.norm_num_groups,
-            eps=config.norm_eps,
+        self.conv_out = nn.Conv2d(
+            config.block_out_channels[0], config.out_channels, kernel_size=3, padding=1
         )
-        self.down1_sample = PadDownsample2D(config.ch1)
-        self.down2_res0 = ResnetBlock(
-            config.ch1,
-            config.time_embed_dim,
-            groups=config.norm_num_groups,
-            eps=config.norm_eps,
-            dropout=config.dropout,
-        )
-        self.down2_res1 = ResnetBlock(
-            config.ch2,
-            config.time_embed_dim,
-            groups=config.norm_num_groups,
-            eps=config.norm_eps,
-            dropout=config.dropout,
-        )
-        self.down2_sample = PadDownsample2D(config.ch2)
-        self.down3_res0 = ResnetBlock(
-            config.ch2,
-            config.time_embed_dim,
-            groups=config.norm_num_groups,
-            eps=config.norm_eps,
-            dropout=config.dropout,
-        )
-        self.down3_res1 = ResnetBlock(
-            config.ch3,
-            config.time_embed_dim,
-            groups=config.norm_num_groups,
-            eps=config.norm_eps,
-            dropout=config.dropout,
-        )
-        self.mid_res0 = ResnetBlock(
-            config.ch3,
-            config.time_embed_dim,
-            groups=config.norm_num_groups,
-            eps=config.norm_eps,
-            dropout=config.dropout,
-        )
-        self.mid_attn = ImageSelfAttention(
-            config.ch3,
-            config.ch3 // config.attention_head_dim,
-            groups=config.norm_num_groups,
-            eps=config.norm_eps,
-        )
-        self.mid_res1 = ResnetBlock(
-            config.ch3,
-            config.time_embed_dim,
-            groups=config.norm_num_groups,
-            eps=config.norm_eps,
-            dropout=config.dropout,
-        )
-        self.up0_res0 = ResnetBlockShortcut(
-            config.ch3 + config.ch3,
-            config.ch3,
-            config.time_embed_dim,
-            groups=config.norm_num_groups,
-            eps=config.norm_eps,
-            dropout=config.dropout,
-        )
-        self.up0_res1 = ResnetBlockShortcut(
-            config.ch3 + config.ch3,
-            config.ch3,
-            config.time_embed_dim,
-            groups=config.norm_num_groups,
-            eps=config.norm_eps,
-            dropout=config.dropout,
-        )
-        self.up0_res2 = ResnetBlockShortcut(
-            config.ch3 + config.ch2,
-            config.ch3,
-            config.time_embed_dim,
-            groups=config.norm_num_groups,
-            eps=config.norm_eps,
-            dropout=config.dropout,
-        )
-        self.up0_sample = Upsample2D(config.ch3)
-        self.up1_res0 = ResnetBlockShortcut(
-            config.ch3 + config.ch2,
-            config.ch2,
-            config.time_embed_dim,
-            groups=config.norm_num_groups,
-            eps=config.norm_eps,
-            dropout=config.dropout,
-        )
-        self.up1_res1 = ResnetBlockShortcut(
-            config.ch2 + config.ch2,
-            config.ch2,
-            config.time_embed_dim,
-            groups=config.norm_num_groups,
-            eps=config.norm_eps,
-            dropout=config.dropout,
-        )
-        self.up1_res2 = ResnetBlockShortcut(
-            config.ch2 + config.ch1,
-            config.ch2,
-            config.time_embed_dim,
-            groups=config.norm_num_groups,
-            eps=config.norm_eps,
-            dropout=config.dropout,
-        )
-        self.up1_sample = Upsample2D(config.ch2)
-        self.up2_res0 = ResnetBlockShortcut(
-            config.ch2 + config.ch1,
-            config.ch1,
-            config.time_embed_dim,
-            groups=config.norm_num_groups,
-            eps=config.norm_eps,
-            dropout=config.dropout,
-        )
-        self.up2_attn0 = ImageSelfAttention(
-            config.ch1,
-            config.ch1 // config.attention_head_dim,
-            groups=config.norm_num_groups,
-            eps=config.norm_eps,
-        )
-        self.up2_res1 = ResnetBlockShortcut(
-            config.ch1 + config.ch1,
-            config.ch1,
-            config.time_embed_dim,
-            groups=config.norm_num_groups,
-            eps=config.norm_eps,
-            dropout=config.dropout,
-        )
-        self.up2_attn1 = ImageSelfAttention(
-            config.ch1,
-            config.ch1 // config.attention_head_dim,
-            groups=config.norm_num_groups,
-            eps=config.norm_eps,
-        )
-        self.up2_res2 = ResnetBlockShortcut(
-            config.ch1 + config.ch0,
-            config.ch1,
-            config.time_embed_dim,
-            groups=config.norm_num_groups,
-            eps=config.norm_eps,
-            dropout=config.dropout,
-        )
-        self.up2_attn2 = ImageSelfAttention(
-            config.ch1,
-            config.ch1 // config.attention_head_dim,
-            groups=config.norm_num_groups,
-            eps=config.norm_eps,
-        )
-        self.up2_sample = Upsample2D(config.ch1)
-        self.up3_res0 = ResnetBlockShortcut(
-            config.ch1 + config.ch0,
-            config.ch0,
-            config.time_embed_dim,
-            groups=config.norm_num_groups,
-            eps=config.norm_eps,
-            dropout=config.dropout,
-        )
-        self.up3_res1 = ResnetBlockShortcut(
-            config.ch0 + config.ch0,
-            config.ch0,
-            config.time_embed_dim,
-            groups=config.norm_num_groups,
-            eps=config.norm_eps,
-            dropout=config.dropout,
-        )
-        self.up3_res2 = ResnetBlockShortcut(
-            config.ch0 + config.ch0,
-            config.ch0,
-            config.time_embed_dim,
-            groups=config.norm_num_groups,
-            eps=config.norm_eps,
-            dropout=config.dropout,
-        )
-        self.conv_norm_out = nn.GroupNorm(config.norm_num_groups, config.ch0, eps=config.norm_eps)
-        self.conv_out = nn.Conv2d(config.ch0, config.out_channels, kernel_size=3, padding=1)
 
     def forward(self, sample, timestep):
-        # (B, time_embed_dim)
-        temb = self.time_linear_2(F.silu(self.time_linear_1(self.time_proj(timestep))))
-        h0 = self.conv_in(sample)  # (B, ch0, sample_size, sample_size)
-        h1 = self.down0_res0(h0, temb)  # (B, ch0, sample_size, sample_size)
-        h2 = self.down0_res1(h1, temb)  # (B, ch0, sample_size, sample_size)
-        h3 = self.down0_sample(h2)  # (B, ch0, sample_size/2, sample_size/2)
-        h4 = self.down1_attn0(self.down1_res0(h3, temb))  # (B, ch1, sample_size/2, sample_size/2)
-        h5 = self.down1_attn1(self.down1_res1(h4, temb))  # (B, ch1, sample_size/2, sample_size/2)
-        h6 = self.down1_sample(h5)  # (B, ch1, sample_size/4, sample_size/4)
-        h7 = self.down2_res0(h6, temb)  # (B, ch2, sample_size/4, sample_size/4)
-        h8 = self.down2_res1(h7, temb)  # (B, ch2, sample_size/4, sample_size/4)
-        h9 = self.down2_sample(h8)  # (B, ch2, sample_size/8, sample_size/8)
-        h10 = self.down3_res0(h9, temb)  # (B, ch3, sample_size/8, sample_size/8)
-        h11 = self.down3_res1(h10, temb)  # (B, ch3, sample_size/8, sample_size/8)
-        # (B, ch3, sample_size/8, sample_size/8)
-        x = self.mid_res1(self.mid_attn(self.mid_res0(h11, temb)), temb)
-        # (B, ch3, sample_size/8, sample_size/8)
-        x = self.up0_res0(torch.cat([x, h11], dim=1), temb)
-        # (B, ch3, sample_size/8, sample_size/8)
-        x = self.up0_res1(torch.cat([x, h10], dim=1), temb)
-        x = self.up0_res2(torch.cat([x, h9], dim=1), temb)  # (B, ch3, sample_size/8, sample_size/8)
-        x = self.up0_sample(x)  # (B, ch3, sample_size/4, sample_size/4)
-        x = self.up1_res0(torch.cat([x, h8], dim=1), temb)  # (B, ch2, sample_size/4, sample_size/4)
-        x = self.up1_res1(torch.cat([x, h7], dim=1), temb)  # (B, ch2, sample_size/4, sample_size/4)
-        x = self.up1_res2(torch.cat([x, h6], dim=1), temb)  # (B, ch2, sample_size/4, sample_size/4)
-        x = self.up1_sample(x)  # (B, ch2, sample_size/2, sample_size/2)
-        # (B, ch1, sample_size/2, sample_size/2)
-        x = self.up2_attn0(self.up2_res0(torch.cat([x, h5], dim=1), temb))
-        # (B, ch1, sample_size/2, sample_size/2)
-        x = self.up2_attn1(self.up2_res1(torch.cat([x, h4], dim=1), temb))
-        # (B, ch1, sample_size/2, sample_size/2)
-        x = self.up2_attn2(self.up2_res2(torch.cat([x, h3], dim=1), temb))
-        x = self.up2_sample(x)  # (B, ch1, sample_size, sample_size)
-        x = self.up3_res0(torch.cat([x, h2], dim=1), temb)  # (B, ch0, sample_size, sample_size)
-        x = self.up3_res1(torch.cat([x, h1], dim=1), temb)  # (B, ch0, sample_size, sample_size)
-        x = self.up3_res2(torch.cat([x, h0], dim=1), temb)  # (B, ch0, sample_size, sample_size)
+        temb = self.time_embedding(self.time_proj(timestep))  # (B, time_embed_dim)
+        skips = []
+        x = self.conv_in(sample)  # (B, block_out_channels[0], sample_size, sample_size)
+        for block in self.down_blocks:
+            x = block(x, temb, skips)
+        x = self.mid_block(x, temb)
+        for block in self.up_blocks:
+            x = block(x, temb, skips)
         return self.conv_out(F.silu(self.conv_norm_out(x)))
 
 
@@ -470,19 +421,17 @@ DIM_RANGES: dict[str, tuple[int, int, int]] = {
 CHECKPOINT_LAYOUTS: dict[str, dict[str, list]] = {
     "diffusers": {
         "rename": [
-            ("time_embedding.linear_1", "time_linear_1"),
-            ("time_embedding.linear_2", "time_linear_2"),
-            ("down_blocks.{i}.resnets.{j}", "down{i}_res{j}"),
-            ("down_blocks.{i}.attentions.{j}.to_out.0", "down{i}_attn{j}.to_out"),
-            ("down_blocks.{i}.attentions.{j}", "down{i}_attn{j}"),
-            ("down_blocks.{i}.downsamplers.0", "down{i}_sample"),
-            ("mid_block.resnets.{j}", "mid_res{j}"),
-            ("mid_block.attentions.0.to_out.0", "mid_attn.to_out"),
-            ("mid_block.attentions.0", "mid_attn"),
-            ("up_blocks.{i}.resnets.{j}", "up{i}_res{j}"),
-            ("up_blocks.{i}.attentions.{j}.to_out.0", "up{i}_attn{j}.to_out"),
-            ("up_blocks.{i}.attentions.{j}", "up{i}_attn{j}"),
-            ("up_blocks.{i}.upsamplers.0", "up{i}_sample"),
+            ("down_blocks.{i}.resnets.{j}", "down_blocks.{i}.layers.{j}.resnet"),
+            ("down_blocks.{i}.attentions.{j}.to_out.0", "down_blocks.{i}.layers.{j}.attn.to_out"),
+            ("down_blocks.{i}.attentions.{j}", "down_blocks.{i}.layers.{j}.attn"),
+            ("down_blocks.{i}.downsamplers.0", "down_blocks.{i}.downsample"),
+            ("mid_block.resnets.{j}", "mid_block.resnet_{j}"),
+            ("mid_block.attentions.0.to_out.0", "mid_block.attn.to_out"),
+            ("mid_block.attentions.0", "mid_block.attn"),
+            ("up_blocks.{i}.resnets.{j}", "up_blocks.{i}.layers.{j}.resnet"),
+            ("up_blocks.{i}.attentions.{j}.to_out.0", "up_blocks.{i}.layers.{j}.attn.to_out"),
+            ("up_blocks.{i}.attentions.{j}", "up_blocks.{i}.layers.{j}.attn"),
+            ("up_blocks.{i}.upsamplers.0", "up_blocks.{i}.upsample"),
         ],
         "concat": [],
         "split": [],
@@ -560,5 +509,9 @@ def fsdp_wrap(model: nn.Module, mesh=None, **kwargs) -> nn.Module:
     """
     from torch.distributed.fsdp import fully_shard
 
+    for block in model.down_blocks:
+        fully_shard(block, mesh=mesh, **kwargs)
+    for block in model.up_blocks:
+        fully_shard(block, mesh=mesh, **kwargs)
     fully_shard(model, mesh=mesh, **kwargs)
     return model

@@ -123,7 +123,7 @@ class ResNetBottleNeckLayer(nn.Module):
         )
 
     def forward(self, x):
-        convs = x
+        convs = x  # (B, cin, H, H)
         for block in self.convs:
             convs = block(convs)
         return F.relu(convs + self.shortcut(x))

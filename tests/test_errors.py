@@ -17,6 +17,7 @@ GPT2 = (ROOT / "specs" / "gpt2.yaml").read_text()
 BASES = {"gpt2": ROOT / "specs" / "gpt2.yaml", "bert": ROOT / "specs" / "bert.yaml",
          "transformer": ROOT / "specs" / "transformer.yaml",
          "clip": ROOT / "specs" / "clip.yaml", "unet": ROOT / "specs" / "ddpm_unet.yaml",
+         "swin": ROOT / "specs" / "swin.yaml",
          "arch": ROOT / "examples" / "gpt2.arch",
          "seq2seq": ROOT / "specs" / "seq2seq_luong.yaml"}
 
@@ -92,16 +93,43 @@ OTHER_CASES = {
     "arch_expression_error": ("arch", "hidden = 4 * n_embd", "hidden = 4 * * n_embd"),
     "arch_duplicate_param": ("arch", "  n_layer = 12", "  n_layer = 12\n  n_layer = 24"),
     "arch_shape_mismatch": ("arch", "ln_2 = layernorm(dim = n_embd", "ln_2 = layernorm(dim = 3"),
+    # structure: stage loops over list params, blocks with arguments, skip stacks
+    "list_length_mismatch": ("swin", "num_heads: [3, 6, 12, 24]", "num_heads: [3, 6, 12]"),
+    "over_not_a_list": ("swin", "over: [depths, num_heads]", "over: [depths, embed_dim]"),
+    "recursive_block_arguments": (
+        "swin", "      downsample: {op: patch_merge",
+        "      inner: {block: SwinTransformerStage, when: dim > 96, args: {dim: dim // 2,\n"
+        "              depth: depth, num_heads: num_heads, grid: 2 * grid}}\n"
+        "      downsample: {op: patch_merge"),
+    "unknown_block_argument": ("swin", "depth: depths[i]", "depht: depths[i]"),
+    "missing_block_argument": ("swin", "        grid: img_size // patch_size // 2 ** i\n", ""),
+    "list_index_out_of_range": ("swin", "num_heads: num_heads[i]", "num_heads: num_heads[i + 1]"),
+    "instance_check_names_the_stage": ("swin", "num_heads: [3, 6, 12, 24]",
+                                       "num_heads: [3, 6, 12, 25]"),
+    "argument_named_like_a_layer": ("swin", "merge: false}", "downsample: false}"),
+    "block_used_as_op": ("swin", "head: {block: ClassifierHead}", "head: {op: ClassifierHead}"),
+    "when_needs_one_input": ("unet", "      resnet: {op: resblock, in: in_channels,",
+                             "      resnet: {op: resblock, when: attention, in: in_channels,"),
+    "pop_from_empty_stack": ("unet", "    skips = stack()\n",
+                             "    skips = stack()\n    first = pop(skips)\n"),
+    "stack_used_as_tensor": ("unet", "cat(x, pop(skips), dim=1)", "cat(x, skips, dim=1)"),
     # image and two-tower models
     "conv_groups_divide": ("unet", "kernel: 3, padding: 1}", "kernel: 3, padding: 1, groups: 2}"),
     "conv_kernel_too_large": ("unet", "out_channels, kernel: 3", "out_channels, kernel: 40"),
-    "conv_channels_mismatch": ("unet", "h0 = conv_in(sample)", "h0 = conv_in(conv_in(sample))"),
-    "skip_port_resolution": ("unet", "cat(x, h9, dim=1)", "cat(x, h8, dim=1)"),
-    "resblock_needs_temb": ("unet", "h1 = down0_res0(h0, temb)", "h1 = down0_res0(h0)"),
-    "resblock_channels": ("unet", "h1 = down0_res0(h0, temb)", "h1 = down0_res0(sample, temb)"),
-    "image_attention_heads": ("unet", "heads: ch1 // attention_head_dim", "heads: 3"),
-    "timesteps_odd_dim": ("unet", "{op: timesteps, dim: ch0", "{op: timesteps, dim: ch0 + 1"),
-    "downsample_padding": ("unet", "channels: ch0, padding: 0}", "channels: ch0, padding: 2}"),
+    "conv_channels_mismatch": ("unet", "x = conv_in(sample)", "x = conv_in(conv_in(sample))"),
+    # a skip pushed after the downsampling: the up path meets it at the wrong resolution
+    "skip_port_resolution": ("unet", "push(skips, x)\n      x = layers(x, temb, skips)\n"
+                             "      return downsample(x)", "x = layers(x, temb, skips)\n"
+                             "      x = downsample(x)\n      push(skips, x)\n      return x"),
+    "resblock_needs_temb": ("unet", "x = attn(resnet(x, temb))", "x = attn(resnet(x))"),
+    "resblock_channels": ("unet", "x = attn(resnet(x, temb))",
+                          "x = attn(resnet(cat(x, x, dim=1), temb))"),
+    "image_attention_heads": ("unet", 'heads: "out_channels // attention_head_dim if '
+                              'attention_head_dim else 1"', "heads: 3"),
+    "timesteps_odd_dim": ("unet", '{op: timesteps, dim: "block_out_channels[0]"',
+                          '{op: timesteps, dim: "block_out_channels[0] + 1"'),
+    "downsample_padding": ("unet", "channels: out_channels, padding: 0,",
+                           "channels: out_channels, padding: 2,"),
     "token_at_needs_indices": ("clip", "token_at(t, argmax(input_ids))", "token_at(t, input_ids)"),
 }
 

@@ -18,7 +18,7 @@ import torch
 import archcc
 from archcc.cli import main
 from archcc.diagnostics import ArchccError
-from archcc.importers import import_hf, import_timm
+from archcc.importers import import_diffusers, import_hf, import_timm
 
 transformers = pytest.importorskip("transformers")
 timm = pytest.importorskip("timm")
@@ -431,3 +431,69 @@ def test_a_wheel_install_imports_outside_the_checkout(tmp_path):
     assert run.stdout.startswith(str(tmp_path / "site" / "archcc"))
     assert "wrote tiny.yaml" in run.stdout
     assert archcc.build(work / "tiny.yaml", out_dir=tmp_path / "generated").Config().n_layer == 1
+
+
+# ----------------------------------------------------------------------------- diffusers
+
+UNETS = {
+    # the class defaults: sines flipped, symmetric padding, 8-channel heads, attention x3
+    "defaults, 4 resolutions": dict(sample_size=16, block_out_channels=[16, 32, 32, 48],
+                                    norm_num_groups=8),
+    "2 resolutions, one head": dict(sample_size=8, block_out_channels=[8, 16],
+                                    layers_per_block=1, norm_num_groups=4,
+                                    attention_head_dim=None, downsample_padding=0,
+                                    down_block_types=["AttnDownBlock2D", "DownBlock2D"],
+                                    up_block_types=["UpBlock2D", "AttnUpBlock2D"]),
+    "3 resolutions, ddpm style": dict(sample_size=16, block_out_channels=[8, 16, 16],
+                                      norm_num_groups=4, norm_eps=1e-6, freq_shift=1,
+                                      flip_sin_to_cos=False, downsample_padding=0,
+                                      attention_head_dim=None, in_channels=1, out_channels=2,
+                                      down_block_types=["DownBlock2D", "AttnDownBlock2D",
+                                                        "DownBlock2D"],
+                                      up_block_types=["UpBlock2D", "AttnUpBlock2D",
+                                                      "UpBlock2D"]),
+}
+
+
+@pytest.mark.parametrize("case", sorted(UNETS))
+@pytest.mark.parametrize("via", ["diffusers", "hf"])
+def test_diffusers_unet_round_trip(tmp_path, case, via):
+    """A saved UNet2DModel config imports (`archcc import diffusers`, or `import hf`, which
+    routes it), builds, and loads that model's state_dict strictly, output for output."""
+    diffusers = pytest.importorskip("diffusers")
+    ref = diffusers.UNet2DModel(**UNETS[case]).eval()
+    with torch.no_grad():
+        for name, p in ref.named_parameters():
+            if "norm" in name:
+                p.normal_()
+    ref.save_config(tmp_path)
+    importer = import_diffusers if via == "diffusers" else import_hf
+    spec = importer(tmp_path / "config.json", tmp_path / "unet.yaml")
+    unet = archcc.build(spec, out_dir=tmp_path / "generated")
+    ours = _load(unet, ref, "diffusers")
+    sample, _ = unet.example_inputs(batch=2)
+    timestep = torch.tensor([7, 900])
+    with torch.no_grad():
+        torch.testing.assert_close(ours(sample, timestep), ref(sample, timestep).sample)
+
+
+def test_diffusers_configs_the_spec_cannot_build_are_refused(tmp_path):
+    message = _error_diffusers(tmp_path, {"_class_name": "UNet2DModel", "sample_size": 8,
+                                          "act_fn": "gelu"})
+    assert "act_fn:" in message and "not supported" in message
+    message = _error_diffusers(tmp_path, {"_class_name": "UNet2DModel", "sample_size": 8,
+                                          "block_out_channels": [8, 16],
+                                          "down_block_types": ["CrossAttnDownBlock2D",
+                                                               "DownBlock2D"]})
+    assert "'CrossAttnDownBlock2D' is not supported" in message
+    message = _error_diffusers(tmp_path, {"_class_name": "UNet2DModel", "sample_size": 8,
+                                          "block_out_channels": [8, 16, 32]})
+    assert "4 block types for 3 block_out_channels" in message
+
+
+def _error_diffusers(tmp_path: Path, data: dict) -> str:
+    out = tmp_path / "out.yaml"
+    with pytest.raises(ArchccError) as info:
+        import_diffusers(_config(tmp_path, data), out)
+    assert not out.exists()
+    return str(info.value)

@@ -20,6 +20,8 @@ from pathlib import Path
 from archcc.importers import hf_families as fam
 from archcc.importers import hf_structured as stages
 from archcc.importers.config import ConfigFile, read_config
+from archcc.importers.diffusers import import_diffusers
+from archcc.importers.diffusers import is_unet as unet_config
 from archcc.importers.write import spec_name, write_spec
 
 # model_type -> mapper onto specs/<model_type>.yaml, whose hf layout loads the state_dict of
@@ -54,6 +56,8 @@ def family_of(cfg: ConfigFile) -> str:
 def import_hf(config: str | Path, out: Path, name: str | None = None) -> Path:
     """Write the spec for a Hugging Face ``config.json`` to ``out`` (.yaml or .arch)."""
     cfg = read_config(config)
+    if unet_config(cfg):  # a diffusers UNet2DModel: no model_type, a _class_name
+        return import_diffusers(config, out, name, cfg)
     origin = cfg.loc("")
     name = spec_name(Path(out), name, origin)
     model_type = family_of(cfg)

@@ -18,6 +18,7 @@ from archcc.ir.build_blocks import (
     check_instances,
     default_instance,
     instance_scopes,
+    label_errors,
 )
 from archcc.ir.forward import ForwardInterpreter
 from archcc.ir.graph import ModuleIR, Program, Submodule, new_graph
@@ -161,8 +162,9 @@ def _module(scope, classes, name, kind, spec_block, path, inputs, blocks,
     fwd = ForwardInterpreter(here, module, path, layers, classes, broken, modules)
     fwd.run(spec_block.forward, inputs)
     if scopes:
-        for child, _ in {id(s): s for s in scopes.values()}.values():
-            scope.errors.extend(child.errors)
+        for child, inst in {id(s): (s, i) for s, i in scopes.values()}.values():
+            scope.errors.extend(label_errors(child.errors, inst) if spec_block.args
+                                else child.errors)
         check_instances(scope, name, spec_block, instances, scopes, layers, blocks)
         module.args = {k: _default(v) for k, v in spec_block.args.items()}
     scope.errors.extend(here.errors if here is not scope else [])

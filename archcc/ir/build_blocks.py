@@ -19,23 +19,21 @@ from archcc.parser.expr import FUNCTIONS
 
 
 def check_arg_names(scope: ParamScope, blocks: dict) -> None:
-    """A block argument may not hide a param, a layer of its block, the index or a
-    function: inside the block every name must mean one thing. It may take the name of a
-    list param (a stage's ``num_heads`` is one element of the model's), which it hides."""
+    """A block argument may not take the name of a layer of its block, the index, a
+    function or a block: inside the block every name must mean one thing. It may take a
+    param's name (a block's ``out_channels``, a stage's ``num_heads``): inside the block
+    the name is the argument."""
     for name, block in blocks.items():
         for arg in block.args:
             path = ("blocks", name, "args", arg)
-            listed = isinstance(scope.values.get(arg), tuple)
-            clash = "a param" if arg in scope.values and not listed else \
-                "a layer of this block" if arg in block.layers else \
+            clash = "a layer of this block" if arg in block.layers else \
                 "the element index" if arg == INDEX else \
                 "a function" if arg in FUNCTIONS else \
                 "a block" if arg in blocks else None
             if clash:
                 scope.errors.append(Diagnostic(scope.loaded.where.key(path), ".".join(path),
                                                f"argument '{arg}' has the name of {clash}",
-                                               "rename the argument (only a list param's "
-                                               "name may be reused: one element of it)"))
+                                               "rename the argument"))
 
 
 def instance_scopes(scope: ParamScope, block, instances: list[Instance]) -> dict[str, tuple]:
@@ -67,7 +65,7 @@ def check_instances(scope: ParamScope, name: str, block, instances: list[Instanc
                     declared: dict[str, tuple], layers: dict[str, Layer], blocks: dict) -> None:
     """Declare every layer again in each instance it was not declared in: errors name the
     instance; a layer whose generated class would differ between instances is an error."""
-    reported: set[tuple] = {(d.loc, d.message) for d in scope.errors}
+    reported: set[tuple] = {(d.loc, d.message.partition(" (in ")[0]) for d in scope.errors}
     for inst in instances:
         child = scope.with_values(inst.args)
         for lname, spec in block.layers.items():
@@ -88,6 +86,12 @@ def check_instances(scope: ParamScope, name: str, block, instances: list[Instanc
             reported.add((diag.loc, diag.message))
             scope.errors.append(Diagnostic(diag.loc, diag.path,
                                            f"{diag.message} (in {describe(inst)})", diag.hint))
+
+
+def label_errors(errors: list[Diagnostic], inst: Instance) -> list[Diagnostic]:
+    """Errors found in one instance's scope, naming that instance."""
+    return [Diagnostic(d.loc, d.path, f"{d.message} (in {describe(inst)})", d.hint)
+            for d in errors]
 
 
 def _facets(layer: Layer) -> str:

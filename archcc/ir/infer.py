@@ -166,10 +166,14 @@ def infer_shapes(program: Program) -> Program:
         args.append((shape, INT if spec.dtype == "int64" else spec.dtype))
     known, out = inference.module(model, args, Frame(dict(program.params), ctx=inference.ctx))
     _record(model, known, out)
+    taken = {*program.params, *(str(s) for shape in program.input_shapes.values()
+                                for d in shape for s in getattr(d, "free_symbols", ()))}
     for module in program.modules.values():
         if module.kind == "block":  # a block built nowhere at these values: unchecked
-            infer_calls.generalize(module, inference.records.get(module.name, []))
-    infer_calls.mark_varying(model, program.modules)
+            infer_calls.generalize(module, inference.records.get(module.name, []), taken)
+    general = {name for name, records in inference.records.items()
+               if len(records) > 1 or program.modules[name].args}
+    infer_calls.mark_varying(model, program.modules, general)
     for module in program.modules.values():  # classes never reached still get shapes
         if module.kind == "lowered" and module.name not in inference.done:
             inference._lowered(module)

@@ -16,9 +16,9 @@ from __future__ import annotations
 from archcc.ir.forward_stack import VERSIONS
 from archcc.ir.graph import ModuleIR, program_order
 from archcc.ir.instances import elements, uses_index
-from archcc.ir.params import ParamScope, dim_values
+from archcc.ir.params import ParamScope, dim_values, opaque_values, symbol
 from archcc.ir.shapes import DimContext, ShapeError, fmt
-from archcc.ir.symbolic import arg_dims, arg_values, in_args, solve, to_model
+from archcc.ir.symbolic import arg_dims, arg_values, extend, in_args, solve, to_model
 from archcc.lazy import nx
 from archcc.parser.expr import ExprError, evaluate
 
@@ -142,24 +142,53 @@ def _instance(inf, layer, element, args: list, frame):
     if len(args) != len(block.inputs):
         raise ShapeError(f"{layer.name} builds {block.name}, which takes "
                          f"{len(block.inputs)} input(s), got {len(args)}")
+    # the same instance on the same shapes in the same caller: already inferred (the
+    # 18 blocks of a stage alternate between two instances on one shape)
+    quick = (id(frame), block.name, tuple(sorted(element.args.items())), _hashable(args))
+    if quick in inf.memo:
+        return inf.memo[quick][0]
     params = inf.program.params
     sym = arg_dims(element, block.args, frame.sym, params)
-    moved = [(to_model(s, frame.sym), d) for s, d in args]
+    # an argument named like a scalar param hides it: the param's own dims, in shapes
+    # coming in, are renamed while inside (``out_channels@``), and back on the way out
+    hidden = {symbol(a): symbol(f"{a}@") for a in element.args
+              if _number(params.get(a))}
+    moved = [(_rename(to_model(s, frame.sym), hidden), d) for s, d in args]
     key = (block.name, tuple(sorted((k, v) for k, v in element.args.items()
                                     if not isinstance(v, float))), _hashable(moved))
     if key in inf.memo:
+        inf.memo[quick] = (inf.memo[key], frame)  # the frame stays alive with its id
         return inf.memo[key]
     env = {**params, **element.args}
     label = _label(frame, layer, element) if block.args else ""
-    ctx = DimContext({**dim_values(params), **dim_values(env), **arg_values(element.args)})
+    base = inf.ctx.subs  # the params' values, computed once
+    ctx = DimContext({**base, **dim_values(element.args, opaque=False),
+                      **arg_values(element.args), **opaque_values(env),
+                      **{v: base[k] for k, v in hidden.items()}})
     here = Frame(env, sym, ctx, label)
     known, out = inf.module(block, moved, here)
-    finals = {i: to_model(known[last][0], sym) for i, last in _last_versions(block).items()
+    back = {v: k for k, v in hidden.items()}
+    finals = {i: _rename(to_model(known[last][0], sym), back)
+              for i, last in _last_versions(block).items()
               if known.get(last, (None,))[0] is not None}
-    result = ((to_model(out[0], sym), out[1]), finals)
+    result = ((_rename(to_model(out[0], sym), back), out[1]), finals)
     inf.memo[key] = result
+    inf.memo[quick] = (result, frame)
     inf.records.setdefault(block.name, []).append((here, known))
     return result
+
+
+def _number(value) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _rename(shape, names: dict):
+    """Symbols renamed in a shape or a stack's contents."""
+    if not names or shape is None:
+        return shape
+    if shape and isinstance(shape[0], tuple):
+        return tuple((_rename(s, names), d) for s, d in shape)
+    return tuple(d.subs(names) if hasattr(d, "subs") else d for d in shape)
 
 
 def _hashable(args: list) -> tuple:
@@ -187,30 +216,77 @@ def _last_versions(block: ModuleIR) -> dict[int, str]:
 # --------------------------------------------------------------------- generalization
 
 
-def generalize(block: ModuleIR, records: list) -> None:
+FRESH = ("H", "W", "D", "L", "S")  # names for input dims the instances do not share
+
+
+def generalize(block: ModuleIR, records: list, taken: set[str] = frozenset()) -> None:
     """Record on the block's graph the shapes that hold in every instance, in its argument
-    names (``(B, grid, grid, dim)``); None where the instances disagree."""
-    solutions = [solve(frame.sym) for frame, _ in records]
+    names (``(B, grid, grid, dim)``); None where the instances disagree. An input dim that
+    differs between instances and no argument explains (a UNet level's H and W) gets a name
+    of its own, so the shapes below it still read in general terms. Where two arguments are
+    equal in an instance (``in_channels == out_channels``), each reading is tried."""
+    keep = {symbol(a) for a in block.args}
+    orders = [list(block.args)[k:] + list(block.args)[:k] for k in range(max(len(block.args),
+                                                                              1))]
+    variants = []  # per argument order: one solution per instance
+    for order in orders:
+        solutions = [solve({a: frame.sym[a] for a in order if a in frame.sym}, keep)
+                     for frame, _ in records]
+        if len(records) > 1:
+            solutions = _fresh_dims(block, records, solutions, keep, taken)
+        variants.append(solutions)
     g = block.graph
     for node in g.nodes:
-        forms, dtype = set(), None
-        for (_, known), solution in zip(records, solutions, strict=True):
-            shape, dtype = known.get(node, (None, dtype))
-            if dtype == STACK:
-                forms.add(())
-                continue
-            forms.add(None if shape is None else in_args(shape, solution))
+        dtype = next((known[node][1] for _, known in records if node in known), None)
         g.nodes[node]["dtype"] = dtype or g.nodes[node]["dtype"] or "float32"
-        g.nodes[node]["shape"] = forms.pop() if len(forms) == 1 else None
+        g.nodes[node]["shape"] = () if dtype == STACK else _common_form(node, records, variants)
     output = g.graph.get("output")
     if output is not None and len(g.nodes[output]["inputs"]) == 1:
         g.nodes[output]["shape"] = g.nodes[g.nodes[output]["inputs"][0]]["shape"]
 
 
-def mark_varying(model: ModuleIR, modules: dict[str, ModuleIR]) -> None:
+def _common_form(node: str, records: list, variants: list):
+    """The first reading of a node's shape that every instance shares (None: none)."""
+    shapes = [known.get(node, (None, None))[0] for _, known in records]
+    if not records or any(s is None for s in shapes):
+        return None
+    for solutions in variants:
+        forms = {in_args(s, sol) for s, sol in zip(shapes, solutions, strict=True)}
+        if len(forms) == 1:
+            return forms.pop()
+    return None
+
+
+def _fresh_dims(block: ModuleIR, records: list, solutions: list, keep: set,
+                taken: set[str]) -> list:
+    """Name each input dim that varies between instances (H, W, ...) and extend every
+    instance's solution with the param that gives it (``sample_size = 2*H``)."""
+    names = iter(n for n in FRESH if n not in taken and n not in block.args)
+    for node in block.inputs:
+        shapes = [known.get(node, (None, None)) for _, known in records]
+        if any(d == STACK or s is None for s, d in shapes):
+            continue
+        for position in range(len(shapes[0][0])):
+            forms = {in_args(s, sol)[position] for (s, _), sol in zip(shapes, solutions,
+                                                                      strict=True)}
+            if len(forms) == 1:
+                continue
+            fresh = symbol(f"_{position}")  # named once every instance can take it
+            trial = [extend(sol, fresh, in_args(s, sol)[position], keep | {fresh})
+                     for (s, _), sol in zip(shapes, solutions, strict=True)]
+            if any(new is old for new, old in zip(trial, solutions, strict=True)):
+                continue  # some instance's dim is no param: nothing to name
+            name = symbol(next(names, f"N{position}"))
+            keep = keep | {name}
+            solutions = [{k: v.subs(fresh, name) for k, v in sol.items()} for sol in trial]
+    return solutions
+
+
+def mark_varying(model: ModuleIR, modules: dict[str, ModuleIR], general: set[str]) -> None:
     """Below a loop whose instances change the shape, a shape depends on how many
     instances a Config gives it (``len(depths)``): such nodes, and the blocks called on
-    them (a classifier head after the stages), print no shape comment."""
+    them (a classifier head after the stages), print no shape comment; blocks whose shapes
+    were read across several instances (``general``) keep theirs."""
     g = model.graph
     varying = set()
     for node, data in g.nodes(data=True):
@@ -229,7 +305,7 @@ def mark_varying(model: ModuleIR, modules: dict[str, ModuleIR]) -> None:
     seen = set()
     while todo:  # blocks fed only vague shapes: their recorded shapes are one Config's
         name = todo.pop()
-        if name in seen or name not in modules:
+        if name in seen or name not in modules or name in general:
             continue
         seen.add(name)
         for data in modules[name].graph.nodes.values():

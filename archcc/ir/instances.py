@@ -246,6 +246,9 @@ def elements(scope, layer, env: dict, blocks: dict, path) -> list[Element] | Non
             scope.errors.append(_diag(scope, path, f"the element index '{INDEX}' is also a "
                                       "param or argument here", f"rename that '{INDEX}'"))
             return None
+        if layer.pattern is not None and not all(
+                layer.blocks.get(c) in blocks for c in layer.pattern):
+            return None  # the layer's declaration names the bad letter or block
         count = _count(scope, layer, env, path)
         if layer.pattern is not None or layer.cycle:
             names = [layer.blocks[c] for c in layer.pattern] if layer.pattern else \

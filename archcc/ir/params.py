@@ -144,7 +144,8 @@ class ParamScope:
             value = int(value)
         if isinstance(value, bool) or not isinstance(value, int):
             hint = "use // for integer division" if isinstance(value, float) else \
-                "true/false is not a size"
+                "a list is not a size: take one element, depths[i]" \
+                if isinstance(value, tuple) else "true/false is not a size"
             self.errors.append(Diagnostic(where, ".".join(path),
                                           f"size must be an integer, got {value!r}", hint))
             return None
@@ -229,7 +230,7 @@ def _opaque(expr: Expr) -> sympy.Symbol:
     return symbol(name)
 
 
-def dim_values(values: dict) -> dict:
+def dim_values(values: dict, opaque: bool = True) -> dict:
     """Symbol -> value for a DimContext: numeric params, every element and the length of
     list params (``depths[2]``, ``depths[-2]``, ``len(depths)``) and the opaque symbols
     (:func:`to_sympy`) these values decide."""
@@ -245,6 +246,12 @@ def dim_values(values: dict) -> dict:
             if isinstance(item, int | float) and not isinstance(item, bool):
                 out[symbol(f"{name}[{k}]")] = out[symbol(f"{name}[{k - len(value)}]")] = \
                     sympy.sympify(item)
+    return {**out, **opaque_values(values)} if opaque else out
+
+
+def opaque_values(values: dict) -> dict:
+    """The values of the opaque symbols (``cin if i == 0 else cout``) in ``values``."""
+    out = {}
     for name, expr in list(OPAQUE.items()):
         try:
             value = evaluate(expr, values)

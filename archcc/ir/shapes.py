@@ -37,10 +37,10 @@ class DimContext:
     def concrete(self, dim: sympy.Expr) -> sympy.Expr:
         value = sympy.sympify(dim)
         for _ in range(3):  # derived scalars may refer to each other
-            new = value.subs(self.subs)
-            if new == value:
+            used = {s: self.subs[s] for s in value.free_symbols if s in self.subs}
+            if not used:  # only the symbols present: a stage loop's context is large
                 break
-            value = new
+            value = value.subs(used)
         return value
 
     def equal(self, a: sympy.Expr, b: sympy.Expr) -> bool:

@@ -96,31 +96,39 @@ def to_model(shape, sym: dict):
         return shape
     if _is_stack(shape):
         return tuple((to_model(s, sym), d) for s, d in shape)
-    return tuple(sympy.sympify(d).subs(subs) for d in shape)
+    return tuple(d.subs(subs) if getattr(d, "free_symbols", None) and
+                 d.free_symbols & subs.keys() else d for d in shape)
 
 
 def _is_stack(shape) -> bool:
     return bool(shape) and isinstance(shape[0], tuple)
 
 
-def solve(sym: dict) -> dict:
+def solve(sym: dict, keep: set | None = None) -> dict:
     """The way back: params expressed by the block's arguments, where an argument's value
-    is linear in a param not yet used (``dim = 2*embed_dim`` gives ``embed_dim = dim/2``)."""
+    is linear in a param not yet used (``dim = 2*embed_dim`` gives ``embed_dim = dim/2``).
+    Symbols in ``keep`` (the arguments themselves) are never solved for."""
     solution: dict = {}
+    keep = {symbol(n) for n in sym} | (keep or set())
     for name, value in sym.items():
-        if value is None:
-            continue
-        value = sympy.sympify(value).subs(solution)
-        if value.is_number:
-            continue
-        for s in sorted(value.free_symbols, key=str):
-            slope = sympy.diff(value, s)
-            rest = sympy.expand(value - slope * s)
-            if slope != 0 and s not in slope.free_symbols and s not in rest.free_symbols:
-                found = (symbol(name) - rest) / slope
-                solution = {k: v.subs(s, found) for k, v in solution.items()}
-                solution[s] = found
-                break
+        if value is not None:
+            solution = extend(solution, symbol(name), value, keep)
+    return solution
+
+
+def extend(solution: dict, target, value, keep: set) -> dict:
+    """``solution`` plus the param that makes ``value`` equal ``target``, if one is linear."""
+    value = sympy.sympify(value).subs(solution)
+    if value.is_number:
+        return solution
+    for s in sorted(value.free_symbols - keep, key=str):
+        slope = sympy.diff(value, s)
+        rest = sympy.expand(value - slope * s)
+        if slope != 0 and s not in slope.free_symbols and s not in rest.free_symbols:
+            found = (target - rest) / slope
+            out = {k: v.subs(s, found) for k, v in solution.items()}
+            out[s] = found
+            return out
     return solution
 
 
@@ -128,7 +136,12 @@ def in_args(shape, solution: dict):
     """A shape over the model's names re-expressed by the block's arguments."""
     if shape is None or not solution:
         return shape
-    return tuple(sympy.sympify(d).subs(solution) for d in shape)
+    out = []
+    for d in shape:
+        d = sympy.sympify(d)
+        used = {s: solution[s] for s in d.free_symbols if s in solution}
+        out.append(d.subs(used) if used else d)
+    return tuple(out)
 
 
 __all__ = ["arg_dims", "arg_values", "in_args", "solve", "to_model", "to_sympy", "value_dim"]

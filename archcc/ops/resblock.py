@@ -5,8 +5,8 @@
     res(x, temb) with x (B, 64, H, W), temb (B, 512)  ->  (B, 128, H, W)
 
 GroupNorm, act, 3x3 conv, twice; the time embedding, projected, is added between the two
-convolutions; a 1x1 conv shortcut when in != out (decided from the spec's values, as
-diffusers does).
+convolutions; a 1x1 conv shortcut when in != out, decided when the module is built (as
+diffusers does), so one class serves every block of a stage loop.
 """
 
 from __future__ import annotations
@@ -53,12 +53,6 @@ class ResBlockOp(Op):
     example = Example("res: {op: resblock, in: 8, out: 16, groups: 4}", {},
                       {"x": "[B, 8, 4, 4]"}, dims={})
 
-    def declare(self, scope, layer):
-        super().declare(scope, layer)
-        if layer.sizes["in_"] is not None and layer.sizes["out"] is not None:
-            layer.facets["shortcut"] = \
-                scope.value(layer.sizes["in_"]) != scope.value(layer.sizes["out"])
-
     def check(self, scope, layer):
         check_divides(scope, layer, "groups", "in_")
         check_divides(scope, layer, "groups", "out")
@@ -67,7 +61,6 @@ class ResBlockOp(Op):
         s = layer.sizes
         return [Submodule(layer.name, "class", {
             "in_channels": s["in_"], "out_channels": s["out"],
-            "channels": s["in_"],  # the class without a shortcut
             **({"temb_channels": s["temb"]} if "temb" in s else {}),
             "groups": s["groups"], "eps": s["eps"], "dropout": s["dropout"]}, layer.loc)]
 
@@ -84,7 +77,7 @@ class ResBlockOp(Op):
 
     def lower(self, layer, kwargs):
         spec = layer.spec
-        return lower(spec.act, spec.temb is not None, layer.facets["shortcut"])
+        return lower(spec.act, spec.temb is not None)
 
     def params(self, values):
         cin, cout = values["in_"], values["out"]
@@ -102,11 +95,11 @@ class ResBlockOp(Op):
         return count + (2 * pixels * cin * cout if cin != cout else 0)
 
 
-def lower(act: str, temb: bool, shortcut: bool) -> ModuleIR:
-    """norm1 -> act -> conv1 (+ projected time embedding) -> norm2 -> act -> conv2, + skip."""
-    name = "ResnetBlock" + ("Shortcut" if shortcut else "")
-    # without a shortcut in == out: one name, so that x + h is well-typed in this class
-    cin, cout = ("in_channels", "out_channels") if shortcut else ("channels", "channels")
+def lower(act: str, temb: bool) -> ModuleIR:
+    """norm1 -> act -> conv1 (+ projected time embedding) -> norm2 -> act -> conv2, + skip;
+    the skip is a 1x1 conv where in != out, nn.Identity() elsewhere."""
+    name = "ResnetBlock2D"
+    cin, cout = "in_channels", "out_channels"
     b = Builder(name)
     x = b.input("x", f"B, {cin}, H, W")
     subs = {"norm1": groupnorm.in_class("norm1", cin),
@@ -124,18 +117,16 @@ def lower(act: str, temb: bool, shortcut: bool) -> ModuleIR:
     subs["conv2"] = conv2d.in_class("conv2", cout, cout, 3, padding=1)
     h = b.line().op(act, b.call("norm2", h, var="h"), var="h")
     h = b.call("conv2", b.call("dropout", h, var="h"), var="h")
-    skip = x
-    if shortcut:
-        subs["conv_shortcut"] = conv2d.in_class("conv_shortcut", cin, cout, 1)
-        skip = b.line().call("conv_shortcut", x, var="x")
+    subs["conv_shortcut"] = conv2d.in_class("conv_shortcut", cin, cout, 1)
+    subs["conv_shortcut"].when = E(f"{cin} != {cout}")
+    skip = b.line().call("conv_shortcut", x, var="x")
     b.ret(b.line().op("add", skip, h, var="out"))
-    ctor = [(cin, None), (cout, None)] if shortcut else [(cin, None)]
-    ctor += [("temb_channels", None)] if temb else []
+    ctor = [(cin, None), (cout, None)] + ([("temb_channels", None)] if temb else [])
     return ModuleIR(name, "lowered", b.g, subs,
                     ctor_args=[*ctor, ("groups", 32), ("eps", 1e-6), ("dropout", 0.0)],
                     doc=f"ResNet block: (GroupNorm, {act}, conv3x3) x 2"
                         + (" + time embedding" if temb else "")
-                        + (" + 1x1 conv shortcut." if shortcut else "."),
-                    signature=("resblock", act, temb, shortcut),
-                    display={"in_channels": "C_in", "out_channels": "C_out", "channels": "C",
+                        + "; a 1x1 conv skip if in != out.",
+                    signature=("resblock", act, temb),
+                    display={"in_channels": "C_in", "out_channels": "C_out",
                              "temb_channels": "T_emb"})

@@ -299,10 +299,11 @@ def apply_sets(data: dict, where: SourceMap, assignments: list[str]) -> None:
                                          or "use a dotted path for other fields, e.g. "
                                          "blocks.Block.layers.attn.heads=16"))
         value = yaml.safe_load(raw) if raw.strip() else ""
-        if isinstance(value, dict) or isinstance(value, list) and any(
-                isinstance(v, dict | list) for v in value):
-            raise ArchccError(Diagnostic(loc, key, "--set takes a single value or a list of "
-                                                   "values (depths=[2,2,18,2])",
+        listed = isinstance((data.get("params") or {}).get(key), list) and path[0] == "params"
+        if isinstance(value, dict) or isinstance(value, list) and (not listed or any(
+                isinstance(v, dict | list) for v in value)):
+            raise ArchccError(Diagnostic(loc, key, "--set takes a single value (a list only "
+                                                   "for a list param: depths=[2,2,18,2])",
                                          "set nested fields one by one with dotted paths"))
         current = (data.get("params") or {}).get(key) if path[0] == "params" else None
         if _quoted(current) and isinstance(value, str) and not _quoted(value):

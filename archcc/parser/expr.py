@@ -483,7 +483,15 @@ def _depth(tree) -> int:
 
 
 def parse_expr(text: str) -> Expr:
-    """Parse one expression such as ``4 * n_embd`` or ``n_embd // n_head``."""
+    """Parse one expression such as ``4 * n_embd`` or ``n_embd // n_head``.
+
+    Cached by text: a stage loop evaluates its arguments once per instance, and the AST is
+    immutable (frozen dataclasses), so every instance shares one parse."""
+    return _parse_cached(text)
+
+
+@lru_cache(maxsize=8192)
+def _parse_cached(text: str) -> Expr:
     return _parse(text, "expr")
 
 
