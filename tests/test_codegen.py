@@ -49,6 +49,13 @@ SMALL = {
                       attention_head_dim=16),
     "seq2seq_bahdanau": dict(src_vocab=31, tgt_vocab=29, emb=8, hidden=12, attn_dim=10),
     "seq2seq_luong": dict(src_vocab=31, tgt_vocab=29, emb=8, hidden=12),
+    "convnext": dict(hidden_sizes=(8, 16, 24), depths=(1, 2, 1), image_size=32, num_labels=5,
+                     drop_path_rate=0.1),
+    "resnet": dict(embedding_size=8, hidden_sizes=(16, 32), depths=(2, 1), image_size=32,
+                   num_labels=5),
+    "albert": dict(vocab_size=97, embedding_size=16, hidden_size=32, num_hidden_layers=4,
+                   num_hidden_groups=2, inner_group_num=2, num_attention_heads=4,
+                   intermediate_size=64, max_position_embeddings=32),
 }
 # A recurrent decoder loops over the target length: torch.fx's symbolic tracer cannot iterate
 # a Proxy, so these are checked with torch.export alone (which unrolls the loop).
