@@ -20,6 +20,7 @@ generated class::
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Literal
 
 from archcc.codegen.forward import Line
@@ -28,8 +29,16 @@ from archcc.ir.graph import ModuleIR, Submodule, add_node, new_graph
 from archcc.ir.shapes import register_rule, same
 from archcc.ops import Example, Op, op
 from archcc.ops.base import field_diag
-from archcc.ops.rnn_decoder.body import DecoderBody
 from archcc.parser.fields import Scalar, Strict
+
+
+@dataclass
+class Body:
+    """What codegen writes for a class whose op spells out its forward (see views.py)."""
+
+    forward_params: str
+    forward_lines: list[Line]
+    methods: list = field(default_factory=list)
 
 
 class DropPath(Strict):
@@ -75,7 +84,7 @@ class DropPathOp(Op):
                         doc="Stochastic depth: drops the branch of whole samples in training.",
                         facets={"template": self.name})
 
-    def body(self, facets: dict) -> DecoderBody:
+    def body(self, facets: dict) -> Body:
         """The forward codegen writes for the class (a branch on training, not a graph)."""
         lines = [Line("if not self.training or self.p == 0.0:"),
                  Line("return x", indent=1),
@@ -83,7 +92,7 @@ class DropPathOp(Op):
                  Line("mask = x.new_empty((x.shape[0],) + (1,) * (x.ndim - 1)).bernoulli_(keep)",
                       "(B, 1, ...): one draw per sample"),
                  Line("return x * mask.div_(keep)")]
-        return DecoderBody("x", lines, [])
+        return Body("x", lines)
 
     def params(self, values):
         return 0
