@@ -27,6 +27,7 @@ class Config:
 
     num_channels: int = 3
     patch_size: int = 4
+    num_stages: int = 4
     hidden_sizes: tuple[int, ...] = (96, 192, 384, 768)
     depths: tuple[int, ...] = (3, 3, 9, 3)
     layer_norm_eps: float = 1e-12
@@ -58,7 +59,7 @@ class DropPath(nn.Module):
 class ConvNextLayer(nn.Module):
     """Depthwise 7x7 conv, then LayerNorm and a 4x MLP over channels last, layer scale, drop path.
 
-    spec: specs/convnext.yaml:18
+    spec: specs/convnext.yaml:19
     """
 
     def __init__(self, config: Config, dim, drop_prob=0.0) -> None:
@@ -80,7 +81,7 @@ class ConvNextLayer(nn.Module):
 class ConvNextStage(nn.Module):
     """Downsampling (LayerNorm, 2x2 conv of stride 2) after stage 0, then the layers.
 
-    spec: specs/convnext.yaml:32
+    spec: specs/convnext.yaml:33
     """
 
     def __init__(self, config: Config, cin, cout, depth, first=0, downsample=True) -> None:
@@ -108,7 +109,7 @@ class ConvNextStage(nn.Module):
 
 
 class Convnext(nn.Module):
-    """spec: specs/convnext.yaml:45"""
+    """spec: specs/convnext.yaml:46"""
 
     def __init__(self, config: Config = Config()) -> None:
         super().__init__()
@@ -129,7 +130,7 @@ class Convnext(nn.Module):
                 first=sum(config.depths[:i]),
                 downsample=i > 0,
             )
-            for i in range(len(config.hidden_sizes))
+            for i in range(config.num_stages)
         )
         self.layernorm = nn.LayerNorm(config.hidden_sizes[-1], eps=config.layer_norm_eps)
         self.classifier = nn.Linear(config.hidden_sizes[-1], config.num_labels)

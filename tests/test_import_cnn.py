@@ -170,3 +170,29 @@ def test_cli_import_then_build(tmp_path, capsys):
     assert 'layer_type = "basic"' in out.read_text()  # a string param, quoted
     assert main(["build", str(out), "-o", str(tmp_path / "gen")]) == 0
     assert "wrote" in capsys.readouterr().out
+
+
+TINY = {  # Config for `archcc bench`'s reference: built from the same Config fields
+    "convnext": dict(num_stages=3, hidden_sizes=(8, 16, 24), depths=(1, 1, 1), image_size=32,
+                     num_labels=4),
+    "resnet": dict(embedding_size=8, hidden_sizes=(8, 16), depths=(1, 1), layer_type="basic",
+                   image_size=32, num_labels=4),
+    "albert": dict(vocab_size=50, hidden_size=16, num_attention_heads=2, intermediate_size=32,
+                   num_hidden_layers=3, max_position_embeddings=20),
+}
+
+
+@pytest.mark.parametrize("family", sorted(TINY))
+def test_bench_reference_is_the_same_model(compiled, family):
+    """`reference:` names the transformers class; built from our Config's fields it takes our
+    weights strictly and gives our outputs (what `archcc bench --backends reference` times)."""
+    from archcc.parser import load_spec
+    from archcc.runtime.reference import first_tensor, reference_model
+
+    module = compiled(family)
+    spec = Path(__file__).parents[1] / "specs" / f"{family}.yaml"
+    model = module.Model(module.Config(**TINY[family])).eval()
+    ref = reference_model(load_spec(spec).spec.reference, model, module)
+    inputs = module.example_inputs(batch=2, config=model.config)
+    with torch.no_grad():
+        torch.testing.assert_close(first_tensor(model(*inputs)), first_tensor(ref(*inputs)))

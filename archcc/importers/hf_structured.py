@@ -71,6 +71,7 @@ def convnext(cfg: ConfigFile) -> dict:
                         "the layer scale off", f"specs/convnext.yaml scales every block "
                         f"(layer_scale_parameter); for blocks without it {EXTEND}")
     fixed(cfg, "convnext", {"hidden_act": "gelu"})
+    params["num_stages"] = count
     params["image_size"] = cfg.size("image_size", 224)
     params["num_labels"] = labels(cfg, "convnext")
     return {"params": params}

@@ -28,8 +28,9 @@ def pair(convnext, hidden_sizes, depths, side, **extra):
                                          depths=depths, num_labels=10, **extra)
     ref = transformers.ConvNextForImageClassification(config).eval()
     redraw(ref)
-    ours = convnext.Model(convnext.Config(hidden_sizes=tuple(hidden_sizes), depths=tuple(depths),
-                                          num_labels=10, image_size=side, **extra)).eval()
+    ours = convnext.Model(convnext.Config(num_stages=len(depths), hidden_sizes=tuple(hidden_sizes),
+                                          depths=tuple(depths), num_labels=10, image_size=side,
+                                          **extra)).eval()
     ours.load_state_dict(convnext.convert_state_dict(ref.state_dict(), "hf"), strict=True)
     return ours, ref
 
@@ -57,8 +58,8 @@ def test_drop_path_rates_and_eps_follow_the_config(compiled):
                  for layer in stage.layers]  # rate 0: nn.Identity
     assert ours_rates == pytest.approx(ref_rates) and ours_rates[-1] == pytest.approx(0.3)
     assert ours.layernorm.eps == 1e-6 and ours.embeddings_norm.eps == 1e-6
-    fresh = convnext.Model(convnext.Config(layer_scale_init_value=0.5, hidden_sizes=(8, 16),
-                                           depths=(1, 1)))
+    fresh = convnext.Model(convnext.Config(layer_scale_init_value=0.5, num_stages=2,
+                                           hidden_sizes=(8, 16), depths=(1, 1)))
     assert torch.equal(fresh.stages[1].layers[0].layer_scale_parameter, torch.full((16,), 0.5))
     pixels = torch.randn(2, 3, 64, 64)
     with torch.no_grad():
