@@ -103,6 +103,8 @@ class PluginOp(Op):
     """An :class:`OpPlugin` as an op of the one registry (:mod:`archcc.ops`): the stages ask
     it exactly what they ask a builtin op."""
 
+    arity = (1, 8)  # the plugin's own shape rule judges its inputs
+
     def __init__(self, plugin: OpPlugin, order: int):
         self.plugin, self.order = plugin, order
         self.name, self.schema = plugin.name, plugin.schema

@@ -153,7 +153,11 @@ class Albert(nn.Module):
         self.decoder = nn.Linear(config.embedding_size, config.vocab_size)
         self.decoder.weight = self.word_embeddings.weight  # tied
 
-    def forward(self, input_ids, attention_mask, token_type_ids):
+    def forward(self, input_ids, attention_mask=None, token_type_ids=None):
+        if attention_mask is None:  # ones, as the reference defaults it
+            attention_mask = torch.ones_like(input_ids, dtype=torch.bool)
+        if token_type_ids is None:  # zeros, as the reference defaults it
+            token_type_ids = torch.zeros_like(input_ids, dtype=torch.long)
         # (B, T, embedding_size)
         x = self.word_embeddings(input_ids) + self.token_type_embeddings(token_type_ids)
         positions = torch.arange(input_ids.shape[1], device=input_ids.device)  # (T)

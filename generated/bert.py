@@ -125,7 +125,11 @@ class Bert(nn.Module):
         self.encoder = nn.ModuleList(Layer(config) for _ in range(config.num_hidden_layers))
         self.pooler = nn.Linear(config.hidden_size, config.hidden_size)
 
-    def forward(self, input_ids, token_type_ids, attention_mask):
+    def forward(self, input_ids, attention_mask=None, token_type_ids=None):
+        if attention_mask is None:  # ones, as the reference defaults it
+            attention_mask = torch.ones_like(input_ids, dtype=torch.bool)
+        if token_type_ids is None:  # zeros, as the reference defaults it
+            token_type_ids = torch.zeros_like(input_ids, dtype=torch.long)
         # (B, T, hidden_size)
         x = self.word_embeddings(input_ids) + self.token_type_embeddings(token_type_ids)
         positions = torch.arange(input_ids.shape[1], device=input_ids.device)  # (T)
@@ -141,8 +145,8 @@ Model = Bert
 # Input dims for torch.export, ONNX and TensorRT: a symbol is dynamic, None is fixed by Config.
 DYNAMIC_DIMS: dict[str, tuple[str | None, ...]] = {
     "input_ids": ("B", "T"),
-    "token_type_ids": ("B", "T"),
     "attention_mask": ("B", "T"),
+    "token_type_ids": ("B", "T"),
 }
 # (min, opt, max) of each symbol; archcc.runtime.compile(..., dims={...}) overrides them.
 DIM_RANGES: dict[str, tuple[int, int, int]] = {
@@ -245,9 +249,9 @@ def example_inputs(
     config = config or Config()
     T = dims.get("T", 16)
     input_ids = torch.randint(0, config.vocab_size, (batch, T))
-    token_type_ids = torch.randint(0, config.type_vocab_size, (batch, T))
     attention_mask = torch.ones((batch, T), dtype=torch.bool)
-    return (input_ids, token_type_ids, attention_mask)
+    token_type_ids = torch.randint(0, config.type_vocab_size, (batch, T))
+    return (input_ids, attention_mask, token_type_ids)
 
 
 def fsdp_wrap(model: nn.Module, mesh=None, **kwargs) -> nn.Module:

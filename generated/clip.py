@@ -26,6 +26,7 @@ class Config:
     """Hyperparameters; defaults are the spec's values. ``Config(n_layer=24)`` for another size."""
 
     vocab_size: int = 49408
+    eos_token_id: int = 2
     max_position_embeddings: int = 77
     text_hidden_size: int = 512
     text_intermediate_size: int = 2048
@@ -131,7 +132,7 @@ class SelfAttention(nn.Module):
 class TextLayer(nn.Module):
     """Pre-norm causal encoder layer of the text tower.
 
-    spec: specs/clip.yaml:29
+    spec: specs/clip.yaml:30
     """
 
     def __init__(self, config: Config) -> None:
@@ -154,7 +155,7 @@ class TextLayer(nn.Module):
 class VisionLayer(nn.Module):
     """Pre-norm encoder layer of the vision tower.
 
-    spec: specs/clip.yaml:42
+    spec: specs/clip.yaml:43
     """
 
     def __init__(self, config: Config) -> None:
@@ -176,7 +177,7 @@ class VisionLayer(nn.Module):
 
 
 class Clip(nn.Module):
-    """spec: specs/clip.yaml:55"""
+    """spec: specs/clip.yaml:56"""
 
     def __init__(self, config: Config = Config()) -> None:
         super().__init__()
@@ -228,9 +229,14 @@ class Clip(nn.Module):
         for block in self.text_layers:
             t = block(t)  # (N, T, text_hidden_size)
         t = self.final_layer_norm(t)  # (N, T, text_hidden_size)
-        argmax = input_ids.argmax(dim=-1)  # (N)
+        # (N)
+        eos = (
+            input_ids.argmax(dim=-1)
+            if self.config.eos_token_id == 2
+            else (input_ids == self.config.eos_token_id).long().argmax(dim=-1)
+        )
         # (N, projection_dim)
-        text_embeds = self.text_projection(t[torch.arange(t.shape[0], device=t.device), argmax])
+        text_embeds = self.text_projection(t[torch.arange(t.shape[0], device=t.device), eos])
         image_embeds = F.normalize(image_embeds, dim=-1)  # (B, projection_dim)
         text_embeds = F.normalize(text_embeds, dim=-1)  # (N, projection_dim)
         # (N, B)

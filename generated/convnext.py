@@ -36,6 +36,10 @@ class Config:
     num_labels: int = 1000
     image_size: int = 224
 
+    def __post_init__(self) -> None:
+        if len({len(self.hidden_sizes), len(self.depths)}) != 1:
+            raise ValueError("hidden_sizes, depths hold one entry per stage: lengths differ")
+
 
 class DropPath(nn.Module):
     """Stochastic depth: drops the branch of whole samples in training.

@@ -50,6 +50,16 @@ class Config:
     def time_embed_dim(self) -> int:
         return 4 * self.block_out_channels[0]
 
+    def __post_init__(self) -> None:
+        if len({len(self.block_out_channels), len(self.down_block_types)}) != 1:
+            raise ValueError(
+                "block_out_channels, down_block_types hold one entry per stage: lengths differ"
+            )
+        if len({len(self.block_out_channels), len(self.up_block_types)}) != 1:
+            raise ValueError(
+                "block_out_channels, up_block_types hold one entry per stage: lengths differ"
+            )
+
 
 def _concat_on_load(fused: dict[str, tuple[str, ...]]):
     """A load_state_dict pre-hook: checkpoints with separate q/k/v linears load into the

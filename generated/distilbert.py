@@ -115,7 +115,9 @@ class Distilbert(nn.Module):
         self.embeddings_dropout = nn.Dropout(config.dropout)
         self.transformer = nn.ModuleList(TransformerBlock(config) for _ in range(config.n_layers))
 
-    def forward(self, input_ids, attention_mask):
+    def forward(self, input_ids, attention_mask=None):
+        if attention_mask is None:  # ones, as the reference defaults it
+            attention_mask = torch.ones_like(input_ids, dtype=torch.bool)
         positions = torch.arange(input_ids.shape[1], device=input_ids.device)  # (T)
         x = self.word_embeddings(input_ids) + self.position_embeddings(positions)  # (B, T, dim)
         x = self.embeddings_dropout(self.embeddings_norm(x))  # (B, T, dim)

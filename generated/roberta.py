@@ -128,7 +128,11 @@ class Roberta(nn.Module):
         self.encoder = nn.ModuleList(Layer(config) for _ in range(config.num_hidden_layers))
         self.pooler = nn.Linear(config.hidden_size, config.hidden_size)
 
-    def forward(self, input_ids, attention_mask, token_type_ids):
+    def forward(self, input_ids, attention_mask=None, token_type_ids=None):
+        if attention_mask is None:  # ones, as the reference defaults it
+            attention_mask = torch.ones_like(input_ids, dtype=torch.bool)
+        if token_type_ids is None:  # zeros, as the reference defaults it
+            token_type_ids = torch.zeros_like(input_ids, dtype=torch.long)
         # (B, T, hidden_size)
         x = self.word_embeddings(input_ids) + self.token_type_embeddings(token_type_ids)
         # (B, T)

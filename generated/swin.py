@@ -40,9 +40,13 @@ class Config:
     def num_features(self) -> int:
         return self.embed_dim * 2 ** (len(self.depths) - 1)
 
+    def __post_init__(self) -> None:
+        if len({len(self.depths), len(self.num_heads)}) != 1:
+            raise ValueError("depths, num_heads hold one entry per stage: lengths differ")
 
-class WindowAttention(nn.Module):
-    """Self-attention within windows of the grid rolled by shift (0: none), relative position bias.
+
+class ShiftedWindowAttention(nn.Module):
+    """Self-attention within windows of the cyclically shifted grid, relative position bias (Swin).
 
     Lowered by archcc from `op: attention`.
     Shapes: C = dim, nh = n_head, hs = head_dim.
@@ -118,6 +122,69 @@ class WindowAttention(nn.Module):
         return torch.roll(y, (self.shift, self.shift), (1, 2))
 
 
+class WindowAttention(nn.Module):
+    """Self-attention within windows, relative position bias (Swin).
+
+    Lowered by archcc from `op: attention`.
+    Shapes: C = dim, nh = n_head, hs = head_dim.
+    """
+
+    def __init__(self, dim, n_head, window, bias=True, dropout=0.0) -> None:
+        super().__init__()
+        self.dim = dim
+        self.n_head = n_head
+        self.head_dim = dim // n_head
+        self.window = window
+        self.dropout = dropout
+        self.qkv = nn.Linear(dim, 3 * dim, bias=bias)
+        self.relative_position_bias_table = nn.Parameter(torch.zeros((2 * window - 1) ** 2, n_head))
+        # row-major (row, col) of each window position; offsets shifted to be >= 0
+        coords = torch.arange(window)
+        rows, cols = coords.repeat_interleave(window), coords.repeat(window)
+        index = (rows[:, None] - rows[None, :] + window - 1) * (2 * window - 1)
+        index = index + cols[:, None] - cols[None, :] + window - 1
+        self.register_buffer("relative_position_index", index, persistent=False)
+        self.proj = nn.Linear(dim, dim, bias=bias)
+        self.drop = nn.Dropout(dropout)
+
+    def forward(self, x):
+        # (B, H*W/window^2, window^2, C)
+        x_1 = (
+            x.unflatten(1, (-1, self.window))
+            .unflatten(3, (-1, self.window))
+            .transpose(2, 3)
+            .flatten(1, 2)
+            .flatten(2, 3)
+        )
+        qkv = self.qkv(x_1)  # (B, H*W/window^2, window^2, 3*C)
+        q, k, v = qkv.split(self.dim, dim=-1)  # (B, H*W/window^2, window^2, C)
+        # (B, H*W/window^2, nh, window^2, hs)
+        q = q.unflatten(-1, (self.n_head, self.head_dim)).transpose(-3, -2)
+        # (B, H*W/window^2, nh, window^2, hs)
+        k = k.unflatten(-1, (self.n_head, self.head_dim)).transpose(-3, -2)
+        # (B, H*W/window^2, nh, window^2, hs)
+        v = v.unflatten(-1, (self.n_head, self.head_dim)).transpose(-3, -2)
+        # (nh, window^2, window^2)
+        bias = self.relative_position_bias_table[self.relative_position_index].permute(2, 0, 1)
+        # (B, H*W/window^2, nh, window^2, hs) fused by fuse_attention
+        y = F.scaled_dot_product_attention(
+            q.flatten(0, 1),
+            k.flatten(0, 1),
+            v.flatten(0, 1),
+            attn_mask=bias,
+            dropout_p=self.dropout if self.training else 0.0,
+        ).unflatten(0, q.shape[:2])
+        y = y.transpose(-3, -2).flatten(-2)  # (B, H*W/window^2, window^2, hs*nh)
+        y = self.drop(self.proj(y))  # (B, H*W/window^2, window^2, C)
+        return (
+            y.unflatten(1, (x.shape[1] // self.window, -1))
+            .unflatten(3, (self.window, self.window))
+            .transpose(2, 3)
+            .flatten(1, 2)
+            .flatten(2, 3)
+        )
+
+
 class PatchMerging(nn.Module):
     """Swin downsampling: 2x2 neighbours concatenated, normed, projected.
 
@@ -173,7 +240,13 @@ class SwinTransformerBlock(nn.Module):
     def __init__(self, config: Config, dim, num_heads, grid, shift_size=0) -> None:
         super().__init__()
         self.norm1 = nn.LayerNorm(dim, eps=config.eps)
-        self.attn = WindowAttention(dim, num_heads, min(config.window_size, grid), grid, shift_size)
+        self.attn = (
+            WindowAttention(dim, num_heads, min(config.window_size, grid))
+            if shift_size == 0
+            else ShiftedWindowAttention(
+                dim, num_heads, min(config.window_size, grid), grid, shift_size
+            )
+        )
         self.norm2 = nn.LayerNorm(dim, eps=config.eps)
         self.mlp = Mlp(config, dim, int(dim * config.mlp_ratio))
 

@@ -16,6 +16,9 @@ from archcc.parser.writer import to_arch, to_yaml
 
 ROOT = Path(__file__).parents[1]
 SPECS = sorted((ROOT / "specs").glob("*.yaml"))
+# every structural construct: list params, block arguments, stage loops over lists, when,
+# blocks as layers, steps/pick sharing, block-choosing expressions, skip stacks
+SPECS += sorted((ROOT / "tests" / "specs" / "structure").glob("*.yaml"))
 
 
 def _body(source: str) -> list[str]:
@@ -97,7 +100,8 @@ SPEC = st.fixed_dictionaries({
                                                st.sampled_from(["n_embd * 2"])), max_size=4),
     "inputs": st.dictionaries(NAMES, st.fixed_dictionaries(
         {"shape": st.lists(st.sampled_from(["B", "T", 3, "n_embd"]), min_size=1, max_size=4)},
-        optional={"dtype": st.sampled_from(["int64", "bool", "float32"]), "high": SIZES}),
+        optional={"dtype": st.sampled_from(["int64", "bool", "float32"]), "high": SIZES,
+                  "default": st.sampled_from(["zeros", "ones"])}),
         min_size=1, max_size=3),
     "blocks": st.fixed_dictionaries({"Blk": st.fixed_dictionaries(
         {"layers": st.dictionaries(NAMES, _layers(), max_size=4), "forward": FORWARD},

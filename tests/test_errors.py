@@ -59,6 +59,12 @@ CASES = {
     "float_repeat_count": ("times: n_layer", "times: n_layer / 5"),
     "embedding_of_floats": ("x = drop(wte(input_ids)", "x = drop(wte(wpe(positions(input_ids)))"),
     "unknown_function": ("return lm_head(ln_f(x))", "return lm_head(layer_norm(x))"),
+    "layer_call_arity": ("return lm_head(ln_f(x))", "return lm_head(ln_f(x, x))"),
+    "layer_call_keyword": ("return lm_head(ln_f(x))", "return lm_head(ln_f(x, bogus=1))"),
+    "function_of_numbers": ("return lm_head(ln_f(x))", "return lm_head(ln_f(x)) * sigmoid(2)"),
+    "float_function_of_ints": ("x = drop(wte(input_ids)",
+                               "x = drop(wte(input_ids) + gelu(input_ids)"),
+    "negative_dropout": ("dropout: 0.1", "dropout: -0.5"),
     "generate_unknown_input": ("kind: causal_lm,", "kind: causal_lm, input: ids,"),
     "generate_seq2seq_one_input": ("kind: causal_lm", "kind: seq2seq"),
 }
@@ -130,7 +136,7 @@ OTHER_CASES = {
                           '{op: timesteps, dim: "block_out_channels[0] + 1"'),
     "downsample_padding": ("unet", "channels: out_channels, padding: 0,",
                            "channels: out_channels, padding: 2,"),
-    "token_at_needs_indices": ("clip", "token_at(t, argmax(input_ids))", "token_at(t, input_ids)"),
+    "token_at_needs_indices": ("clip", "token_at(t, eos)", "token_at(t, input_ids)"),
 }
 
 

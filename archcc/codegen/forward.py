@@ -22,7 +22,7 @@ from archcc.parser.expr import render_prec
 
 NEVER_INLINE = {"input", "split", "getitem", "output", "positions", "pack_padded",
                 "length_mask", "kv_cache"}
-MULTI_OUTPUT = {"split", "kv_cache"}  # assigned to several names at once: ``k, v = ...``
+MULTI_OUTPUT = {"split", "kv_cache", "chunk", "topk"}  # assigned at once: ``k, v = ...``
 ALWAYS_INLINE = {"const", "get_attr"}
 
 
@@ -53,8 +53,9 @@ class ForwardEmitter:
         data = self.g.nodes[node]
         if data["op"] in ALWAYS_INLINE:
             return True
-        readers = [r for r in self.g.successors(node) if self.g.nodes[r]["op"] != "after"]
-        if data["op"] in NEVER_INLINE or len(readers) != 1 or data["stmt"] is None:
+        readers = [r for r in self.g.successors(node) if self.g.nodes[r]["op"] != "stack_after"]
+        if data["op"] in NEVER_INLINE or data["op"] in MULTI_OUTPUT or len(readers) != 1 \
+                or data["stmt"] is None:
             return False
         if data["op"] == "call" and data["attrs"].get("repeat"):
             return False  # a repeat is a for loop, a statement of its own
@@ -71,11 +72,11 @@ class ForwardEmitter:
             return self.names[node], ATOM
         data = self.g.nodes[node]
         self.emitted.add(node)
-        if data["op"] in ("push", "after"):  # a version of a stack: the list itself
+        if data["op"] in ("stack_push", "stack_after"):  # a version of a stack: the list
             return data["attrs"]["stack"], ATOM
-        if data["op"] == "pop":
+        if data["op"] == "stack_pop":
             return f"{data['attrs']['stack']}.pop()", ATOM
-        if data["op"] == "stack":
+        if data["op"] == "stack_new":
             return "[]", ATOM
         if data["op"] == "const":
             return render_prec(data["attrs"]["value"], self.resolve)
@@ -85,8 +86,18 @@ class ForwardEmitter:
         if data["op"] == "call":
             return self._call(data, args), ATOM
         dtypes = [self.g.nodes[i]["dtype"] for i in data["inputs"]]
-        return render_op(data["op"], data["attrs"], args,
+        attrs = data["attrs"]
+        if data["op"] == "port":  # where the value sits in the call's (nested) result
+            attrs = {**attrs, "element": self._element(data)}
+        return render_op(data["op"], attrs, args,
                          lambda e: render_prec(e, self.resolve)[0], dtypes)
+
+    def _element(self, port: dict) -> tuple[int, ...]:
+        """Indices of a port in its call's result: ``out, (h, c)`` is ``[0]``, ``[1][0]``,
+        ``[1][1]`` (an LSTM's state is a pair), ``out, h`` is ``[0]``, ``[1]``."""
+        call = self.g.nodes[port["inputs"][0]]
+        index, ports = port["attrs"]["index"], call["attrs"]["ports"]
+        return (0,) if index == 0 else (1,) if len(ports) == 2 else (1, index - 1)
 
     def _call(self, data: dict, args: list[Rendered]) -> str:
         if data["attrs"].get("memo"):  # cross attention's projection of the encoder memory
@@ -135,9 +146,9 @@ class ForwardEmitter:
             op = self.g.nodes[node]["op"]
             if op == "output":
                 self._return(node)
-            elif op == "after":
+            elif op == "stack_after":
                 self.emitted.add(node)
-            elif op == "push":
+            elif op == "stack_push":
                 self._push(node)
             elif op in MULTI_OUTPUT:
                 self._split(node)
@@ -161,10 +172,15 @@ class ForwardEmitter:
         text = self._expr(node)[0]
         self.emitted.add(node)
         parts = sorted(self.g.successors(node), key=lambda n: self.g.nodes[n]["attrs"]["index"])
-        names = []
+        count = self.g.nodes[node]["attrs"].get("outputs")  # a user's a, b = chunk(x, 2)
+        names = ["_"] * count if count else []
         for part in parts:
             self.emitted.add(part)
-            names.append(self._bind(part, self._var(part)))
+            name = self._bind(part, self._var(part))
+            if count:
+                names[self.g.nodes[part]["attrs"]["index"]] = name
+            else:
+                names.append(name)
         self.lines.append(Line(f"{', '.join(names)} = {text}", self._comment(parts[0])))
 
     def _unpack(self, node: str) -> None:

@@ -69,10 +69,11 @@ def _split(attrs, args, expr, dtypes):
 def _subscript(attrs, args, expr, dtypes):
     parts = []
     for index in attrs["index"]:
-        if isinstance(index, tuple):
-            lower, upper = ("" if i is None else str(i) for i in index)
-            parts.append(f"{lower}:{upper}")
-        else:
+        if isinstance(index, tuple):  # (lower, upper) or (lower, upper, step); None = open
+            bounds = ["" if i is None else str(i) for i in index]
+            parts.append(":".join(bounds) if len(bounds) == 2 or bounds[2] else
+                         ":".join(bounds[:2]))
+        else:  # an integer, "..." or None (a new axis)
             parts.append(str(index))
     return f"{wrap(args[0][0], args[0][1], ATOM)}[{', '.join(parts)}]", ATOM
 
@@ -169,7 +170,8 @@ def _take_rows(attrs, args, expr, dtypes):
 
 # ------------------------------------------------- integer index arithmetic (T5 buckets)
 _COMPARE = PRECEDENCE["add"] - 4  # looser than arithmetic: `a + 1 > b` needs no parentheses
-_CASTS = {"int64": "long", "float32": "float", "bool": "bool"}
+_CASTS = {"int64": "long", "float32": "float", "float16": "half", "bfloat16": "bfloat16",
+          "bool": "bool"}
 
 
 def _compare(symbol):
@@ -208,7 +210,8 @@ _RENDERERS = {
     "positions": _positions, "causal_mask": _causal_mask, "key_padding_mask": _key_padding_mask,
     "masked_fill": _masked_fill, "and": _and, "sdpa": _sdpa, "prepend": _prepend,
     "take_rows": _take_rows, "not": _not,
-    "gt": _compare(">"), "lt": _compare("<"), "cast": _cast, "clamp": _clamp, "where": _where,
+    "gt": _compare(">"), "lt": _compare("<"), "ge": _compare(">="), "le": _compare("<="),
+    "eq": _compare("=="), "ne": _compare("!="), "cast": _cast, "clamp": _clamp, "where": _where,
     "abs": lambda attrs, args, expr, dtypes: method(args[0], "abs()"),
     "log": lambda attrs, args, expr, dtypes: (f"torch.log({args[0][0]})", ATOM),
     "permute": lambda attrs, args, expr, dtypes: method(
@@ -238,3 +241,9 @@ _RENDERERS.update(_SEQUENCE_RENDERERS)
 from archcc.codegen.render_vision import VISION_RENDERERS  # noqa: E402 - needs method above
 
 _RENDERERS.update(VISION_RENDERERS)
+
+# The wiring language's tensor functions (einsum, gather, topk, ...) define their spelling
+# beside their reading and shape rule.
+from archcc.ir.tensor_functions import RENDERERS as _TENSOR_RENDERERS  # noqa: E402
+
+_RENDERERS.update(_TENSOR_RENDERERS)

@@ -21,7 +21,8 @@ def _atom(arg) -> str:
 
 
 def _port(attrs, args, expr, dtypes):
-    return f"{_atom(args[0])}[{attrs['index']}]", ATOM
+    indices = attrs.get("element", (attrs["index"],))
+    return _atom(args[0]) + "".join(f"[{i}]" for i in indices), ATOM
 
 
 def _pack_padded(attrs, args, expr, dtypes):

@@ -77,6 +77,7 @@ class FileView:
     example_return: str
     extra: dict = field(default_factory=dict)
     needs_functional: bool = True  # `import torch.nn.functional as F` only where F is used
+    list_groups: list[list[str]] = field(default_factory=list)  # lists a loop walks together
     generation: dict | None = None  # the spec's `generate:` facet, for generation.py.j2
     plugin_classes: list[str] = field(default_factory=list)  # plugin ops' class source
 
@@ -122,7 +123,12 @@ def _submodule_line(sub: Submodule, program: Program, resolve) -> list[str]:
     elif sub.kind == "plugin":
         lines = [_plugin_line(sub, resolve)]
     elif sub.kind == "class":
-        lines = [f"self.{sub.name} = {sub.cls}({_class_args(sub, program, resolve)})"]
+        ctor = f"{sub.cls}({_class_args(sub, program, resolve)})"
+        for when, args, cls in reversed(sub.alternatives):  # WindowAttention(...) if ... else
+            alt = Submodule(sub.name, "class", args, cls=cls)
+            ctor = f"{cls}({_class_args(alt, program, resolve)}) if {_arg(when, resolve)} " \
+                   f"else {ctor}"
+        lines = [f"self.{sub.name} = {ctor}"]
     else:
         lines = ops.get_kind(sub.kind).init_lines(sub, lambda v: _arg(v, resolve))
     if sub.when is not None:  # checked at build: one line, an nn.Module
@@ -211,6 +217,22 @@ def _comments_fit(lines: list[Line], width: int = 100, indent: int = 8) -> list[
     return out
 
 
+def _defaults(module: ModuleIR) -> list[Line]:
+    """``if token_type_ids is None: token_type_ids = torch.zeros_like(input_ids)``: the
+    reference's default for each optional input."""
+    lines = []
+    for node in module.inputs:
+        attrs = module.graph.nodes[node]["attrs"]
+        if attrs.get("default"):
+            dtype = {"int64": "torch.long", "bool": "torch.bool"}.get(attrs["dtype"],
+                                                                      "torch.float32")
+            lines += [Line(f"if {attrs['name']} is None:",
+                           f"{attrs['default']}, as the reference defaults it"),
+                      Line(f"{attrs['name']} = torch.{attrs['default']}_like({attrs['like']}, "
+                           f"dtype={dtype})", indent=1)]
+    return lines
+
+
 def _param(attrs: dict) -> str:
     """A forward argument; optional ones (the generation facet's ``cache``) default to None."""
     return f"{attrs['name']}=None" if attrs.get("optional") else attrs["name"]
@@ -230,6 +252,7 @@ def class_view(module: ModuleIR, program: Program) -> ClassView:
         return text
 
     body = _comments_fit(emit_forward(module, tracking if module.kind != "lowered" else resolve))
+    body = _defaults(module) + body
     if module.kind == "lowered":
         init_params = _ctor_params(module)
     else:
@@ -301,6 +324,22 @@ def _config_fields(program: Program) -> tuple[list[ConfigField], list[ConfigFiel
         else:
             fields.append(ConfigField(name, type_name, safe_text.literal(value)))
     return fields, props
+
+
+def _list_groups(program: Program) -> list[list[str]]:
+    """The list params each stage loop walks in lockstep (``over: [depths, num_heads]``):
+    the generated Config checks that they keep one length."""
+    from archcc.parser.structure import Repeat
+
+    spec, groups = program.loaded.spec if program.loaded else None, []
+    owners = [spec.model, *spec.blocks.values()] if spec is not None else []
+    for owner in owners:
+        for layer in owner.layers.values():
+            names = [n for n in getattr(layer, "over", ()) if n in program.params
+                     and n not in program.param_exprs] if isinstance(layer, Repeat) else []
+            if len(names) > 1 and names not in groups:
+                groups.append(names)
+    return groups
 
 
 def _type_name(value) -> str:
@@ -384,7 +423,7 @@ def file_view(program: Program) -> FileView:
     return FileView(banner, doc, needs_math, fields, props, classes, program.model.name,
                     _layouts(program), example_lines, example_return, extra,
                     needs_functional=needs_functional, generation=_generation(program),
-                    plugin_classes=extra_classes)
+                    plugin_classes=extra_classes, list_groups=_list_groups(program))
 
 
 def _greedy(program: Program) -> GreedyView | None:

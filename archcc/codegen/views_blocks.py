@@ -114,6 +114,8 @@ def loop_header(sub: Submodule, target: str, resolve, taken=()) -> tuple[str, st
     if steps is None:
         var = element_name(sub.cls if a.get("choose") is None else "", taken)
         return f"for {var} in self.{target}:", var
+    outer = resolve
+    resolve = lambda name: name if name == INDEX else outer(name)  # noqa: E731 - the step i
     count = render_expr(steps, resolve)
     if sub.kind == "block":
         return f"for _ in range({count}):", f"self.{target}"
@@ -122,8 +124,8 @@ def loop_header(sub: Submodule, target: str, resolve, taken=()) -> tuple[str, st
         times = render_expr(a["times"], resolve)
         one = isinstance(a["times"], Num) and a["times"].value == 1
         index = "0" if one else f"i * {_wrap(times)} // {_wrap(count)}"
-    else:  # the step index is the loop's own variable, not a Config field
-        index = render_expr(pick, lambda name: INDEX if name == INDEX else resolve(name))
+    else:
+        index = render_expr(pick, resolve)
     var = "_" if index == "0" else INDEX
     return f"for {var} in range({count}):", f"self.{target}[{index}]"
 

@@ -149,13 +149,7 @@ def clip(cfg: ConfigFile) -> dict:
                                                             "one attention_dropout")
     text["projection_dim"] = cfg.size("projection_dim", 512)
     text["logit_scale_init_value"] = cfg.number("logit_scale_init_value", 2.6592)
-    eos = cfg.size("text_config.eos_token_id", 49407)
-    if eos not in (2, text["vocab_size"] - 1):
-        raise cfg.error("text_config.eos_token_id",
-                        f"{eos} is neither 2 (HF's legacy argmax pooling) nor the last id "
-                        f"({text['vocab_size'] - 1})",
-                        "specs/clip.yaml pools the text at argmax(input_ids): the EOS token "
-                        "only when it is the largest id, as in CLIP's tokenizer")
+    text["eos_token_id"] = cfg.size("text_config.eos_token_id", 2)  # pooling honours it
     return {"params": {**text, **vision}}
 
 

@@ -56,11 +56,18 @@ class _Classes:
                                          f"{layer.name} is called both with and without "
                                          "mask=; use two layers"))
         layer.lowered = facets
+        sub = layer.submodules[-1]
+        sub.cls = self._class(cls).name
+        sub.alternatives = [(when, args, self._class(alt).name) for when, args, alt in
+                            ops.get(layer.op).alternatives(layer, kwargs)]
+
+    def _class(self, cls: ModuleIR) -> ModuleIR:
+        """The one class of this signature (named uniquely the first time)."""
         if cls.signature not in self.by_signature:
             cls.name = self._unique(cls.name, cls.signature)
             cls.graph.graph["name"] = cls.name
             self.by_signature[cls.signature] = cls
-        layer.submodules[-1].cls = self.by_signature[cls.signature].name
+        return self.by_signature[cls.signature]
 
     def _unique(self, name: str, signature: tuple) -> str:
         candidates = [name, "Masked" + name if "Attention" in name else name + "Alt"]
@@ -208,6 +215,7 @@ def build(loaded: LoadedSpec) -> Program:
     class_name = _model_class_name(spec.name, classes.names)
     model = _module(scope, classes, class_name, "model", spec.model, ("model",),
                     list(spec.inputs), spec.blocks, None, blocks)
+    _optional_inputs(scope, model)
     input_shapes = {name: tuple(_input_dim(scope, d, ("inputs", name, "shape", str(i)))
                                 for i, d in enumerate(inp.shape))
                     for name, inp in spec.inputs.items()}
@@ -260,6 +268,32 @@ def _input_dim(scope: ParamScope, raw, path):
         return to_sympy(Name(raw))
     expr = scope.size(raw, path)
     return to_sympy(expr) if expr is not None else None
+
+
+def _optional_inputs(scope: ParamScope, model: ModuleIR) -> None:
+    """Inputs with a ``default:`` become ``name=None`` arguments filled like another input
+    of the same shape; they must follow every required input (Python's rule)."""
+    inputs, seen_default = scope.loaded.spec.inputs, None
+    for node in model.inputs:
+        attrs = model.graph.nodes[node]["attrs"]
+        spec, where = inputs[attrs["name"]], ("inputs", attrs["name"])
+        if spec.default is None:
+            if seen_default is not None:
+                scope.errors.append(Diagnostic(
+                    scope.loaded.where.key(where), ".".join(where),
+                    f"'{attrs['name']}' has no default but follows '{seen_default}', which "
+                    "has one", "list inputs with a default last"))
+            continue
+        seen_default = attrs["name"]
+        like = next((n for n, other in inputs.items() if other.default is None
+                     and other.shape == spec.shape), None)
+        if like is None:
+            scope.errors.append(Diagnostic(
+                scope.loaded.where.key((*where, "default")), ".".join((*where, "default")),
+                f"no required input has the shape {spec.shape} to shape the default of "
+                f"'{attrs['name']}' like", "give a required input of that shape first"))
+            continue
+        attrs.update(optional=True, default=spec.default, like=like, dtype=spec.dtype)
 
 
 def _check_symbol(scope: ParamScope, name: str, path) -> None:

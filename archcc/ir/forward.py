@@ -17,12 +17,16 @@ from typing import Protocol
 
 from archcc import ops
 from archcc.diagnostics import Diagnostic
-from archcc.ir import forward_seq, forward_stack
+from archcc.ir import forward_seq, forward_stack, tensor_functions
+from archcc.ir.dtypes import BOOL, INT
 from archcc.ir.forward_attention import ATTENTION_BUILTINS, SPECIAL
 from archcc.ir.graph import ModuleIR, add_node
 from archcc.ir.layers import Layer
 from archcc.ir.params import ParamScope
+from archcc.ir.shapes import FLOAT
 from archcc.parser.expr import (
+    COMPARISONS,
+    ELLIPSIS,
     Assign,
     BinOp,
     Call,
@@ -39,6 +43,7 @@ from archcc.parser.expr import (
     Subscript,
     did_you_mean,
     parse_program,
+    python_type,
 )
 from archcc.parser.schema import HINT_MARK, check_identifier
 from archcc.parser.yaml_loader import SpecPath
@@ -54,7 +59,6 @@ class ClassBinder(Protocol):
 BUILTINS = {"relu": ("relu", 1), "gelu": ("gelu", 1), "gelu_tanh": ("gelu_tanh", 1),
             "silu": ("silu", 1), "tanh": ("tanh", 1), "sigmoid": ("sigmoid", 1),
             "softmax": ("softmax", 1), "matmul": ("matmul", 2), "transpose": ("transpose", 3),
-            "permute": ("permute", None),  # permute(x, 0, 2, 3, 1): images to channels last
             "positions": ("positions", 1), "prepend": ("prepend", 2),
             "flatten": ("flatten", 1),
             # image and two-tower models: CLIP pooling and similarity (cat: forward_seq.py)
@@ -138,6 +142,10 @@ class ForwardInterpreter:
             return None
         if len(statement.targets) != 1:  # out, (h, c) = lstm(x): one name per value
             e = statement.value
+            if isinstance(e, Call) and e.func in tensor_functions.MULTI and \
+                    e.func not in self.layers:
+                tensor_functions.assign_parts(self, statement)
+                return None
             layer = self.layers.get(e.func) if isinstance(e, Call) else None
             if layer is None or layer.structural:
                 self.fail(statement.pos, "only an rnn, lstm or gru call returns several values",
@@ -152,7 +160,7 @@ class ForwardInterpreter:
         self._check_target(statement, target)
         self.g.nodes[node]["var"] = target
         self.vars[target] = node
-        if self.g.nodes[node]["op"] == "stack":  # skips = stack(): the list's name
+        if self.g.nodes[node]["op"] == "stack_new":  # skips = stack(): the list's name
             self.g.nodes[node]["attrs"]["stack"] = target
             self.stacks.add(target)
 
@@ -207,11 +215,11 @@ class ForwardInterpreter:
 
     def _binop(self, e: BinOp) -> str:
         left, right = self._expr(e.left), self._expr(e.right)
-        if e.op not in ("add", "sub", "mul", "div", "pow", "matmul"):
-            self._fail(e.pos, f"operator {e.op} is only allowed in param expressions")
         if all(self.g.nodes[n]["op"] == "const" for n in (left, right)):
             self._check_constant(e)
             return self._node("const", [], e.pos, value=e)  # folded: both sides are params
+        if e.op not in ("add", "sub", "mul", "div", "pow", "matmul", *COMPARISONS):
+            self._fail(e.pos, f"operator {e.op} is only allowed in param expressions")
         return self._node(e.op, [left, right], e.pos)
 
     def _check_constant(self, e: BinOp) -> None:
@@ -228,7 +236,12 @@ class ForwardInterpreter:
         for item in e.indices:
             if isinstance(item, Slice):
                 bounds = (self._static_int(item.lower), self._static_int(item.upper))
-                index.append(bounds)
+                step = self._static_int(item.step)
+                if step is not None and step < 1:
+                    self._fail(item.pos, f"slice step must be positive, got {step}")
+                index.append(bounds if step is None else (*bounds, step))
+            elif isinstance(item, Name) and item.id in (ELLIPSIS, "None"):
+                index.append(item.id)  # x[..., 0]; x[:, None] adds an axis
             else:
                 index.append(self._static_int(item))
         return self._node("subscript", [value], e.pos, index=tuple(index))
@@ -249,16 +262,22 @@ class ForwardInterpreter:
             raise _Abort
         if e.func in self.layers:
             return self._call_layer(self.layers[e.func], e)
-        if e.func in forward_stack.STACK_BUILTINS:
-            return forward_stack.call_builtin(self, e)
+        if e.func in forward_stack.STACK_BUILTINS and (e.func == "pop" or not e.args):
+            return forward_stack.call_builtin(self, e)  # stack(): skips; stack(a, b): torch
+        if e.func in tensor_functions.READERS:
+            return tensor_functions.READERS[e.func](self, e)
+        if e.func == "where" and len(e.args) == 3 and not _is_number(self, e.args[2]):
+            return tensor_functions.where3(self, e)
         if e.func in BUILTINS:
             return self._call_builtin(e)
         if e.func in forward_seq.SEQUENCE_BUILTINS:
             return forward_seq.call_builtin(self, e)
-        known = set(self.layers) | set(BUILTINS) | set(forward_seq.SEQUENCE_BUILTINS) \
-            | set(forward_stack.STACK_BUILTINS)
+        functions = sorted({*BUILTINS, *forward_seq.SEQUENCE_BUILTINS,
+                            *tensor_functions.READERS, *forward_stack.STACK_BUILTINS})
+        guess = did_you_mean(e.func, {*self.layers, *functions})
+        layers = f"; layers here: {', '.join(self.layers)}" if self.layers else ""
         self._fail(e.pos, f"'{e.func}' is neither a layer of this block nor a function",
-                   did_you_mean(e.func, known) or f"functions: {', '.join(sorted(BUILTINS))}")
+                   f"{guess + ' ' if guess else ''}functions: {', '.join(functions)}{layers}")
 
     def _call_builtin(self, e: Call) -> str:
         if e.func in SPECIAL:  # value arguments that are not tensors (see forward_attention)
@@ -271,14 +290,12 @@ class ForwardInterpreter:
                 self._fail(e.pos, "transpose(x, dim0, dim1) takes 3 arguments")
             attrs = {"dim0": self._static_int(args[1]), "dim1": self._static_int(args[2])}
             args = args[:1]
-        elif op == "permute":
-            if len(args) < 2:
-                self._fail(e.pos, "permute(x, *dims) takes a tensor and its dims in their new "
-                           "order", "e.g. permute(x, 0, 2, 3, 1): (B, C, H, W) -> (B, H, W, C)")
-            attrs = {"dims": tuple(self._static_int(a) for a in args[1:])}
-            args = args[:1]
         elif len(args) != arity:
             self._fail(e.pos, f"{e.func}() takes {arity} argument(s), got {len(args)}")
+        inputs = [self._expr(a) for a in args]
+        if inputs and all(self.g.nodes[n]["op"] == "const" for n in inputs):
+            self._fail(e.pos, f"{e.func}() takes a tensor, got only numbers",
+                       "compute numbers in params (sqrt, log, min, max), tensors in forward")
         for key, value in e.kwargs:
             if key in _BUILTIN_EXPR_KEYWORDS.get(e.func, ()):
                 self._static_int(value)  # must be an integer; kept as an expression
@@ -287,7 +304,7 @@ class ForwardInterpreter:
             if key not in attrs:
                 self._fail(e.pos, f"{e.func}() has no keyword '{key}'")
             attrs[key] = self._static_int(value)
-        return self._node(op, [self._expr(a) for a in args], e.pos, **attrs)
+        return self._node(op, inputs, e.pos, **attrs)
 
     def _call_layer(self, layer: Layer, e: Call) -> str:
         if layer.spec.model_fields_set & {"when"} and layer.op != "repeat" \
@@ -367,8 +384,10 @@ class ForwardInterpreter:
               **attrs) -> str:
         node = add_node(self.g, op, inputs, base=var or op, loc=self._loc(pos), var=var,
                         stmt=self.stmt, **attrs)
-        if op == "const":
-            self.g.nodes[node].update(shape=(), dtype="float32")
+        if op == "const":  # a param expression: Python's type decides (ids * 2 stays int)
+            kind = python_type(attrs["value"], self.scope.values)
+            self.g.nodes[node].update(shape=(), dtype={int: INT, bool: BOOL}.get(kind,
+                                                                                 FLOAT))
         return node
 
     # the names op modules write with (archcc/ops): nodes, sub-expressions, errors
@@ -395,3 +414,22 @@ class ForwardInterpreter:
 
 class _Abort(Exception):
     """Stops interpreting one statement after its error was recorded."""
+
+
+def _is_number(fi: ForwardInterpreter, e: Expr) -> bool:
+    """A param expression or ``-inf`` (a fill value), as opposed to a tensor."""
+    if isinstance(e, Neg) and isinstance(e.operand, Name) and e.operand.id == "inf":
+        return True
+    names = [n.id for n in _names(e)]
+    return all(n in fi.scope.values for n in names)
+
+
+def _names(e) -> list:
+    if isinstance(e, Name):
+        return [e]
+    out = []
+    for child in (getattr(e, "left", None), getattr(e, "right", None),
+                  getattr(e, "operand", None), *getattr(e, "args", ())):
+        if child is not None:
+            out += _names(child)
+    return out

@@ -1,16 +1,16 @@
 """Skip connections across blocks: a stack of tensors, pushed on the way down, popped on
 the way up (a UNet's skips)::
 
-    skips = stack()                 ->  skips = []
+    skips = stack()                 ->  skips = []    (stack(a, b, dim=0) is torch.stack)
     push(skips, x)                  ->  skips.append(x)
     x = cat(x, pop(skips), dim=1)   ->  x = torch.cat([x, skips.pop()], dim=1)
     x = down_blocks(x, temb, skips) ->  for block in self.down_blocks:
                                             x = block(x, temb, skips)   (blocks push onto it)
 
-In the IR a stack is a chain of versions: ``stack``, then one node per change (``push``,
-``after`` a ``pop`` or a call that changes it), each reading the one before, so passes never
-reorder or merge them. Shape inference follows the chain with the stack's contents (a tuple
-of shapes), so a pop is checked against what was pushed.
+In the IR a stack is a chain of versions: ``stack_new``, then one node per change
+(``stack_push``, ``stack_after`` a ``stack_pop`` or a call that changes it), each reading
+the one before, so passes never reorder or merge them. Shape inference follows the chain
+with the stack's contents (a tuple of shapes), so a pop is checked against what was pushed.
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ from __future__ import annotations
 from archcc.parser.expr import Call, Effect, Name
 
 STACK_BUILTINS = ("stack", "pop")
-VERSIONS = ("stack", "push", "after")  # nodes standing for a stack (not a tensor)
-EFFECTS = ("push", "pop")  # never removed, merged or moved
+VERSIONS = ("stack_new", "stack_push", "stack_after")  # nodes standing for a stack (not a tensor)
+EFFECTS = ("stack_push", "stack_pop")  # never removed, merged or moved
 
 
 def call_builtin(fwd, e: Call) -> str:
@@ -28,10 +28,10 @@ def call_builtin(fwd, e: Call) -> str:
         fwd.fail(e.pos, "stack() takes no arguments" if e.func == "stack" else
                  "pop() takes one stack: pop(skips)")
     if e.func == "stack":
-        return fwd.node("stack", [], e.pos, stack=None)
+        return fwd.node("stack_new", [], e.pos, stack=None)
     name, version = _stack(fwd, e.args[0], "pop", e)
-    node = fwd.node("pop", [version], e.pos, stack=name)
-    fwd.vars[name] = fwd.node("after", [node], e.pos, stack=name, arg=0)
+    node = fwd.node("stack_pop", [version], e.pos, stack=name)
+    fwd.vars[name] = fwd.node("stack_after", [node], e.pos, stack=name, arg=0)
     return node
 
 
@@ -44,7 +44,7 @@ def effect(fwd, statement: Effect) -> None:
     if e.kwargs or len(e.args) != 2:
         fwd.fail(e.pos, "push() takes a stack and a tensor: push(skips, x)")
     name, version = _stack(fwd, e.args[0], "push", e)
-    fwd.vars[name] = fwd.node("push", [version, fwd.expr(e.args[1])], e.pos, stack=name)
+    fwd.vars[name] = fwd.node("stack_push", [version, fwd.expr(e.args[1])], e.pos, stack=name)
 
 
 def _stack(fwd, arg, func: str, call: Call) -> tuple[str, str]:
@@ -60,4 +60,4 @@ def after_call(fwd, call: Call, node: str, positions: list[int], names: list[str
     """A call that was given stacks changed them: each stack variable passed (at
     ``positions`` of the call's inputs) continues from a version after the call."""
     for position, name in zip(positions, names, strict=True):
-        fwd.vars[name] = fwd.node("after", [node], call.pos, stack=name, arg=position)
+        fwd.vars[name] = fwd.node("stack_after", [node], call.pos, stack=name, arg=position)

@@ -41,6 +41,8 @@ class Submodule:
     cls: str | None = None
     tie: str | None = None
     when: Expr | None = None  # built only where this holds, else nn.Identity()
+    # another class where a condition holds: [(condition, args, class)] (cls is the rest's)
+    alternatives: list = field(default_factory=list)
 
 
 @dataclass

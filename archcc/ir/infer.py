@@ -74,11 +74,11 @@ class _Inference:
         if op == "get_attr":
             return self._attr(module, data)
         ins = [known.get(i, (None, None)) for i in data["inputs"]]
-        if any(shape is None for shape, _ in ins) and op != "stack":
+        if any(shape is None for shape, _ in ins) and op != "stack_new":
             return None, None  # downstream of an earlier error: stay quiet
         shapes, dtypes = [s for s, _ in ins], [d for _, d in ins]
         try:
-            if op == "after":
+            if op == "stack_after":
                 return infer_calls.after_shape(self, module.graph, node, known)
             if op in infer_calls.STACK_OPS:
                 return infer_calls.stack_op(self, node, data, shapes, dtypes)

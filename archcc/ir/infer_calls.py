@@ -23,7 +23,7 @@ from archcc.lazy import nx
 from archcc.parser.expr import ExprError, evaluate
 
 STACK = "stack"
-STACK_OPS = ("stack", "push", "pop", "after")
+STACK_OPS = ("stack_new", "stack_push", "stack_pop", "stack_after")
 
 
 def holds(expr, env: dict) -> bool:
@@ -39,8 +39,8 @@ def holds(expr, env: dict) -> bool:
 
 def stack_op(inf, node: str, data: dict, shapes, dtypes):
     """``stack``, ``push``, ``pop`` and the version ``after`` a pop or a call."""
-    op = data["op"]
-    if op == "stack":
+    op = data["op"].removeprefix("stack_")
+    if op == "new":
         return (), STACK
     if dtypes[0] != STACK:
         raise ShapeError(f"{op}() needs a stack, got a tensor {fmt(shapes[0])}",
@@ -52,14 +52,14 @@ def stack_op(inf, node: str, data: dict, shapes, dtypes):
             raise ShapeError(f"pop() from an empty stack '{data['attrs']['stack']}'",
                              "each pop takes what an earlier push put on the stack")
         return shapes[0][-1]
-    return None, None  # `after` nodes are resolved by after_shape
+    return None, None  # `stack_after` nodes are resolved by after_shape
 
 
 def after_shape(inf, g, node: str, known: dict):
     """The stack after a pop (one fewer) or after a call that changed it."""
     data = g.nodes[node]
     source = data["inputs"][0]
-    if g.nodes[source]["op"] == "pop":
+    if g.nodes[source]["op"] == "stack_pop":
         before = known.get(g.nodes[source]["inputs"][0], (None, None))[0]
         return (before[:-1], STACK) if before else (None, None)
     contents = inf.after.get(source, {}).get(data["attrs"]["arg"])

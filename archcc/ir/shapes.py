@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from archcc.ir import dtypes as types
 from archcc.ir.params import to_sympy
 from archcc.lazy import sympy
 
@@ -95,19 +96,42 @@ def broadcast(ctx: DimContext, a: Shape, b: Shape) -> Shape:
     return tuple(reversed(out))
 
 
-def _result_dtype(dtypes: list[str]) -> str:
-    return FLOAT if FLOAT in dtypes else (INT if INT in dtypes else BOOL)
+def _operands(shapes, dtypes) -> list[tuple[str, bool]]:
+    """(dtype, is a scalar) per input: params and literals have shape ()."""
+    return [(d, s == ()) for s, d in zip(shapes, dtypes, strict=True)]
 
 
 def elementwise(ctx, attrs, shapes, dtypes):
     shape = shapes[0]
     for other in shapes[1:]:
         shape = broadcast(ctx, shape, other)
-    return shape, _result_dtype(dtypes)
+    return shape, types.result(_operands(shapes, dtypes))
+
+
+def division(ctx, attrs, shapes, dtypes):
+    """``a / b``: true division, so integers give the default float."""
+    shape, _ = elementwise(ctx, attrs, shapes, dtypes)
+    return shape, types.division(_operands(shapes, dtypes))
 
 
 def same(ctx, attrs, shapes, dtypes):
-    return shapes[0], dtypes[0] if dtypes[0] != INT else FLOAT
+    """Shape and dtype unchanged (relu, identity, dropout keep int64 as torch does)."""
+    return shapes[0], dtypes[0]
+
+
+def float_only(name: str) -> Callable:
+    """The rule of a function torch defines on floats only (gelu, softmax, ...)."""
+    def rule(ctx, attrs, shapes, dtypes):
+        if not types.is_float(dtypes[0]):
+            raise ShapeError(f"{name} needs a floating-point tensor, got {dtypes[0]}",
+                             "cast it first: to(x, float32)")
+        return shapes[0], dtypes[0]
+    return rule
+
+
+def to_float(ctx, attrs, shapes, dtypes):
+    """tanh, sigmoid, exp, log...: integers become the default float, floats stay."""
+    return shapes[0], dtypes[0] if types.is_float(dtypes[0]) else types.DEFAULT_FLOAT
 
 
 def logical(ctx, attrs, shapes, dtypes):
@@ -125,7 +149,7 @@ def matmul(ctx, attrs, shapes, dtypes):
         raise ShapeError(f"matmul inner dims differ: {fmt(a)} @ {fmt(b)}",
                          f"{a[-1]} (last of left) must equal {b[-2]} (second-last of right)")
     batch = broadcast(ctx, a[:-2], b[:-2])
-    return (*batch, a[-2], b[-1]), FLOAT
+    return (*batch, a[-2], b[-1]), types.result([(d, False) for d in dtypes])
 
 
 def transpose(ctx, attrs, shapes, dtypes):
@@ -163,21 +187,56 @@ def split(ctx, attrs, shapes, dtypes):
 
 
 def getitem(ctx, attrs, shapes, dtypes):
-    return shapes[0][attrs["index"]], dtypes[0]
+    """One part of a tuple-valued node; ``attrs.dtype`` where parts differ (topk's int64
+    indices)."""
+    return shapes[0][attrs["index"]], attrs.get("dtype") or dtypes[0]
 
 
 def subscript(ctx, attrs, shapes, dtypes):
-    shape = list(shapes[0])
-    if len(attrs["index"]) > len(shape):
+    """``x[1:, ..., None, ::2, -1]`` as PyTorch reads it: integers drop a dim, slices keep
+    it (negative bounds count from the end), ``...`` stands for the dims not named, ``None``
+    adds one of size 1."""
+    shape, index = list(shapes[0]), list(attrs["index"])
+    if index.count("...") > 1:
+        raise ShapeError("an index can have only one ...")
+    named = sum(1 for i in index if i not in ("...", "None"))
+    if named > len(shape):
         raise ShapeError(f"too many indices for a rank-{len(shape)} tensor {fmt(shapes[0])}")
-    out = []
-    for dim, index in zip(shape, attrs["index"], strict=False):
-        if isinstance(index, tuple):  # (lower, upper) slice, None = open
-            lower = index[0] if index[0] is not None else 0
-            upper = sympy.Min(dim, index[1]) if index[1] is not None else dim
-            out.append(upper - lower)
-        # an integer index drops the dim
-    return (*out, *shape[len(attrs["index"]):]), dtypes[0]
+    if "..." in index:
+        at = index.index("...")
+        index[at:at + 1] = [(None, None)] * (len(shape) - named)
+    out, dims = [], iter(shape)
+    for item in index:
+        if item == "None":
+            out.append(sympy.Integer(1))
+        elif isinstance(item, tuple):
+            out.append(_slice_length(ctx, next(dims), *item))
+        else:
+            _check_index(ctx, next(dims), item)
+    return (*out, *dims), dtypes[0]
+
+
+def _slice_length(ctx, dim, lower, upper, step=None):
+    """Length of ``dim[lower:upper:step]``; symbolic dims are assumed longer than the
+    bounds written (``x[:, -1:]`` has length 1 for any T)."""
+    def bound(i, default):
+        if i is None:
+            return default
+        return dim + i if i < 0 else sympy.Min(dim, i) if ctx.concrete(dim).is_number else i
+    length = sympy.Max(bound(upper, dim) - bound(lower, 0), 0)
+    if sympy.Max in {type(a) for a in sympy.preorder_traversal(length)} and \
+            ctx.concrete(length - (bound(upper, dim) - bound(lower, 0))) == 0:
+        length = bound(upper, dim) - bound(lower, 0)  # non-negative for these params
+    if step not in (None, 1):
+        exact = length / step  # the plain quotient where the params make it whole
+        length = exact if ctx.concrete(exact).is_integer else sympy.ceiling(exact)
+    return length
+
+
+def _check_index(ctx, dim, index: int) -> None:
+    size = ctx.concrete(dim)
+    if size.is_number and not -size <= index < size:
+        raise ShapeError(f"index {index} is out of range for a dim of size {size}")
 
 
 def positions(ctx, attrs, shapes, dtypes):
@@ -252,13 +311,9 @@ def cast(ctx, attrs, shapes, dtypes):
     return shapes[0], attrs["dtype"]
 
 
-def log(ctx, attrs, shapes, dtypes):
-    return shapes[0], FLOAT
-
-
 def where(ctx, attrs, shapes, dtypes):
     shape = broadcast(ctx, broadcast(ctx, shapes[0], shapes[1]), shapes[2])
-    return shape, _result_dtype(dtypes[1:])
+    return shape, types.result(_operands(shapes[1:], dtypes[1:]))
 
 
 def permute(ctx, attrs, shapes, dtypes):
@@ -291,15 +346,17 @@ def kv_cache(ctx, attrs, shapes, dtypes):
 
 
 RULES: dict[str, Callable] = {
-    "add": elementwise, "sub": elementwise, "mul": elementwise, "div": elementwise,
-    "pow": elementwise, "neg": keep, "relu": same, "gelu": same, "gelu_tanh": same,
-    "silu": same, "tanh": same, "sigmoid": same, "identity": same, "softmax": same,
+    "add": elementwise, "sub": elementwise, "mul": elementwise, "div": division,
+    "pow": elementwise, "neg": keep, "relu": same, "gelu": float_only("gelu"),
+    "gelu_tanh": float_only("gelu_tanh"), "silu": float_only("silu"), "tanh": to_float,
+    "sigmoid": to_float, "identity": same, "softmax": float_only("softmax"),
     "dropout": same, "and": logical, "not": logical, "matmul": matmul,
     "transpose": transpose, "unflatten": unflatten, "flatten": flatten, "split": split,
     "getitem": getitem, "subscript": subscript, "positions": positions,
     "causal_mask": causal_mask, "key_padding_mask": key_padding_mask,
     "masked_fill": masked_fill, "sdpa": sdpa, "prepend": prepend, "take_rows": take_rows,
-    "abs": keep, "clamp": keep, "gt": compare, "lt": compare, "cast": cast, "log": log,
+    "abs": keep, "clamp": keep, "gt": compare, "lt": compare, "ge": compare,
+    "le": compare, "eq": compare, "ne": compare, "cast": cast, "log": to_float,
     "where": where, "permute": permute, "unsqueeze": unsqueeze,
     "relative_position": relative_position,
     "kv_cache": kv_cache,

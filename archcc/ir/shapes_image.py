@@ -6,7 +6,7 @@
 from __future__ import annotations
 
 from archcc.ir.params import to_sympy
-from archcc.ir.shapes import FLOAT, INT, ShapeError, _norm_dim, fmt, same
+from archcc.ir.shapes import FLOAT, INT, ShapeError, _norm_dim, float_only, fmt, to_float
 from archcc.lazy import sympy
 
 
@@ -67,7 +67,8 @@ def reshape_as(ctx, attrs, shapes, dtypes):
 
 
 IMAGE_RULES = {
-    "quick_gelu": same, "exp": same, "sin": same, "cos": same, "normalize": same,
+    "quick_gelu": float_only("quick_gelu"), "exp": to_float, "sin": to_float, "cos": to_float,
+    "normalize": float_only("normalize"),
     "argmax": argmax, "token_at": token_at,
     "interpolate": interpolate, "avg_pool": avg_pool, "reshape_as": reshape_as, "pad": pad,
 }

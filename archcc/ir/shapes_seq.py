@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+from archcc.ir import dtypes as types
 from archcc.ir import shapes as s
 from archcc.lazy import sympy
 
@@ -68,7 +69,7 @@ def cat(ctx, attrs, shapes, dtypes):
             raise s.ShapeError(f"cat along dim {attrs['dim']}: {s.fmt(first)} and "
                                f"{s.fmt(other)} differ in another dim")
         total = total + other[d]
-    return (*first[:d], total, *first[d + 1:]), s._result_dtype(dtypes)
+    return (*first[:d], total, *first[d + 1:]), types.result([(d, False) for d in dtypes])
 
 
 def unsqueeze(ctx, attrs, shapes, dtypes):
@@ -96,5 +97,5 @@ FLOAT = s.FLOAT
 RULES = {"port": port, "pack_padded": pack_padded, "pad_packed": pad_packed,
          "length_mask": length_mask, "global_max_pool": reduce_dim,
          "global_avg_pool": reduce_dim, "sum": reduce_dim, "cat": cat,
-         "unsqueeze": unsqueeze, "flip": flip, "logsigmoid": s.same,
+         "unsqueeze": unsqueeze, "flip": flip, "logsigmoid": s.float_only("logsigmoid"),
          "unflatten_as": unflatten_as}

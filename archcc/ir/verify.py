@@ -10,8 +10,8 @@ from archcc.ir.graph import Program
 from archcc.ir.shapes import RULES
 from archcc.lazy import nx
 
-STRUCTURAL_OPS = {"input", "output", "call", "const", "get_attr",
-                  "stack", "push", "pop", "after"}  # a stack and its versions (skips)
+STRUCTURAL_OPS = {"input", "output", "call", "const", "get_attr",  # and skip stacks:
+                  "stack_new", "stack_push", "stack_pop", "stack_after"}
 REQUIRED = ("op", "inputs", "attrs", "shape", "dtype", "loc", "var", "stmt")
 
 

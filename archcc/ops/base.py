@@ -84,6 +84,10 @@ class Op:
     """A normalisation (diff and summary read residual wiring through these)."""
     suffixes: ClassVar[tuple[str, ...]] = ("",)
     """Names of the submodules a layer ``x`` adds, as suffixes: ``x`` and ``x_norm``."""
+    arity: ClassVar[tuple[int, int]] = (1, 1)
+    """Fewest and most positional inputs a call takes (``attn(x)``, ``attn(x, memory)``)."""
+    keywords: ClassVar[tuple[str, ...]] = ()
+    """Keyword inputs a call may pass (``attn(x, mask=m)``)."""
     example: ClassVar[Example | None] = None
 
     # ------------------------------------------------------------------ declaration
@@ -115,8 +119,27 @@ class Op:
         raise NotImplementedError(f"op {self.name} declares no submodules")
 
     # ---------------------------------------------------------------------- forward
+    def check_call(self, fwd: ForwardInterpreter, layer: Layer, e: Call) -> None:
+        """A call's arity and keywords, checked where it is written (``ln(x, bogus=1)``
+        would otherwise pass the build and fail when the model runs)."""
+        low, high = self.arity
+        usage = self.usage(layer)
+        unknown = [k for k, _ in e.kwargs if k not in self.keywords]
+        if unknown:
+            fwd.fail(e.pos, f"{layer.name}() has no keyword '{unknown[0]}'", usage or (
+                f"its keywords: {', '.join(k + '=' for k in self.keywords)}" if self.keywords
+                else f"{layer.name} takes no keywords"))
+        if not low <= len(e.args) <= high:
+            want = str(low) if low == high else f"{low} to {high}"
+            fwd.fail(e.pos, f"{layer.name}() takes {want} input(s), got {len(e.args)}", usage)
+
+    def usage(self, layer: Layer) -> str | None:
+        """How a call of this layer is written, for the hint of a wrong call."""
+        return None
+
     def call(self, fwd: ForwardInterpreter, layer: Layer, e: Call) -> str:
         """IR nodes for ``layer(...)`` in a forward; returns the result node."""
+        self.check_call(fwd, layer, e)
         args, kwargs = fwd.call_args(layer, e)
         fwd.classes.bind(layer, kwargs)
         return fwd.node("call", args, e.pos, var=layer.name, target=layer.name,
@@ -151,6 +174,13 @@ class Op:
         """The generated class of this layer's facets as primitive IR, fixed at its first
         call (``kwargs`` are the call's keywords); None for an op that is a torch layer."""
         return None
+
+    def alternatives(self, layer: Layer, kwargs: tuple[str, ...]) -> list[tuple]:
+        """Other generated classes the layer is built as where a condition over block
+        arguments holds: ``[(condition, constructor args, ModuleIR)]``, tried in order
+        before the class :meth:`lower` builds (a Swin block's attention is plain
+        ``WindowAttention`` where its ``shift`` is 0). Empty for most ops."""
+        return []
 
     def lowered_layer(self, layer: Layer) -> Layer:
         """The layer whose class :meth:`lower` builds (a residual's wrapped layer)."""

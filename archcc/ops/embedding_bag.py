@@ -35,7 +35,7 @@ class EmbeddingBag(Strict):
 @op
 class EmbeddingBagOp(Op):
     name, schema, order, wrappable = "embedding_bag", EmbeddingBag, 170, False
-    sizes = ("num", "dim")
+    sizes, arity = ("num", "dim"), (1, 2)
     example = Example("bag: {op: embedding_bag, num: 50, dim: 8}", {}, {"x": "[B, T] int64"})
 
     def submodules(self, layer):

@@ -50,6 +50,7 @@ class ResBlock(Strict):
 class ResBlockOp(Op):
     name, schema, order = "resblock", ResBlock, 250
     sizes, scalars, optional_sizes = ("in_", "out", "groups"), ("eps", "dropout"), ("temb",)
+    arity = (1, 2)
     example = Example("res: {op: resblock, in: 8, out: 16, groups: 4}", {},
                       {"x": "[B, 8, 4, 4]"}, dims={})
 

@@ -87,6 +87,7 @@ class ResidualOp(Op):
         return layer.inner
 
     def call(self, fwd, layer, e):
+        ops.get(layer.inner.op).check_call(fwd, layer.inner, e)  # the wrapped layer decides
         args, kwargs = fwd.call_args(layer, e)
         (x, *rest), pos, norm = args, e.pos, f"{layer.name}_norm"
         fwd.classes.bind(layer.inner, kwargs)

@@ -78,6 +78,10 @@ class Slice:
     lower: Expr | None
     upper: Expr | None
     pos: Pos = field(default=Pos(), compare=False)
+    step: Expr | None = None
+
+
+ELLIPSIS = "..."  # x[..., 0]: a Name with this id stands for Python's Ellipsis
 
 
 @dataclass(frozen=True)
@@ -100,16 +104,6 @@ class ListExpr:
     """A ``[a, b]`` list: only meaningful as a layer argument in a .arch spec."""
 
     items: tuple
-    pos: Pos = field(default=Pos(), compare=False)
-
-
-@dataclass(frozen=True)
-class Compare:
-    """``a < b``, ``kind == "AttnDownBlock2D"``: a bool (one operator; no chains)."""
-
-    op: str  # one of COMPARE_OPS
-    left: Expr
-    right: Expr
     pos: Pos = field(default=Pos(), compare=False)
 
 
@@ -139,8 +133,7 @@ class IfElse:
     pos: Pos = field(default=Pos(), compare=False)
 
 
-Expr = Num | Name | BinOp | Neg | Call | Subscript | Str | ListExpr | Compare | BoolOp | Not \
-    | IfElse
+Expr = Num | Name | BinOp | Neg | Call | Subscript | Str | ListExpr | BoolOp | Not | IfElse
 
 
 @dataclass(frozen=True)
@@ -167,8 +160,9 @@ class Effect:
 Statement = Assign | Return | Effect
 
 BINARY_OPS = {"add": "+", "sub": "-", "mul": "*", "div": "/", "floordiv": "//", "mod": "%",
-              "matmul": "@", "pow": "**"}
-COMPARE_OPS = ("==", "!=", "<", "<=", ">", ">=")
+              "matmul": "@", "pow": "**", "lt": "<", "le": "<=", "gt": ">", "ge": ">=",
+              "eq": "==", "ne": "!="}
+COMPARISONS = ("lt", "le", "gt", "ge", "eq", "ne")
 
 # ------------------------------------------------------------------------------ parsing
 
@@ -235,7 +229,11 @@ class _ToAst(Transformer):
         return children
 
     def slice(self, meta, children):
-        return Slice(children[0], children[1], _pos(meta))
+        lower, upper, *step = children
+        return Slice(lower, upper, _pos(meta), step[0] if step else None)
+
+    def ellipsis(self, meta, children):
+        return Name(ELLIPSIS, _pos(meta))
 
     def assign(self, meta, children):
         return Assign(tuple(children[0]), children[1], _pos(meta))
@@ -249,10 +247,6 @@ class _ToAst(Transformer):
     def effect(self, meta, children):
         call = self.call(meta, children)
         return Effect(call, call.pos)
-
-    def compare(self, meta, children):
-        left, op, right = children
-        return Compare(str(op), left, right, _pos(meta))
 
     def ifelse(self, meta, children):
         then, cond, other = children
@@ -510,6 +504,7 @@ from archcc.parser.expr_eval import (  # noqa: E402,F401 - re-exported
     did_you_mean,
     evaluate,
     names_in,
+    python_type,
     render,
     render_binary,
     render_prec,

@@ -20,10 +20,11 @@ import math
 from collections.abc import Callable
 
 from archcc.parser.expr import (
+    BINARY_OPS,
+    COMPARISONS,
     BinOp,
     BoolOp,
     Call,
-    Compare,
     Expr,
     IfElse,
     ListExpr,
@@ -36,9 +37,6 @@ from archcc.parser.expr import (
     Str,
     Subscript,
 )
-
-BINARY_OPS = {"add": "+", "sub": "-", "mul": "*", "div": "/", "floordiv": "//", "mod": "%",
-              "matmul": "@", "pow": "**"}
 
 
 class ExprError(ValueError):
@@ -60,8 +58,8 @@ _ARITH = {
     "div": lambda a, b: a / b, "floordiv": lambda a, b: a // b, "mod": lambda a, b: a % b,
     "pow": lambda a, b: a**b,
 }
-_COMPARE = {"==": lambda a, b: a == b, "!=": lambda a, b: a != b, "<": lambda a, b: a < b,
-            "<=": lambda a, b: a <= b, ">": lambda a, b: a > b, ">=": lambda a, b: a >= b}
+_COMPARE = {"eq": lambda a, b: a == b, "ne": lambda a, b: a != b, "lt": lambda a, b: a < b,
+            "le": lambda a, b: a <= b, "gt": lambda a, b: a > b, "ge": lambda a, b: a >= b}
 MAX_MAGNITUDE = 10**30  # far past any size (sizes stop at 2**31); keeps every step cheap
 
 
@@ -194,6 +192,8 @@ def evaluate(expr: Expr, env: dict[str, object]) -> object:
         return env[expr.id]
     if isinstance(expr, Neg):
         return -_number(evaluate(expr.operand, env), expr.pos, "'-'")
+    if isinstance(expr, BinOp) and expr.op in COMPARISONS:
+        return _compare(expr, evaluate(expr.left, env), evaluate(expr.right, env))
     if isinstance(expr, BinOp) and expr.op in _ARITH:
         left, right = evaluate(expr.left, env), evaluate(expr.right, env)
         return arithmetic(expr.op, left, right, expr.pos)
@@ -204,8 +204,6 @@ def evaluate(expr: Expr, env: dict[str, object]) -> object:
     if isinstance(expr, IfElse):
         branch = expr.then if _truth(evaluate(expr.cond, env)) else expr.other
         return evaluate(branch, env)
-    if isinstance(expr, Compare):
-        return _compare(expr, evaluate(expr.left, env), evaluate(expr.right, env))
     if isinstance(expr, BoolOp):
         left = _truth(evaluate(expr.left, env))
         if left == (expr.op == "or"):  # short circuit, as Python
@@ -224,10 +222,11 @@ def _truth(value) -> bool:
     return bool(value)
 
 
-def _compare(expr: Compare, left, right) -> bool:
-    if expr.op not in ("==", "!="):
-        _number(left, expr.pos, f"'{expr.op}'")
-        _number(right, expr.pos, f"'{expr.op}'")
+def _compare(expr: BinOp, left, right) -> bool:
+    """``a < b`` of numbers; ``==``/``!=`` of anything (``kinds[i] == "AttnDownBlock2D"``)."""
+    if expr.op not in ("eq", "ne"):
+        _number(left, expr.pos, f"'{BINARY_OPS[expr.op]}'")
+        _number(right, expr.pos, f"'{BINARY_OPS[expr.op]}'")
     return bool(_COMPARE[expr.op](left, right))
 
 
@@ -241,8 +240,10 @@ def _subscript(expr: Subscript, value, env) -> object:
     index = expr.indices[0]
     if isinstance(index, Slice):
         bounds = [None if b is None else _index(evaluate(b, env), expr.pos)
-                  for b in (index.lower, index.upper)]
-        return value[bounds[0]:bounds[1]]
+                  for b in (index.lower, index.upper, index.step)]
+        if bounds[2] == 0:
+            raise ExprError("a slice step cannot be zero", expr.pos)
+        return value[bounds[0]:bounds[1]:bounds[2]]
     position = _index(evaluate(index, env), expr.pos)
     if not -len(value) <= position < len(value):
         raise ExprError(f"index {position} is out of range for a list of {len(value)}",
@@ -258,19 +259,60 @@ def _index(value, pos: Pos) -> int:
     return value
 
 
+def python_type(expr: Expr, env: dict[str, object]) -> type:
+    """The type Python gives ``expr`` in generated code (``int``, ``float`` or ``bool``).
+
+    Unlike :func:`evaluate`, which keeps ``3072 / 4`` a size, this follows Python: ``/``
+    and ``sqrt`` are floats, ``2 ** -1`` is a float, ``n // 2`` of ints an int. IR dtypes of
+    constants come from it, so ``ids * 1.0`` is float and ``ids * 2`` stays int64."""
+    if isinstance(expr, Num):
+        return type(expr.value)
+    if isinstance(expr, Name):
+        return type(env.get(expr.id, 0.0))
+    if isinstance(expr, Neg):
+        kind = python_type(expr.operand, env)
+        return int if kind is bool else kind
+    if isinstance(expr, BinOp):
+        left, right = python_type(expr.left, env), python_type(expr.right, env)
+        if expr.op in COMPARISONS:
+            return bool
+        if expr.op == "div" or float in (left, right):
+            return float
+        if expr.op == "pow":
+            try:
+                return int if evaluate(expr.right, env) >= 0 else float
+            except (ExprError, TypeError):
+                return float
+        return int
+    if isinstance(expr, Call):
+        if expr.func in ("sqrt", "log"):
+            return float
+        if expr.func in ("int", "len"):
+            return int
+        kinds = {python_type(a, env) for a in expr.args}
+        return float if float in kinds else int
+    if isinstance(expr, BoolOp | Not):
+        return bool
+    try:  # indexing, conditions: the type of the value they give here
+        return type(evaluate(expr, env))
+    except (ExprError, TypeError):
+        return float
+
+
 def names_in(expr: Expr) -> list[str]:
     """Every name an expression refers to, in order of appearance."""
     if isinstance(expr, Name):
         return [expr.id]
-    if isinstance(expr, BinOp | Compare | BoolOp):
+    if isinstance(expr, BinOp | BoolOp):
         return names_in(expr.left) + names_in(expr.right)
     if isinstance(expr, Neg | Not):
         return names_in(expr.operand)
     if isinstance(expr, Call):
         return [n for a in (*expr.args, *(v for _, v in expr.kwargs)) for n in names_in(a)]
     if isinstance(expr, Subscript):
-        parts = [p for i in expr.indices for p in ((i.lower, i.upper) if isinstance(i, Slice)
-                                                   else (i,)) if p is not None]
+        parts = [p for i in expr.indices for p in ((i.lower, i.upper, i.step)
+                                                   if isinstance(i, Slice) else (i,))
+                 if p is not None]
         return names_in(expr.value) + [n for p in parts for n in names_in(p)]
     if isinstance(expr, IfElse):
         return names_in(expr.then) + names_in(expr.cond) + names_in(expr.other)
@@ -282,7 +324,8 @@ def names_in(expr: Expr) -> list[str]:
 # ----------------------------------------------------------------------------- rendering
 
 # Python precedence, higher binds tighter; used to parenthesise only where needed.
-PRECEDENCE = {"ifelse": 1, "or": 2, "and": 3, "not": 4, "compare": 5,
+PRECEDENCE = {"ifelse": 1, "or": 2, "and": 3, "not": 4,
+              "lt": 6, "le": 6, "gt": 6, "ge": 6, "eq": 6, "ne": 6,
               "add": 10, "sub": 10, "mul": 11, "div": 11, "floordiv": 11, "mod": 11,
               "matmul": 11, "neg": 12, "pow": 13, "atom": 20}
 
@@ -334,9 +377,9 @@ def _render_subscript(expr: Subscript, resolve) -> str:
     parts = []
     for index in expr.indices:
         if isinstance(index, Slice):
-            lower, upper = ("" if b is None else render(b, resolve)
-                            for b in (index.lower, index.upper))
-            parts.append(f"{lower}:{upper}")
+            lower, upper, step = ("" if b is None else render(b, resolve)
+                                  for b in (index.lower, index.upper, index.step))
+            parts.append(f"{lower}:{upper}" + (f":{step}" if step else ""))
         else:
             parts.append(render(index, resolve))
     return f"{wrap(text, prec, PRECEDENCE['atom'])}[{', '.join(parts)}]"
@@ -348,9 +391,6 @@ def _render_logic(expr: Expr, resolve) -> tuple[str, int]:
         text, prec = _render(e, resolve)
         return wrap(text, prec, needed)
 
-    if isinstance(expr, Compare):
-        need = PRECEDENCE["compare"] + 1  # never a chain: (a < b) < c keeps its parentheses
-        return f"{part(expr.left, need)} {expr.op} {part(expr.right, need)}", need - 1
     if isinstance(expr, BoolOp):
         prec = PRECEDENCE[expr.op]
         return f"{part(expr.left, prec)} {expr.op} {part(expr.right, prec + 1)}", prec
@@ -372,6 +412,8 @@ def render_binary(op: str, left: tuple[str, int], right: tuple[str, int]) -> tup
     """Render ``left <op> right`` with minimal parentheses (left-assoc; ``**`` right-assoc)."""
     prec = PRECEDENCE[op]
     left_needed, right_needed = (prec + 1, prec) if op == "pow" else (prec, prec + 1)
+    if op in COMPARISONS:  # never a chain: (a < b) < c keeps its parentheses
+        left_needed = prec + 1
     text = f"{wrap(left[0], left[1], left_needed)} {BINARY_OPS[op]} " \
            f"{wrap(right[0], right[1], right_needed)}"
     return text, prec

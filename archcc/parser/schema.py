@@ -123,6 +123,10 @@ class Input(Strict):
     dtype: Literal["int64", "float32", "bool"] = "float32"
     high: Size | None = None
     """For int64 inputs: values in [0, high) in `example_inputs()`."""
+    default: Literal["zeros", "ones"] | None = None
+    """Makes the input optional, as the reference does: left out (None), it is zeros or
+    ones shaped like the first required input of the same shape (HF: `token_type_ids`
+    zeros, `attention_mask` all ones). Inputs with a default come last."""
 
 
 class _Block(Strict):

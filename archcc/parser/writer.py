@@ -151,8 +151,10 @@ def to_arch(spec: Spec) -> str:
                       "}", ""]
     for name, inp in spec.inputs.items():
         shape = ", ".join(_arch_value(d) for d in inp.shape)
-        high = f" (high = {_arch_value(inp.high)})" if inp.high is not None else ""
-        lines.append(f"input {name}: {inp.dtype}[{shape}]{high}")
+        options = [f"{key} = {_arch_value(value)}" for key, value in
+                   (("high", inp.high), ("default", inp.default)) if value is not None]
+        extra = f" ({', '.join(options)})" if options else ""
+        lines.append(f"input {name}: {inp.dtype}[{shape}]{extra}")
     if spec.inputs:
         lines.append("")
     dumped = _dump(spec)

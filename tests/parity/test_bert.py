@@ -19,7 +19,7 @@ def _pair(bert, sizes):
 
 
 def _inputs(bert, sizes, batch=3, T=12):
-    input_ids, token_type_ids, mask = bert.example_inputs(batch, bert.Config(**sizes), T=T)
+    input_ids, mask, token_type_ids = bert.example_inputs(batch, bert.Config(**sizes), T=T)
     token_type_ids[:, T // 2:] = 1
     mask = mask.clone()
     mask[0, -4:] = False  # padding in the first sequence
@@ -32,7 +32,7 @@ def test_hidden_state_and_pooler_match_hf(compiled, opt_level):
     ours, ref = _pair(bert, SMALL)
     input_ids, token_type_ids, mask = _inputs(bert, SMALL)
     with torch.no_grad():
-        hidden, pooled = ours(input_ids, token_type_ids, mask)
+        hidden, pooled = ours(input_ids, mask, token_type_ids)
         expected = ref(input_ids=input_ids, token_type_ids=token_type_ids,
                        attention_mask=mask.long())
     # padded query rows differ by design in HF (they attend to pads' neighbours); compare all
@@ -45,8 +45,8 @@ def test_integer_mask_accepted(compiled):
     ours, ref = _pair(bert, SMALL)
     input_ids, token_type_ids, mask = _inputs(bert, SMALL)
     with torch.no_grad():
-        a, _ = ours(input_ids, token_type_ids, mask)
-        b, _ = ours(input_ids, token_type_ids, mask.long())
+        a, _ = ours(input_ids, mask, token_type_ids)
+        b, _ = ours(input_ids, mask.long(), token_type_ids)
     torch.testing.assert_close(a, b)
 
 
@@ -56,10 +56,22 @@ def test_full_size(compiled):
     ours, ref = _pair(bert, {})
     input_ids, token_type_ids, mask = _inputs(bert, {}, batch=2, T=128)
     with torch.no_grad():
-        hidden, _ = ours(input_ids, token_type_ids, mask)
+        hidden, _ = ours(input_ids, mask, token_type_ids)
         expected = ref(input_ids=input_ids, token_type_ids=token_type_ids,
                        attention_mask=mask.long()).last_hidden_state
     print(f"bert full: max abs err {(hidden - expected).abs().max().item():.3g}, "
           f"params {sum(p.numel() for p in ours.parameters())}")
     assert sum(p.numel() for p in ours.parameters()) == sum(p.numel() for p in ref.parameters())
     torch.testing.assert_close(hidden, expected, atol=1e-4, rtol=1e-4)
+
+
+def test_optional_inputs_default_as_in_hugging_face(compiled):
+    """BertModel(input_ids) means attention_mask all ones and token_type_ids zeros; so
+    does the generated forward, whose arguments follow BertModel.forward's order."""
+    bert = compiled("bert")
+    ours, ref = _pair(bert, SMALL)
+    input_ids = torch.randint(0, 50, (2, 9))
+    with torch.no_grad():
+        hidden, _ = ours(input_ids)
+        expected = ref(input_ids).last_hidden_state
+    torch.testing.assert_close(hidden, expected, atol=1e-5, rtol=1e-5)

@@ -34,7 +34,8 @@ def _pair(clip, text=TEXT, vision=VISION, projection=PROJECTION, eos_token_id=2)
     ref = transformers.CLIPModel(config).eval()
     with torch.no_grad():  # a temperature other than the init value, so exp() is exercised
         ref.logit_scale.fill_(1.5)
-    ours = clip.Model(clip.Config(**_ours(text, vision, projection))).eval()
+    ours = clip.Model(clip.Config(**_ours(text, vision, projection),
+                                  eos_token_id=eos_token_id)).eval()
     ours.load_state_dict(clip.convert_state_dict(ref.state_dict(), "hf"), strict=True)
     return ours, ref
 
@@ -79,6 +80,21 @@ def test_pools_at_the_eos_token(compiled):
     later[1, 6] = 3
     with torch.no_grad():
         torch.testing.assert_close(ours(later, pixels)[0], ours(input_ids, pixels)[0])
+
+
+@pytest.mark.parametrize("opt_level", [0, 2])
+def test_honours_an_end_token_that_is_not_the_largest_id(compiled, opt_level):
+    """eos_token_id in mid-vocabulary: HF pools at its first occurrence, which argmax over
+    the ids would miss; the generated module reads Config.eos_token_id and agrees."""
+    clip = compiled("clip", opt_level)
+    eos = 7
+    ours, ref = _pair(clip, eos_token_id=eos)
+    input_ids = torch.randint(20, TEXT["vocab_size"], (3, 9))  # larger ids than the EOS
+    for row, end in enumerate((8, 2, 5)):
+        input_ids[row, end] = eos
+    config = clip.Config(**_ours(TEXT, VISION, PROJECTION))
+    (pixels,) = clip.example_inputs(batch=2, config=config)[1:]
+    _check(ours, ref, input_ids, pixels)
 
 
 def test_fresh_model_starts_at_clip_temperature(compiled):

@@ -17,7 +17,8 @@ from typing import Any
 from archcc.ir.graph import ModuleIR, program_order, replace_all_uses
 from archcc.ir.passes.base import PassContext, PassResult
 
-NEVER_MERGED = {"input", "output", "call", "dropout", "stack", "push", "pop", "after"}
+NEVER_MERGED = {"input", "output", "call", "dropout", "stack_new", "stack_push", "stack_pop",
+                "stack_after"}
 
 
 def _frozen(value: Any) -> Any:

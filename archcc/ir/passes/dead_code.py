@@ -11,7 +11,7 @@ from __future__ import annotations
 from archcc.ir.graph import ModuleIR
 from archcc.ir.passes.base import PassContext, PassResult
 
-KEEP = {"input", "output", "push", "pop"}  # pushes and pops change a stack others read
+KEEP = {"input", "output", "stack_push", "stack_pop"}  # pushes and pops change a stack others read
 
 
 def _effect(g, data: dict) -> bool:

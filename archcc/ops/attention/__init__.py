@@ -71,6 +71,7 @@ class Attention(Strict):
 class AttentionOp(Op):
     name, schema, order = "attention", Attention, 70
     sizes, scalars, optional_sizes = ("dim", "heads"), ("dropout",), ("window", "grid")
+    arity, keywords = (1, 2), ("mask", "bias")
     example = Example("attn: {op: attention, dim: n_embd, heads: n_head, causal: true}",
                       {"n_embd": 16, "n_head": 4})
 
@@ -96,6 +97,13 @@ class AttentionOp(Op):
                     "dropout": s["dropout"]}
         return [Submodule(layer.name, "class", args, layer.loc)]  # cls: bound at the call
 
+    def usage(self, layer):
+        if layer.spec.cross:
+            return f"cross attention is called as {layer.name}(x, memory), optionally with " \
+                "mask= and bias="
+        return f"self attention is called as {layer.name}(x), {layer.name}(x, mask=m) or " \
+            f"{layer.name}(x, bias=b)"
+
     def call_shape(self, ctx, layer, shapes, dtypes, kwargs):
         if layer.spec.window is not None:
             return windows.call_shape(ctx, layer, shapes, kwargs)
@@ -104,10 +112,17 @@ class AttentionOp(Op):
     def lower(self, layer, kwargs):
         spec = layer.spec
         if spec.window is not None:
-            return windows.window_attention(spec.shift != 0, spec.position == "relative_table",
-                                            isinstance(spec.shift, str))
+            return windows.window_attention(spec.shift != 0, spec.position == "relative_table")
         return lowering.attention(spec.causal, spec.cross, spec.qkv == "fused", "mask" in kwargs,
                                   spec.scale != "none", "bias" in kwargs)
+
+    def alternatives(self, layer, kwargs):
+        """A shift written as an expression (a block argument) may be 0 in some instances:
+        there the layer is the plain ``WindowAttention`` (no roll, no mask), as timm's
+        blocks skip both where they do not shift."""
+        if layer.spec.window is None or not isinstance(layer.spec.shift, str):
+            return []
+        return [windows.unshifted(layer)]
 
     def params(self, values):
         dim, bias = values["dim"], values["bias"]

@@ -78,12 +78,19 @@ def call_shape(ctx, layer, shapes, kwargs) -> tuple:
 # ---------------------------------------------------------------------------- lowering
 
 
-def window_attention(shifted: bool, relative: bool, named_shift: bool = False) -> ModuleIR:
-    """Self-attention inside windows of a (B, H, W, C) grid; shifted windows roll first.
+def unshifted(layer) -> tuple:
+    """(condition, constructor args, class) of the plain window attention a layer whose
+    shift is an expression is where that expression is 0."""
+    from archcc.parser.expr import BinOp
 
-    ``named_shift``: the shift is an argument that may be 0 (a Swin block's ``shift_size``),
-    so the class is plain ``WindowAttention`` that rolls by its ``shift``."""
-    name = ("Shifted" if shifted and not named_shift else "") + "WindowAttention"
+    args = {k: v for k, v in constructor_args(layer).items() if k not in ("grid", "shift")}
+    zero = BinOp("eq", layer.sizes["shift"], Num(0))
+    return zero, args, window_attention(False, layer.spec.position == "relative_table")
+
+
+def window_attention(shifted: bool, relative: bool) -> ModuleIR:
+    """Self-attention inside windows of a (B, H, W, C) grid; shifted windows roll first."""
+    name = ("Shifted" if shifted else "") + "WindowAttention"
     b = Builder(name)
     side = "grid, grid" if shifted else "H, W"  # the shift mask fixes the grid
     grid = b.input("x", f"B, {side}, dim")
@@ -126,16 +133,10 @@ def window_attention(shifted: bool, relative: bool, named_shift: bool = False) -
     return ModuleIR(
         name, "lowered", b.g, subs, ctor_args=[*ctor, ("bias", True), ("dropout", 0.0)],
         scalars={**scalars, "dropout": E("dropout")},
-        doc=f"Self-attention within windows{_rolled(shifted, named_shift)}"
-            f"{', relative position bias' if relative else ''}.",
-        signature=("attention", "window", shifted, relative, named_shift),
+        doc=f"Self-attention within windows{' of the cyclically shifted grid' if shifted else ''}"
+            f"{', relative position bias' if relative else ''} (Swin).",
+        signature=("attention", "window", shifted, relative),
         display={"dim": "C", "n_head": "nh", "head_dim": "hs"})
-
-
-def _rolled(shifted: bool, named_shift: bool) -> str:
-    if named_shift:
-        return " of the grid rolled by shift (0: none)"
-    return " of the cyclically shifted grid" if shifted else ""
 
 
 def _heads(b: Builder, node: str, var: str) -> str:

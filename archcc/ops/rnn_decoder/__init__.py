@@ -75,7 +75,7 @@ class RNNDecoder(Strict):
 class RNNDecoderOp(Op):
     name, schema, order, wrappable = OP, RNNDecoder, 180, False
     sizes, optional_sizes = ("vocab", "emb", "hidden", "memory"), ("attn_dim",)
-    scalars = ("dropout",)
+    scalars, arity, keywords = ("dropout",), (3, 4), ("mask",)
     example = Example("decoder: {op: rnn_decoder, cell: gru, vocab: 20, emb: 8, hidden: 16, "
                       "memory: 16, score: additive}", {},
                       {"tgt": "[B, T] int64", "memory": "[B, S, 16]", "h0": "[B, 16]"},
@@ -92,6 +92,10 @@ class RNNDecoderOp(Op):
             args["attn_dim"] = s.get("attn_dim", s["hidden"])
         args["dropout"] = s["dropout"]
         return [Submodule(layer.name, "class", args, layer.loc)]
+
+    def usage(self, layer):
+        states = "h0, c0" if layer.spec.cell == "lstm" else "h0"
+        return f"call it as {layer.name}(tgt, memory, {states}) or with mask=keep"
 
     def call_shape(self, ctx, layer, shapes, dtypes, kwargs):
         return call_shape(ctx, layer, shapes, dtypes, kwargs)
