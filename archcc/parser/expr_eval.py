@@ -16,6 +16,7 @@ range, and only the functions below exist::
 from __future__ import annotations
 
 import difflib
+import json
 import math
 from collections.abc import Callable
 
@@ -182,7 +183,8 @@ def evaluate(expr: Expr, env: dict[str, object]) -> object:
     """Evaluate an expression with the given names; ints stay ints where exact.
 
     Conditions short-circuit as in Python (``depths[i - 1] if i > 0 else 0`` never reads
-    ``depths[-1]`` for ``i = 0``), and ``and``/``or``/``not`` and comparisons give bools."""
+    ``depths[-1]`` for ``i = 0``); ``and``/``or`` give the deciding operand, as Python
+    does in the generated code (``head_dim or dim``); ``not`` and comparisons give bools."""
     if isinstance(expr, Num | Str):
         return expr.value
     if isinstance(expr, Name):
@@ -204,11 +206,11 @@ def evaluate(expr: Expr, env: dict[str, object]) -> object:
     if isinstance(expr, IfElse):
         branch = expr.then if _truth(evaluate(expr.cond, env)) else expr.other
         return evaluate(branch, env)
-    if isinstance(expr, BoolOp):
-        left = _truth(evaluate(expr.left, env))
-        if left == (expr.op == "or"):  # short circuit, as Python
+    if isinstance(expr, BoolOp):  # as Python: the deciding operand, short-circuited
+        left = evaluate(expr.left, env)
+        if _truth(left) == (expr.op == "or"):
             return left
-        return _truth(evaluate(expr.right, env))
+        return evaluate(expr.right, env)
     if isinstance(expr, Not):
         return not _truth(evaluate(expr.operand, env))
     if isinstance(expr, ListExpr):
@@ -291,7 +293,7 @@ def python_type(expr: Expr, env: dict[str, object]) -> type:
             return int
         kinds = {python_type(a, env) for a in expr.args}
         return float if float in kinds else int
-    if isinstance(expr, BoolOp | Not):
+    if isinstance(expr, Not):
         return bool
     try:  # indexing, conditions: the type of the value they give here
         return type(evaluate(expr, env))
@@ -351,8 +353,8 @@ def _render(expr: Expr, resolve: Callable[[str], str]) -> tuple[str, int]:
     atom = PRECEDENCE["atom"]
     if isinstance(expr, Num):
         return repr(expr.value), atom
-    if isinstance(expr, Str):
-        return ascii(expr.value), atom  # quotes and escapes: never spec text as code
+    if isinstance(expr, Str):  # quoted and escaped (ASCII): never spec text as code
+        return json.dumps(expr.value), atom
     if isinstance(expr, Name):
         return resolve(expr.id), atom
     if isinstance(expr, Neg):
