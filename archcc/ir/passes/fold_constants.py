@@ -40,11 +40,18 @@ def fold_expr(e: Any) -> Any:
         if value is not None:
             return Num(value, e.pos)
     unit = _UNITS.get(e.op)
-    if unit is not None and isinstance(right, Num) and right.value == unit:
+    if unit is not None and _unit(right, unit) and e.op != "div":  # k / 1 is a float
         return left
-    if e.op in ("mul", "add") and isinstance(left, Num) and left.value == unit:
+    if e.op in ("mul", "add") and _unit(left, unit):
         return right
     return BinOp(e.op, left, right, e.pos)
+
+
+def _unit(e: Any, unit: int | None) -> bool:
+    """An int literal that leaves the other side as it is: ``k * 1``, not ``k * 1.0``
+    (which makes an int a float)."""
+    return unit is not None and isinstance(e, Num) and type(e.value) is int \
+        and e.value == unit
 
 
 def _number(e: Any) -> Any:
