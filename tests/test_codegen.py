@@ -56,6 +56,13 @@ SMALL = {
                     num_attention_heads=4, num_key_value_heads=2, sliding_window=4),
     "mixtral": dict(vocab_size=97, hidden_size=32, intermediate_size=48, num_hidden_layers=2,
                     num_attention_heads=4, num_key_value_heads=2, num_local_experts=4),
+    "convnext": dict(num_stages=3, hidden_sizes=(8, 16, 24), depths=(1, 2, 1), image_size=32,
+                     num_labels=5, drop_path_rate=0.1),
+    "resnet": dict(embedding_size=8, hidden_sizes=(16, 32), depths=(2, 1), image_size=32,
+                   num_labels=5),
+    "albert": dict(vocab_size=97, embedding_size=16, hidden_size=32, num_hidden_layers=4,
+                   num_hidden_groups=2, inner_group_num=2, num_attention_heads=4,
+                   intermediate_size=64, max_position_embeddings=32),
 }
 # A recurrent decoder loops over the target length: torch.fx's symbolic tracer cannot iterate
 # a Proxy, so these are checked with torch.export alone (which unrolls the loop). A mixture of

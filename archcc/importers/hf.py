@@ -24,6 +24,7 @@ from pathlib import Path
 
 from archcc.diagnostics import SourceLoc
 from archcc.importers import hf_families as fam
+from archcc.importers import hf_structured as stages
 from archcc.importers.config import ConfigFile, read_config
 from archcc.importers.decoder import decoder_spec
 from archcc.importers.decoder_parts import PARTS
@@ -41,6 +42,9 @@ FAMILIES: dict[str, Callable[[ConfigFile], dict]] = {
     "bart": fam.bart,              # BartModel
     "vit": fam.vit,                # ViTForImageClassification
     "clip": fam.clip,              # CLIPModel
+    "convnext": stages.convnext,   # ConvNextForImageClassification
+    "resnet": stages.resnet,       # ResNetForImageClassification (basic or bottleneck)
+    "albert": stages.albert,       # AlbertForMaskedLM
 }
 
 

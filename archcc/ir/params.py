@@ -17,7 +17,16 @@ from dataclasses import dataclass, field
 from archcc.diagnostics import ArchccError, Diagnostic
 from archcc.lazy import nx, sympy
 from archcc.parser import LoadedSpec
-from archcc.parser.expr import Expr, ExprError, ExprSyntaxError, Num, evaluate, names_in, parse_expr
+from archcc.parser.expr import (
+    Expr,
+    ExprError,
+    ExprSyntaxError,
+    Num,
+    Str,
+    evaluate,
+    names_in,
+    parse_expr,
+)
 from archcc.parser.yaml_loader import SpecPath
 
 MAX_SIZE = 2**31  # no real layer is wider; catches `dim: 10**12` before torch sees it
@@ -55,8 +64,9 @@ class ParamScope:
                 expr = self.parse(value, ("params", name))
                 if expr is None:
                     continue
-                if isinstance(expr, Num) or not names_in(expr) and _literal(expr):
-                    # "1e9" is a number YAML left as text; "[2, 2]" a list
+                if isinstance(expr, Num | Str) or not names_in(expr) and _literal(expr):
+                    # "1e9" is a number YAML left as text; "[2, 2]" a list; '"basic"' a
+                    # string (ResNet's layer_type): each a Config field, not a property
                     self.values[name] = evaluate(expr, {})
                     continue
                 self.exprs[name] = expr

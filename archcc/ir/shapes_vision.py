@@ -29,7 +29,11 @@ def roll(ctx, attrs, shapes, dtypes):
 
 
 def permute(ctx, attrs, shapes, dtypes):
+    """``x.permute(*dims)``; an op that permutes around a layer may say in ``attrs["needs"]``
+    what the layer takes ("norm needs an image (B, C, H, W)"), for a rank mismatch."""
     shape = shapes[0]
+    if len(attrs["dims"]) != len(shape) and attrs.get("needs"):
+        raise ShapeError(f"{attrs['needs']}, got {fmt(shape)}")
     dims = [_norm_dim(d, len(shape)) for d in attrs["dims"]]
     if sorted(dims) != list(range(len(shape))):
         raise ShapeError(f"permute{tuple(attrs['dims'])} does not fit {fmt(shape)}")

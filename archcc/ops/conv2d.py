@@ -4,6 +4,13 @@
     ->  self.conv_in = nn.Conv2d(3, 32, kernel_size=3, padding=1)
     conv_in(x) with x (B, 3, H, W)  ->  (B, 32, H, W)
 
+Depthwise convolution (one filter per channel, ConvNeXt's 7x7, MobileNet's 3x3) is
+``groups`` equal to ``in`` and ``out``; each output channel then sees one input channel, so
+the weight is (out, 1, k, k) and the layer has ``out * k * k`` (+ bias) parameters::
+
+    dwconv: {op: conv2d, in: dim, out: dim, kernel: 7, padding: 3, groups: dim}
+    ->  self.dwconv = nn.Conv2d(config.dim, config.dim, kernel_size=7, padding=3, groups=config.dim)
+
 Output sides follow ``nn.Conv2d``: ``floor((H + 2 * padding - kernel) / stride) + 1``, kept
 in the spec's names where that has the same value (``H / 2`` rather than ``16``).
 """
@@ -39,7 +46,8 @@ class Conv2d(Strict):
     padding: Size = 0
     """Zero padding on every side (0 allowed)."""
     groups: Size = 1
-    """Grouped convolution; must divide in and out (in = groups = out is depthwise)."""
+    """Channel groups, each convolved on its own: must divide in and out; in = groups = out
+    is a depthwise convolution (one k x k filter per channel)."""
     bias: bool = True
     """A learned bias per output channel."""
 
@@ -81,6 +89,12 @@ class Conv2dOp(Op):
     def call_shape(self, ctx, layer, shapes, dtypes, kwargs):
         image_arity(layer, shapes, kwargs)
         return conv2d_shape(ctx, layer.name, shapes[0], layer.submodules[0].args), FLOAT
+
+    def facet(self, fields):
+        groups, cin = fields.get("groups", 1), fields.get("in")
+        kind = "depthwise " if groups != 1 and groups == cin == fields.get("out") else \
+            f"groups={groups} " if groups != 1 else ""
+        return f"conv2d {kind}{fields.get('kernel')}x{fields.get('kernel')}"
 
     def params(self, values):
         weights = values["in_"] // values["groups"] * values["out"] * values["kernel"] ** 2

@@ -25,6 +25,7 @@ file that said it, and ``archcc resolve`` can show where every value came from.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
 
@@ -317,6 +318,9 @@ def apply_sets(data: dict, where: SourceMap, assignments: list[str]) -> None:
             raise ArchccError(Diagnostic(loc, key, "--set takes a single value (a list only "
                                                    "for a list param: depths=[2,2,18,2])",
                                          "set nested fields one by one with dotted paths"))
+        current = (data.get("params") or {}).get(key) if path[0] == "params" else None
+        if _quoted(current) and isinstance(value, str) and not _quoted(value):
+            value = json.dumps(value)  # a string param: --set layer_type=basic
         parent = data
         for part in path[:-1]:
             parent = parent.get(part) if isinstance(parent, dict) else None
@@ -341,6 +345,9 @@ def _set_value(raw: str, loc: SourceLoc, key: str) -> object:
         first = exc.diagnostics[0]
         raise ArchccError(Diagnostic(loc, key, f"bad --set value: {first.message}",
                                      first.hint)) from None
+def _quoted(value: object) -> bool:
+    """A string param's value: a quoted literal expression (``'"bottleneck"'``)."""
+    return isinstance(value, str) and len(value) >= 2 and value[0] == value[-1] == '"'
 
 
 def _set_hint(data: dict, path: SpecPath) -> str:

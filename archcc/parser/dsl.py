@@ -191,7 +191,9 @@ class _ToSpec(Transformer):
             self._put(func, out, name, value, (*path, str(name)))
         return out
 
-    def _assignments(self, items, path: SpecPath) -> dict:
+    def _assignments(self, items, path: SpecPath, quoted: bool = False) -> dict:
+        """``name = value`` lines; with ``quoted`` (params) a string stays a quoted literal
+        (``layer_type = "basic"`` is the expression ``"basic"``, as YAML's '"basic"')."""
         out = {}
         for assign in items:
             targets, value = assign.children
@@ -203,6 +205,8 @@ class _ToSpec(Transformer):
                                "each name may appear once in a section")
             self._key((*path, str(name)), name)
             out[str(name)] = self._value(value, (*path, str(name)))
+            if quoted and isinstance(value, Tree) and value.data == "string":
+                out[str(name)] = self._source(value)
         return out
 
     # ------------------------------------------------------------------------- sections
@@ -241,7 +245,7 @@ class _ToSpec(Transformer):
 
     def params(self, meta, children):
         self._key(("params",), meta)
-        return "params", None, self._assignments(children, ("params",)), meta
+        return "params", None, self._assignments(children, ("params",), quoted=True), meta
 
     def dims(self, meta, children):
         self._key(("dims",), meta)

@@ -27,5 +27,8 @@ REFERENCE_MODELS: dict[str, dict[str, str]] = {
         "BartModel": "BartConfig",
         "CLIPVisionModel": "CLIPVisionConfig",
         "WhisperModel": "WhisperConfig",
+        "ConvNextForImageClassification": "ConvNextConfig",
+        "ResNetForImageClassification": "ResNetConfig",
+        "AlbertForMaskedLM": "AlbertConfig",
     },
 }
