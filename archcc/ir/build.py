@@ -15,6 +15,7 @@ from archcc import ops, plugins
 from archcc.diagnostics import ArchccError, Diagnostic
 from archcc.ir.forward import ForwardInterpreter
 from archcc.ir.graph import ModuleIR, Program, Submodule, new_graph
+from archcc.ir.init import check_rules, parse_rules
 from archcc.ir.layers import Layer, declare
 from archcc.ir.params import ParamScope, to_sympy
 from archcc.lazy import nx
@@ -176,6 +177,7 @@ def build(loaded: LoadedSpec) -> Program:
                                 for i, d in enumerate(inp.shape))
                     for name, inp in spec.inputs.items()}
     _check_plugin_names(scope, [*blocks.values(), model])
+    init_rules = parse_rules(scope)
     scope.check()
     modules = {c.name: c for c in classes.by_signature.values()}
     used = _used_blocks(spec)
@@ -185,6 +187,8 @@ def build(loaded: LoadedSpec) -> Program:
                       dict(scope.exprs), modules, dict(spec.inputs), input_shapes,
                       dict(spec.dims), dict(spec.checkpoint))
     program.parallel = dict(spec.parallel)
+    program.init_rules, program.no_decay = init_rules, list(spec.no_decay)
+    check_rules(program, loaded)
     return program
 
 

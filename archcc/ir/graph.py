@@ -40,6 +40,10 @@ class Submodule:
     loc: SourceLoc | None = None
     cls: str | None = None
     tie: str | None = None
+    # a linear standing for several (q, k, v): (part name, rows) in order, so that `init:`
+    # rules can address each part; ``fused``: a pass fused them, every rule applies per part
+    parts: tuple[tuple[str, Any], ...] = ()
+    fused: bool = False
 
 
 @dataclass
@@ -88,6 +92,8 @@ class Program:
     passes_log: list[str] = field(default_factory=list)
     generate: Any = None  # schema.Generate when the spec asks for generation (see kv_cache.py)
     parallel: dict[str, str] = field(default_factory=dict)  # tensor-parallel plan
+    init_rules: list = field(default_factory=list)  # the spec's `init:` (archcc.ir.init.Rule)
+    no_decay: list[str] = field(default_factory=list)  # the spec's `no_decay:` keys
 
     @property
     def model(self) -> ModuleIR:

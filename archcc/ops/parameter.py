@@ -83,7 +83,20 @@ class ParameterOp(Op):
 
 @kind
 class ParameterKind(Kind):
-    name = "parameter"
+    name, init_params = "parameter", ("",)  # the tensor is the attribute itself
+
+    def default_init(self, sub, param):
+        """What the spec's ``init:`` field says, unless the op that holds it knows better
+        (``default_init``: ViT's CLS token starts at ``truncated_normal(0.02)``)."""
+        return sub.args.get("default_init") or self.torch_init_of(sub)
+
+    def torch_default(self, sub, param):
+        return self.torch_init_of(sub)
+
+    @staticmethod
+    def torch_init_of(sub) -> str:
+        return {"zeros": "zeros", "ones": "ones", "normal": "normal(1.0)",
+                "constant": "constant(value)"}[sub.args["init"]]
 
     def init_lines(self, sub, arg):
         a = sub.args

@@ -15,6 +15,7 @@ from archcc.ir.builder import Builder, E
 from archcc.ir.graph import ModuleIR, Submodule
 from archcc.ir.shapes import FLOAT, INT, ShapeError, fmt
 from archcc.ops import dropout, parameter, register_buffer
+from archcc.ops.attention.lowering import QKV
 from archcc.ops.linear import projection
 from archcc.parser.expr import Num
 
@@ -83,7 +84,7 @@ def window_attention(shifted: bool, relative: bool) -> ModuleIR:
     b = Builder(name)
     side = "grid, grid" if shifted else "H, W"  # the shift mask fixes the grid
     grid = b.input("x", f"B, {side}, dim")
-    subs: dict[str, Submodule] = {"qkv": projection("qkv", "dim", "3 * dim")}
+    subs: dict[str, Submodule] = {"qkv": projection("qkv", "dim", "3 * dim", QKV)}
     x = grid
     if shifted:
         grid = x = b.line().op("roll", x, var="x", shift=E("shift"), back=False)

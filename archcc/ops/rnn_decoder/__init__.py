@@ -146,6 +146,8 @@ class RNNDecoderOp(Op):
 
 class _CellKind(Kind):
     torch_class = ""
+    init_params = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
+    init = torch_init = {p: "uniform(1 / sqrt(hidden))" for p in init_params}  # PyTorch's
 
     def init_lines(self, sub, arg):
         return [f"self.{sub.name} = {self.torch_class}({arg(sub.args['in'])}, "
