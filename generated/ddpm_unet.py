@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -413,6 +414,7 @@ class DdpmUnet(nn.Module):
         )
         self.conv_norm_out = nn.GroupNorm(config.norm_num_groups, config.ch0, eps=config.norm_eps)
         self.conv_out = nn.Conv2d(config.ch0, config.out_channels, kernel_size=3, padding=1)
+        self.init_weights()
 
     def forward(self, sample, timestep):
         # (B, time_embed_dim)
@@ -452,6 +454,1118 @@ class DdpmUnet(nn.Module):
         x = self.up3_res1(torch.cat([x, h1], dim=1), temb)  # (B, ch0, sample_size, sample_size)
         x = self.up3_res2(torch.cat([x, h0], dim=1), temb)  # (B, ch0, sample_size, sample_size)
         return self.conv_out(F.silu(self.conv_norm_out(x)))
+
+    @torch.no_grad()
+    def init_weights(self) -> None:
+        """Draw the parameters as the reference does (the spec's `init:`)."""
+        config = self.config
+        init_parameters(
+            self,
+            [
+                ("time_linear_1.weight", lambda p: nn.init.kaiming_uniform_(p, a=math.sqrt(5))),
+                (
+                    "time_linear_1.bias",
+                    lambda p: nn.init.uniform_(
+                        p, -(1 / math.sqrt(config.ch0)), 1 / math.sqrt(config.ch0)
+                    ),
+                ),
+                ("time_linear_2.weight", lambda p: nn.init.kaiming_uniform_(p, a=math.sqrt(5))),
+                (
+                    "time_linear_2.bias",
+                    lambda p: nn.init.uniform_(
+                        p,
+                        -(1 / math.sqrt(config.time_embed_dim)),
+                        1 / math.sqrt(config.time_embed_dim),
+                    ),
+                ),
+                ("conv_in.weight", lambda p: nn.init.kaiming_uniform_(p, a=math.sqrt(5))),
+                (
+                    "conv_in.bias",
+                    lambda p: nn.init.uniform_(
+                        p,
+                        -(1 / math.sqrt(config.in_channels // 1 * 3 * 3)),
+                        1 / math.sqrt(config.in_channels // 1 * 3 * 3),
+                    ),
+                ),
+                ("down0_res0.norm1.weight", nn.init.ones_),
+                ("down0_res0.norm1.bias", nn.init.zeros_),
+                ("down0_res0.conv1.weight", lambda p: nn.init.kaiming_uniform_(p, a=math.sqrt(5))),
+                (
+                    "down0_res0.conv1.bias",
+                    lambda p: nn.init.uniform_(
+                        p,
+                        -(1 / math.sqrt(config.ch0 // 1 * 3 * 3)),
+                        1 / math.sqrt(config.ch0 // 1 * 3 * 3),
+                    ),
+                ),
+                (
+                    "down0_res0.time_emb_proj.weight",
+                    lambda p: nn.init.kaiming_uniform_(p, a=math.sqrt(5)),
+                ),
+                (
+                    "down0_res0.time_emb_proj.bias",
+                    lambda p: nn.init.uniform_(
+                        p,
+                        -(1 / math.sqrt(config.time_embed_dim)),
+                        1 / math.sqrt(config.time_embed_dim),
+                    ),
+                ),
+                ("down0_res0.norm2.weight", nn.init.ones_),
+                ("down0_res0.norm2.bias", nn.init.zeros_),
+                ("down0_res0.conv2.weight", lambda p: nn.init.kaiming_uniform_(p, a=math.sqrt(5))),
+                (
+                    "down0_res0.conv2.bias",
+                    lambda p: nn.init.uniform_(
+                        p,
+                        -(1 / math.sqrt(config.ch0 // 1 * 3 * 3)),
+                        1 / math.sqrt(config.ch0 // 1 * 3 * 3),
+                    ),
+                ),
+                ("down0_res1.norm1.weight", nn.init.ones_),
+                ("down0_res1.norm1.bias", nn.init.zeros_),
+                ("down0_res1.conv1.weight", lambda p: nn.init.kaiming_uniform_(p, a=math.sqrt(5))),
+                (
+                    "down0_res1.conv1.bias",
+                    lambda p: nn.init.uniform_(
+                        p,
+                        -(1 / math.sqrt(config.ch0 // 1 * 3 * 3)),
+                        1 / math.sqrt(config.ch0 // 1 * 3 * 3),
+                    ),
+                ),
+                (
+                    "down0_res1.time_emb_proj.weight",
+                    lambda p: nn.init.kaiming_uniform_(p, a=math.sqrt(5)),
+                ),
+                (
+                    "down0_res1.time_emb_proj.bias",
+                    lambda p: nn.init.uniform_(
+                        p,
+                        -(1 / math.sqrt(config.time_embed_dim)),
+                        1 / math.sqrt(config.time_embed_dim),
+                    ),
+                ),
+                ("down0_res1.norm2.weight", nn.init.ones_),
+                ("down0_res1.norm2.bias", nn.init.zeros_),
+                ("down0_res1.conv2.weight", lambda p: nn.init.kaiming_uniform_(p, a=math.sqrt(5))),
+                (
+                    "down0_res1.conv2.bias",
+                    lambda p: nn.init.uniform_(
+                        p,
+                        -(1 / math.sqrt(config.ch0 // 1 * 3 * 3)),
+                        1 / math.sqrt(config.ch0 // 1 * 3 * 3),
+                    ),
+                ),
+                ("down0_sample.conv.weight", lambda p: nn.init.kaiming_uniform_(p, a=math.sqrt(5))),
+                (
+                    "down0_sample.conv.bias",
+                    lambda p: nn.init.uniform_(
+                        p,
+                        -(1 / math.sqrt(config.ch0 // 1 * 3 * 3)),
+                        1 / math.sqrt(config.ch0 // 1 * 3 * 3),
+                    ),
+                ),
+                ("down1_res0.norm1.weight", nn.init.ones_),
+                ("down1_res0.norm1.bias", nn.init.zeros_),
+                ("down1_res0.conv1.weight", lambda p: nn.init.kaiming_uniform_(p, a=math.sqrt(5))),
+                (
+                    "down1_res0.conv1.bias",
+                    lambda p: nn.init.uniform_(
+                        p,
+                        -(1 / math.sqrt(config.ch0 // 1 * 3 * 3)),
+                        1 / math.sqrt(config.ch0 // 1 * 3 * 3),
+                    ),
+                ),
+                (
+                    "down1_res0.time_emb_proj.weight",
+                    lambda p: nn.init.kaiming_uniform_(p, a=math.sqrt(5)),
+                ),
+                (
+                    "down1_res0.time_emb_proj.bias",
+                    lambda p: nn.init.uniform_(
+                        p,
+                        -(1 / math.sqrt(config.time_embed_dim)),
+                        1 / math.sqrt(config.time_embed_dim),
+                    ),
+                ),
+                ("down1_res0.norm2.weight", nn.init.ones_),
+                ("down1_res0.norm2.bias", nn.init.zeros_),
+                ("down1_res0.conv2.weight", lambda p: nn.init.kaiming_uniform_(p, a=math.sqrt(5))),
+                (
+                    "down1_res0.conv2.bias",
+                    lambda p: nn.init.uniform_(
+                        p,
+                        -(1 / math.sqrt(config.ch1 // 1 * 3 * 3)),
+                        1 / math.sqrt(config.ch1 // 1 * 3 * 3),
+                    ),
+                ),
+                (
+                    "down1_res0.conv_shortcut.weight",
+                    lambda p: nn.init.kaiming_uniform_(p, a=math.sqrt(5)),
+                ),
+                (
+                    "down1_res0.conv_shortcut.bias",
+                    lambda p: nn.init.uniform_(
+                        p,
+                        -(1 / math.sqrt(config.ch0 // 1 * 1 * 1)),
+                        1 / math.sqrt(config.ch0 // 1 * 1 * 1),
+                    ),
+                ),
+                ("down1_attn0.group_norm.weight", nn.init.ones_),
+                ("down1_attn0.group_norm.bias", nn.init.zeros_),
+                (
+                    "down1_attn0.to_qkv.weight",
+                    lambda p: nn.init.kaiming_uniform_(p, a=math.sqrt(5)),
+                ),
+                (
+                    "down1_attn0.to_qkv.bias",
+                    lambda p: nn.init.uniform_(
+                        p, -(1 / math.sqrt(config.ch1)), 1 / math.sqrt(config.ch1)
+                    ),
+                ),
+                (
+                    "down1_attn0.to_out.weight",
+                    lambda p: nn.init.kaiming_uniform_(p, a=math.sqrt(5)),
+                ),
+                (
+                    "down1_attn0.to_out.bias",
+                    lambda p: nn.init.uniform_(
+                        p, -(1 / math.sqrt(config.ch1)), 1 / math.sqrt(config.ch1)
+                    ),
+                ),
+                ("down1_res1.norm1.weight", nn.init.ones_),
+                ("down1_res1.norm1.bias", nn.init.zeros_),
+                ("down1_res1.conv1.weight", lambda p: nn.init.kaiming_uniform_(p, a=math.sqrt(5))),
+                (
+                    "down1_res1.conv1.bias",
+                    lambda p: nn.init.uniform_(
+                        p,
+                        -(1 / math.sqrt(config.ch1 // 1 * 3 * 3)),
+                        1 / math.sqrt(config.ch1 // 1 * 3 * 3),
+                    ),
+                ),
+                (
+                    "down1_res1.time_emb_proj.weight",
+                    lambda p: nn.init.kaiming_uniform_(p, a=math.sqrt(5)),
+                ),
+                (
+                    "down1_res1.time_emb_proj.bias",
+                    lambda p: nn.init.uniform_(
+                        p,
+                        -(1 / math.sqrt(config.time_embed_dim)),
+                        1 / math.sqrt(config.time_embed_dim),
+                    ),
+                ),
+                ("down1_res1.norm2.weight", nn.init.ones_),
+                ("down1_res1.norm2.bias", nn.init.zeros_),
+                ("down1_res1.conv2.weight", lambda p: nn.init.kaiming_uniform_(p, a=math.sqrt(5))),
+                (
+                    "down1_res1.conv2.bias",
+                    lambda p: nn.init.uniform_(
+                        p,
+                        -(1 / math.sqrt(config.ch1 // 1 * 3 * 3)),
+                        1 / math.sqrt(config.ch1 // 1 * 3 * 3),
+                    ),
+                ),
+                ("down1_attn1.group_norm.weight", nn.init.ones_),
+                ("down1_attn1.group_norm.bias", nn.init.zeros_),
+                (
+                    "down1_attn1.to_qkv.weight",
+                    lambda p: nn.init.kaiming_uniform_(p, a=math.sqrt(5)),
+                ),
+                (
+                    "down1_attn1.to_qkv.bias",
+                    lambda p: nn.init.uniform_(
+                        p, -(1 / math.sqrt(config.ch1)), 1 / math.sqrt(config.ch1)
+                    ),
+                ),
+                (
+                    "down1_attn1.to_out.weight",
+                    lambda p: nn.init.kaiming_uniform_(p, a=math.sqrt(5)),
+                ),
+                (
+                    "down1_attn1.to_out.bias",
+                    lambda p: nn.init.uniform_(
+                        p, -(1 / math.sqrt(config.ch1)), 1 / math.sqrt(config.ch1)
+                    ),
+                ),
+                ("down1_sample.conv.weight", lambda p: nn.init.kaiming_uniform_(p, a=math.sqrt(5))),
+                (
+                    "down1_sample.conv.bias",
+                    lambda p: nn.init.uniform_(
+                        p,
+                        -(1 / math.sqrt(config.ch1 // 1 * 3 * 3)),
+                        1 / math.sqrt(config.ch1 // 1 * 3 * 3),
+                    ),
+                ),
+                ("down2_res0.norm1.weight", nn.init.ones_),
+                ("down2_res0.norm1.bias", nn.init.zeros_),
+                ("down2_res0.conv1.weight", lambda p: nn.init.kaiming_uniform_(p, a=math.sqrt(5))),
+                (
+                    "down2_res0.conv1.bias",
+                    lambda p: nn.init.uniform_(
+                        p,
+                        -(1 / math.sqrt(config.ch1 // 1 * 3 * 3)),
+                        1 / math.sqrt(config.ch1 // 1 * 3 * 3),
+                    ),
+                ),
+                (
+                    "down2_res0.time_emb_proj.weight",
+                    lambda p: nn.init.kaiming_uniform_(p, a=math.sqrt(5)),
+                ),
+                (
+                    "down2_res0.time_emb_proj.bias",
+                    lambda p: nn.init.uniform_(
+                        p,
+                        -(1 / math.sqrt(config.time_embed_dim)),
+                        1 / math.sqrt(config.time_embed_dim),
+                    ),
+                ),
+                ("down2_res0.norm2.weight", nn.init.ones_),
+                ("down2_res0.norm2.bias", nn.init.zeros_),
+                ("down2_res0.conv2.weight", lambda p: nn.init.kaiming_uniform_(p, a=math.sqrt(5))),
+                (
+                    "down2_res0.conv2.bias",
+                    lambda p: nn.init.uniform_(
+                        p,
+                        -(1 / math.sqrt(config.ch1 // 1 * 3 * 3)),
+                        1 / math.sqrt(config.ch1 // 1 * 3 * 3),
+                    ),
+                ),
+                ("down2_res1.norm1.weight", nn.init.ones_),
+                ("down2_res1.norm1.bias", nn.init.zeros_),
+                ("down2_res1.conv1.weight", lambda p: nn.init.kaiming_uniform_(p, a=math.sqrt(5))),
+                (
+                    "down2_res1.conv1.bias",
+                    lambda p: nn.init.uniform_(
+                        p,
+                        -(1 / math.sqrt(config.ch2 // 1 * 3 * 3)),
+                        1 / math.sqrt(config.ch2 // 1 * 3 * 3),
+                    ),
+                ),
+                (
+                    "down2_res1.time_emb_proj.weight",
+                    lambda p: nn.init.kaiming_uniform_(p, a=math.sqrt(5)),
+                ),
+                (
+                    "down2_res1.time_emb_proj.bias",
+                    lambda p: nn.init.uniform_(
+                        p,
+                        -(1 / math.sqrt(config.time_embed_dim)),
+                        1 / math.sqrt(config.time_embed_dim),
+                    ),
+                ),
+                ("down2_res1.norm2.weight", nn.init.ones_),
+                ("down2_res1.norm2.bias", nn.init.zeros_),
+                ("down2_res1.conv2.weight", lambda p: nn.init.kaiming_uniform_(p, a=math.sqrt(5))),
+                (
+                    "down2_res1.conv2.bias",
+                    lambda p: nn.init.uniform_(
+                        p,
+                        -(1 / math.sqrt(config.ch2 // 1 * 3 * 3)),
+                        1 / math.sqrt(config.ch2 // 1 * 3 * 3),
+                    ),
+                ),
+                ("down2_sample.conv.weight", lambda p: nn.init.kaiming_uniform_(p, a=math.sqrt(5))),
+                (
+                    "down2_sample.conv.bias",
+                    lambda p: nn.init.uniform_(
+                        p,
+                        -(1 / math.sqrt(config.ch2 // 1 * 3 * 3)),
+                        1 / math.sqrt(config.ch2 // 1 * 3 * 3),
+                    ),
+                ),
+                ("down3_res0.norm1.weight", nn.init.ones_),
+                ("down3_res0.norm1.bias", nn.init.zeros_),
+                ("down3_res0.conv1.weight", lambda p: nn.init.kaiming_uniform_(p, a=math.sqrt(5))),
+                (
+                    "down3_res0.conv1.bias",
+                    lambda p: nn.init.uniform_(
+                        p,
+                        -(1 / math.sqrt(config.ch2 // 1 * 3 * 3)),
+                        1 / math.sqrt(config.ch2 // 1 * 3 * 3),
+                    ),
+                ),
+                (
+                    "down3_res0.time_emb_proj.weight",
+                    lambda p: nn.init.kaiming_uniform_(p, a=math.sqrt(5)),
+                ),
+                (
+                    "down3_res0.time_emb_proj.bias",
+                    lambda p: nn.init.uniform_(
+                        p,
+                        -(1 / math.sqrt(config.time_embed_dim)),
+                        1 / math.sqrt(config.time_embed_dim),
+                    ),
+                ),
+                ("down3_res0.norm2.weight", nn.init.ones_),
+                ("down3_res0.norm2.bias", nn.init.zeros_),
+                ("down3_res0.conv2.weight", lambda p: nn.init.kaiming_uniform_(p, a=math.sqrt(5))),
+                (
+                    "down3_res0.conv2.bias",
+                    lambda p: nn.init.uniform_(
+                        p,
+                        -(1 / math.sqrt(config.ch2 // 1 * 3 * 3)),
+                        1 / math.sqrt(config.ch2 // 1 * 3 * 3),
+                    ),
+                ),
+                ("down3_res1.norm1.weight", nn.init.ones_),
+                ("down3_res1.norm1.bias", nn.init.zeros_),
+                ("down3_res1.conv1.weight", lambda p: nn.init.kaiming_uniform_(p, a=math.sqrt(5))),
+                (
+                    "down3_res1.conv1.bias",
+                    lambda p: nn.init.uniform_(
+                        p,
+                        -(1 / math.sqrt(config.ch3 // 1 * 3 * 3)),
+                        1 / math.sqrt(config.ch3 // 1 * 3 * 3),
+                    ),
+                ),
+                (
+                    "down3_res1.time_emb_proj.weight",
+                    lambda p: nn.init.kaiming_uniform_(p, a=math.sqrt(5)),
+                ),
+                (
+                    "down3_res1.time_emb_proj.bias",
+                    lambda p: nn.init.uniform_(
+                        p,
+                        -(1 / math.sqrt(config.time_embed_dim)),
+                        1 / math.sqrt(config.time_embed_dim),
+                    ),
+                ),
+                ("down3_res1.norm2.weight", nn.init.ones_),
+                ("down3_res1.norm2.bias", nn.init.zeros_),
+                ("down3_res1.conv2.weight", lambda p: nn.init.kaiming_uniform_(p, a=math.sqrt(5))),
+                (
+                    "down3_res1.conv2.bias",
+                    lambda p: nn.init.uniform_(
+                        p,
+                        -(1 / math.sqrt(config.ch3 // 1 * 3 * 3)),
+                        1 / math.sqrt(config.ch3 // 1 * 3 * 3),
+                    ),
+                ),
+                ("mid_res0.norm1.weight", nn.init.ones_),
+                ("mid_res0.norm1.bias", nn.init.zeros_),
+                ("mid_res0.conv1.weight", lambda p: nn.init.kaiming_uniform_(p, a=math.sqrt(5))),
+                (
+                    "mid_res0.conv1.bias",
+                    lambda p: nn.init.uniform_(
+                        p,
+                        -(1 / math.sqrt(config.ch3 // 1 * 3 * 3)),
+                        1 / math.sqrt(config.ch3 // 1 * 3 * 3),
+                    ),
+                ),
+                (
+                    "mid_res0.time_emb_proj.weight",
+                    lambda p: nn.init.kaiming_uniform_(p, a=math.sqrt(5)),
+                ),
+                (
+                    "mid_res0.time_emb_proj.bias",
+                    lambda p: nn.init.uniform_(
+                        p,
+                        -(1 / math.sqrt(config.time_embed_dim)),
+                        1 / math.sqrt(config.time_embed_dim),
+                    ),
+                ),
+                ("mid_res0.norm2.weight", nn.init.ones_),
+                ("mid_res0.norm2.bias", nn.init.zeros_),
+                ("mid_res0.conv2.weight", lambda p: nn.init.kaiming_uniform_(p, a=math.sqrt(5))),
+                (
+                    "mid_res0.conv2.bias",
+                    lambda p: nn.init.uniform_(
+                        p,
+                        -(1 / math.sqrt(config.ch3 // 1 * 3 * 3)),
+                        1 / math.sqrt(config.ch3 // 1 * 3 * 3),
+                    ),
+                ),
+                ("mid_attn.group_norm.weight", nn.init.ones_),
+                ("mid_attn.group_norm.bias", nn.init.zeros_),
+                ("mid_attn.to_qkv.weight", lambda p: nn.init.kaiming_uniform_(p, a=math.sqrt(5))),
+                (
+                    "mid_attn.to_qkv.bias",
+                    lambda p: nn.init.uniform_(
+                        p, -(1 / math.sqrt(config.ch3)), 1 / math.sqrt(config.ch3)
+                    ),
+                ),
+                ("mid_attn.to_out.weight", lambda p: nn.init.kaiming_uniform_(p, a=math.sqrt(5))),
+                (
+                    "mid_attn.to_out.bias",
+                    lambda p: nn.init.uniform_(
+                        p, -(1 / math.sqrt(config.ch3)), 1 / math.sqrt(config.ch3)
+                    ),
+                ),
+                ("mid_res1.norm1.weight", nn.init.ones_),
+                ("mid_res1.norm1.bias", nn.init.zeros_),
+                ("mid_res1.conv1.weight", lambda p: nn.init.kaiming_uniform_(p, a=math.sqrt(5))),
+                (
+                    "mid_res1.conv1.bias",
+                    lambda p: nn.init.uniform_(
+                        p,
+                        -(1 / math.sqrt(config.ch3 // 1 * 3 * 3)),
+                        1 / math.sqrt(config.ch3 // 1 * 3 * 3),
+                    ),
+                ),
+                (
+                    "mid_res1.time_emb_proj.weight",
+                    lambda p: nn.init.kaiming_uniform_(p, a=math.sqrt(5)),
+                ),
+                (
+                    "mid_res1.time_emb_proj.bias",
+                    lambda p: nn.init.uniform_(
+                        p,
+                        -(1 / math.sqrt(config.time_embed_dim)),
+                        1 / math.sqrt(config.time_embed_dim),
+                    ),
+                ),
+                ("mid_res1.norm2.weight", nn.init.ones_),
+                ("mid_res1.norm2.bias", nn.init.zeros_),
+                ("mid_res1.conv2.weight", lambda p: nn.init.kaiming_uniform_(p, a=math.sqrt(5))),
+                (
+                    "mid_res1.conv2.bias",
+                    lambda p: nn.init.uniform_(
+                        p,
+                        -(1 / math.sqrt(config.ch3 // 1 * 3 * 3)),
+                        1 / math.sqrt(config.ch3 // 1 * 3 * 3),
+                    ),
+                ),
+                ("up0_res0.norm1.weight", nn.init.ones_),
+                ("up0_res0.norm1.bias", nn.init.zeros_),
+                ("up0_res0.conv1.weight", lambda p: nn.init.kaiming_uniform_(p, a=math.sqrt(5))),
+                (
+                    "up0_res0.conv1.bias",
+                    lambda p: nn.init.uniform_(
+                        p,
+                        -(1 / math.sqrt((config.ch3 + config.ch3) // 1 * 3 * 3)),
+                        1 / math.sqrt((config.ch3 + config.ch3) // 1 * 3 * 3),
+                    ),
+                ),
+                (
+                    "up0_res0.time_emb_proj.weight",
+                    lambda p: nn.init.kaiming_uniform_(p, a=math.sqrt(5)),
+                ),
+                (
+                    "up0_res0.time_emb_proj.bias",
+                    lambda p: nn.init.uniform_(
+                        p,
+                        -(1 / math.sqrt(config.time_embed_dim)),
+                        1 / math.sqrt(config.time_embed_dim),
+                    ),
+                ),
+                ("up0_res0.norm2.weight", nn.init.ones_),
+                ("up0_res0.norm2.bias", nn.init.zeros_),
+                ("up0_res0.conv2.weight", lambda p: nn.init.kaiming_uniform_(p, a=math.sqrt(5))),
+                (
+                    "up0_res0.conv2.bias",
+                    lambda p: nn.init.uniform_(
+                        p,
+                        -(1 / math.sqrt(config.ch3 // 1 * 3 * 3)),
+                        1 / math.sqrt(config.ch3 // 1 * 3 * 3),
+                    ),
+                ),
+                (
+                    "up0_res0.conv_shortcut.weight",
+                    lambda p: nn.init.kaiming_uniform_(p, a=math.sqrt(5)),
+                ),
+                (
+                    "up0_res0.conv_shortcut.bias",
+                    lambda p: nn.init.uniform_(
+                        p,
+                        -(1 / math.sqrt((config.ch3 + config.ch3) // 1 * 1 * 1)),
+                        1 / math.sqrt((config.ch3 + config.ch3) // 1 * 1 * 1),
+                    ),
+                ),
+                ("up0_res1.norm1.weight", nn.init.ones_),
+                ("up0_res1.norm1.bias", nn.init.zeros_),
+                ("up0_res1.conv1.weight", lambda p: nn.init.kaiming_uniform_(p, a=math.sqrt(5))),
+                (
+                    "up0_res1.conv1.bias",
+                    lambda p: nn.init.uniform_(
+                        p,
+                        -(1 / math.sqrt((config.ch3 + config.ch3) // 1 * 3 * 3)),
+                        1 / math.sqrt((config.ch3 + config.ch3) // 1 * 3 * 3),
+                    ),
+                ),
+                (
+                    "up0_res1.time_emb_proj.weight",
+                    lambda p: nn.init.kaiming_uniform_(p, a=math.sqrt(5)),
+                ),
+                (
+                    "up0_res1.time_emb_proj.bias",
+                    lambda p: nn.init.uniform_(
+                        p,
+                        -(1 / math.sqrt(config.time_embed_dim)),
+                        1 / math.sqrt(config.time_embed_dim),
+                    ),
+                ),
+                ("up0_res1.norm2.weight", nn.init.ones_),
+                ("up0_res1.norm2.bias", nn.init.zeros_),
+                ("up0_res1.conv2.weight", lambda p: nn.init.kaiming_uniform_(p, a=math.sqrt(5))),
+                (
+                    "up0_res1.conv2.bias",
+                    lambda p: nn.init.uniform_(
+                        p,
+                        -(1 / math.sqrt(config.ch3 // 1 * 3 * 3)),
+                        1 / math.sqrt(config.ch3 // 1 * 3 * 3),
+                    ),
+                ),
+                (
+                    "up0_res1.conv_shortcut.weight",
+                    lambda p: nn.init.kaiming_uniform_(p, a=math.sqrt(5)),
+                ),
+                (
+                    "up0_res1.conv_shortcut.bias",
+                    lambda p: nn.init.uniform_(
+                        p,
+                        -(1 / math.sqrt((config.ch3 + config.ch3) // 1 * 1 * 1)),
+                        1 / math.sqrt((config.ch3 + config.ch3) // 1 * 1 * 1),
+                    ),
+                ),
+                ("up0_res2.norm1.weight", nn.init.ones_),
+                ("up0_res2.norm1.bias", nn.init.zeros_),
+                ("up0_res2.conv1.weight", lambda p: nn.init.kaiming_uniform_(p, a=math.sqrt(5))),
+                (
+                    "up0_res2.conv1.bias",
+                    lambda p: nn.init.uniform_(
+                        p,
+                        -(1 / math.sqrt((config.ch3 + config.ch2) // 1 * 3 * 3)),
+                        1 / math.sqrt((config.ch3 + config.ch2) // 1 * 3 * 3),
+                    ),
+                ),
+                (
+                    "up0_res2.time_emb_proj.weight",
+                    lambda p: nn.init.kaiming_uniform_(p, a=math.sqrt(5)),
+                ),
+                (
+                    "up0_res2.time_emb_proj.bias",
+                    lambda p: nn.init.uniform_(
+                        p,
+                        -(1 / math.sqrt(config.time_embed_dim)),
+                        1 / math.sqrt(config.time_embed_dim),
+                    ),
+                ),
+                ("up0_res2.norm2.weight", nn.init.ones_),
+                ("up0_res2.norm2.bias", nn.init.zeros_),
+                ("up0_res2.conv2.weight", lambda p: nn.init.kaiming_uniform_(p, a=math.sqrt(5))),
+                (
+                    "up0_res2.conv2.bias",
+                    lambda p: nn.init.uniform_(
+                        p,
+                        -(1 / math.sqrt(config.ch3 // 1 * 3 * 3)),
+                        1 / math.sqrt(config.ch3 // 1 * 3 * 3),
+                    ),
+                ),
+                (
+                    "up0_res2.conv_shortcut.weight",
+                    lambda p: nn.init.kaiming_uniform_(p, a=math.sqrt(5)),
+                ),
+                (
+                    "up0_res2.conv_shortcut.bias",
+                    lambda p: nn.init.uniform_(
+                        p,
+                        -(1 / math.sqrt((config.ch3 + config.ch2) // 1 * 1 * 1)),
+                        1 / math.sqrt((config.ch3 + config.ch2) // 1 * 1 * 1),
+                    ),
+                ),
+                ("up0_sample.conv.weight", lambda p: nn.init.kaiming_uniform_(p, a=math.sqrt(5))),
+                (
+                    "up0_sample.conv.bias",
+                    lambda p: nn.init.uniform_(
+                        p,
+                        -(1 / math.sqrt(config.ch3 // 1 * 3 * 3)),
+                        1 / math.sqrt(config.ch3 // 1 * 3 * 3),
+                    ),
+                ),
+                ("up1_res0.norm1.weight", nn.init.ones_),
+                ("up1_res0.norm1.bias", nn.init.zeros_),
+                ("up1_res0.conv1.weight", lambda p: nn.init.kaiming_uniform_(p, a=math.sqrt(5))),
+                (
+                    "up1_res0.conv1.bias",
+                    lambda p: nn.init.uniform_(
+                        p,
+                        -(1 / math.sqrt((config.ch3 + config.ch2) // 1 * 3 * 3)),
+                        1 / math.sqrt((config.ch3 + config.ch2) // 1 * 3 * 3),
+                    ),
+                ),
+                (
+                    "up1_res0.time_emb_proj.weight",
+                    lambda p: nn.init.kaiming_uniform_(p, a=math.sqrt(5)),
+                ),
+                (
+                    "up1_res0.time_emb_proj.bias",
+                    lambda p: nn.init.uniform_(
+                        p,
+                        -(1 / math.sqrt(config.time_embed_dim)),
+                        1 / math.sqrt(config.time_embed_dim),
+                    ),
+                ),
+                ("up1_res0.norm2.weight", nn.init.ones_),
+                ("up1_res0.norm2.bias", nn.init.zeros_),
+                ("up1_res0.conv2.weight", lambda p: nn.init.kaiming_uniform_(p, a=math.sqrt(5))),
+                (
+                    "up1_res0.conv2.bias",
+                    lambda p: nn.init.uniform_(
+                        p,
+                        -(1 / math.sqrt(config.ch2 // 1 * 3 * 3)),
+                        1 / math.sqrt(config.ch2 // 1 * 3 * 3),
+                    ),
+                ),
+                (
+                    "up1_res0.conv_shortcut.weight",
+                    lambda p: nn.init.kaiming_uniform_(p, a=math.sqrt(5)),
+                ),
+                (
+                    "up1_res0.conv_shortcut.bias",
+                    lambda p: nn.init.uniform_(
+                        p,
+                        -(1 / math.sqrt((config.ch3 + config.ch2) // 1 * 1 * 1)),
+                        1 / math.sqrt((config.ch3 + config.ch2) // 1 * 1 * 1),
+                    ),
+                ),
+                ("up1_res1.norm1.weight", nn.init.ones_),
+                ("up1_res1.norm1.bias", nn.init.zeros_),
+                ("up1_res1.conv1.weight", lambda p: nn.init.kaiming_uniform_(p, a=math.sqrt(5))),
+                (
+                    "up1_res1.conv1.bias",
+                    lambda p: nn.init.uniform_(
+                        p,
+                        -(1 / math.sqrt((config.ch2 + config.ch2) // 1 * 3 * 3)),
+                        1 / math.sqrt((config.ch2 + config.ch2) // 1 * 3 * 3),
+                    ),
+                ),
+                (
+                    "up1_res1.time_emb_proj.weight",
+                    lambda p: nn.init.kaiming_uniform_(p, a=math.sqrt(5)),
+                ),
+                (
+                    "up1_res1.time_emb_proj.bias",
+                    lambda p: nn.init.uniform_(
+                        p,
+                        -(1 / math.sqrt(config.time_embed_dim)),
+                        1 / math.sqrt(config.time_embed_dim),
+                    ),
+                ),
+                ("up1_res1.norm2.weight", nn.init.ones_),
+                ("up1_res1.norm2.bias", nn.init.zeros_),
+                ("up1_res1.conv2.weight", lambda p: nn.init.kaiming_uniform_(p, a=math.sqrt(5))),
+                (
+                    "up1_res1.conv2.bias",
+                    lambda p: nn.init.uniform_(
+                        p,
+                        -(1 / math.sqrt(config.ch2 // 1 * 3 * 3)),
+                        1 / math.sqrt(config.ch2 // 1 * 3 * 3),
+                    ),
+                ),
+                (
+                    "up1_res1.conv_shortcut.weight",
+                    lambda p: nn.init.kaiming_uniform_(p, a=math.sqrt(5)),
+                ),
+                (
+                    "up1_res1.conv_shortcut.bias",
+                    lambda p: nn.init.uniform_(
+                        p,
+                        -(1 / math.sqrt((config.ch2 + config.ch2) // 1 * 1 * 1)),
+                        1 / math.sqrt((config.ch2 + config.ch2) // 1 * 1 * 1),
+                    ),
+                ),
+                ("up1_res2.norm1.weight", nn.init.ones_),
+                ("up1_res2.norm1.bias", nn.init.zeros_),
+                ("up1_res2.conv1.weight", lambda p: nn.init.kaiming_uniform_(p, a=math.sqrt(5))),
+                (
+                    "up1_res2.conv1.bias",
+                    lambda p: nn.init.uniform_(
+                        p,
+                        -(1 / math.sqrt((config.ch2 + config.ch1) // 1 * 3 * 3)),
+                        1 / math.sqrt((config.ch2 + config.ch1) // 1 * 3 * 3),
+                    ),
+                ),
+                (
+                    "up1_res2.time_emb_proj.weight",
+                    lambda p: nn.init.kaiming_uniform_(p, a=math.sqrt(5)),
+                ),
+                (
+                    "up1_res2.time_emb_proj.bias",
+                    lambda p: nn.init.uniform_(
+                        p,
+                        -(1 / math.sqrt(config.time_embed_dim)),
+                        1 / math.sqrt(config.time_embed_dim),
+                    ),
+                ),
+                ("up1_res2.norm2.weight", nn.init.ones_),
+                ("up1_res2.norm2.bias", nn.init.zeros_),
+                ("up1_res2.conv2.weight", lambda p: nn.init.kaiming_uniform_(p, a=math.sqrt(5))),
+                (
+                    "up1_res2.conv2.bias",
+                    lambda p: nn.init.uniform_(
+                        p,
+                        -(1 / math.sqrt(config.ch2 // 1 * 3 * 3)),
+                        1 / math.sqrt(config.ch2 // 1 * 3 * 3),
+                    ),
+                ),
+                (
+                    "up1_res2.conv_shortcut.weight",
+                    lambda p: nn.init.kaiming_uniform_(p, a=math.sqrt(5)),
+                ),
+                (
+                    "up1_res2.conv_shortcut.bias",
+                    lambda p: nn.init.uniform_(
+                        p,
+                        -(1 / math.sqrt((config.ch2 + config.ch1) // 1 * 1 * 1)),
+                        1 / math.sqrt((config.ch2 + config.ch1) // 1 * 1 * 1),
+                    ),
+                ),
+                ("up1_sample.conv.weight", lambda p: nn.init.kaiming_uniform_(p, a=math.sqrt(5))),
+                (
+                    "up1_sample.conv.bias",
+                    lambda p: nn.init.uniform_(
+                        p,
+                        -(1 / math.sqrt(config.ch2 // 1 * 3 * 3)),
+                        1 / math.sqrt(config.ch2 // 1 * 3 * 3),
+                    ),
+                ),
+                ("up2_res0.norm1.weight", nn.init.ones_),
+                ("up2_res0.norm1.bias", nn.init.zeros_),
+                ("up2_res0.conv1.weight", lambda p: nn.init.kaiming_uniform_(p, a=math.sqrt(5))),
+                (
+                    "up2_res0.conv1.bias",
+                    lambda p: nn.init.uniform_(
+                        p,
+                        -(1 / math.sqrt((config.ch2 + config.ch1) // 1 * 3 * 3)),
+                        1 / math.sqrt((config.ch2 + config.ch1) // 1 * 3 * 3),
+                    ),
+                ),
+                (
+                    "up2_res0.time_emb_proj.weight",
+                    lambda p: nn.init.kaiming_uniform_(p, a=math.sqrt(5)),
+                ),
+                (
+                    "up2_res0.time_emb_proj.bias",
+                    lambda p: nn.init.uniform_(
+                        p,
+                        -(1 / math.sqrt(config.time_embed_dim)),
+                        1 / math.sqrt(config.time_embed_dim),
+                    ),
+                ),
+                ("up2_res0.norm2.weight", nn.init.ones_),
+                ("up2_res0.norm2.bias", nn.init.zeros_),
+                ("up2_res0.conv2.weight", lambda p: nn.init.kaiming_uniform_(p, a=math.sqrt(5))),
+                (
+                    "up2_res0.conv2.bias",
+                    lambda p: nn.init.uniform_(
+                        p,
+                        -(1 / math.sqrt(config.ch1 // 1 * 3 * 3)),
+                        1 / math.sqrt(config.ch1 // 1 * 3 * 3),
+                    ),
+                ),
+                (
+                    "up2_res0.conv_shortcut.weight",
+                    lambda p: nn.init.kaiming_uniform_(p, a=math.sqrt(5)),
+                ),
+                (
+                    "up2_res0.conv_shortcut.bias",
+                    lambda p: nn.init.uniform_(
+                        p,
+                        -(1 / math.sqrt((config.ch2 + config.ch1) // 1 * 1 * 1)),
+                        1 / math.sqrt((config.ch2 + config.ch1) // 1 * 1 * 1),
+                    ),
+                ),
+                ("up2_attn0.group_norm.weight", nn.init.ones_),
+                ("up2_attn0.group_norm.bias", nn.init.zeros_),
+                ("up2_attn0.to_qkv.weight", lambda p: nn.init.kaiming_uniform_(p, a=math.sqrt(5))),
+                (
+                    "up2_attn0.to_qkv.bias",
+                    lambda p: nn.init.uniform_(
+                        p, -(1 / math.sqrt(config.ch1)), 1 / math.sqrt(config.ch1)
+                    ),
+                ),
+                ("up2_attn0.to_out.weight", lambda p: nn.init.kaiming_uniform_(p, a=math.sqrt(5))),
+                (
+                    "up2_attn0.to_out.bias",
+                    lambda p: nn.init.uniform_(
+                        p, -(1 / math.sqrt(config.ch1)), 1 / math.sqrt(config.ch1)
+                    ),
+                ),
+                ("up2_res1.norm1.weight", nn.init.ones_),
+                ("up2_res1.norm1.bias", nn.init.zeros_),
+                ("up2_res1.conv1.weight", lambda p: nn.init.kaiming_uniform_(p, a=math.sqrt(5))),
+                (
+                    "up2_res1.conv1.bias",
+                    lambda p: nn.init.uniform_(
+                        p,
+                        -(1 / math.sqrt((config.ch1 + config.ch1) // 1 * 3 * 3)),
+                        1 / math.sqrt((config.ch1 + config.ch1) // 1 * 3 * 3),
+                    ),
+                ),
+                (
+                    "up2_res1.time_emb_proj.weight",
+                    lambda p: nn.init.kaiming_uniform_(p, a=math.sqrt(5)),
+                ),
+                (
+                    "up2_res1.time_emb_proj.bias",
+                    lambda p: nn.init.uniform_(
+                        p,
+                        -(1 / math.sqrt(config.time_embed_dim)),
+                        1 / math.sqrt(config.time_embed_dim),
+                    ),
+                ),
+                ("up2_res1.norm2.weight", nn.init.ones_),
+                ("up2_res1.norm2.bias", nn.init.zeros_),
+                ("up2_res1.conv2.weight", lambda p: nn.init.kaiming_uniform_(p, a=math.sqrt(5))),
+                (
+                    "up2_res1.conv2.bias",
+                    lambda p: nn.init.uniform_(
+                        p,
+                        -(1 / math.sqrt(config.ch1 // 1 * 3 * 3)),
+                        1 / math.sqrt(config.ch1 // 1 * 3 * 3),
+                    ),
+                ),
+                (
+                    "up2_res1.conv_shortcut.weight",
+                    lambda p: nn.init.kaiming_uniform_(p, a=math.sqrt(5)),
+                ),
+                (
+                    "up2_res1.conv_shortcut.bias",
+                    lambda p: nn.init.uniform_(
+                        p,
+                        -(1 / math.sqrt((config.ch1 + config.ch1) // 1 * 1 * 1)),
+                        1 / math.sqrt((config.ch1 + config.ch1) // 1 * 1 * 1),
+                    ),
+                ),
+                ("up2_attn1.group_norm.weight", nn.init.ones_),
+                ("up2_attn1.group_norm.bias", nn.init.zeros_),
+                ("up2_attn1.to_qkv.weight", lambda p: nn.init.kaiming_uniform_(p, a=math.sqrt(5))),
+                (
+                    "up2_attn1.to_qkv.bias",
+                    lambda p: nn.init.uniform_(
+                        p, -(1 / math.sqrt(config.ch1)), 1 / math.sqrt(config.ch1)
+                    ),
+                ),
+                ("up2_attn1.to_out.weight", lambda p: nn.init.kaiming_uniform_(p, a=math.sqrt(5))),
+                (
+                    "up2_attn1.to_out.bias",
+                    lambda p: nn.init.uniform_(
+                        p, -(1 / math.sqrt(config.ch1)), 1 / math.sqrt(config.ch1)
+                    ),
+                ),
+                ("up2_res2.norm1.weight", nn.init.ones_),
+                ("up2_res2.norm1.bias", nn.init.zeros_),
+                ("up2_res2.conv1.weight", lambda p: nn.init.kaiming_uniform_(p, a=math.sqrt(5))),
+                (
+                    "up2_res2.conv1.bias",
+                    lambda p: nn.init.uniform_(
+                        p,
+                        -(1 / math.sqrt((config.ch1 + config.ch0) // 1 * 3 * 3)),
+                        1 / math.sqrt((config.ch1 + config.ch0) // 1 * 3 * 3),
+                    ),
+                ),
+                (
+                    "up2_res2.time_emb_proj.weight",
+                    lambda p: nn.init.kaiming_uniform_(p, a=math.sqrt(5)),
+                ),
+                (
+                    "up2_res2.time_emb_proj.bias",
+                    lambda p: nn.init.uniform_(
+                        p,
+                        -(1 / math.sqrt(config.time_embed_dim)),
+                        1 / math.sqrt(config.time_embed_dim),
+                    ),
+                ),
+                ("up2_res2.norm2.weight", nn.init.ones_),
+                ("up2_res2.norm2.bias", nn.init.zeros_),
+                ("up2_res2.conv2.weight", lambda p: nn.init.kaiming_uniform_(p, a=math.sqrt(5))),
+                (
+                    "up2_res2.conv2.bias",
+                    lambda p: nn.init.uniform_(
+                        p,
+                        -(1 / math.sqrt(config.ch1 // 1 * 3 * 3)),
+                        1 / math.sqrt(config.ch1 // 1 * 3 * 3),
+                    ),
+                ),
+                (
+                    "up2_res2.conv_shortcut.weight",
+                    lambda p: nn.init.kaiming_uniform_(p, a=math.sqrt(5)),
+                ),
+                (
+                    "up2_res2.conv_shortcut.bias",
+                    lambda p: nn.init.uniform_(
+                        p,
+                        -(1 / math.sqrt((config.ch1 + config.ch0) // 1 * 1 * 1)),
+                        1 / math.sqrt((config.ch1 + config.ch0) // 1 * 1 * 1),
+                    ),
+                ),
+                ("up2_attn2.group_norm.weight", nn.init.ones_),
+                ("up2_attn2.group_norm.bias", nn.init.zeros_),
+                ("up2_attn2.to_qkv.weight", lambda p: nn.init.kaiming_uniform_(p, a=math.sqrt(5))),
+                (
+                    "up2_attn2.to_qkv.bias",
+                    lambda p: nn.init.uniform_(
+                        p, -(1 / math.sqrt(config.ch1)), 1 / math.sqrt(config.ch1)
+                    ),
+                ),
+                ("up2_attn2.to_out.weight", lambda p: nn.init.kaiming_uniform_(p, a=math.sqrt(5))),
+                (
+                    "up2_attn2.to_out.bias",
+                    lambda p: nn.init.uniform_(
+                        p, -(1 / math.sqrt(config.ch1)), 1 / math.sqrt(config.ch1)
+                    ),
+                ),
+                ("up2_sample.conv.weight", lambda p: nn.init.kaiming_uniform_(p, a=math.sqrt(5))),
+                (
+                    "up2_sample.conv.bias",
+                    lambda p: nn.init.uniform_(
+                        p,
+                        -(1 / math.sqrt(config.ch1 // 1 * 3 * 3)),
+                        1 / math.sqrt(config.ch1 // 1 * 3 * 3),
+                    ),
+                ),
+                ("up3_res0.norm1.weight", nn.init.ones_),
+                ("up3_res0.norm1.bias", nn.init.zeros_),
+                ("up3_res0.conv1.weight", lambda p: nn.init.kaiming_uniform_(p, a=math.sqrt(5))),
+                (
+                    "up3_res0.conv1.bias",
+                    lambda p: nn.init.uniform_(
+                        p,
+                        -(1 / math.sqrt((config.ch1 + config.ch0) // 1 * 3 * 3)),
+                        1 / math.sqrt((config.ch1 + config.ch0) // 1 * 3 * 3),
+                    ),
+                ),
+                (
+                    "up3_res0.time_emb_proj.weight",
+                    lambda p: nn.init.kaiming_uniform_(p, a=math.sqrt(5)),
+                ),
+                (
+                    "up3_res0.time_emb_proj.bias",
+                    lambda p: nn.init.uniform_(
+                        p,
+                        -(1 / math.sqrt(config.time_embed_dim)),
+                        1 / math.sqrt(config.time_embed_dim),
+                    ),
+                ),
+                ("up3_res0.norm2.weight", nn.init.ones_),
+                ("up3_res0.norm2.bias", nn.init.zeros_),
+                ("up3_res0.conv2.weight", lambda p: nn.init.kaiming_uniform_(p, a=math.sqrt(5))),
+                (
+                    "up3_res0.conv2.bias",
+                    lambda p: nn.init.uniform_(
+                        p,
+                        -(1 / math.sqrt(config.ch0 // 1 * 3 * 3)),
+                        1 / math.sqrt(config.ch0 // 1 * 3 * 3),
+                    ),
+                ),
+                (
+                    "up3_res0.conv_shortcut.weight",
+                    lambda p: nn.init.kaiming_uniform_(p, a=math.sqrt(5)),
+                ),
+                (
+                    "up3_res0.conv_shortcut.bias",
+                    lambda p: nn.init.uniform_(
+                        p,
+                        -(1 / math.sqrt((config.ch1 + config.ch0) // 1 * 1 * 1)),
+                        1 / math.sqrt((config.ch1 + config.ch0) // 1 * 1 * 1),
+                    ),
+                ),
+                ("up3_res1.norm1.weight", nn.init.ones_),
+                ("up3_res1.norm1.bias", nn.init.zeros_),
+                ("up3_res1.conv1.weight", lambda p: nn.init.kaiming_uniform_(p, a=math.sqrt(5))),
+                (
+                    "up3_res1.conv1.bias",
+                    lambda p: nn.init.uniform_(
+                        p,
+                        -(1 / math.sqrt((config.ch0 + config.ch0) // 1 * 3 * 3)),
+                        1 / math.sqrt((config.ch0 + config.ch0) // 1 * 3 * 3),
+                    ),
+                ),
+                (
+                    "up3_res1.time_emb_proj.weight",
+                    lambda p: nn.init.kaiming_uniform_(p, a=math.sqrt(5)),
+                ),
+                (
+                    "up3_res1.time_emb_proj.bias",
+                    lambda p: nn.init.uniform_(
+                        p,
+                        -(1 / math.sqrt(config.time_embed_dim)),
+                        1 / math.sqrt(config.time_embed_dim),
+                    ),
+                ),
+                ("up3_res1.norm2.weight", nn.init.ones_),
+                ("up3_res1.norm2.bias", nn.init.zeros_),
+                ("up3_res1.conv2.weight", lambda p: nn.init.kaiming_uniform_(p, a=math.sqrt(5))),
+                (
+                    "up3_res1.conv2.bias",
+                    lambda p: nn.init.uniform_(
+                        p,
+                        -(1 / math.sqrt(config.ch0 // 1 * 3 * 3)),
+                        1 / math.sqrt(config.ch0 // 1 * 3 * 3),
+                    ),
+                ),
+                (
+                    "up3_res1.conv_shortcut.weight",
+                    lambda p: nn.init.kaiming_uniform_(p, a=math.sqrt(5)),
+                ),
+                (
+                    "up3_res1.conv_shortcut.bias",
+                    lambda p: nn.init.uniform_(
+                        p,
+                        -(1 / math.sqrt((config.ch0 + config.ch0) // 1 * 1 * 1)),
+                        1 / math.sqrt((config.ch0 + config.ch0) // 1 * 1 * 1),
+                    ),
+                ),
+                ("up3_res2.norm1.weight", nn.init.ones_),
+                ("up3_res2.norm1.bias", nn.init.zeros_),
+                ("up3_res2.conv1.weight", lambda p: nn.init.kaiming_uniform_(p, a=math.sqrt(5))),
+                (
+                    "up3_res2.conv1.bias",
+                    lambda p: nn.init.uniform_(
+                        p,
+                        -(1 / math.sqrt((config.ch0 + config.ch0) // 1 * 3 * 3)),
+                        1 / math.sqrt((config.ch0 + config.ch0) // 1 * 3 * 3),
+                    ),
+                ),
+                (
+                    "up3_res2.time_emb_proj.weight",
+                    lambda p: nn.init.kaiming_uniform_(p, a=math.sqrt(5)),
+                ),
+                (
+                    "up3_res2.time_emb_proj.bias",
+                    lambda p: nn.init.uniform_(
+                        p,
+                        -(1 / math.sqrt(config.time_embed_dim)),
+                        1 / math.sqrt(config.time_embed_dim),
+                    ),
+                ),
+                ("up3_res2.norm2.weight", nn.init.ones_),
+                ("up3_res2.norm2.bias", nn.init.zeros_),
+                ("up3_res2.conv2.weight", lambda p: nn.init.kaiming_uniform_(p, a=math.sqrt(5))),
+                (
+                    "up3_res2.conv2.bias",
+                    lambda p: nn.init.uniform_(
+                        p,
+                        -(1 / math.sqrt(config.ch0 // 1 * 3 * 3)),
+                        1 / math.sqrt(config.ch0 // 1 * 3 * 3),
+                    ),
+                ),
+                (
+                    "up3_res2.conv_shortcut.weight",
+                    lambda p: nn.init.kaiming_uniform_(p, a=math.sqrt(5)),
+                ),
+                (
+                    "up3_res2.conv_shortcut.bias",
+                    lambda p: nn.init.uniform_(
+                        p,
+                        -(1 / math.sqrt((config.ch0 + config.ch0) // 1 * 1 * 1)),
+                        1 / math.sqrt((config.ch0 + config.ch0) // 1 * 1 * 1),
+                    ),
+                ),
+                ("conv_norm_out.weight", nn.init.ones_),
+                ("conv_norm_out.bias", nn.init.zeros_),
+                ("conv_out.weight", lambda p: nn.init.kaiming_uniform_(p, a=math.sqrt(5))),
+                (
+                    "conv_out.bias",
+                    lambda p: nn.init.uniform_(
+                        p,
+                        -(1 / math.sqrt(config.ch0 // 1 * 3 * 3)),
+                        1 / math.sqrt(config.ch0 // 1 * 3 * 3),
+                    ),
+                ),
+            ],
+        )
 
 
 Model = DdpmUnet
@@ -530,16 +1644,331 @@ def convert_state_dict(state_dict: dict[str, torch.Tensor], layout: str) -> dict
             groups = pattern.match(key).groupdict()
             for target, part in zip(targets, src.pop(key).chunk(len(targets)), strict=True):
                 out[_fill(target, groups)] = part
-    renames = [(_pattern(a, prefix=True), b) for a, b in rules["rename"]]
     for key, value in src.items():
-        for pattern, target in renames:
-            match = pattern.match(key)
-            if match:
-                key = (_fill(target, match.groupdict()) + key[match.end() :]).lstrip(".")
-                break
-        out[key] = value
+        out[_rename(key, rules["rename"])] = value
     transposed = [_pattern(p) for p in rules["transpose"]]
     return {k: v.t() if any(p.match(k) for p in transposed) else v for k, v in out.items()}
+
+
+def _rename(key: str, renames: list[tuple[str, str]]) -> str:
+    """``key`` renamed by the first rule whose source prefix it starts with."""
+    for source, target in renames:
+        match = _pattern(source, prefix=True).match(key)
+        if match:
+            return (_fill(target, match.groupdict()) + key[match.end() :]).lstrip(".")
+    return key
+
+
+def _foreign_key(key: str, renames: list[tuple[str, str]]) -> str:
+    """The foreign key ``_rename`` turns into ``key``: by a rule naming its prefix, else by a
+    rule that strips a prefix (``transformer: ""``), else ``key`` itself."""
+    stripping = []
+    for source, target in renames:
+        if not target:
+            stripping.append(f"{source}.{key}")
+        elif match := _pattern(target, prefix=True).match(key):
+            groups = match.groupdict()
+            if all(name in groups for name in re.findall(r"\{(\w+)\}", source)):
+                candidate = _fill(source, groups) + key[match.end() :]
+                if _rename(candidate, renames) == key:
+                    return candidate
+    return next((c for c in stripping if _rename(c, renames) == key), key)
+
+
+# Linears fused by -O2 (one matmul for q, k, v): tensors split back into the spec's layers.
+FUSED_LINEARS: dict[str, tuple[str, ...]] = {
+    "down1_attn0.to_qkv": ("to_q", "to_k", "to_v"),
+    "down1_attn1.to_qkv": ("to_q", "to_k", "to_v"),
+    "mid_attn.to_qkv": ("to_q", "to_k", "to_v"),
+    "up2_attn0.to_qkv": ("to_q", "to_k", "to_v"),
+    "up2_attn1.to_qkv": ("to_q", "to_k", "to_v"),
+    "up2_attn2.to_qkv": ("to_q", "to_k", "to_v"),
+}
+
+
+def _unfuse(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """``h.0.attn.qkv.weight`` -> ``h.0.attn.q.weight``, ``...k.weight``, ``...v.weight``."""
+    out = dict(state_dict)
+    for fused, parts in FUSED_LINEARS.items():
+        pattern = _pattern(fused + ".*")
+        for key in [k for k in out if pattern.match(k)]:
+            prefix, _, tensor = key.rpartition(".")
+            layer = prefix.rpartition(".")[0]
+            for part, value in zip(parts, out.pop(key).chunk(len(parts)), strict=True):
+                out[f"{layer}.{part}.{tensor}".lstrip(".")] = value
+    return out
+
+
+def export_state_dict(state_dict: dict[str, torch.Tensor], layout: str) -> dict[str, torch.Tensor]:
+    """The inverse of convert_state_dict: this module's tensors under a foreign layout's keys.
+
+    Transposes are undone, concatenated tensors split into equal parts (split ones joined)
+    and prefixes renamed back, so a model trained here loads into the reference. Example:
+    ``hf_model.load_state_dict(export_state_dict(model.state_dict(), "hf"))``.
+    """
+    if layout not in CHECKPOINT_LAYOUTS:
+        raise ValueError(f"unknown layout {layout!r}; known: {sorted(CHECKPOINT_LAYOUTS)}")
+    rules = CHECKPOINT_LAYOUTS[layout]
+    transposed = [_pattern(p) for p in rules["transpose"]]
+    ours = {
+        k: v.t() if any(p.match(k) for p in transposed) else v
+        for k, v in _unfuse(state_dict).items()
+    }
+    out: dict[str, torch.Tensor] = {}
+    for target, sources in rules["concat"]:
+        pattern = _pattern(target)
+        for key in [k for k in ours if pattern.match(k)]:
+            groups = pattern.match(key).groupdict()
+            for source, part in zip(sources, ours.pop(key).chunk(len(sources)), strict=True):
+                out[_fill(source, groups)] = part
+    for source, targets in rules["split"]:
+        first = _pattern(targets[0])
+        for key in [k for k in ours if first.match(k)]:
+            groups = first.match(key).groupdict()
+            out[_fill(source, groups)] = torch.cat([ours.pop(_fill(t, groups)) for t in targets])
+    for key, value in ours.items():
+        out[_foreign_key(key, rules["rename"])] = value
+    return {k: v.contiguous() for k, v in out.items()}
+
+
+@torch.no_grad()
+def init_parameters(model: nn.Module, rules: list[tuple[str, Callable]]) -> None:
+    """Draw each parameter with the first rule whose pattern matches its name.
+
+    Patterns are dotted names where ``*`` matches one segment (or part of one). A tied
+    weight is drawn once, under its first name; an embedding's ``padding_idx`` row is zeroed
+    afterwards, as PyTorch and Hugging Face do. Parameters no rule names keep their values.
+    """
+    patterns = [(_pattern(pattern), init) for pattern, init in rules]
+    for name, param in model.named_parameters():
+        init = next((init for pattern, init in patterns if pattern.match(name)), None)
+        if init is not None:
+            init(param)
+    for module in model.modules():
+        if isinstance(module, nn.Embedding | nn.EmbeddingBag) and module.padding_idx is not None:
+            module.weight[module.padding_idx].zero_()
+
+
+# Parameters param_groups() keeps out of weight decay: biases, normalisation layers and the
+# spec's `no_decay:` (patterns as in CHECKPOINT_LAYOUTS).
+NO_DECAY: list[str] = [
+    "time_linear_1.bias",
+    "time_linear_2.bias",
+    "conv_in.bias",
+    "down0_res0.norm1.weight",
+    "down0_res0.norm1.bias",
+    "down0_res0.conv1.bias",
+    "down0_res0.time_emb_proj.bias",
+    "down0_res0.norm2.weight",
+    "down0_res0.norm2.bias",
+    "down0_res0.conv2.bias",
+    "down0_res1.norm1.weight",
+    "down0_res1.norm1.bias",
+    "down0_res1.conv1.bias",
+    "down0_res1.time_emb_proj.bias",
+    "down0_res1.norm2.weight",
+    "down0_res1.norm2.bias",
+    "down0_res1.conv2.bias",
+    "down0_sample.conv.bias",
+    "down1_res0.norm1.weight",
+    "down1_res0.norm1.bias",
+    "down1_res0.conv1.bias",
+    "down1_res0.time_emb_proj.bias",
+    "down1_res0.norm2.weight",
+    "down1_res0.norm2.bias",
+    "down1_res0.conv2.bias",
+    "down1_res0.conv_shortcut.bias",
+    "down1_attn0.group_norm.weight",
+    "down1_attn0.group_norm.bias",
+    "down1_attn0.to_qkv.bias",
+    "down1_attn0.to_out.bias",
+    "down1_res1.norm1.weight",
+    "down1_res1.norm1.bias",
+    "down1_res1.conv1.bias",
+    "down1_res1.time_emb_proj.bias",
+    "down1_res1.norm2.weight",
+    "down1_res1.norm2.bias",
+    "down1_res1.conv2.bias",
+    "down1_attn1.group_norm.weight",
+    "down1_attn1.group_norm.bias",
+    "down1_attn1.to_qkv.bias",
+    "down1_attn1.to_out.bias",
+    "down1_sample.conv.bias",
+    "down2_res0.norm1.weight",
+    "down2_res0.norm1.bias",
+    "down2_res0.conv1.bias",
+    "down2_res0.time_emb_proj.bias",
+    "down2_res0.norm2.weight",
+    "down2_res0.norm2.bias",
+    "down2_res0.conv2.bias",
+    "down2_res1.norm1.weight",
+    "down2_res1.norm1.bias",
+    "down2_res1.conv1.bias",
+    "down2_res1.time_emb_proj.bias",
+    "down2_res1.norm2.weight",
+    "down2_res1.norm2.bias",
+    "down2_res1.conv2.bias",
+    "down2_sample.conv.bias",
+    "down3_res0.norm1.weight",
+    "down3_res0.norm1.bias",
+    "down3_res0.conv1.bias",
+    "down3_res0.time_emb_proj.bias",
+    "down3_res0.norm2.weight",
+    "down3_res0.norm2.bias",
+    "down3_res0.conv2.bias",
+    "down3_res1.norm1.weight",
+    "down3_res1.norm1.bias",
+    "down3_res1.conv1.bias",
+    "down3_res1.time_emb_proj.bias",
+    "down3_res1.norm2.weight",
+    "down3_res1.norm2.bias",
+    "down3_res1.conv2.bias",
+    "mid_res0.norm1.weight",
+    "mid_res0.norm1.bias",
+    "mid_res0.conv1.bias",
+    "mid_res0.time_emb_proj.bias",
+    "mid_res0.norm2.weight",
+    "mid_res0.norm2.bias",
+    "mid_res0.conv2.bias",
+    "mid_attn.group_norm.weight",
+    "mid_attn.group_norm.bias",
+    "mid_attn.to_qkv.bias",
+    "mid_attn.to_out.bias",
+    "mid_res1.norm1.weight",
+    "mid_res1.norm1.bias",
+    "mid_res1.conv1.bias",
+    "mid_res1.time_emb_proj.bias",
+    "mid_res1.norm2.weight",
+    "mid_res1.norm2.bias",
+    "mid_res1.conv2.bias",
+    "up0_res0.norm1.weight",
+    "up0_res0.norm1.bias",
+    "up0_res0.conv1.bias",
+    "up0_res0.time_emb_proj.bias",
+    "up0_res0.norm2.weight",
+    "up0_res0.norm2.bias",
+    "up0_res0.conv2.bias",
+    "up0_res0.conv_shortcut.bias",
+    "up0_res1.norm1.weight",
+    "up0_res1.norm1.bias",
+    "up0_res1.conv1.bias",
+    "up0_res1.time_emb_proj.bias",
+    "up0_res1.norm2.weight",
+    "up0_res1.norm2.bias",
+    "up0_res1.conv2.bias",
+    "up0_res1.conv_shortcut.bias",
+    "up0_res2.norm1.weight",
+    "up0_res2.norm1.bias",
+    "up0_res2.conv1.bias",
+    "up0_res2.time_emb_proj.bias",
+    "up0_res2.norm2.weight",
+    "up0_res2.norm2.bias",
+    "up0_res2.conv2.bias",
+    "up0_res2.conv_shortcut.bias",
+    "up0_sample.conv.bias",
+    "up1_res0.norm1.weight",
+    "up1_res0.norm1.bias",
+    "up1_res0.conv1.bias",
+    "up1_res0.time_emb_proj.bias",
+    "up1_res0.norm2.weight",
+    "up1_res0.norm2.bias",
+    "up1_res0.conv2.bias",
+    "up1_res0.conv_shortcut.bias",
+    "up1_res1.norm1.weight",
+    "up1_res1.norm1.bias",
+    "up1_res1.conv1.bias",
+    "up1_res1.time_emb_proj.bias",
+    "up1_res1.norm2.weight",
+    "up1_res1.norm2.bias",
+    "up1_res1.conv2.bias",
+    "up1_res1.conv_shortcut.bias",
+    "up1_res2.norm1.weight",
+    "up1_res2.norm1.bias",
+    "up1_res2.conv1.bias",
+    "up1_res2.time_emb_proj.bias",
+    "up1_res2.norm2.weight",
+    "up1_res2.norm2.bias",
+    "up1_res2.conv2.bias",
+    "up1_res2.conv_shortcut.bias",
+    "up1_sample.conv.bias",
+    "up2_res0.norm1.weight",
+    "up2_res0.norm1.bias",
+    "up2_res0.conv1.bias",
+    "up2_res0.time_emb_proj.bias",
+    "up2_res0.norm2.weight",
+    "up2_res0.norm2.bias",
+    "up2_res0.conv2.bias",
+    "up2_res0.conv_shortcut.bias",
+    "up2_attn0.group_norm.weight",
+    "up2_attn0.group_norm.bias",
+    "up2_attn0.to_qkv.bias",
+    "up2_attn0.to_out.bias",
+    "up2_res1.norm1.weight",
+    "up2_res1.norm1.bias",
+    "up2_res1.conv1.bias",
+    "up2_res1.time_emb_proj.bias",
+    "up2_res1.norm2.weight",
+    "up2_res1.norm2.bias",
+    "up2_res1.conv2.bias",
+    "up2_res1.conv_shortcut.bias",
+    "up2_attn1.group_norm.weight",
+    "up2_attn1.group_norm.bias",
+    "up2_attn1.to_qkv.bias",
+    "up2_attn1.to_out.bias",
+    "up2_res2.norm1.weight",
+    "up2_res2.norm1.bias",
+    "up2_res2.conv1.bias",
+    "up2_res2.time_emb_proj.bias",
+    "up2_res2.norm2.weight",
+    "up2_res2.norm2.bias",
+    "up2_res2.conv2.bias",
+    "up2_res2.conv_shortcut.bias",
+    "up2_attn2.group_norm.weight",
+    "up2_attn2.group_norm.bias",
+    "up2_attn2.to_qkv.bias",
+    "up2_attn2.to_out.bias",
+    "up2_sample.conv.bias",
+    "up3_res0.norm1.weight",
+    "up3_res0.norm1.bias",
+    "up3_res0.conv1.bias",
+    "up3_res0.time_emb_proj.bias",
+    "up3_res0.norm2.weight",
+    "up3_res0.norm2.bias",
+    "up3_res0.conv2.bias",
+    "up3_res0.conv_shortcut.bias",
+    "up3_res1.norm1.weight",
+    "up3_res1.norm1.bias",
+    "up3_res1.conv1.bias",
+    "up3_res1.time_emb_proj.bias",
+    "up3_res1.norm2.weight",
+    "up3_res1.norm2.bias",
+    "up3_res1.conv2.bias",
+    "up3_res1.conv_shortcut.bias",
+    "up3_res2.norm1.weight",
+    "up3_res2.norm1.bias",
+    "up3_res2.conv1.bias",
+    "up3_res2.time_emb_proj.bias",
+    "up3_res2.norm2.weight",
+    "up3_res2.norm2.bias",
+    "up3_res2.conv2.bias",
+    "up3_res2.conv_shortcut.bias",
+    "conv_norm_out.weight",
+    "conv_norm_out.bias",
+    "conv_out.bias",
+]
+
+
+def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
+    """Optimizer groups: ``weight_decay`` on the weights, none on NO_DECAY.
+
+    Example: ``torch.optim.AdamW(param_groups(model, 0.1), lr=3e-4)``.
+    """
+    no_decay = [_pattern(p) for p in NO_DECAY]
+    groups = [{"params": [], "weight_decay": weight_decay}, {"params": [], "weight_decay": 0.0}]
+    for name, param in model.named_parameters():
+        if param.requires_grad:
+            groups[any(p.match(name) for p in no_decay)]["params"].append(param)
+    return groups
 
 
 def example_inputs(

@@ -13,12 +13,15 @@ Usage::
 
 from __future__ import annotations
 
+import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 
 @dataclass(frozen=True)
@@ -68,6 +71,19 @@ class Config:
     @property
     def grid_3(self) -> int:
         return self.grid_2 // 2
+
+
+class Checkpointable(nn.Module):
+    """A repeated block. With ``checkpointing`` on (``set_checkpointing(model, True)``),
+    training keeps only its inputs and recomputes its activations in backward: less memory
+    for about a third more compute. Dropout masks are replayed, so results do not change."""
+
+    checkpointing = False
+
+    def __call__(self, *args, **kwargs):
+        if self.checkpointing and self.training and torch.is_grad_enabled():
+            return checkpoint(super().__call__, *args, use_reentrant=False, **kwargs)
+        return super().__call__(*args, **kwargs)
 
 
 class WindowAttention(nn.Module):
@@ -261,7 +277,7 @@ class PatchMerging(nn.Module):
         return self.reduction(x)
 
 
-class Block_0(nn.Module):
+class Block_0(Checkpointable):
     """Stage 0 - attention within windows.
 
     spec: specs/swin.yaml:31
@@ -280,7 +296,7 @@ class Block_0(nn.Module):
         return add + self.mlp(self.mlp_norm(add))
 
 
-class ShiftedBlock_0(nn.Module):
+class ShiftedBlock_0(Checkpointable):
     """Stage 0 - windows over the grid rolled by half a window.
 
     spec: specs/swin.yaml:47
@@ -305,7 +321,7 @@ class ShiftedBlock_0(nn.Module):
         return add + self.mlp(self.mlp_norm(add))
 
 
-class Block_1(nn.Module):
+class Block_1(Checkpointable):
     """Stage 1 - attention within windows.
 
     spec: specs/swin.yaml:64
@@ -324,7 +340,7 @@ class Block_1(nn.Module):
         return add + self.mlp(self.mlp_norm(add))
 
 
-class ShiftedBlock_1(nn.Module):
+class ShiftedBlock_1(Checkpointable):
     """Stage 1 - windows over the grid rolled by half a window.
 
     spec: specs/swin.yaml:80
@@ -345,7 +361,7 @@ class ShiftedBlock_1(nn.Module):
         return add + self.mlp(self.mlp_norm(add))
 
 
-class Block_2(nn.Module):
+class Block_2(Checkpointable):
     """Stage 2 - attention within windows.
 
     spec: specs/swin.yaml:97
@@ -364,7 +380,7 @@ class Block_2(nn.Module):
         return add + self.mlp(self.mlp_norm(add))
 
 
-class ShiftedBlock_2(nn.Module):
+class ShiftedBlock_2(Checkpointable):
     """Stage 2 - windows over the grid rolled by half a window.
 
     spec: specs/swin.yaml:113
@@ -385,7 +401,7 @@ class ShiftedBlock_2(nn.Module):
         return add + self.mlp(self.mlp_norm(add))
 
 
-class Block_3(nn.Module):
+class Block_3(Checkpointable):
     """Stage 3 - its grid is one window (7 x 7 at 224 px), so no block shifts.
 
     spec: specs/swin.yaml:130
@@ -428,6 +444,7 @@ class Swin(nn.Module):
         self.stage_3 = nn.ModuleList(Block_3(config) for _ in range(config.depth_3))
         self.norm = nn.LayerNorm(config.dim_3, eps=config.eps)
         self.head = nn.Linear(config.dim_3, config.num_classes)
+        self.init_weights()
 
     def forward(self, pixels):
         # (B, img_size/patch_size, img_size/patch_size, embed_dim)
@@ -449,6 +466,166 @@ class Swin(nn.Module):
             merge_3 = block(merge_3)  # (B, img_size/(8*patch_size), img_size/(8*patch_size), dim_3)
         x = self.norm(merge_3)  # (B, img_size/(8*patch_size), img_size/(8*patch_size), dim_3)
         return self.head(x.flatten(1, 2).mean(dim=1))
+
+    @torch.no_grad()
+    def init_weights(self) -> None:
+        """Draw the parameters as the reference does (the spec's `init:`)."""
+        config = self.config
+        init_parameters(
+            self,
+            [
+                ("patch_embed.proj.weight", lambda p: nn.init.kaiming_uniform_(p, a=math.sqrt(5))),
+                (
+                    "patch_embed.proj.bias",
+                    lambda p: nn.init.uniform_(
+                        p,
+                        -(
+                            1
+                            / math.sqrt(
+                                config.in_chans // 1 * config.patch_size * config.patch_size
+                            )
+                        ),
+                        1 / math.sqrt(config.in_chans // 1 * config.patch_size * config.patch_size),
+                    ),
+                ),
+                ("patch_embed.norm.weight", nn.init.ones_),
+                ("patch_embed.norm.bias", nn.init.zeros_),
+                (
+                    "stage_0.*.attn.qkv.weight",
+                    lambda p: nn.init.trunc_normal_(p, std=0.02, a=-2.0, b=2.0),
+                ),
+                ("stage_0.*.attn.qkv.bias", nn.init.zeros_),
+                (
+                    "stage_0.*.attn.relative_position_bias_table",
+                    lambda p: nn.init.trunc_normal_(p, std=0.02, a=-2.0, b=2.0),
+                ),
+                (
+                    "stage_0.*.attn.proj.weight",
+                    lambda p: nn.init.trunc_normal_(p, std=0.02, a=-2.0, b=2.0),
+                ),
+                ("stage_0.*.attn.proj.bias", nn.init.zeros_),
+                ("stage_0.*.attn_norm.weight", nn.init.ones_),
+                ("stage_0.*.attn_norm.bias", nn.init.zeros_),
+                (
+                    "stage_0.*.mlp.up.weight",
+                    lambda p: nn.init.trunc_normal_(p, std=0.02, a=-2.0, b=2.0),
+                ),
+                ("stage_0.*.mlp.up.bias", nn.init.zeros_),
+                (
+                    "stage_0.*.mlp.down.weight",
+                    lambda p: nn.init.trunc_normal_(p, std=0.02, a=-2.0, b=2.0),
+                ),
+                ("stage_0.*.mlp.down.bias", nn.init.zeros_),
+                ("stage_0.*.mlp_norm.weight", nn.init.ones_),
+                ("stage_0.*.mlp_norm.bias", nn.init.zeros_),
+                ("merge_1.norm.weight", nn.init.ones_),
+                ("merge_1.norm.bias", nn.init.zeros_),
+                (
+                    "merge_1.reduction.weight",
+                    lambda p: nn.init.trunc_normal_(p, std=0.02, a=-2.0, b=2.0),
+                ),
+                (
+                    "stage_1.*.attn.qkv.weight",
+                    lambda p: nn.init.trunc_normal_(p, std=0.02, a=-2.0, b=2.0),
+                ),
+                ("stage_1.*.attn.qkv.bias", nn.init.zeros_),
+                (
+                    "stage_1.*.attn.relative_position_bias_table",
+                    lambda p: nn.init.trunc_normal_(p, std=0.02, a=-2.0, b=2.0),
+                ),
+                (
+                    "stage_1.*.attn.proj.weight",
+                    lambda p: nn.init.trunc_normal_(p, std=0.02, a=-2.0, b=2.0),
+                ),
+                ("stage_1.*.attn.proj.bias", nn.init.zeros_),
+                ("stage_1.*.attn_norm.weight", nn.init.ones_),
+                ("stage_1.*.attn_norm.bias", nn.init.zeros_),
+                (
+                    "stage_1.*.mlp.up.weight",
+                    lambda p: nn.init.trunc_normal_(p, std=0.02, a=-2.0, b=2.0),
+                ),
+                ("stage_1.*.mlp.up.bias", nn.init.zeros_),
+                (
+                    "stage_1.*.mlp.down.weight",
+                    lambda p: nn.init.trunc_normal_(p, std=0.02, a=-2.0, b=2.0),
+                ),
+                ("stage_1.*.mlp.down.bias", nn.init.zeros_),
+                ("stage_1.*.mlp_norm.weight", nn.init.ones_),
+                ("stage_1.*.mlp_norm.bias", nn.init.zeros_),
+                ("merge_2.norm.weight", nn.init.ones_),
+                ("merge_2.norm.bias", nn.init.zeros_),
+                (
+                    "merge_2.reduction.weight",
+                    lambda p: nn.init.trunc_normal_(p, std=0.02, a=-2.0, b=2.0),
+                ),
+                (
+                    "stage_2.*.attn.qkv.weight",
+                    lambda p: nn.init.trunc_normal_(p, std=0.02, a=-2.0, b=2.0),
+                ),
+                ("stage_2.*.attn.qkv.bias", nn.init.zeros_),
+                (
+                    "stage_2.*.attn.relative_position_bias_table",
+                    lambda p: nn.init.trunc_normal_(p, std=0.02, a=-2.0, b=2.0),
+                ),
+                (
+                    "stage_2.*.attn.proj.weight",
+                    lambda p: nn.init.trunc_normal_(p, std=0.02, a=-2.0, b=2.0),
+                ),
+                ("stage_2.*.attn.proj.bias", nn.init.zeros_),
+                ("stage_2.*.attn_norm.weight", nn.init.ones_),
+                ("stage_2.*.attn_norm.bias", nn.init.zeros_),
+                (
+                    "stage_2.*.mlp.up.weight",
+                    lambda p: nn.init.trunc_normal_(p, std=0.02, a=-2.0, b=2.0),
+                ),
+                ("stage_2.*.mlp.up.bias", nn.init.zeros_),
+                (
+                    "stage_2.*.mlp.down.weight",
+                    lambda p: nn.init.trunc_normal_(p, std=0.02, a=-2.0, b=2.0),
+                ),
+                ("stage_2.*.mlp.down.bias", nn.init.zeros_),
+                ("stage_2.*.mlp_norm.weight", nn.init.ones_),
+                ("stage_2.*.mlp_norm.bias", nn.init.zeros_),
+                ("merge_3.norm.weight", nn.init.ones_),
+                ("merge_3.norm.bias", nn.init.zeros_),
+                (
+                    "merge_3.reduction.weight",
+                    lambda p: nn.init.trunc_normal_(p, std=0.02, a=-2.0, b=2.0),
+                ),
+                (
+                    "stage_3.*.attn.qkv.weight",
+                    lambda p: nn.init.trunc_normal_(p, std=0.02, a=-2.0, b=2.0),
+                ),
+                ("stage_3.*.attn.qkv.bias", nn.init.zeros_),
+                (
+                    "stage_3.*.attn.relative_position_bias_table",
+                    lambda p: nn.init.trunc_normal_(p, std=0.02, a=-2.0, b=2.0),
+                ),
+                (
+                    "stage_3.*.attn.proj.weight",
+                    lambda p: nn.init.trunc_normal_(p, std=0.02, a=-2.0, b=2.0),
+                ),
+                ("stage_3.*.attn.proj.bias", nn.init.zeros_),
+                ("stage_3.*.attn_norm.weight", nn.init.ones_),
+                ("stage_3.*.attn_norm.bias", nn.init.zeros_),
+                (
+                    "stage_3.*.mlp.up.weight",
+                    lambda p: nn.init.trunc_normal_(p, std=0.02, a=-2.0, b=2.0),
+                ),
+                ("stage_3.*.mlp.up.bias", nn.init.zeros_),
+                (
+                    "stage_3.*.mlp.down.weight",
+                    lambda p: nn.init.trunc_normal_(p, std=0.02, a=-2.0, b=2.0),
+                ),
+                ("stage_3.*.mlp.down.bias", nn.init.zeros_),
+                ("stage_3.*.mlp_norm.weight", nn.init.ones_),
+                ("stage_3.*.mlp_norm.bias", nn.init.zeros_),
+                ("norm.weight", nn.init.ones_),
+                ("norm.bias", nn.init.zeros_),
+                ("head.weight", lambda p: nn.init.trunc_normal_(p, std=0.02, a=-2.0, b=2.0)),
+                ("head.bias", nn.init.zeros_),
+            ],
+        )
 
 
 Model = Swin
@@ -520,16 +697,158 @@ def convert_state_dict(state_dict: dict[str, torch.Tensor], layout: str) -> dict
             groups = pattern.match(key).groupdict()
             for target, part in zip(targets, src.pop(key).chunk(len(targets)), strict=True):
                 out[_fill(target, groups)] = part
-    renames = [(_pattern(a, prefix=True), b) for a, b in rules["rename"]]
     for key, value in src.items():
-        for pattern, target in renames:
-            match = pattern.match(key)
-            if match:
-                key = (_fill(target, match.groupdict()) + key[match.end() :]).lstrip(".")
-                break
-        out[key] = value
+        out[_rename(key, rules["rename"])] = value
     transposed = [_pattern(p) for p in rules["transpose"]]
     return {k: v.t() if any(p.match(k) for p in transposed) else v for k, v in out.items()}
+
+
+def _rename(key: str, renames: list[tuple[str, str]]) -> str:
+    """``key`` renamed by the first rule whose source prefix it starts with."""
+    for source, target in renames:
+        match = _pattern(source, prefix=True).match(key)
+        if match:
+            return (_fill(target, match.groupdict()) + key[match.end() :]).lstrip(".")
+    return key
+
+
+def _foreign_key(key: str, renames: list[tuple[str, str]]) -> str:
+    """The foreign key ``_rename`` turns into ``key``: by a rule naming its prefix, else by a
+    rule that strips a prefix (``transformer: ""``), else ``key`` itself."""
+    stripping = []
+    for source, target in renames:
+        if not target:
+            stripping.append(f"{source}.{key}")
+        elif match := _pattern(target, prefix=True).match(key):
+            groups = match.groupdict()
+            if all(name in groups for name in re.findall(r"\{(\w+)\}", source)):
+                candidate = _fill(source, groups) + key[match.end() :]
+                if _rename(candidate, renames) == key:
+                    return candidate
+    return next((c for c in stripping if _rename(c, renames) == key), key)
+
+
+def export_state_dict(state_dict: dict[str, torch.Tensor], layout: str) -> dict[str, torch.Tensor]:
+    """The inverse of convert_state_dict: this module's tensors under a foreign layout's keys.
+
+    Transposes are undone, concatenated tensors split into equal parts (split ones joined)
+    and prefixes renamed back, so a model trained here loads into the reference. Example:
+    ``hf_model.load_state_dict(export_state_dict(model.state_dict(), "hf"))``.
+    """
+    if layout not in CHECKPOINT_LAYOUTS:
+        raise ValueError(f"unknown layout {layout!r}; known: {sorted(CHECKPOINT_LAYOUTS)}")
+    rules = CHECKPOINT_LAYOUTS[layout]
+    transposed = [_pattern(p) for p in rules["transpose"]]
+    ours = {k: v.t() if any(p.match(k) for p in transposed) else v for k, v in state_dict.items()}
+    out: dict[str, torch.Tensor] = {}
+    for target, sources in rules["concat"]:
+        pattern = _pattern(target)
+        for key in [k for k in ours if pattern.match(k)]:
+            groups = pattern.match(key).groupdict()
+            for source, part in zip(sources, ours.pop(key).chunk(len(sources)), strict=True):
+                out[_fill(source, groups)] = part
+    for source, targets in rules["split"]:
+        first = _pattern(targets[0])
+        for key in [k for k in ours if first.match(k)]:
+            groups = first.match(key).groupdict()
+            out[_fill(source, groups)] = torch.cat([ours.pop(_fill(t, groups)) for t in targets])
+    for key, value in ours.items():
+        out[_foreign_key(key, rules["rename"])] = value
+    return {k: v.contiguous() for k, v in out.items()}
+
+
+@torch.no_grad()
+def init_parameters(model: nn.Module, rules: list[tuple[str, Callable]]) -> None:
+    """Draw each parameter with the first rule whose pattern matches its name.
+
+    Patterns are dotted names where ``*`` matches one segment (or part of one). A tied
+    weight is drawn once, under its first name; an embedding's ``padding_idx`` row is zeroed
+    afterwards, as PyTorch and Hugging Face do. Parameters no rule names keep their values.
+    """
+    patterns = [(_pattern(pattern), init) for pattern, init in rules]
+    for name, param in model.named_parameters():
+        init = next((init for pattern, init in patterns if pattern.match(name)), None)
+        if init is not None:
+            init(param)
+    for module in model.modules():
+        if isinstance(module, nn.Embedding | nn.EmbeddingBag) and module.padding_idx is not None:
+            module.weight[module.padding_idx].zero_()
+
+
+# Parameters param_groups() keeps out of weight decay: biases, normalisation layers and the
+# spec's `no_decay:` (patterns as in CHECKPOINT_LAYOUTS).
+NO_DECAY: list[str] = [
+    "patch_embed.proj.bias",
+    "patch_embed.norm.weight",
+    "patch_embed.norm.bias",
+    "stage_0.*.attn.qkv.bias",
+    "stage_0.*.attn.relative_position_bias_table",
+    "stage_0.*.attn.proj.bias",
+    "stage_0.*.attn_norm.weight",
+    "stage_0.*.attn_norm.bias",
+    "stage_0.*.mlp.up.bias",
+    "stage_0.*.mlp.down.bias",
+    "stage_0.*.mlp_norm.weight",
+    "stage_0.*.mlp_norm.bias",
+    "merge_1.norm.weight",
+    "merge_1.norm.bias",
+    "stage_1.*.attn.qkv.bias",
+    "stage_1.*.attn.relative_position_bias_table",
+    "stage_1.*.attn.proj.bias",
+    "stage_1.*.attn_norm.weight",
+    "stage_1.*.attn_norm.bias",
+    "stage_1.*.mlp.up.bias",
+    "stage_1.*.mlp.down.bias",
+    "stage_1.*.mlp_norm.weight",
+    "stage_1.*.mlp_norm.bias",
+    "merge_2.norm.weight",
+    "merge_2.norm.bias",
+    "stage_2.*.attn.qkv.bias",
+    "stage_2.*.attn.relative_position_bias_table",
+    "stage_2.*.attn.proj.bias",
+    "stage_2.*.attn_norm.weight",
+    "stage_2.*.attn_norm.bias",
+    "stage_2.*.mlp.up.bias",
+    "stage_2.*.mlp.down.bias",
+    "stage_2.*.mlp_norm.weight",
+    "stage_2.*.mlp_norm.bias",
+    "merge_3.norm.weight",
+    "merge_3.norm.bias",
+    "stage_3.*.attn.qkv.bias",
+    "stage_3.*.attn.relative_position_bias_table",
+    "stage_3.*.attn.proj.bias",
+    "stage_3.*.attn_norm.weight",
+    "stage_3.*.attn_norm.bias",
+    "stage_3.*.mlp.up.bias",
+    "stage_3.*.mlp.down.bias",
+    "stage_3.*.mlp_norm.weight",
+    "stage_3.*.mlp_norm.bias",
+    "norm.weight",
+    "norm.bias",
+    "head.bias",
+]
+
+
+def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
+    """Optimizer groups: ``weight_decay`` on the weights, none on NO_DECAY.
+
+    Example: ``torch.optim.AdamW(param_groups(model, 0.1), lr=3e-4)``.
+    """
+    no_decay = [_pattern(p) for p in NO_DECAY]
+    groups = [{"params": [], "weight_decay": weight_decay}, {"params": [], "weight_decay": 0.0}]
+    for name, param in model.named_parameters():
+        if param.requires_grad:
+            groups[any(p.match(name) for p in no_decay)]["params"].append(param)
+    return groups
+
+
+def set_checkpointing(model: nn.Module, enabled: bool = True) -> nn.Module:
+    """Activation checkpointing for every repeated block (see Checkpointable): training
+    keeps each block's inputs only and recomputes the rest in backward. Returns ``model``."""
+    for module in model.modules():
+        if isinstance(module, Checkpointable):
+            module.checkpointing = enabled
+    return model
 
 
 def example_inputs(

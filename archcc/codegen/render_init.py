@@ -14,7 +14,7 @@ from __future__ import annotations
 from archcc.codegen.render import render_expr
 from archcc.codegen.safe_text import literal
 from archcc.ir.graph import Program
-from archcc.ir.init import Drawn, Entry, no_decay, resolve, substitute
+from archcc.ir.init import Drawn, Entry, no_decay, parameters, resolve, substitute
 from archcc.parser.expr import Expr, Neg, Num
 
 _TORCH_DEFAULTS = {"a": 0.0, "mode": "fan_in", "nonlinearity": "leaky_relu", "gain": 1.0,
@@ -103,3 +103,14 @@ def no_decay_paths(program: Program) -> list[str]:
     """NO_DECAY of the generated ``param_groups()``: biases, normalisation layers' tensors
     and the spec's ``no_decay:`` keys, as parameter paths."""
     return no_decay(program)
+
+
+def fused_linears(program: Program) -> list[tuple[str, str]]:
+    """(layer path, part names) of each linear a pass fused, as Python literals: what
+    ``export_state_dict()`` splits back into the spec's own layers."""
+    out: dict[str, tuple[str, ...]] = {}
+    for param in parameters(program):
+        if param.sub.fused:
+            layer = param.path.rsplit(".", 1)[0]
+            out[layer] = tuple(part.rsplit(".", 2)[-2] for part, _ in param.parts)
+    return [(literal(path), literal(parts)) for path, parts in out.items()]

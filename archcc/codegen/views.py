@@ -13,7 +13,7 @@ from archcc import ops
 from archcc.codegen import safe_text
 from archcc.codegen.forward import Line, emit_forward
 from archcc.codegen.render import render_expr
-from archcc.codegen.render_init import init_table, no_decay_paths
+from archcc.codegen.render_init import fused_linears, init_table, no_decay_paths
 from archcc.codegen.seq2seq import split as split_seq2seq
 from archcc.codegen.views_decoder import (
     GreedyView,
@@ -376,7 +376,8 @@ def file_view(program: Program) -> FileView:
                           "lecun_normal": "lecun_normal_" in helpers,
                           "no_decay": [safe_text.literal(p) for p in no_decay_paths(program)],
                           "checkpointing": any(m.kind == "block"
-                                               for m in program.modules.values())}}
+                                               for m in program.modules.values()),
+                          "fused": fused_linears(program)}}
     return FileView(banner, doc, needs_math, fields, props, classes, program.model.name,
                     _layouts(program), example_lines, example_return, extra,
                     needs_functional=needs_functional, generation=_generation(program),
