@@ -30,7 +30,6 @@ from archcc.parser.expr import (
     Expr,
     ExprSyntaxError,
     Name,
-    Num,
     Pos,
     Str,
     did_you_mean,
@@ -54,7 +53,7 @@ SCHEMES: dict[str, dict[str, Any]] = {
     "torch_default": {},                 # what PyTorch's constructor draws for this layer
 }
 ENUMS = {"mode": ("fan_in", "fan_out"),
-         "nonlinearity": ("linear", "relu", "leaky_relu", "tanh", "sigmoid", "selu")}
+         "nonlinearity": ("relu", "leaky_relu", "tanh", "sigmoid", "selu")}  # sigmoid: gain 1
 # schemes that draw a block of rows as they draw the whole (they ignore fan_out), so a fused
 # q|k|v weight may take them in one call
 ROW_INVARIANT = {"normal", "truncated_normal", "uniform", "zeros", "ones", "constant",
@@ -165,7 +164,3 @@ def default_bias(scheme: Scheme) -> Scheme:
     if scheme.bias is not None:
         return scheme.bias
     return Scheme("torch_default") if scheme.name == "torch_default" else Scheme("zeros")
-
-
-def is_number(expr: Expr) -> bool:
-    return isinstance(expr, Num)
