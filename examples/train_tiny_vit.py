@@ -62,7 +62,8 @@ def evaluate(model, images: torch.Tensor, labels: torch.Tensor) -> tuple[float, 
     model.eval()
     _, logits = model(images)
     model.train()
-    return F.cross_entropy(logits, labels).item(), (logits.argmax(-1) == labels).float().mean().item()
+    right = (logits.argmax(-1) == labels).float().mean().item()
+    return F.cross_entropy(logits, labels).item(), right
 
 
 def main(argv: list[str] | None = None) -> dict:

@@ -3,7 +3,7 @@
 Each entry becomes one ``(pattern, initialiser)`` pair, the initialiser a plain
 ``torch.nn.init`` call over the spec's params, so the scheme reads as it is run::
 
-    ("h.*.attn.proj.weight", lambda p: nn.init.normal_(p, std=0.02 / math.sqrt(2 * config.n_layer))),
+    ("h.*.attn.proj.weight", lambda p: nn.init.normal_(p, std=0.02 / math.sqrt(2 * n))),
     ("h.*.attn.proj.bias", nn.init.zeros_),
 
 Only numbers, operators, ``config.<param>`` and the fixed names below reach the text.
@@ -14,7 +14,8 @@ from __future__ import annotations
 from archcc.codegen.render import render_expr
 from archcc.codegen.safe_text import literal
 from archcc.ir.graph import Program
-from archcc.ir.init import Drawn, Entry, no_decay, parameters, resolve, substitute
+from archcc.ir.init import Drawn, Entry, no_decay, resolve
+from archcc.ir.tensors import parameters, substitute
 from archcc.parser.expr import Expr, Neg, Num
 
 _TORCH_DEFAULTS = {"a": 0.0, "mode": "fan_in", "nonlinearity": "leaky_relu", "gain": 1.0,

@@ -1,9 +1,8 @@
 """Which scheme draws each parameter: the spec's ``init:`` rules over the model's tensors.
 
-:func:`parameters` lists every parameter the generated model holds, as a path template
-(a repeat's index is ``*``: ``h.*.attn.qkv.weight``), from the kinds' own declarations
-(:class:`archcc.ops.Kind`); :func:`resolve` picks each one's scheme, first matching rule
-first, the kind's default when none matches::
+For every parameter :func:`archcc.ir.tensors.parameters` lists (a path template such as
+``h.*.attn.qkv.weight``), :func:`resolve` picks the scheme of the first rule that matches
+it, or its kind's default when none does (:class:`archcc.ops.Kind`)::
 
     table = resolve(program)     # [Entry("h.*.attn.proj.weight", [(None, Drawn(normal...))]), ...]
 
@@ -15,25 +14,14 @@ index of a repeat (``h.0.mlp``) gives that layer an entry of its own, before the
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from fnmatch import fnmatchcase
 
 from archcc import ops
 from archcc.diagnostics import ArchccError, Diagnostic, SourceLoc
-from archcc.ir.graph import ModuleIR, Program, Submodule
-from archcc.parser.expr import (
-    BinOp,
-    Call,
-    Expr,
-    ExprError,
-    ExprSyntaxError,
-    Name,
-    Neg,
-    Num,
-    did_you_mean,
-    evaluate,
-    names_in,
-)
+from archcc.ir.graph import Program
+from archcc.ir.tensors import Param, parameters
+from archcc.parser.expr import Expr, ExprError, ExprSyntaxError, did_you_mean, evaluate, names_in
 from archcc.parser.init import Scheme, default_bias, numbers, parse_scheme
 
 _PLACEHOLDER = re.compile(r"^\{\w+\}$")
@@ -53,23 +41,6 @@ class Rule:
             ops.get_kind(self.key) is not None
 
 
-@dataclass
-class Param:
-    """One parameter of the generated model, as ``init:`` sees it."""
-
-    path: str                  # h.*.attn.qkv.weight (a repeat's index is *)
-    kind: str                  # the submodule's kind: linear
-    name: str                  # the kind's parameter: weight ("" for op: parameter)
-    sub: Submodule
-    env: dict[str, Expr]       # the submodule's argument names -> expressions over params
-    parts: list[tuple[str, Expr]] = field(default_factory=list)  # (part path, rows)
-    tied: bool = False         # another layer's weight: drawn there, listed for `init:` keys
-
-    @property
-    def role(self) -> str:
-        return "bias" if self.name.startswith("bias") else "weight"
-
-
 @dataclass(frozen=True)
 class Drawn:
     """A scheme and the names its arguments use (a kind's ``in``, ``hidden``), each an
@@ -87,87 +58,6 @@ class Entry:
     path: str
     blocks: list[tuple[Expr | None, Drawn]]
     no_decay: bool = False
-
-
-# ------------------------------------------------------------------------- parameters
-
-
-def substitute(expr, env: dict[str, Expr]):
-    """``expr`` with every name bound in ``env`` replaced by its expression."""
-    if isinstance(expr, Name):
-        return env.get(expr.id, expr)
-    if isinstance(expr, BinOp):
-        return BinOp(expr.op, substitute(expr.left, env), substitute(expr.right, env), expr.pos)
-    if isinstance(expr, Neg):
-        return Neg(substitute(expr.operand, env), expr.pos)
-    if isinstance(expr, Call):
-        return Call(expr.func, tuple(substitute(a, env) for a in expr.args),
-                    tuple((k, substitute(v, env)) for k, v in expr.kwargs), expr.pos)
-    return expr
-
-
-def _is_expr(value) -> bool:
-    return isinstance(value, Num | Name | BinOp | Neg | Call)
-
-
-def parameters(program: Program, tied: bool = False) -> list[Param]:
-    """Every parameter of the model, in ``named_parameters()`` order; a tied weight only
-    with ``tied`` (``named_parameters()`` yields it once, under the layer it is tied to)."""
-    out: list[Param] = []
-    _visit(program, program.model, "", {}, out)
-    return [p for p in out if tied or not p.tied]
-
-
-def _visit(program: Program, module: ModuleIR, prefix: str, env: dict, out: list) -> None:
-    for sub in module.submodules.values():
-        path = prefix + sub.name
-        if sub.kind == "repeat":
-            for cls in _repeated(sub):
-                _visit(program, program.modules[cls], f"{path}.*.", {}, out)
-        elif sub.kind == "class":
-            child = program.modules[sub.cls]
-            _visit(program, child, path + ".", _class_env(child, sub, env), out)
-        elif (kind := ops.get_kind(sub.kind)) is not None:
-            _leaf(program, kind, sub, prefix, env, out)
-
-
-def _repeated(sub: Submodule) -> list[str]:
-    if sub.args.get("pattern"):
-        return list(dict.fromkeys(sub.args["letters"].values()))
-    return [sub.cls, *sub.args.get("cycle", ())]
-
-
-def _class_env(child: ModuleIR, sub: Submodule, env: dict) -> dict[str, Expr]:
-    """A lowered class's constructor arguments (and derived scalars) over params."""
-    inner: dict[str, Expr] = {}
-    for name, default in child.ctor_args:
-        value = sub.args.get(name)
-        if value is None and isinstance(default, int | float | bool):
-            value = Num(default)
-        if _is_expr(value):
-            inner[name] = substitute(value, env)
-    for name, expr in child.scalars.items():
-        if _is_expr(expr):
-            inner.setdefault(name, substitute(expr, inner))
-    return inner
-
-
-def _leaf(program: Program, kind, sub: Submodule, prefix: str, env: dict, out: list) -> None:
-    local = {k: Num(v) for k, v in kind.arg_defaults.items()}
-    local.update({k: substitute(v, env) for k, v in sub.args.items() if _is_expr(v)})
-
-    def flag(key: str):
-        try:
-            return evaluate(local[key], program.params) if key in local else True
-        except ExprError:
-            return True
-
-    for name in kind.parameters(sub, flag):
-        path = prefix + sub.name + (f".{name}" if name else "")
-        parts = [(f"{prefix}{part}.{name}" if name else prefix + part, substitute(rows, env))
-                 for part, rows in sub.parts]
-        out.append(Param(path, sub.kind, name, sub, local, parts,
-                         tied=name == "weight" and sub.tie is not None))
 
 
 # ---------------------------------------------------------------------------- matching
@@ -321,8 +211,8 @@ def _add(table: list[Entry], seen: dict[str, Entry], entry: Entry) -> None:
     """One entry per path; two blocks of a repeat (Swin's plain and shifted) must agree."""
     if entry.path in seen:
         if seen[entry.path].blocks != entry.blocks:
-            raise ArchccError(Diagnostic(SourceLoc(""), "init", f"the blocks of one repeat initialise "
-                                         f"{entry.path} differently",
+            raise ArchccError(Diagnostic(SourceLoc(""), "init", "the blocks of one repeat "
+                                         f"initialise {entry.path} differently",
                                          "name the layers apart in `init:` or give them "
                                          "the same scheme"))
         return

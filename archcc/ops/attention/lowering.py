@@ -16,7 +16,6 @@ from archcc.ir.shapes import BOOL
 from archcc.ops import dropout
 from archcc.ops.linear import projection
 
-
 QKV = (("q", "dim"), ("k", "dim"), ("v", "dim"))  # the parts of a fused projection
 
 
