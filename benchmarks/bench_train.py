@@ -10,8 +10,9 @@ Usage (from the repository root):
 Both sides start from the same weights (HF's init, mapped by ``convert_state_dict``), train
 with dropout off, and must agree on the first loss before anything is timed; timed steps
 alternate ours / HF. Memory: each configuration trains a few steps in a fresh process whose
-peak resident set (``ru_maxrss``) is reported, with the bytes autograd saved for backward
-(``saved_tensors_hooks``, tensors counted once) — what checkpointing trades for recompute.
+peak resident set (``ru_maxrss``) is reported, with the activation bytes autograd saved for
+backward (``saved_tensors_hooks``; storages once, weights not): what checkpointing trades for
+recompute.
 """
 
 from __future__ import annotations
@@ -55,15 +56,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 # ----------------------------------------------------------------------------------- models
 
 
-def gpt2_pair(out: str, args) -> tuple:
-    """(ours, hf, loss of ours, loss of hf) at GPT-2 small width, ``--gpt2-layers`` deep."""
+def gpt2_pair(out: str, args, sides=("archcc", "hf")) -> tuple:
+    """(module, ours, hf, loss of ours, loss of hf) at GPT-2 small width, ``--gpt2-layers``
+    deep; a side left out of ``sides`` is None (the memory runs build one each)."""
     sizes = dict(vocab_size=50257, n_positions=1024, n_embd=768, n_head=12,
                  n_layer=args.gpt2_layers)
     gen = archcc.build(ROOT / "specs/gpt2.yaml", out_dir=out)
     ref = transformers.GPT2LMHeadModel(transformers.GPT2Config(
-        **sizes, resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0, attn_implementation="sdpa"))
-    ours = gen.Model(gen.Config(**sizes, dropout=0.0))
-    ours.load_state_dict(gen.convert_state_dict(ref.state_dict(), "hf"), strict=True)
+        **sizes, resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0, attn_implementation="sdpa",
+        bos_token_id=0, eos_token_id=0)) if "hf" in sides else None
+    ours = gen.Model(gen.Config(**sizes, dropout=0.0)) if "archcc" in sides else None
+    if ref is not None and ours is not None:
+        ours.load_state_dict(gen.convert_state_dict(ref.state_dict(), "hf"), strict=True)
     ids = torch.randint(0, sizes["vocab_size"], (args.batch, args.seq))
 
     def ours_loss():
@@ -73,13 +77,16 @@ def gpt2_pair(out: str, args) -> tuple:
     return gen, ours, ref, ours_loss, lambda: ref(ids, labels=ids).loss
 
 
-def bert_pair(out: str, args) -> tuple:
+def bert_pair(out: str, args, sides=("archcc", "hf")) -> tuple:
     """BERT-base (BertConfig's defaults), a regression loss on hidden states and pooler."""
     gen = archcc.build(ROOT / "specs/bert.yaml", out_dir=out)
     ref = transformers.BertModel(transformers.BertConfig(
-        hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0, attn_implementation="sdpa"))
-    ours = gen.Model(gen.Config(hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0))
-    ours.load_state_dict(gen.convert_state_dict(ref.state_dict(), "hf"), strict=True)
+        hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0,
+        attn_implementation="sdpa")) if "hf" in sides else None
+    ours = gen.Model(gen.Config(hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)) \
+        if "archcc" in sides else None
+    if ref is not None and ours is not None:
+        ours.load_state_dict(gen.convert_state_dict(ref.state_dict(), "hf"), strict=True)
     ids, types, mask = gen.example_inputs(batch=args.batch, T=args.bert_seq)
     target = torch.randn(args.batch, args.bert_seq, 768)
 
@@ -129,13 +136,16 @@ def time_steps(ours: Callable, ref: Callable, runs: int, warmup: int) -> tuple[f
 # ----------------------------------------------------------------------------------- memory
 
 
-def saved_bytes(loss_fn: Callable) -> int:
-    """Bytes autograd keeps for backward during one forward (each storage counted once)."""
+def saved_bytes(model: torch.nn.Module, loss_fn: Callable) -> int:
+    """Bytes of activations autograd keeps for backward during one forward (each storage
+    counted once; the parameters, which stay anyway, are not counted)."""
+    weights = {p.untyped_storage().data_ptr() for p in model.parameters()}
     seen: dict[int, int] = {}
 
     def pack(t: torch.Tensor):
         storage = t.untyped_storage()
-        seen[storage.data_ptr()] = storage.nbytes()
+        if storage.data_ptr() not in weights:
+            seen[storage.data_ptr()] = storage.nbytes()
         return t
 
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
@@ -147,16 +157,15 @@ def saved_bytes(loss_fn: Callable) -> int:
 def memory_child(model: str, side: str, checkpointing: bool, args) -> dict:
     """Run in a fresh process: two training steps, then the peak resident set."""
     with tempfile.TemporaryDirectory() as out:
-        gen, ours, ref, ours_loss, ref_loss = PAIRS[model](out, args)
+        gen, ours, ref, ours_loss, ref_loss = PAIRS[model](out, args, sides=(side,))
         net, loss_fn = (ours, ours_loss) if side == "archcc" else (ref, ref_loss)
-        del ours, ref
         if checkpointing:
             if side == "archcc":
                 gen.set_checkpointing(net, True)
             else:
                 net.gradient_checkpointing_enable({"use_reentrant": False})
         net.train()
-        saved = saved_bytes(loss_fn)
+        saved = saved_bytes(net, loss_fn)
         step = stepper(net, loss_fn)
         step()
         step()

@@ -463,152 +463,68 @@ class DdpmUnet(nn.Module):
             self,
             [
                 ("time_linear_1.weight", lambda p: nn.init.kaiming_uniform_(p, a=math.sqrt(5))),
-                (
-                    "time_linear_1.bias",
-                    lambda p: nn.init.uniform_(
-                        p, -(1 / math.sqrt(config.ch0)), 1 / math.sqrt(config.ch0)
-                    ),
-                ),
+                ("time_linear_1.bias", uniform_within(1 / math.sqrt(config.ch0))),
                 ("time_linear_2.weight", lambda p: nn.init.kaiming_uniform_(p, a=math.sqrt(5))),
-                (
-                    "time_linear_2.bias",
-                    lambda p: nn.init.uniform_(
-                        p,
-                        -(1 / math.sqrt(config.time_embed_dim)),
-                        1 / math.sqrt(config.time_embed_dim),
-                    ),
-                ),
+                ("time_linear_2.bias", uniform_within(1 / math.sqrt(config.time_embed_dim))),
                 ("conv_in.weight", lambda p: nn.init.kaiming_uniform_(p, a=math.sqrt(5))),
-                (
-                    "conv_in.bias",
-                    lambda p: nn.init.uniform_(
-                        p,
-                        -(1 / math.sqrt(config.in_channels // 1 * 3 * 3)),
-                        1 / math.sqrt(config.in_channels // 1 * 3 * 3),
-                    ),
-                ),
+                ("conv_in.bias", uniform_within(1 / math.sqrt(config.in_channels // 1 * 3 * 3))),
                 ("down0_res0.norm1.weight", nn.init.ones_),
                 ("down0_res0.norm1.bias", nn.init.zeros_),
                 ("down0_res0.conv1.weight", lambda p: nn.init.kaiming_uniform_(p, a=math.sqrt(5))),
-                (
-                    "down0_res0.conv1.bias",
-                    lambda p: nn.init.uniform_(
-                        p,
-                        -(1 / math.sqrt(config.ch0 // 1 * 3 * 3)),
-                        1 / math.sqrt(config.ch0 // 1 * 3 * 3),
-                    ),
-                ),
+                ("down0_res0.conv1.bias", uniform_within(1 / math.sqrt(config.ch0 // 1 * 3 * 3))),
                 (
                     "down0_res0.time_emb_proj.weight",
                     lambda p: nn.init.kaiming_uniform_(p, a=math.sqrt(5)),
                 ),
                 (
                     "down0_res0.time_emb_proj.bias",
-                    lambda p: nn.init.uniform_(
-                        p,
-                        -(1 / math.sqrt(config.time_embed_dim)),
-                        1 / math.sqrt(config.time_embed_dim),
-                    ),
+                    uniform_within(1 / math.sqrt(config.time_embed_dim)),
                 ),
                 ("down0_res0.norm2.weight", nn.init.ones_),
                 ("down0_res0.norm2.bias", nn.init.zeros_),
                 ("down0_res0.conv2.weight", lambda p: nn.init.kaiming_uniform_(p, a=math.sqrt(5))),
-                (
-                    "down0_res0.conv2.bias",
-                    lambda p: nn.init.uniform_(
-                        p,
-                        -(1 / math.sqrt(config.ch0 // 1 * 3 * 3)),
-                        1 / math.sqrt(config.ch0 // 1 * 3 * 3),
-                    ),
-                ),
+                ("down0_res0.conv2.bias", uniform_within(1 / math.sqrt(config.ch0 // 1 * 3 * 3))),
                 ("down0_res1.norm1.weight", nn.init.ones_),
                 ("down0_res1.norm1.bias", nn.init.zeros_),
                 ("down0_res1.conv1.weight", lambda p: nn.init.kaiming_uniform_(p, a=math.sqrt(5))),
-                (
-                    "down0_res1.conv1.bias",
-                    lambda p: nn.init.uniform_(
-                        p,
-                        -(1 / math.sqrt(config.ch0 // 1 * 3 * 3)),
-                        1 / math.sqrt(config.ch0 // 1 * 3 * 3),
-                    ),
-                ),
+                ("down0_res1.conv1.bias", uniform_within(1 / math.sqrt(config.ch0 // 1 * 3 * 3))),
                 (
                     "down0_res1.time_emb_proj.weight",
                     lambda p: nn.init.kaiming_uniform_(p, a=math.sqrt(5)),
                 ),
                 (
                     "down0_res1.time_emb_proj.bias",
-                    lambda p: nn.init.uniform_(
-                        p,
-                        -(1 / math.sqrt(config.time_embed_dim)),
-                        1 / math.sqrt(config.time_embed_dim),
-                    ),
+                    uniform_within(1 / math.sqrt(config.time_embed_dim)),
                 ),
                 ("down0_res1.norm2.weight", nn.init.ones_),
                 ("down0_res1.norm2.bias", nn.init.zeros_),
                 ("down0_res1.conv2.weight", lambda p: nn.init.kaiming_uniform_(p, a=math.sqrt(5))),
-                (
-                    "down0_res1.conv2.bias",
-                    lambda p: nn.init.uniform_(
-                        p,
-                        -(1 / math.sqrt(config.ch0 // 1 * 3 * 3)),
-                        1 / math.sqrt(config.ch0 // 1 * 3 * 3),
-                    ),
-                ),
+                ("down0_res1.conv2.bias", uniform_within(1 / math.sqrt(config.ch0 // 1 * 3 * 3))),
                 ("down0_sample.conv.weight", lambda p: nn.init.kaiming_uniform_(p, a=math.sqrt(5))),
-                (
-                    "down0_sample.conv.bias",
-                    lambda p: nn.init.uniform_(
-                        p,
-                        -(1 / math.sqrt(config.ch0 // 1 * 3 * 3)),
-                        1 / math.sqrt(config.ch0 // 1 * 3 * 3),
-                    ),
-                ),
+                ("down0_sample.conv.bias", uniform_within(1 / math.sqrt(config.ch0 // 1 * 3 * 3))),
                 ("down1_res0.norm1.weight", nn.init.ones_),
                 ("down1_res0.norm1.bias", nn.init.zeros_),
                 ("down1_res0.conv1.weight", lambda p: nn.init.kaiming_uniform_(p, a=math.sqrt(5))),
-                (
-                    "down1_res0.conv1.bias",
-                    lambda p: nn.init.uniform_(
-                        p,
-                        -(1 / math.sqrt(config.ch0 // 1 * 3 * 3)),
-                        1 / math.sqrt(config.ch0 // 1 * 3 * 3),
-                    ),
-                ),
+                ("down1_res0.conv1.bias", uniform_within(1 / math.sqrt(config.ch0 // 1 * 3 * 3))),
                 (
                     "down1_res0.time_emb_proj.weight",
                     lambda p: nn.init.kaiming_uniform_(p, a=math.sqrt(5)),
                 ),
                 (
                     "down1_res0.time_emb_proj.bias",
-                    lambda p: nn.init.uniform_(
-                        p,
-                        -(1 / math.sqrt(config.time_embed_dim)),
-                        1 / math.sqrt(config.time_embed_dim),
-                    ),
+                    uniform_within(1 / math.sqrt(config.time_embed_dim)),
                 ),
                 ("down1_res0.norm2.weight", nn.init.ones_),
                 ("down1_res0.norm2.bias", nn.init.zeros_),
                 ("down1_res0.conv2.weight", lambda p: nn.init.kaiming_uniform_(p, a=math.sqrt(5))),
-                (
-                    "down1_res0.conv2.bias",
-                    lambda p: nn.init.uniform_(
-                        p,
-                        -(1 / math.sqrt(config.ch1 // 1 * 3 * 3)),
-                        1 / math.sqrt(config.ch1 // 1 * 3 * 3),
-                    ),
-                ),
+                ("down1_res0.conv2.bias", uniform_within(1 / math.sqrt(config.ch1 // 1 * 3 * 3))),
                 (
                     "down1_res0.conv_shortcut.weight",
                     lambda p: nn.init.kaiming_uniform_(p, a=math.sqrt(5)),
                 ),
                 (
                     "down1_res0.conv_shortcut.bias",
-                    lambda p: nn.init.uniform_(
-                        p,
-                        -(1 / math.sqrt(config.ch0 // 1 * 1 * 1)),
-                        1 / math.sqrt(config.ch0 // 1 * 1 * 1),
-                    ),
+                    uniform_within(1 / math.sqrt(config.ch0 // 1 * 1 * 1)),
                 ),
                 ("down1_attn0.group_norm.weight", nn.init.ones_),
                 ("down1_attn0.group_norm.bias", nn.init.zeros_),
@@ -616,326 +532,152 @@ class DdpmUnet(nn.Module):
                     "down1_attn0.to_qkv.weight",
                     lambda p: nn.init.kaiming_uniform_(p, a=math.sqrt(5)),
                 ),
-                (
-                    "down1_attn0.to_qkv.bias",
-                    lambda p: nn.init.uniform_(
-                        p, -(1 / math.sqrt(config.ch1)), 1 / math.sqrt(config.ch1)
-                    ),
-                ),
+                ("down1_attn0.to_qkv.bias", uniform_within(1 / math.sqrt(config.ch1))),
                 (
                     "down1_attn0.to_out.weight",
                     lambda p: nn.init.kaiming_uniform_(p, a=math.sqrt(5)),
                 ),
-                (
-                    "down1_attn0.to_out.bias",
-                    lambda p: nn.init.uniform_(
-                        p, -(1 / math.sqrt(config.ch1)), 1 / math.sqrt(config.ch1)
-                    ),
-                ),
+                ("down1_attn0.to_out.bias", uniform_within(1 / math.sqrt(config.ch1))),
                 ("down1_res1.norm1.weight", nn.init.ones_),
                 ("down1_res1.norm1.bias", nn.init.zeros_),
                 ("down1_res1.conv1.weight", lambda p: nn.init.kaiming_uniform_(p, a=math.sqrt(5))),
-                (
-                    "down1_res1.conv1.bias",
-                    lambda p: nn.init.uniform_(
-                        p,
-                        -(1 / math.sqrt(config.ch1 // 1 * 3 * 3)),
-                        1 / math.sqrt(config.ch1 // 1 * 3 * 3),
-                    ),
-                ),
+                ("down1_res1.conv1.bias", uniform_within(1 / math.sqrt(config.ch1 // 1 * 3 * 3))),
                 (
                     "down1_res1.time_emb_proj.weight",
                     lambda p: nn.init.kaiming_uniform_(p, a=math.sqrt(5)),
                 ),
                 (
                     "down1_res1.time_emb_proj.bias",
-                    lambda p: nn.init.uniform_(
-                        p,
-                        -(1 / math.sqrt(config.time_embed_dim)),
-                        1 / math.sqrt(config.time_embed_dim),
-                    ),
+                    uniform_within(1 / math.sqrt(config.time_embed_dim)),
                 ),
                 ("down1_res1.norm2.weight", nn.init.ones_),
                 ("down1_res1.norm2.bias", nn.init.zeros_),
                 ("down1_res1.conv2.weight", lambda p: nn.init.kaiming_uniform_(p, a=math.sqrt(5))),
-                (
-                    "down1_res1.conv2.bias",
-                    lambda p: nn.init.uniform_(
-                        p,
-                        -(1 / math.sqrt(config.ch1 // 1 * 3 * 3)),
-                        1 / math.sqrt(config.ch1 // 1 * 3 * 3),
-                    ),
-                ),
+                ("down1_res1.conv2.bias", uniform_within(1 / math.sqrt(config.ch1 // 1 * 3 * 3))),
                 ("down1_attn1.group_norm.weight", nn.init.ones_),
                 ("down1_attn1.group_norm.bias", nn.init.zeros_),
                 (
                     "down1_attn1.to_qkv.weight",
                     lambda p: nn.init.kaiming_uniform_(p, a=math.sqrt(5)),
                 ),
-                (
-                    "down1_attn1.to_qkv.bias",
-                    lambda p: nn.init.uniform_(
-                        p, -(1 / math.sqrt(config.ch1)), 1 / math.sqrt(config.ch1)
-                    ),
-                ),
+                ("down1_attn1.to_qkv.bias", uniform_within(1 / math.sqrt(config.ch1))),
                 (
                     "down1_attn1.to_out.weight",
                     lambda p: nn.init.kaiming_uniform_(p, a=math.sqrt(5)),
                 ),
-                (
-                    "down1_attn1.to_out.bias",
-                    lambda p: nn.init.uniform_(
-                        p, -(1 / math.sqrt(config.ch1)), 1 / math.sqrt(config.ch1)
-                    ),
-                ),
+                ("down1_attn1.to_out.bias", uniform_within(1 / math.sqrt(config.ch1))),
                 ("down1_sample.conv.weight", lambda p: nn.init.kaiming_uniform_(p, a=math.sqrt(5))),
-                (
-                    "down1_sample.conv.bias",
-                    lambda p: nn.init.uniform_(
-                        p,
-                        -(1 / math.sqrt(config.ch1 // 1 * 3 * 3)),
-                        1 / math.sqrt(config.ch1 // 1 * 3 * 3),
-                    ),
-                ),
+                ("down1_sample.conv.bias", uniform_within(1 / math.sqrt(config.ch1 // 1 * 3 * 3))),
                 ("down2_res0.norm1.weight", nn.init.ones_),
                 ("down2_res0.norm1.bias", nn.init.zeros_),
                 ("down2_res0.conv1.weight", lambda p: nn.init.kaiming_uniform_(p, a=math.sqrt(5))),
-                (
-                    "down2_res0.conv1.bias",
-                    lambda p: nn.init.uniform_(
-                        p,
-                        -(1 / math.sqrt(config.ch1 // 1 * 3 * 3)),
-                        1 / math.sqrt(config.ch1 // 1 * 3 * 3),
-                    ),
-                ),
+                ("down2_res0.conv1.bias", uniform_within(1 / math.sqrt(config.ch1 // 1 * 3 * 3))),
                 (
                     "down2_res0.time_emb_proj.weight",
                     lambda p: nn.init.kaiming_uniform_(p, a=math.sqrt(5)),
                 ),
                 (
                     "down2_res0.time_emb_proj.bias",
-                    lambda p: nn.init.uniform_(
-                        p,
-                        -(1 / math.sqrt(config.time_embed_dim)),
-                        1 / math.sqrt(config.time_embed_dim),
-                    ),
+                    uniform_within(1 / math.sqrt(config.time_embed_dim)),
                 ),
                 ("down2_res0.norm2.weight", nn.init.ones_),
                 ("down2_res0.norm2.bias", nn.init.zeros_),
                 ("down2_res0.conv2.weight", lambda p: nn.init.kaiming_uniform_(p, a=math.sqrt(5))),
-                (
-                    "down2_res0.conv2.bias",
-                    lambda p: nn.init.uniform_(
-                        p,
-                        -(1 / math.sqrt(config.ch1 // 1 * 3 * 3)),
-                        1 / math.sqrt(config.ch1 // 1 * 3 * 3),
-                    ),
-                ),
+                ("down2_res0.conv2.bias", uniform_within(1 / math.sqrt(config.ch1 // 1 * 3 * 3))),
                 ("down2_res1.norm1.weight", nn.init.ones_),
                 ("down2_res1.norm1.bias", nn.init.zeros_),
                 ("down2_res1.conv1.weight", lambda p: nn.init.kaiming_uniform_(p, a=math.sqrt(5))),
-                (
-                    "down2_res1.conv1.bias",
-                    lambda p: nn.init.uniform_(
-                        p,
-                        -(1 / math.sqrt(config.ch2 // 1 * 3 * 3)),
-                        1 / math.sqrt(config.ch2 // 1 * 3 * 3),
-                    ),
-                ),
+                ("down2_res1.conv1.bias", uniform_within(1 / math.sqrt(config.ch2 // 1 * 3 * 3))),
                 (
                     "down2_res1.time_emb_proj.weight",
                     lambda p: nn.init.kaiming_uniform_(p, a=math.sqrt(5)),
                 ),
                 (
                     "down2_res1.time_emb_proj.bias",
-                    lambda p: nn.init.uniform_(
-                        p,
-                        -(1 / math.sqrt(config.time_embed_dim)),
-                        1 / math.sqrt(config.time_embed_dim),
-                    ),
+                    uniform_within(1 / math.sqrt(config.time_embed_dim)),
                 ),
                 ("down2_res1.norm2.weight", nn.init.ones_),
                 ("down2_res1.norm2.bias", nn.init.zeros_),
                 ("down2_res1.conv2.weight", lambda p: nn.init.kaiming_uniform_(p, a=math.sqrt(5))),
-                (
-                    "down2_res1.conv2.bias",
-                    lambda p: nn.init.uniform_(
-                        p,
-                        -(1 / math.sqrt(config.ch2 // 1 * 3 * 3)),
-                        1 / math.sqrt(config.ch2 // 1 * 3 * 3),
-                    ),
-                ),
+                ("down2_res1.conv2.bias", uniform_within(1 / math.sqrt(config.ch2 // 1 * 3 * 3))),
                 ("down2_sample.conv.weight", lambda p: nn.init.kaiming_uniform_(p, a=math.sqrt(5))),
-                (
-                    "down2_sample.conv.bias",
-                    lambda p: nn.init.uniform_(
-                        p,
-                        -(1 / math.sqrt(config.ch2 // 1 * 3 * 3)),
-                        1 / math.sqrt(config.ch2 // 1 * 3 * 3),
-                    ),
-                ),
+                ("down2_sample.conv.bias", uniform_within(1 / math.sqrt(config.ch2 // 1 * 3 * 3))),
                 ("down3_res0.norm1.weight", nn.init.ones_),
                 ("down3_res0.norm1.bias", nn.init.zeros_),
                 ("down3_res0.conv1.weight", lambda p: nn.init.kaiming_uniform_(p, a=math.sqrt(5))),
-                (
-                    "down3_res0.conv1.bias",
-                    lambda p: nn.init.uniform_(
-                        p,
-                        -(1 / math.sqrt(config.ch2 // 1 * 3 * 3)),
-                        1 / math.sqrt(config.ch2 // 1 * 3 * 3),
-                    ),
-                ),
+                ("down3_res0.conv1.bias", uniform_within(1 / math.sqrt(config.ch2 // 1 * 3 * 3))),
                 (
                     "down3_res0.time_emb_proj.weight",
                     lambda p: nn.init.kaiming_uniform_(p, a=math.sqrt(5)),
                 ),
                 (
                     "down3_res0.time_emb_proj.bias",
-                    lambda p: nn.init.uniform_(
-                        p,
-                        -(1 / math.sqrt(config.time_embed_dim)),
-                        1 / math.sqrt(config.time_embed_dim),
-                    ),
+                    uniform_within(1 / math.sqrt(config.time_embed_dim)),
                 ),
                 ("down3_res0.norm2.weight", nn.init.ones_),
                 ("down3_res0.norm2.bias", nn.init.zeros_),
                 ("down3_res0.conv2.weight", lambda p: nn.init.kaiming_uniform_(p, a=math.sqrt(5))),
-                (
-                    "down3_res0.conv2.bias",
-                    lambda p: nn.init.uniform_(
-                        p,
-                        -(1 / math.sqrt(config.ch2 // 1 * 3 * 3)),
-                        1 / math.sqrt(config.ch2 // 1 * 3 * 3),
-                    ),
-                ),
+                ("down3_res0.conv2.bias", uniform_within(1 / math.sqrt(config.ch2 // 1 * 3 * 3))),
                 ("down3_res1.norm1.weight", nn.init.ones_),
                 ("down3_res1.norm1.bias", nn.init.zeros_),
                 ("down3_res1.conv1.weight", lambda p: nn.init.kaiming_uniform_(p, a=math.sqrt(5))),
-                (
-                    "down3_res1.conv1.bias",
-                    lambda p: nn.init.uniform_(
-                        p,
-                        -(1 / math.sqrt(config.ch3 // 1 * 3 * 3)),
-                        1 / math.sqrt(config.ch3 // 1 * 3 * 3),
-                    ),
-                ),
+                ("down3_res1.conv1.bias", uniform_within(1 / math.sqrt(config.ch3 // 1 * 3 * 3))),
                 (
                     "down3_res1.time_emb_proj.weight",
                     lambda p: nn.init.kaiming_uniform_(p, a=math.sqrt(5)),
                 ),
                 (
                     "down3_res1.time_emb_proj.bias",
-                    lambda p: nn.init.uniform_(
-                        p,
-                        -(1 / math.sqrt(config.time_embed_dim)),
-                        1 / math.sqrt(config.time_embed_dim),
-                    ),
+                    uniform_within(1 / math.sqrt(config.time_embed_dim)),
                 ),
                 ("down3_res1.norm2.weight", nn.init.ones_),
                 ("down3_res1.norm2.bias", nn.init.zeros_),
                 ("down3_res1.conv2.weight", lambda p: nn.init.kaiming_uniform_(p, a=math.sqrt(5))),
-                (
-                    "down3_res1.conv2.bias",
-                    lambda p: nn.init.uniform_(
-                        p,
-                        -(1 / math.sqrt(config.ch3 // 1 * 3 * 3)),
-                        1 / math.sqrt(config.ch3 // 1 * 3 * 3),
-                    ),
-                ),
+                ("down3_res1.conv2.bias", uniform_within(1 / math.sqrt(config.ch3 // 1 * 3 * 3))),
                 ("mid_res0.norm1.weight", nn.init.ones_),
                 ("mid_res0.norm1.bias", nn.init.zeros_),
                 ("mid_res0.conv1.weight", lambda p: nn.init.kaiming_uniform_(p, a=math.sqrt(5))),
-                (
-                    "mid_res0.conv1.bias",
-                    lambda p: nn.init.uniform_(
-                        p,
-                        -(1 / math.sqrt(config.ch3 // 1 * 3 * 3)),
-                        1 / math.sqrt(config.ch3 // 1 * 3 * 3),
-                    ),
-                ),
+                ("mid_res0.conv1.bias", uniform_within(1 / math.sqrt(config.ch3 // 1 * 3 * 3))),
                 (
                     "mid_res0.time_emb_proj.weight",
                     lambda p: nn.init.kaiming_uniform_(p, a=math.sqrt(5)),
                 ),
                 (
                     "mid_res0.time_emb_proj.bias",
-                    lambda p: nn.init.uniform_(
-                        p,
-                        -(1 / math.sqrt(config.time_embed_dim)),
-                        1 / math.sqrt(config.time_embed_dim),
-                    ),
+                    uniform_within(1 / math.sqrt(config.time_embed_dim)),
                 ),
                 ("mid_res0.norm2.weight", nn.init.ones_),
                 ("mid_res0.norm2.bias", nn.init.zeros_),
                 ("mid_res0.conv2.weight", lambda p: nn.init.kaiming_uniform_(p, a=math.sqrt(5))),
-                (
-                    "mid_res0.conv2.bias",
-                    lambda p: nn.init.uniform_(
-                        p,
-                        -(1 / math.sqrt(config.ch3 // 1 * 3 * 3)),
-                        1 / math.sqrt(config.ch3 // 1 * 3 * 3),
-                    ),
-                ),
+                ("mid_res0.conv2.bias", uniform_within(1 / math.sqrt(config.ch3 // 1 * 3 * 3))),
                 ("mid_attn.group_norm.weight", nn.init.ones_),
                 ("mid_attn.group_norm.bias", nn.init.zeros_),
                 ("mid_attn.to_qkv.weight", lambda p: nn.init.kaiming_uniform_(p, a=math.sqrt(5))),
-                (
-                    "mid_attn.to_qkv.bias",
-                    lambda p: nn.init.uniform_(
-                        p, -(1 / math.sqrt(config.ch3)), 1 / math.sqrt(config.ch3)
-                    ),
-                ),
+                ("mid_attn.to_qkv.bias", uniform_within(1 / math.sqrt(config.ch3))),
                 ("mid_attn.to_out.weight", lambda p: nn.init.kaiming_uniform_(p, a=math.sqrt(5))),
-                (
-                    "mid_attn.to_out.bias",
-                    lambda p: nn.init.uniform_(
-                        p, -(1 / math.sqrt(config.ch3)), 1 / math.sqrt(config.ch3)
-                    ),
-                ),
+                ("mid_attn.to_out.bias", uniform_within(1 / math.sqrt(config.ch3))),
                 ("mid_res1.norm1.weight", nn.init.ones_),
                 ("mid_res1.norm1.bias", nn.init.zeros_),
                 ("mid_res1.conv1.weight", lambda p: nn.init.kaiming_uniform_(p, a=math.sqrt(5))),
-                (
-                    "mid_res1.conv1.bias",
-                    lambda p: nn.init.uniform_(
-                        p,
-                        -(1 / math.sqrt(config.ch3 // 1 * 3 * 3)),
-                        1 / math.sqrt(config.ch3 // 1 * 3 * 3),
-                    ),
-                ),
+                ("mid_res1.conv1.bias", uniform_within(1 / math.sqrt(config.ch3 // 1 * 3 * 3))),
                 (
                     "mid_res1.time_emb_proj.weight",
                     lambda p: nn.init.kaiming_uniform_(p, a=math.sqrt(5)),
                 ),
                 (
                     "mid_res1.time_emb_proj.bias",
-                    lambda p: nn.init.uniform_(
-                        p,
-                        -(1 / math.sqrt(config.time_embed_dim)),
-                        1 / math.sqrt(config.time_embed_dim),
-                    ),
+                    uniform_within(1 / math.sqrt(config.time_embed_dim)),
                 ),
                 ("mid_res1.norm2.weight", nn.init.ones_),
                 ("mid_res1.norm2.bias", nn.init.zeros_),
                 ("mid_res1.conv2.weight", lambda p: nn.init.kaiming_uniform_(p, a=math.sqrt(5))),
-                (
-                    "mid_res1.conv2.bias",
-                    lambda p: nn.init.uniform_(
-                        p,
-                        -(1 / math.sqrt(config.ch3 // 1 * 3 * 3)),
-                        1 / math.sqrt(config.ch3 // 1 * 3 * 3),
-                    ),
-                ),
+                ("mid_res1.conv2.bias", uniform_within(1 / math.sqrt(config.ch3 // 1 * 3 * 3))),
                 ("up0_res0.norm1.weight", nn.init.ones_),
                 ("up0_res0.norm1.bias", nn.init.zeros_),
                 ("up0_res0.conv1.weight", lambda p: nn.init.kaiming_uniform_(p, a=math.sqrt(5))),
                 (
                     "up0_res0.conv1.bias",
-                    lambda p: nn.init.uniform_(
-                        p,
-                        -(1 / math.sqrt((config.ch3 + config.ch3) // 1 * 3 * 3)),
-                        1 / math.sqrt((config.ch3 + config.ch3) // 1 * 3 * 3),
-                    ),
+                    uniform_within(1 / math.sqrt((config.ch3 + config.ch3) // 1 * 3 * 3)),
                 ),
                 (
                     "up0_res0.time_emb_proj.weight",
@@ -943,45 +685,26 @@ class DdpmUnet(nn.Module):
                 ),
                 (
                     "up0_res0.time_emb_proj.bias",
-                    lambda p: nn.init.uniform_(
-                        p,
-                        -(1 / math.sqrt(config.time_embed_dim)),
-                        1 / math.sqrt(config.time_embed_dim),
-                    ),
+                    uniform_within(1 / math.sqrt(config.time_embed_dim)),
                 ),
                 ("up0_res0.norm2.weight", nn.init.ones_),
                 ("up0_res0.norm2.bias", nn.init.zeros_),
                 ("up0_res0.conv2.weight", lambda p: nn.init.kaiming_uniform_(p, a=math.sqrt(5))),
-                (
-                    "up0_res0.conv2.bias",
-                    lambda p: nn.init.uniform_(
-                        p,
-                        -(1 / math.sqrt(config.ch3 // 1 * 3 * 3)),
-                        1 / math.sqrt(config.ch3 // 1 * 3 * 3),
-                    ),
-                ),
+                ("up0_res0.conv2.bias", uniform_within(1 / math.sqrt(config.ch3 // 1 * 3 * 3))),
                 (
                     "up0_res0.conv_shortcut.weight",
                     lambda p: nn.init.kaiming_uniform_(p, a=math.sqrt(5)),
                 ),
                 (
                     "up0_res0.conv_shortcut.bias",
-                    lambda p: nn.init.uniform_(
-                        p,
-                        -(1 / math.sqrt((config.ch3 + config.ch3) // 1 * 1 * 1)),
-                        1 / math.sqrt((config.ch3 + config.ch3) // 1 * 1 * 1),
-                    ),
+                    uniform_within(1 / math.sqrt((config.ch3 + config.ch3) // 1 * 1 * 1)),
                 ),
                 ("up0_res1.norm1.weight", nn.init.ones_),
                 ("up0_res1.norm1.bias", nn.init.zeros_),
                 ("up0_res1.conv1.weight", lambda p: nn.init.kaiming_uniform_(p, a=math.sqrt(5))),
                 (
                     "up0_res1.conv1.bias",
-                    lambda p: nn.init.uniform_(
-                        p,
-                        -(1 / math.sqrt((config.ch3 + config.ch3) // 1 * 3 * 3)),
-                        1 / math.sqrt((config.ch3 + config.ch3) // 1 * 3 * 3),
-                    ),
+                    uniform_within(1 / math.sqrt((config.ch3 + config.ch3) // 1 * 3 * 3)),
                 ),
                 (
                     "up0_res1.time_emb_proj.weight",
@@ -989,45 +712,26 @@ class DdpmUnet(nn.Module):
                 ),
                 (
                     "up0_res1.time_emb_proj.bias",
-                    lambda p: nn.init.uniform_(
-                        p,
-                        -(1 / math.sqrt(config.time_embed_dim)),
-                        1 / math.sqrt(config.time_embed_dim),
-                    ),
+                    uniform_within(1 / math.sqrt(config.time_embed_dim)),
                 ),
                 ("up0_res1.norm2.weight", nn.init.ones_),
                 ("up0_res1.norm2.bias", nn.init.zeros_),
                 ("up0_res1.conv2.weight", lambda p: nn.init.kaiming_uniform_(p, a=math.sqrt(5))),
-                (
-                    "up0_res1.conv2.bias",
-                    lambda p: nn.init.uniform_(
-                        p,
-                        -(1 / math.sqrt(config.ch3 // 1 * 3 * 3)),
-                        1 / math.sqrt(config.ch3 // 1 * 3 * 3),
-                    ),
-                ),
+                ("up0_res1.conv2.bias", uniform_within(1 / math.sqrt(config.ch3 // 1 * 3 * 3))),
                 (
                     "up0_res1.conv_shortcut.weight",
                     lambda p: nn.init.kaiming_uniform_(p, a=math.sqrt(5)),
                 ),
                 (
                     "up0_res1.conv_shortcut.bias",
-                    lambda p: nn.init.uniform_(
-                        p,
-                        -(1 / math.sqrt((config.ch3 + config.ch3) // 1 * 1 * 1)),
-                        1 / math.sqrt((config.ch3 + config.ch3) // 1 * 1 * 1),
-                    ),
+                    uniform_within(1 / math.sqrt((config.ch3 + config.ch3) // 1 * 1 * 1)),
                 ),
                 ("up0_res2.norm1.weight", nn.init.ones_),
                 ("up0_res2.norm1.bias", nn.init.zeros_),
                 ("up0_res2.conv1.weight", lambda p: nn.init.kaiming_uniform_(p, a=math.sqrt(5))),
                 (
                     "up0_res2.conv1.bias",
-                    lambda p: nn.init.uniform_(
-                        p,
-                        -(1 / math.sqrt((config.ch3 + config.ch2) // 1 * 3 * 3)),
-                        1 / math.sqrt((config.ch3 + config.ch2) // 1 * 3 * 3),
-                    ),
+                    uniform_within(1 / math.sqrt((config.ch3 + config.ch2) // 1 * 3 * 3)),
                 ),
                 (
                     "up0_res2.time_emb_proj.weight",
@@ -1035,54 +739,28 @@ class DdpmUnet(nn.Module):
                 ),
                 (
                     "up0_res2.time_emb_proj.bias",
-                    lambda p: nn.init.uniform_(
-                        p,
-                        -(1 / math.sqrt(config.time_embed_dim)),
-                        1 / math.sqrt(config.time_embed_dim),
-                    ),
+                    uniform_within(1 / math.sqrt(config.time_embed_dim)),
                 ),
                 ("up0_res2.norm2.weight", nn.init.ones_),
                 ("up0_res2.norm2.bias", nn.init.zeros_),
                 ("up0_res2.conv2.weight", lambda p: nn.init.kaiming_uniform_(p, a=math.sqrt(5))),
-                (
-                    "up0_res2.conv2.bias",
-                    lambda p: nn.init.uniform_(
-                        p,
-                        -(1 / math.sqrt(config.ch3 // 1 * 3 * 3)),
-                        1 / math.sqrt(config.ch3 // 1 * 3 * 3),
-                    ),
-                ),
+                ("up0_res2.conv2.bias", uniform_within(1 / math.sqrt(config.ch3 // 1 * 3 * 3))),
                 (
                     "up0_res2.conv_shortcut.weight",
                     lambda p: nn.init.kaiming_uniform_(p, a=math.sqrt(5)),
                 ),
                 (
                     "up0_res2.conv_shortcut.bias",
-                    lambda p: nn.init.uniform_(
-                        p,
-                        -(1 / math.sqrt((config.ch3 + config.ch2) // 1 * 1 * 1)),
-                        1 / math.sqrt((config.ch3 + config.ch2) // 1 * 1 * 1),
-                    ),
+                    uniform_within(1 / math.sqrt((config.ch3 + config.ch2) // 1 * 1 * 1)),
                 ),
                 ("up0_sample.conv.weight", lambda p: nn.init.kaiming_uniform_(p, a=math.sqrt(5))),
-                (
-                    "up0_sample.conv.bias",
-                    lambda p: nn.init.uniform_(
-                        p,
-                        -(1 / math.sqrt(config.ch3 // 1 * 3 * 3)),
-                        1 / math.sqrt(config.ch3 // 1 * 3 * 3),
-                    ),
-                ),
+                ("up0_sample.conv.bias", uniform_within(1 / math.sqrt(config.ch3 // 1 * 3 * 3))),
                 ("up1_res0.norm1.weight", nn.init.ones_),
                 ("up1_res0.norm1.bias", nn.init.zeros_),
                 ("up1_res0.conv1.weight", lambda p: nn.init.kaiming_uniform_(p, a=math.sqrt(5))),
                 (
                     "up1_res0.conv1.bias",
-                    lambda p: nn.init.uniform_(
-                        p,
-                        -(1 / math.sqrt((config.ch3 + config.ch2) // 1 * 3 * 3)),
-                        1 / math.sqrt((config.ch3 + config.ch2) // 1 * 3 * 3),
-                    ),
+                    uniform_within(1 / math.sqrt((config.ch3 + config.ch2) // 1 * 3 * 3)),
                 ),
                 (
                     "up1_res0.time_emb_proj.weight",
@@ -1090,45 +768,26 @@ class DdpmUnet(nn.Module):
                 ),
                 (
                     "up1_res0.time_emb_proj.bias",
-                    lambda p: nn.init.uniform_(
-                        p,
-                        -(1 / math.sqrt(config.time_embed_dim)),
-                        1 / math.sqrt(config.time_embed_dim),
-                    ),
+                    uniform_within(1 / math.sqrt(config.time_embed_dim)),
                 ),
                 ("up1_res0.norm2.weight", nn.init.ones_),
                 ("up1_res0.norm2.bias", nn.init.zeros_),
                 ("up1_res0.conv2.weight", lambda p: nn.init.kaiming_uniform_(p, a=math.sqrt(5))),
-                (
-                    "up1_res0.conv2.bias",
-                    lambda p: nn.init.uniform_(
-                        p,
-                        -(1 / math.sqrt(config.ch2 // 1 * 3 * 3)),
-                        1 / math.sqrt(config.ch2 // 1 * 3 * 3),
-                    ),
-                ),
+                ("up1_res0.conv2.bias", uniform_within(1 / math.sqrt(config.ch2 // 1 * 3 * 3))),
                 (
                     "up1_res0.conv_shortcut.weight",
                     lambda p: nn.init.kaiming_uniform_(p, a=math.sqrt(5)),
                 ),
                 (
                     "up1_res0.conv_shortcut.bias",
-                    lambda p: nn.init.uniform_(
-                        p,
-                        -(1 / math.sqrt((config.ch3 + config.ch2) // 1 * 1 * 1)),
-                        1 / math.sqrt((config.ch3 + config.ch2) // 1 * 1 * 1),
-                    ),
+                    uniform_within(1 / math.sqrt((config.ch3 + config.ch2) // 1 * 1 * 1)),
                 ),
                 ("up1_res1.norm1.weight", nn.init.ones_),
                 ("up1_res1.norm1.bias", nn.init.zeros_),
                 ("up1_res1.conv1.weight", lambda p: nn.init.kaiming_uniform_(p, a=math.sqrt(5))),
                 (
                     "up1_res1.conv1.bias",
-                    lambda p: nn.init.uniform_(
-                        p,
-                        -(1 / math.sqrt((config.ch2 + config.ch2) // 1 * 3 * 3)),
-                        1 / math.sqrt((config.ch2 + config.ch2) // 1 * 3 * 3),
-                    ),
+                    uniform_within(1 / math.sqrt((config.ch2 + config.ch2) // 1 * 3 * 3)),
                 ),
                 (
                     "up1_res1.time_emb_proj.weight",
@@ -1136,45 +795,26 @@ class DdpmUnet(nn.Module):
                 ),
                 (
                     "up1_res1.time_emb_proj.bias",
-                    lambda p: nn.init.uniform_(
-                        p,
-                        -(1 / math.sqrt(config.time_embed_dim)),
-                        1 / math.sqrt(config.time_embed_dim),
-                    ),
+                    uniform_within(1 / math.sqrt(config.time_embed_dim)),
                 ),
                 ("up1_res1.norm2.weight", nn.init.ones_),
                 ("up1_res1.norm2.bias", nn.init.zeros_),
                 ("up1_res1.conv2.weight", lambda p: nn.init.kaiming_uniform_(p, a=math.sqrt(5))),
-                (
-                    "up1_res1.conv2.bias",
-                    lambda p: nn.init.uniform_(
-                        p,
-                        -(1 / math.sqrt(config.ch2 // 1 * 3 * 3)),
-                        1 / math.sqrt(config.ch2 // 1 * 3 * 3),
-                    ),
-                ),
+                ("up1_res1.conv2.bias", uniform_within(1 / math.sqrt(config.ch2 // 1 * 3 * 3))),
                 (
                     "up1_res1.conv_shortcut.weight",
                     lambda p: nn.init.kaiming_uniform_(p, a=math.sqrt(5)),
                 ),
                 (
                     "up1_res1.conv_shortcut.bias",
-                    lambda p: nn.init.uniform_(
-                        p,
-                        -(1 / math.sqrt((config.ch2 + config.ch2) // 1 * 1 * 1)),
-                        1 / math.sqrt((config.ch2 + config.ch2) // 1 * 1 * 1),
-                    ),
+                    uniform_within(1 / math.sqrt((config.ch2 + config.ch2) // 1 * 1 * 1)),
                 ),
                 ("up1_res2.norm1.weight", nn.init.ones_),
                 ("up1_res2.norm1.bias", nn.init.zeros_),
                 ("up1_res2.conv1.weight", lambda p: nn.init.kaiming_uniform_(p, a=math.sqrt(5))),
                 (
                     "up1_res2.conv1.bias",
-                    lambda p: nn.init.uniform_(
-                        p,
-                        -(1 / math.sqrt((config.ch2 + config.ch1) // 1 * 3 * 3)),
-                        1 / math.sqrt((config.ch2 + config.ch1) // 1 * 3 * 3),
-                    ),
+                    uniform_within(1 / math.sqrt((config.ch2 + config.ch1) // 1 * 3 * 3)),
                 ),
                 (
                     "up1_res2.time_emb_proj.weight",
@@ -1182,54 +822,28 @@ class DdpmUnet(nn.Module):
                 ),
                 (
                     "up1_res2.time_emb_proj.bias",
-                    lambda p: nn.init.uniform_(
-                        p,
-                        -(1 / math.sqrt(config.time_embed_dim)),
-                        1 / math.sqrt(config.time_embed_dim),
-                    ),
+                    uniform_within(1 / math.sqrt(config.time_embed_dim)),
                 ),
                 ("up1_res2.norm2.weight", nn.init.ones_),
                 ("up1_res2.norm2.bias", nn.init.zeros_),
                 ("up1_res2.conv2.weight", lambda p: nn.init.kaiming_uniform_(p, a=math.sqrt(5))),
-                (
-                    "up1_res2.conv2.bias",
-                    lambda p: nn.init.uniform_(
-                        p,
-                        -(1 / math.sqrt(config.ch2 // 1 * 3 * 3)),
-                        1 / math.sqrt(config.ch2 // 1 * 3 * 3),
-                    ),
-                ),
+                ("up1_res2.conv2.bias", uniform_within(1 / math.sqrt(config.ch2 // 1 * 3 * 3))),
                 (
                     "up1_res2.conv_shortcut.weight",
                     lambda p: nn.init.kaiming_uniform_(p, a=math.sqrt(5)),
                 ),
                 (
                     "up1_res2.conv_shortcut.bias",
-                    lambda p: nn.init.uniform_(
-                        p,
-                        -(1 / math.sqrt((config.ch2 + config.ch1) // 1 * 1 * 1)),
-                        1 / math.sqrt((config.ch2 + config.ch1) // 1 * 1 * 1),
-                    ),
+                    uniform_within(1 / math.sqrt((config.ch2 + config.ch1) // 1 * 1 * 1)),
                 ),
                 ("up1_sample.conv.weight", lambda p: nn.init.kaiming_uniform_(p, a=math.sqrt(5))),
-                (
-                    "up1_sample.conv.bias",
-                    lambda p: nn.init.uniform_(
-                        p,
-                        -(1 / math.sqrt(config.ch2 // 1 * 3 * 3)),
-                        1 / math.sqrt(config.ch2 // 1 * 3 * 3),
-                    ),
-                ),
+                ("up1_sample.conv.bias", uniform_within(1 / math.sqrt(config.ch2 // 1 * 3 * 3))),
                 ("up2_res0.norm1.weight", nn.init.ones_),
                 ("up2_res0.norm1.bias", nn.init.zeros_),
                 ("up2_res0.conv1.weight", lambda p: nn.init.kaiming_uniform_(p, a=math.sqrt(5))),
                 (
                     "up2_res0.conv1.bias",
-                    lambda p: nn.init.uniform_(
-                        p,
-                        -(1 / math.sqrt((config.ch2 + config.ch1) // 1 * 3 * 3)),
-                        1 / math.sqrt((config.ch2 + config.ch1) // 1 * 3 * 3),
-                    ),
+                    uniform_within(1 / math.sqrt((config.ch2 + config.ch1) // 1 * 3 * 3)),
                 ),
                 (
                     "up2_res0.time_emb_proj.weight",
@@ -1237,61 +851,32 @@ class DdpmUnet(nn.Module):
                 ),
                 (
                     "up2_res0.time_emb_proj.bias",
-                    lambda p: nn.init.uniform_(
-                        p,
-                        -(1 / math.sqrt(config.time_embed_dim)),
-                        1 / math.sqrt(config.time_embed_dim),
-                    ),
+                    uniform_within(1 / math.sqrt(config.time_embed_dim)),
                 ),
                 ("up2_res0.norm2.weight", nn.init.ones_),
                 ("up2_res0.norm2.bias", nn.init.zeros_),
                 ("up2_res0.conv2.weight", lambda p: nn.init.kaiming_uniform_(p, a=math.sqrt(5))),
-                (
-                    "up2_res0.conv2.bias",
-                    lambda p: nn.init.uniform_(
-                        p,
-                        -(1 / math.sqrt(config.ch1 // 1 * 3 * 3)),
-                        1 / math.sqrt(config.ch1 // 1 * 3 * 3),
-                    ),
-                ),
+                ("up2_res0.conv2.bias", uniform_within(1 / math.sqrt(config.ch1 // 1 * 3 * 3))),
                 (
                     "up2_res0.conv_shortcut.weight",
                     lambda p: nn.init.kaiming_uniform_(p, a=math.sqrt(5)),
                 ),
                 (
                     "up2_res0.conv_shortcut.bias",
-                    lambda p: nn.init.uniform_(
-                        p,
-                        -(1 / math.sqrt((config.ch2 + config.ch1) // 1 * 1 * 1)),
-                        1 / math.sqrt((config.ch2 + config.ch1) // 1 * 1 * 1),
-                    ),
+                    uniform_within(1 / math.sqrt((config.ch2 + config.ch1) // 1 * 1 * 1)),
                 ),
                 ("up2_attn0.group_norm.weight", nn.init.ones_),
                 ("up2_attn0.group_norm.bias", nn.init.zeros_),
                 ("up2_attn0.to_qkv.weight", lambda p: nn.init.kaiming_uniform_(p, a=math.sqrt(5))),
-                (
-                    "up2_attn0.to_qkv.bias",
-                    lambda p: nn.init.uniform_(
-                        p, -(1 / math.sqrt(config.ch1)), 1 / math.sqrt(config.ch1)
-                    ),
-                ),
+                ("up2_attn0.to_qkv.bias", uniform_within(1 / math.sqrt(config.ch1))),
                 ("up2_attn0.to_out.weight", lambda p: nn.init.kaiming_uniform_(p, a=math.sqrt(5))),
-                (
-                    "up2_attn0.to_out.bias",
-                    lambda p: nn.init.uniform_(
-                        p, -(1 / math.sqrt(config.ch1)), 1 / math.sqrt(config.ch1)
-                    ),
-                ),
+                ("up2_attn0.to_out.bias", uniform_within(1 / math.sqrt(config.ch1))),
                 ("up2_res1.norm1.weight", nn.init.ones_),
                 ("up2_res1.norm1.bias", nn.init.zeros_),
                 ("up2_res1.conv1.weight", lambda p: nn.init.kaiming_uniform_(p, a=math.sqrt(5))),
                 (
                     "up2_res1.conv1.bias",
-                    lambda p: nn.init.uniform_(
-                        p,
-                        -(1 / math.sqrt((config.ch1 + config.ch1) // 1 * 3 * 3)),
-                        1 / math.sqrt((config.ch1 + config.ch1) // 1 * 3 * 3),
-                    ),
+                    uniform_within(1 / math.sqrt((config.ch1 + config.ch1) // 1 * 3 * 3)),
                 ),
                 (
                     "up2_res1.time_emb_proj.weight",
@@ -1299,61 +884,32 @@ class DdpmUnet(nn.Module):
                 ),
                 (
                     "up2_res1.time_emb_proj.bias",
-                    lambda p: nn.init.uniform_(
-                        p,
-                        -(1 / math.sqrt(config.time_embed_dim)),
-                        1 / math.sqrt(config.time_embed_dim),
-                    ),
+                    uniform_within(1 / math.sqrt(config.time_embed_dim)),
                 ),
                 ("up2_res1.norm2.weight", nn.init.ones_),
                 ("up2_res1.norm2.bias", nn.init.zeros_),
                 ("up2_res1.conv2.weight", lambda p: nn.init.kaiming_uniform_(p, a=math.sqrt(5))),
-                (
-                    "up2_res1.conv2.bias",
-                    lambda p: nn.init.uniform_(
-                        p,
-                        -(1 / math.sqrt(config.ch1 // 1 * 3 * 3)),
-                        1 / math.sqrt(config.ch1 // 1 * 3 * 3),
-                    ),
-                ),
+                ("up2_res1.conv2.bias", uniform_within(1 / math.sqrt(config.ch1 // 1 * 3 * 3))),
                 (
                     "up2_res1.conv_shortcut.weight",
                     lambda p: nn.init.kaiming_uniform_(p, a=math.sqrt(5)),
                 ),
                 (
                     "up2_res1.conv_shortcut.bias",
-                    lambda p: nn.init.uniform_(
-                        p,
-                        -(1 / math.sqrt((config.ch1 + config.ch1) // 1 * 1 * 1)),
-                        1 / math.sqrt((config.ch1 + config.ch1) // 1 * 1 * 1),
-                    ),
+                    uniform_within(1 / math.sqrt((config.ch1 + config.ch1) // 1 * 1 * 1)),
                 ),
                 ("up2_attn1.group_norm.weight", nn.init.ones_),
                 ("up2_attn1.group_norm.bias", nn.init.zeros_),
                 ("up2_attn1.to_qkv.weight", lambda p: nn.init.kaiming_uniform_(p, a=math.sqrt(5))),
-                (
-                    "up2_attn1.to_qkv.bias",
-                    lambda p: nn.init.uniform_(
-                        p, -(1 / math.sqrt(config.ch1)), 1 / math.sqrt(config.ch1)
-                    ),
-                ),
+                ("up2_attn1.to_qkv.bias", uniform_within(1 / math.sqrt(config.ch1))),
                 ("up2_attn1.to_out.weight", lambda p: nn.init.kaiming_uniform_(p, a=math.sqrt(5))),
-                (
-                    "up2_attn1.to_out.bias",
-                    lambda p: nn.init.uniform_(
-                        p, -(1 / math.sqrt(config.ch1)), 1 / math.sqrt(config.ch1)
-                    ),
-                ),
+                ("up2_attn1.to_out.bias", uniform_within(1 / math.sqrt(config.ch1))),
                 ("up2_res2.norm1.weight", nn.init.ones_),
                 ("up2_res2.norm1.bias", nn.init.zeros_),
                 ("up2_res2.conv1.weight", lambda p: nn.init.kaiming_uniform_(p, a=math.sqrt(5))),
                 (
                     "up2_res2.conv1.bias",
-                    lambda p: nn.init.uniform_(
-                        p,
-                        -(1 / math.sqrt((config.ch1 + config.ch0) // 1 * 3 * 3)),
-                        1 / math.sqrt((config.ch1 + config.ch0) // 1 * 3 * 3),
-                    ),
+                    uniform_within(1 / math.sqrt((config.ch1 + config.ch0) // 1 * 3 * 3)),
                 ),
                 (
                     "up2_res2.time_emb_proj.weight",
@@ -1361,70 +917,34 @@ class DdpmUnet(nn.Module):
                 ),
                 (
                     "up2_res2.time_emb_proj.bias",
-                    lambda p: nn.init.uniform_(
-                        p,
-                        -(1 / math.sqrt(config.time_embed_dim)),
-                        1 / math.sqrt(config.time_embed_dim),
-                    ),
+                    uniform_within(1 / math.sqrt(config.time_embed_dim)),
                 ),
                 ("up2_res2.norm2.weight", nn.init.ones_),
                 ("up2_res2.norm2.bias", nn.init.zeros_),
                 ("up2_res2.conv2.weight", lambda p: nn.init.kaiming_uniform_(p, a=math.sqrt(5))),
-                (
-                    "up2_res2.conv2.bias",
-                    lambda p: nn.init.uniform_(
-                        p,
-                        -(1 / math.sqrt(config.ch1 // 1 * 3 * 3)),
-                        1 / math.sqrt(config.ch1 // 1 * 3 * 3),
-                    ),
-                ),
+                ("up2_res2.conv2.bias", uniform_within(1 / math.sqrt(config.ch1 // 1 * 3 * 3))),
                 (
                     "up2_res2.conv_shortcut.weight",
                     lambda p: nn.init.kaiming_uniform_(p, a=math.sqrt(5)),
                 ),
                 (
                     "up2_res2.conv_shortcut.bias",
-                    lambda p: nn.init.uniform_(
-                        p,
-                        -(1 / math.sqrt((config.ch1 + config.ch0) // 1 * 1 * 1)),
-                        1 / math.sqrt((config.ch1 + config.ch0) // 1 * 1 * 1),
-                    ),
+                    uniform_within(1 / math.sqrt((config.ch1 + config.ch0) // 1 * 1 * 1)),
                 ),
                 ("up2_attn2.group_norm.weight", nn.init.ones_),
                 ("up2_attn2.group_norm.bias", nn.init.zeros_),
                 ("up2_attn2.to_qkv.weight", lambda p: nn.init.kaiming_uniform_(p, a=math.sqrt(5))),
-                (
-                    "up2_attn2.to_qkv.bias",
-                    lambda p: nn.init.uniform_(
-                        p, -(1 / math.sqrt(config.ch1)), 1 / math.sqrt(config.ch1)
-                    ),
-                ),
+                ("up2_attn2.to_qkv.bias", uniform_within(1 / math.sqrt(config.ch1))),
                 ("up2_attn2.to_out.weight", lambda p: nn.init.kaiming_uniform_(p, a=math.sqrt(5))),
-                (
-                    "up2_attn2.to_out.bias",
-                    lambda p: nn.init.uniform_(
-                        p, -(1 / math.sqrt(config.ch1)), 1 / math.sqrt(config.ch1)
-                    ),
-                ),
+                ("up2_attn2.to_out.bias", uniform_within(1 / math.sqrt(config.ch1))),
                 ("up2_sample.conv.weight", lambda p: nn.init.kaiming_uniform_(p, a=math.sqrt(5))),
-                (
-                    "up2_sample.conv.bias",
-                    lambda p: nn.init.uniform_(
-                        p,
-                        -(1 / math.sqrt(config.ch1 // 1 * 3 * 3)),
-                        1 / math.sqrt(config.ch1 // 1 * 3 * 3),
-                    ),
-                ),
+                ("up2_sample.conv.bias", uniform_within(1 / math.sqrt(config.ch1 // 1 * 3 * 3))),
                 ("up3_res0.norm1.weight", nn.init.ones_),
                 ("up3_res0.norm1.bias", nn.init.zeros_),
                 ("up3_res0.conv1.weight", lambda p: nn.init.kaiming_uniform_(p, a=math.sqrt(5))),
                 (
                     "up3_res0.conv1.bias",
-                    lambda p: nn.init.uniform_(
-                        p,
-                        -(1 / math.sqrt((config.ch1 + config.ch0) // 1 * 3 * 3)),
-                        1 / math.sqrt((config.ch1 + config.ch0) // 1 * 3 * 3),
-                    ),
+                    uniform_within(1 / math.sqrt((config.ch1 + config.ch0) // 1 * 3 * 3)),
                 ),
                 (
                     "up3_res0.time_emb_proj.weight",
@@ -1432,45 +952,26 @@ class DdpmUnet(nn.Module):
                 ),
                 (
                     "up3_res0.time_emb_proj.bias",
-                    lambda p: nn.init.uniform_(
-                        p,
-                        -(1 / math.sqrt(config.time_embed_dim)),
-                        1 / math.sqrt(config.time_embed_dim),
-                    ),
+                    uniform_within(1 / math.sqrt(config.time_embed_dim)),
                 ),
                 ("up3_res0.norm2.weight", nn.init.ones_),
                 ("up3_res0.norm2.bias", nn.init.zeros_),
                 ("up3_res0.conv2.weight", lambda p: nn.init.kaiming_uniform_(p, a=math.sqrt(5))),
-                (
-                    "up3_res0.conv2.bias",
-                    lambda p: nn.init.uniform_(
-                        p,
-                        -(1 / math.sqrt(config.ch0 // 1 * 3 * 3)),
-                        1 / math.sqrt(config.ch0 // 1 * 3 * 3),
-                    ),
-                ),
+                ("up3_res0.conv2.bias", uniform_within(1 / math.sqrt(config.ch0 // 1 * 3 * 3))),
                 (
                     "up3_res0.conv_shortcut.weight",
                     lambda p: nn.init.kaiming_uniform_(p, a=math.sqrt(5)),
                 ),
                 (
                     "up3_res0.conv_shortcut.bias",
-                    lambda p: nn.init.uniform_(
-                        p,
-                        -(1 / math.sqrt((config.ch1 + config.ch0) // 1 * 1 * 1)),
-                        1 / math.sqrt((config.ch1 + config.ch0) // 1 * 1 * 1),
-                    ),
+                    uniform_within(1 / math.sqrt((config.ch1 + config.ch0) // 1 * 1 * 1)),
                 ),
                 ("up3_res1.norm1.weight", nn.init.ones_),
                 ("up3_res1.norm1.bias", nn.init.zeros_),
                 ("up3_res1.conv1.weight", lambda p: nn.init.kaiming_uniform_(p, a=math.sqrt(5))),
                 (
                     "up3_res1.conv1.bias",
-                    lambda p: nn.init.uniform_(
-                        p,
-                        -(1 / math.sqrt((config.ch0 + config.ch0) // 1 * 3 * 3)),
-                        1 / math.sqrt((config.ch0 + config.ch0) // 1 * 3 * 3),
-                    ),
+                    uniform_within(1 / math.sqrt((config.ch0 + config.ch0) // 1 * 3 * 3)),
                 ),
                 (
                     "up3_res1.time_emb_proj.weight",
@@ -1478,45 +979,26 @@ class DdpmUnet(nn.Module):
                 ),
                 (
                     "up3_res1.time_emb_proj.bias",
-                    lambda p: nn.init.uniform_(
-                        p,
-                        -(1 / math.sqrt(config.time_embed_dim)),
-                        1 / math.sqrt(config.time_embed_dim),
-                    ),
+                    uniform_within(1 / math.sqrt(config.time_embed_dim)),
                 ),
                 ("up3_res1.norm2.weight", nn.init.ones_),
                 ("up3_res1.norm2.bias", nn.init.zeros_),
                 ("up3_res1.conv2.weight", lambda p: nn.init.kaiming_uniform_(p, a=math.sqrt(5))),
-                (
-                    "up3_res1.conv2.bias",
-                    lambda p: nn.init.uniform_(
-                        p,
-                        -(1 / math.sqrt(config.ch0 // 1 * 3 * 3)),
-                        1 / math.sqrt(config.ch0 // 1 * 3 * 3),
-                    ),
-                ),
+                ("up3_res1.conv2.bias", uniform_within(1 / math.sqrt(config.ch0 // 1 * 3 * 3))),
                 (
                     "up3_res1.conv_shortcut.weight",
                     lambda p: nn.init.kaiming_uniform_(p, a=math.sqrt(5)),
                 ),
                 (
                     "up3_res1.conv_shortcut.bias",
-                    lambda p: nn.init.uniform_(
-                        p,
-                        -(1 / math.sqrt((config.ch0 + config.ch0) // 1 * 1 * 1)),
-                        1 / math.sqrt((config.ch0 + config.ch0) // 1 * 1 * 1),
-                    ),
+                    uniform_within(1 / math.sqrt((config.ch0 + config.ch0) // 1 * 1 * 1)),
                 ),
                 ("up3_res2.norm1.weight", nn.init.ones_),
                 ("up3_res2.norm1.bias", nn.init.zeros_),
                 ("up3_res2.conv1.weight", lambda p: nn.init.kaiming_uniform_(p, a=math.sqrt(5))),
                 (
                     "up3_res2.conv1.bias",
-                    lambda p: nn.init.uniform_(
-                        p,
-                        -(1 / math.sqrt((config.ch0 + config.ch0) // 1 * 3 * 3)),
-                        1 / math.sqrt((config.ch0 + config.ch0) // 1 * 3 * 3),
-                    ),
+                    uniform_within(1 / math.sqrt((config.ch0 + config.ch0) // 1 * 3 * 3)),
                 ),
                 (
                     "up3_res2.time_emb_proj.weight",
@@ -1524,46 +1006,24 @@ class DdpmUnet(nn.Module):
                 ),
                 (
                     "up3_res2.time_emb_proj.bias",
-                    lambda p: nn.init.uniform_(
-                        p,
-                        -(1 / math.sqrt(config.time_embed_dim)),
-                        1 / math.sqrt(config.time_embed_dim),
-                    ),
+                    uniform_within(1 / math.sqrt(config.time_embed_dim)),
                 ),
                 ("up3_res2.norm2.weight", nn.init.ones_),
                 ("up3_res2.norm2.bias", nn.init.zeros_),
                 ("up3_res2.conv2.weight", lambda p: nn.init.kaiming_uniform_(p, a=math.sqrt(5))),
-                (
-                    "up3_res2.conv2.bias",
-                    lambda p: nn.init.uniform_(
-                        p,
-                        -(1 / math.sqrt(config.ch0 // 1 * 3 * 3)),
-                        1 / math.sqrt(config.ch0 // 1 * 3 * 3),
-                    ),
-                ),
+                ("up3_res2.conv2.bias", uniform_within(1 / math.sqrt(config.ch0 // 1 * 3 * 3))),
                 (
                     "up3_res2.conv_shortcut.weight",
                     lambda p: nn.init.kaiming_uniform_(p, a=math.sqrt(5)),
                 ),
                 (
                     "up3_res2.conv_shortcut.bias",
-                    lambda p: nn.init.uniform_(
-                        p,
-                        -(1 / math.sqrt((config.ch0 + config.ch0) // 1 * 1 * 1)),
-                        1 / math.sqrt((config.ch0 + config.ch0) // 1 * 1 * 1),
-                    ),
+                    uniform_within(1 / math.sqrt((config.ch0 + config.ch0) // 1 * 1 * 1)),
                 ),
                 ("conv_norm_out.weight", nn.init.ones_),
                 ("conv_norm_out.bias", nn.init.zeros_),
                 ("conv_out.weight", lambda p: nn.init.kaiming_uniform_(p, a=math.sqrt(5))),
-                (
-                    "conv_out.bias",
-                    lambda p: nn.init.uniform_(
-                        p,
-                        -(1 / math.sqrt(config.ch0 // 1 * 3 * 3)),
-                        1 / math.sqrt(config.ch0 // 1 * 3 * 3),
-                    ),
-                ),
+                ("conv_out.bias", uniform_within(1 / math.sqrt(config.ch0 // 1 * 3 * 3))),
             ],
         )
 
@@ -1747,6 +1207,11 @@ def init_parameters(model: nn.Module, rules: list[tuple[str, Callable]]) -> None
     for module in model.modules():
         if isinstance(module, nn.Embedding | nn.EmbeddingBag) and module.padding_idx is not None:
             module.weight[module.padding_idx].zero_()
+
+
+def uniform_within(bound: float) -> Callable:
+    """An initialiser drawing from U(-bound, bound)."""
+    return lambda param: nn.init.uniform_(param, -bound, bound)
 
 
 # Parameters param_groups() keeps out of weight decay: biases, normalisation layers and the

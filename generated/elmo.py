@@ -137,26 +137,11 @@ class Elmo(nn.Module):
             [
                 ("char_embed.weight", lambda p: nn.init.normal_(p, std=1.0)),
                 ("conv1.weight", lambda p: nn.init.kaiming_uniform_(p, a=math.sqrt(5))),
-                (
-                    "conv1.bias",
-                    lambda p: nn.init.uniform_(
-                        p, -(1 / math.sqrt(config.char_dim * 1)), 1 / math.sqrt(config.char_dim * 1)
-                    ),
-                ),
+                ("conv1.bias", uniform_within(1 / math.sqrt(config.char_dim * 1))),
                 ("conv2.weight", lambda p: nn.init.kaiming_uniform_(p, a=math.sqrt(5))),
-                (
-                    "conv2.bias",
-                    lambda p: nn.init.uniform_(
-                        p, -(1 / math.sqrt(config.char_dim * 2)), 1 / math.sqrt(config.char_dim * 2)
-                    ),
-                ),
+                ("conv2.bias", uniform_within(1 / math.sqrt(config.char_dim * 2))),
                 ("conv3.weight", lambda p: nn.init.kaiming_uniform_(p, a=math.sqrt(5))),
-                (
-                    "conv3.bias",
-                    lambda p: nn.init.uniform_(
-                        p, -(1 / math.sqrt(config.char_dim * 3)), 1 / math.sqrt(config.char_dim * 3)
-                    ),
-                ),
+                ("conv3.bias", uniform_within(1 / math.sqrt(config.char_dim * 3))),
                 (
                     "highway.*.gate_transform.weight",
                     lambda p: nn.init.kaiming_uniform_(p, a=math.sqrt(5)),
@@ -165,128 +150,29 @@ class Elmo(nn.Module):
                     "highway.*.gate_transform.bias",
                     by_rows(
                         (3 * config.n_filters, nn.init.ones_),
-                        (
-                            3 * config.n_filters,
-                            lambda p: nn.init.uniform_(
-                                p,
-                                -(1 / math.sqrt(3 * config.n_filters)),
-                                1 / math.sqrt(3 * config.n_filters),
-                            ),
-                        ),
+                        (3 * config.n_filters, uniform_within(1 / math.sqrt(3 * config.n_filters))),
                     ),
                 ),
                 ("proj.weight", lambda p: nn.init.kaiming_uniform_(p, a=math.sqrt(5))),
-                (
-                    "proj.bias",
-                    lambda p: nn.init.uniform_(
-                        p,
-                        -(1 / math.sqrt(3 * config.n_filters)),
-                        1 / math.sqrt(3 * config.n_filters),
-                    ),
-                ),
-                (
-                    "lstm_f1.weight_ih_l*",
-                    lambda p: nn.init.uniform_(
-                        p, -(1 / math.sqrt(config.dim)), 1 / math.sqrt(config.dim)
-                    ),
-                ),
-                (
-                    "lstm_f1.weight_hh_l*",
-                    lambda p: nn.init.uniform_(
-                        p, -(1 / math.sqrt(config.dim)), 1 / math.sqrt(config.dim)
-                    ),
-                ),
-                (
-                    "lstm_f1.bias_ih_l*",
-                    lambda p: nn.init.uniform_(
-                        p, -(1 / math.sqrt(config.dim)), 1 / math.sqrt(config.dim)
-                    ),
-                ),
-                (
-                    "lstm_f1.bias_hh_l*",
-                    lambda p: nn.init.uniform_(
-                        p, -(1 / math.sqrt(config.dim)), 1 / math.sqrt(config.dim)
-                    ),
-                ),
-                (
-                    "lstm_f2.weight_ih_l*",
-                    lambda p: nn.init.uniform_(
-                        p, -(1 / math.sqrt(config.dim)), 1 / math.sqrt(config.dim)
-                    ),
-                ),
-                (
-                    "lstm_f2.weight_hh_l*",
-                    lambda p: nn.init.uniform_(
-                        p, -(1 / math.sqrt(config.dim)), 1 / math.sqrt(config.dim)
-                    ),
-                ),
-                (
-                    "lstm_f2.bias_ih_l*",
-                    lambda p: nn.init.uniform_(
-                        p, -(1 / math.sqrt(config.dim)), 1 / math.sqrt(config.dim)
-                    ),
-                ),
-                (
-                    "lstm_f2.bias_hh_l*",
-                    lambda p: nn.init.uniform_(
-                        p, -(1 / math.sqrt(config.dim)), 1 / math.sqrt(config.dim)
-                    ),
-                ),
-                (
-                    "lstm_b1.weight_ih_l*",
-                    lambda p: nn.init.uniform_(
-                        p, -(1 / math.sqrt(config.dim)), 1 / math.sqrt(config.dim)
-                    ),
-                ),
-                (
-                    "lstm_b1.weight_hh_l*",
-                    lambda p: nn.init.uniform_(
-                        p, -(1 / math.sqrt(config.dim)), 1 / math.sqrt(config.dim)
-                    ),
-                ),
-                (
-                    "lstm_b1.bias_ih_l*",
-                    lambda p: nn.init.uniform_(
-                        p, -(1 / math.sqrt(config.dim)), 1 / math.sqrt(config.dim)
-                    ),
-                ),
-                (
-                    "lstm_b1.bias_hh_l*",
-                    lambda p: nn.init.uniform_(
-                        p, -(1 / math.sqrt(config.dim)), 1 / math.sqrt(config.dim)
-                    ),
-                ),
-                (
-                    "lstm_b2.weight_ih_l*",
-                    lambda p: nn.init.uniform_(
-                        p, -(1 / math.sqrt(config.dim)), 1 / math.sqrt(config.dim)
-                    ),
-                ),
-                (
-                    "lstm_b2.weight_hh_l*",
-                    lambda p: nn.init.uniform_(
-                        p, -(1 / math.sqrt(config.dim)), 1 / math.sqrt(config.dim)
-                    ),
-                ),
-                (
-                    "lstm_b2.bias_ih_l*",
-                    lambda p: nn.init.uniform_(
-                        p, -(1 / math.sqrt(config.dim)), 1 / math.sqrt(config.dim)
-                    ),
-                ),
-                (
-                    "lstm_b2.bias_hh_l*",
-                    lambda p: nn.init.uniform_(
-                        p, -(1 / math.sqrt(config.dim)), 1 / math.sqrt(config.dim)
-                    ),
-                ),
+                ("proj.bias", uniform_within(1 / math.sqrt(3 * config.n_filters))),
+                ("lstm_f1.weight_ih_l*", uniform_within(1 / math.sqrt(config.dim))),
+                ("lstm_f1.weight_hh_l*", uniform_within(1 / math.sqrt(config.dim))),
+                ("lstm_f1.bias_ih_l*", uniform_within(1 / math.sqrt(config.dim))),
+                ("lstm_f1.bias_hh_l*", uniform_within(1 / math.sqrt(config.dim))),
+                ("lstm_f2.weight_ih_l*", uniform_within(1 / math.sqrt(config.dim))),
+                ("lstm_f2.weight_hh_l*", uniform_within(1 / math.sqrt(config.dim))),
+                ("lstm_f2.bias_ih_l*", uniform_within(1 / math.sqrt(config.dim))),
+                ("lstm_f2.bias_hh_l*", uniform_within(1 / math.sqrt(config.dim))),
+                ("lstm_b1.weight_ih_l*", uniform_within(1 / math.sqrt(config.dim))),
+                ("lstm_b1.weight_hh_l*", uniform_within(1 / math.sqrt(config.dim))),
+                ("lstm_b1.bias_ih_l*", uniform_within(1 / math.sqrt(config.dim))),
+                ("lstm_b1.bias_hh_l*", uniform_within(1 / math.sqrt(config.dim))),
+                ("lstm_b2.weight_ih_l*", uniform_within(1 / math.sqrt(config.dim))),
+                ("lstm_b2.weight_hh_l*", uniform_within(1 / math.sqrt(config.dim))),
+                ("lstm_b2.bias_ih_l*", uniform_within(1 / math.sqrt(config.dim))),
+                ("lstm_b2.bias_hh_l*", uniform_within(1 / math.sqrt(config.dim))),
                 ("lm_head.weight", lambda p: nn.init.kaiming_uniform_(p, a=math.sqrt(5))),
-                (
-                    "lm_head.bias",
-                    lambda p: nn.init.uniform_(
-                        p, -(1 / math.sqrt(config.dim)), 1 / math.sqrt(config.dim)
-                    ),
-                ),
+                ("lm_head.bias", uniform_within(1 / math.sqrt(config.dim))),
                 ("mix_weights", nn.init.zeros_),
                 ("gamma", nn.init.ones_),
             ],
@@ -485,6 +371,11 @@ def by_rows(*parts: tuple[int, Callable]) -> Callable:
             start += rows
 
     return init
+
+
+def uniform_within(bound: float) -> Callable:
+    """An initialiser drawing from U(-bound, bound)."""
+    return lambda param: nn.init.uniform_(param, -bound, bound)
 
 
 # Parameters param_groups() keeps out of weight decay: biases, normalisation layers and the

@@ -63,32 +63,12 @@ class GruLm(nn.Module):
         init_parameters(
             self,
             [
-                ("wte.weight", lambda p: nn.init.uniform_(p, -0.1, 0.1)),
-                (
-                    "gru.weight_ih_l*",
-                    lambda p: nn.init.uniform_(
-                        p, -(1 / math.sqrt(config.n_hidden)), 1 / math.sqrt(config.n_hidden)
-                    ),
-                ),
-                (
-                    "gru.weight_hh_l*",
-                    lambda p: nn.init.uniform_(
-                        p, -(1 / math.sqrt(config.n_hidden)), 1 / math.sqrt(config.n_hidden)
-                    ),
-                ),
-                (
-                    "gru.bias_ih_l*",
-                    lambda p: nn.init.uniform_(
-                        p, -(1 / math.sqrt(config.n_hidden)), 1 / math.sqrt(config.n_hidden)
-                    ),
-                ),
-                (
-                    "gru.bias_hh_l*",
-                    lambda p: nn.init.uniform_(
-                        p, -(1 / math.sqrt(config.n_hidden)), 1 / math.sqrt(config.n_hidden)
-                    ),
-                ),
-                ("lm_head.weight", lambda p: nn.init.uniform_(p, -0.1, 0.1)),
+                ("wte.weight", uniform_within(0.1)),
+                ("gru.weight_ih_l*", uniform_within(1 / math.sqrt(config.n_hidden))),
+                ("gru.weight_hh_l*", uniform_within(1 / math.sqrt(config.n_hidden))),
+                ("gru.bias_ih_l*", uniform_within(1 / math.sqrt(config.n_hidden))),
+                ("gru.bias_hh_l*", uniform_within(1 / math.sqrt(config.n_hidden))),
+                ("lm_head.weight", uniform_within(0.1)),
                 ("lm_head.bias", nn.init.zeros_),
             ],
         )
@@ -237,6 +217,11 @@ def init_parameters(model: nn.Module, rules: list[tuple[str, Callable]]) -> None
     for module in model.modules():
         if isinstance(module, nn.Embedding | nn.EmbeddingBag) and module.padding_idx is not None:
             module.weight[module.padding_idx].zero_()
+
+
+def uniform_within(bound: float) -> Callable:
+    """An initialiser drawing from U(-bound, bound)."""
+    return lambda param: nn.init.uniform_(param, -bound, bound)
 
 
 # Parameters param_groups() keeps out of weight decay: biases, normalisation layers and the

@@ -63,31 +63,11 @@ class LstmLm(nn.Module):
         init_parameters(
             self,
             [
-                ("wte.weight", lambda p: nn.init.uniform_(p, -0.1, 0.1)),
-                (
-                    "lstm.weight_ih_l*",
-                    lambda p: nn.init.uniform_(
-                        p, -(1 / math.sqrt(config.n_embd)), 1 / math.sqrt(config.n_embd)
-                    ),
-                ),
-                (
-                    "lstm.weight_hh_l*",
-                    lambda p: nn.init.uniform_(
-                        p, -(1 / math.sqrt(config.n_embd)), 1 / math.sqrt(config.n_embd)
-                    ),
-                ),
-                (
-                    "lstm.bias_ih_l*",
-                    lambda p: nn.init.uniform_(
-                        p, -(1 / math.sqrt(config.n_embd)), 1 / math.sqrt(config.n_embd)
-                    ),
-                ),
-                (
-                    "lstm.bias_hh_l*",
-                    lambda p: nn.init.uniform_(
-                        p, -(1 / math.sqrt(config.n_embd)), 1 / math.sqrt(config.n_embd)
-                    ),
-                ),
+                ("wte.weight", uniform_within(0.1)),
+                ("lstm.weight_ih_l*", uniform_within(1 / math.sqrt(config.n_embd))),
+                ("lstm.weight_hh_l*", uniform_within(1 / math.sqrt(config.n_embd))),
+                ("lstm.bias_ih_l*", uniform_within(1 / math.sqrt(config.n_embd))),
+                ("lstm.bias_hh_l*", uniform_within(1 / math.sqrt(config.n_embd))),
                 ("lm_head.bias", nn.init.zeros_),
             ],
         )
@@ -235,6 +215,11 @@ def init_parameters(model: nn.Module, rules: list[tuple[str, Callable]]) -> None
     for module in model.modules():
         if isinstance(module, nn.Embedding | nn.EmbeddingBag) and module.padding_idx is not None:
             module.weight[module.padding_idx].zero_()
+
+
+def uniform_within(bound: float) -> Callable:
+    """An initialiser drawing from U(-bound, bound)."""
+    return lambda param: nn.init.uniform_(param, -bound, bound)
 
 
 # Parameters param_groups() keeps out of weight decay: biases, normalisation layers and the

@@ -128,22 +128,22 @@ class Seq2seqLuong(nn.Module):
         init_parameters(
             self,
             [
-                ("src_embed.weight", lambda p: nn.init.uniform_(p, -0.1, 0.1)),
-                ("encoder.weight_ih_l*", lambda p: nn.init.uniform_(p, -0.1, 0.1)),
-                ("encoder.weight_hh_l*", lambda p: nn.init.uniform_(p, -0.1, 0.1)),
-                ("encoder.bias_ih_l*", lambda p: nn.init.uniform_(p, -0.1, 0.1)),
-                ("encoder.bias_hh_l*", lambda p: nn.init.uniform_(p, -0.1, 0.1)),
-                ("bridge.weight", lambda p: nn.init.uniform_(p, -0.1, 0.1)),
-                ("bridge.bias", lambda p: nn.init.uniform_(p, -0.1, 0.1)),
-                ("decoder.embed.weight", lambda p: nn.init.uniform_(p, -0.1, 0.1)),
-                ("decoder.attn_keys.weight", lambda p: nn.init.uniform_(p, -0.1, 0.1)),
-                ("decoder.cell.weight_ih", lambda p: nn.init.uniform_(p, -0.1, 0.1)),
-                ("decoder.cell.weight_hh", lambda p: nn.init.uniform_(p, -0.1, 0.1)),
-                ("decoder.cell.bias_ih", lambda p: nn.init.uniform_(p, -0.1, 0.1)),
-                ("decoder.cell.bias_hh", lambda p: nn.init.uniform_(p, -0.1, 0.1)),
-                ("decoder.combine.weight", lambda p: nn.init.uniform_(p, -0.1, 0.1)),
-                ("decoder.out.weight", lambda p: nn.init.uniform_(p, -0.1, 0.1)),
-                ("decoder.out.bias", lambda p: nn.init.uniform_(p, -0.1, 0.1)),
+                ("src_embed.weight", uniform_within(0.1)),
+                ("encoder.weight_ih_l*", uniform_within(0.1)),
+                ("encoder.weight_hh_l*", uniform_within(0.1)),
+                ("encoder.bias_ih_l*", uniform_within(0.1)),
+                ("encoder.bias_hh_l*", uniform_within(0.1)),
+                ("bridge.weight", uniform_within(0.1)),
+                ("bridge.bias", uniform_within(0.1)),
+                ("decoder.embed.weight", uniform_within(0.1)),
+                ("decoder.attn_keys.weight", uniform_within(0.1)),
+                ("decoder.cell.weight_ih", uniform_within(0.1)),
+                ("decoder.cell.weight_hh", uniform_within(0.1)),
+                ("decoder.cell.bias_ih", uniform_within(0.1)),
+                ("decoder.cell.bias_hh", uniform_within(0.1)),
+                ("decoder.combine.weight", uniform_within(0.1)),
+                ("decoder.out.weight", uniform_within(0.1)),
+                ("decoder.out.bias", uniform_within(0.1)),
             ],
         )
 
@@ -281,6 +281,11 @@ def init_parameters(model: nn.Module, rules: list[tuple[str, Callable]]) -> None
     for module in model.modules():
         if isinstance(module, nn.Embedding | nn.EmbeddingBag) and module.padding_idx is not None:
             module.weight[module.padding_idx].zero_()
+
+
+def uniform_within(bound: float) -> Callable:
+    """An initialiser drawing from U(-bound, bound)."""
+    return lambda param: nn.init.uniform_(param, -bound, bound)
 
 
 # Parameters param_groups() keeps out of weight decay: biases, normalisation layers and the

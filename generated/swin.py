@@ -477,15 +477,8 @@ class Swin(nn.Module):
                 ("patch_embed.proj.weight", lambda p: nn.init.kaiming_uniform_(p, a=math.sqrt(5))),
                 (
                     "patch_embed.proj.bias",
-                    lambda p: nn.init.uniform_(
-                        p,
-                        -(
-                            1
-                            / math.sqrt(
-                                config.in_chans // 1 * config.patch_size * config.patch_size
-                            )
-                        ),
-                        1 / math.sqrt(config.in_chans // 1 * config.patch_size * config.patch_size),
+                    uniform_within(
+                        1 / math.sqrt(config.in_chans // 1 * config.patch_size * config.patch_size)
                     ),
                 ),
                 ("patch_embed.norm.weight", nn.init.ones_),
@@ -773,6 +766,11 @@ def init_parameters(model: nn.Module, rules: list[tuple[str, Callable]]) -> None
     for module in model.modules():
         if isinstance(module, nn.Embedding | nn.EmbeddingBag) and module.padding_idx is not None:
             module.weight[module.padding_idx].zero_()
+
+
+def uniform_within(bound: float) -> Callable:
+    """An initialiser drawing from U(-bound, bound)."""
+    return lambda param: nn.init.uniform_(param, -bound, bound)
 
 
 # Parameters param_groups() keeps out of weight decay: biases, normalisation layers and the

@@ -60,12 +60,12 @@ class Textcnn(nn.Module):
         init_parameters(
             self,
             [
-                ("embedding.weight", lambda p: nn.init.uniform_(p, -0.25, 0.25)),
-                ("conv3.weight", lambda p: nn.init.uniform_(p, -0.01, 0.01)),
+                ("embedding.weight", uniform_within(0.25)),
+                ("conv3.weight", uniform_within(0.01)),
                 ("conv3.bias", nn.init.zeros_),
-                ("conv4.weight", lambda p: nn.init.uniform_(p, -0.01, 0.01)),
+                ("conv4.weight", uniform_within(0.01)),
                 ("conv4.bias", nn.init.zeros_),
-                ("conv5.weight", lambda p: nn.init.uniform_(p, -0.01, 0.01)),
+                ("conv5.weight", uniform_within(0.01)),
                 ("conv5.bias", nn.init.zeros_),
                 ("fc.weight", nn.init.zeros_),
                 ("fc.bias", nn.init.zeros_),
@@ -215,6 +215,11 @@ def init_parameters(model: nn.Module, rules: list[tuple[str, Callable]]) -> None
     for module in model.modules():
         if isinstance(module, nn.Embedding | nn.EmbeddingBag) and module.padding_idx is not None:
             module.weight[module.padding_idx].zero_()
+
+
+def uniform_within(bound: float) -> Callable:
+    """An initialiser drawing from U(-bound, bound)."""
+    return lambda param: nn.init.uniform_(param, -bound, bound)
 
 
 # Parameters param_groups() keeps out of weight decay: biases, normalisation layers and the

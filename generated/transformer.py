@@ -357,21 +357,9 @@ class Transformer(nn.Module):
                 ("encoder.*.self_attn_norm.weight", nn.init.ones_),
                 ("encoder.*.self_attn_norm.bias", nn.init.zeros_),
                 ("encoder.*.ff.up.weight", nn.init.xavier_uniform_),
-                (
-                    "encoder.*.ff.up.bias",
-                    lambda p: nn.init.uniform_(
-                        p, -(1 / math.sqrt(config.d_model)), 1 / math.sqrt(config.d_model)
-                    ),
-                ),
+                ("encoder.*.ff.up.bias", uniform_within(1 / math.sqrt(config.d_model))),
                 ("encoder.*.ff.down.weight", nn.init.xavier_uniform_),
-                (
-                    "encoder.*.ff.down.bias",
-                    lambda p: nn.init.uniform_(
-                        p,
-                        -(1 / math.sqrt(config.dim_feedforward)),
-                        1 / math.sqrt(config.dim_feedforward),
-                    ),
-                ),
+                ("encoder.*.ff.down.bias", uniform_within(1 / math.sqrt(config.dim_feedforward))),
                 ("encoder.*.ff_norm.weight", nn.init.ones_),
                 ("encoder.*.ff_norm.bias", nn.init.zeros_),
                 ("encoder_norm.weight", nn.init.ones_),
@@ -384,23 +372,17 @@ class Transformer(nn.Module):
                 ("decoder.*.self_attn_norm.bias", nn.init.zeros_),
                 (
                     "decoder.*.cross_attn.q.weight",
-                    lambda p: nn.init.uniform_(
-                        p, -math.sqrt(6 / (4 * config.d_model)), math.sqrt(6 / (4 * config.d_model))
-                    ),
+                    uniform_within(math.sqrt(6 / (4 * config.d_model))),
                 ),
                 ("decoder.*.cross_attn.q.bias", nn.init.zeros_),
                 (
                     "decoder.*.cross_attn.k.weight",
-                    lambda p: nn.init.uniform_(
-                        p, -math.sqrt(6 / (4 * config.d_model)), math.sqrt(6 / (4 * config.d_model))
-                    ),
+                    uniform_within(math.sqrt(6 / (4 * config.d_model))),
                 ),
                 ("decoder.*.cross_attn.k.bias", nn.init.zeros_),
                 (
                     "decoder.*.cross_attn.v.weight",
-                    lambda p: nn.init.uniform_(
-                        p, -math.sqrt(6 / (4 * config.d_model)), math.sqrt(6 / (4 * config.d_model))
-                    ),
+                    uniform_within(math.sqrt(6 / (4 * config.d_model))),
                 ),
                 ("decoder.*.cross_attn.v.bias", nn.init.zeros_),
                 ("decoder.*.cross_attn.proj.weight", nn.init.xavier_uniform_),
@@ -408,32 +390,15 @@ class Transformer(nn.Module):
                 ("decoder.*.cross_attn_norm.weight", nn.init.ones_),
                 ("decoder.*.cross_attn_norm.bias", nn.init.zeros_),
                 ("decoder.*.ff.up.weight", nn.init.xavier_uniform_),
-                (
-                    "decoder.*.ff.up.bias",
-                    lambda p: nn.init.uniform_(
-                        p, -(1 / math.sqrt(config.d_model)), 1 / math.sqrt(config.d_model)
-                    ),
-                ),
+                ("decoder.*.ff.up.bias", uniform_within(1 / math.sqrt(config.d_model))),
                 ("decoder.*.ff.down.weight", nn.init.xavier_uniform_),
-                (
-                    "decoder.*.ff.down.bias",
-                    lambda p: nn.init.uniform_(
-                        p,
-                        -(1 / math.sqrt(config.dim_feedforward)),
-                        1 / math.sqrt(config.dim_feedforward),
-                    ),
-                ),
+                ("decoder.*.ff.down.bias", uniform_within(1 / math.sqrt(config.dim_feedforward))),
                 ("decoder.*.ff_norm.weight", nn.init.ones_),
                 ("decoder.*.ff_norm.bias", nn.init.zeros_),
                 ("decoder_norm.weight", nn.init.ones_),
                 ("decoder_norm.bias", nn.init.zeros_),
                 ("generator.weight", nn.init.xavier_uniform_),
-                (
-                    "generator.bias",
-                    lambda p: nn.init.uniform_(
-                        p, -(1 / math.sqrt(config.d_model)), 1 / math.sqrt(config.d_model)
-                    ),
-                ),
+                ("generator.bias", uniform_within(1 / math.sqrt(config.d_model))),
             ],
         )
 
@@ -617,6 +582,11 @@ def init_parameters(model: nn.Module, rules: list[tuple[str, Callable]]) -> None
     for module in model.modules():
         if isinstance(module, nn.Embedding | nn.EmbeddingBag) and module.padding_idx is not None:
             module.weight[module.padding_idx].zero_()
+
+
+def uniform_within(bound: float) -> Callable:
+    """An initialiser drawing from U(-bound, bound)."""
+    return lambda param: nn.init.uniform_(param, -bound, bound)
 
 
 # Parameters param_groups() keeps out of weight decay: biases, normalisation layers and the

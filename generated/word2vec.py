@@ -54,12 +54,7 @@ class Word2vec(nn.Module):
         init_parameters(
             self,
             [
-                (
-                    "in_embed.weight",
-                    lambda p: nn.init.uniform_(
-                        p, -(0.5 / config.embed_dim), 0.5 / config.embed_dim
-                    ),
-                ),
+                ("in_embed.weight", uniform_within(0.5 / config.embed_dim)),
                 ("out_embed.weight", nn.init.zeros_),
             ],
         )
@@ -196,6 +191,11 @@ def init_parameters(model: nn.Module, rules: list[tuple[str, Callable]]) -> None
     for module in model.modules():
         if isinstance(module, nn.Embedding | nn.EmbeddingBag) and module.padding_idx is not None:
             module.weight[module.padding_idx].zero_()
+
+
+def uniform_within(bound: float) -> Callable:
+    """An initialiser drawing from U(-bound, bound)."""
+    return lambda param: nn.init.uniform_(param, -bound, bound)
 
 
 # Parameters param_groups() keeps out of weight decay: biases, normalisation layers and the

@@ -16,7 +16,7 @@ from archcc.codegen.safe_text import literal
 from archcc.ir.graph import Program
 from archcc.ir.init import Drawn, Entry, no_decay, resolve
 from archcc.ir.tensors import parameters, substitute
-from archcc.parser.expr import Expr, Neg, Num
+from archcc.parser.expr import Expr, Num
 
 _TORCH_DEFAULTS = {"a": 0.0, "mode": "fan_in", "nonlinearity": "leaky_relu", "gain": 1.0,
                    "mean": 0.0}
@@ -63,9 +63,7 @@ def initialiser(drawn: Drawn) -> str:
                 f"a={arg('a')}, b={arg('b')})")
     if name == "uniform":
         if s.arg("bound") is not None:
-            bound = substitute(s.arg("bound"), env)
-            return (f"lambda p: nn.init.uniform_(p, {render_expr(Neg(bound), _config)}, "
-                    f"{render_expr(bound, _config)})")
+            return f"uniform_within({arg('bound')})"
         return f"lambda p: nn.init.uniform_(p, {arg('a')}, {arg('b')})"
     if name in ("xavier_uniform", "xavier_normal", "orthogonal"):
         keywords = extra("gain")
@@ -89,10 +87,10 @@ def entry_code(entry: Entry) -> str:
 
 def init_table(program: Program) -> tuple[list[str], set[str]]:
     """The lines of ``init_weights()`` after its docstring, and the module-level helpers
-    they need (``by_rows``, ``lecun_normal_``)."""
+    they need (``by_rows``, ``lecun_normal_``, ``uniform_within``)."""
     entries = [entry_code(e) for e in resolve(program)]
-    helpers = {h for h in ("by_rows", "lecun_normal_") if any(h + "(" in e or
-                                                                h + ")" in e for e in entries)}
+    helpers = {h for h in ("by_rows", "lecun_normal_", "uniform_within")
+               if any(h + "(" in e or h + ")" in e for e in entries)}
     lines = ["config = self.config"] if any("config." in e for e in entries) else []
     lines += ["init_parameters(", "    self,", "    ["]
     lines += [f"        {e}," for e in entries]

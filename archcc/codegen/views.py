@@ -374,6 +374,7 @@ def file_view(program: Program) -> FileView:
              "greedy": _greedy(program),
              "training": {"by_rows": "by_rows" in helpers,
                           "lecun_normal": "lecun_normal_" in helpers,
+                          "uniform_within": "uniform_within" in helpers,
                           "no_decay": [safe_text.literal(p) for p in no_decay_paths(program)],
                           "checkpointing": any(m.kind == "block"
                                                for m in program.modules.values()),

@@ -31,11 +31,16 @@ class Parameter(Strict):
     """The fill value of `init: constant` (CLIP's logit_scale starts at log(1 / 0.07))."""
 
 
-def submodule(name: str, shape: tuple, init: str = "zeros", value=None, loc=None) -> Submodule:
-    """An ``nn.Parameter`` line of this shape (expressions) and initial value."""
+def submodule(name: str, shape: tuple, init: str = "zeros", value=None, loc=None,
+              default_init: str | None = None) -> Submodule:
+    """An ``nn.Parameter`` line of this shape (expressions) and initial value;
+    ``default_init`` is the scheme ``init_weights()`` draws it with when the spec's ``init:``
+    does not name it (a ViT's CLS token: ``truncated_normal(0.02)``)."""
     args = {"shape": tuple(shape), "init": init}
     if value is not None:
         args["value"] = value
+    if default_init is not None:
+        args["default_init"] = default_init
     return Submodule(name, "parameter", args, loc)
 
 

@@ -33,6 +33,10 @@ RESERVED_NAMES = {
     "KVCache", "generate", "filter_logits", "past_length", "extend_kv", "memoized", "cache",
     "encode", "decode",
     "fsdp_wrap", "parallelize", "PARALLEL_PLAN",
+    # training helpers (init_weights, param groups, checkpointing, export)
+    "init_weights", "init_parameters", "by_rows", "lecun_normal_", "uniform_within",
+    "NO_DECAY", "param_groups", "Checkpointable", "set_checkpointing", "checkpoint",
+    "checkpointing", "export_state_dict", "FUSED_LINEARS", "Callable",
     # names generated methods use, and nn.Module attributes a layer name would shadow
     "self", "config", "layer", "block", "forward", "training", "state_dict", "parameters",
     "modules", "buffers", "children", "to", "cuda", "cpu", "eval", "train", "apply", "half",

@@ -139,7 +139,8 @@ def _heads(b: Builder, node: str, var: str) -> str:
 def _relative_bias(b: Builder, subs: dict, att: str) -> str:
     """Add the learned bias of each head for each (query, key) offset in the window."""
     subs["relative_position_bias_table"] = parameter.submodule(
-        "relative_position_bias_table", (E("(2 * window - 1) ** 2"), E("n_head")))
+        "relative_position_bias_table", (E("(2 * window - 1) ** 2"), E("n_head")),
+        default_init="truncated_normal(0.02)")  # timm's
     subs["relative_position_index"] = Submodule("relative_position_index", "buffer",
                                                 {"init": "relative_index",
                                                  "window": E("window")})
