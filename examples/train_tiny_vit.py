@@ -5,7 +5,7 @@ from ViT's own initialisation, trained with AdamW on its ``param_groups()``. The
 drawn here, so nothing is downloaded: sine gratings in one of four orientations (0, 45, 90,
 135 degrees) with a random frequency, phase, colour and noise; the label is the orientation::
 
-    python examples/train_tiny_vit.py               # 200 steps, held-out accuracy ~0.95
+    python examples/train_tiny_vit.py               # 200 steps: held-out loss ~0.02
     python examples/train_tiny_vit.py --steps 500 --layers 6
 """
 
