@@ -10,7 +10,7 @@ Usage (from the repository root):
 Both sides start from the same weights (HF's init, mapped by ``convert_state_dict``), train
 with dropout off, and must agree on the first loss before anything is timed; timed steps
 alternate ours / HF. Memory: each configuration trains a few steps in a fresh process whose
-peak resident set (``ru_maxrss``) is reported, with the activation bytes autograd saved for
+peak resident set (``VmHWM``) is reported, with the activation bytes autograd saved for
 backward (``saved_tensors_hooks``; storages once, weights not): what checkpointing trades for
 recompute.
 """
@@ -169,8 +169,18 @@ def memory_child(model: str, side: str, checkpointing: bool, args) -> dict:
         step = stepper(net, loss_fn)
         step()
         step()
-    peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return {"saved_mb": saved / 2**20, "peak_rss_mb": peak_kib / 1024}
+    return {"saved_mb": saved / 2**20, "peak_rss_mb": _peak_rss_kib() / 1024}
+
+
+def _peak_rss_kib() -> float:
+    """This process's peak resident set since exec (VmHWM; ru_maxrss would carry the
+    parent's high-water mark across fork and exec)."""
+    status = Path("/proc/self/status")
+    if status.is_file():
+        for line in status.read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return float(line.split()[1])
+    return float(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 
 
 def memory(model: str, args) -> dict:
