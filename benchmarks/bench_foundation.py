@@ -60,13 +60,13 @@ def bert_pair(out_dir: str, batch: int, seq: int) -> tuple[Callable, Callable]:
     ref = transformers.BertModel(transformers.BertConfig(attn_implementation="sdpa")).eval()
     ours = gen.Model(gen.Config()).eval()
     ours.load_state_dict(gen.convert_state_dict(ref.state_dict(), "hf"), strict=True)
-    ids, types, mask = gen.example_inputs(batch=batch, T=seq)
+    ids, mask, types = gen.example_inputs(batch=batch, T=seq)  # HF's order
 
     def run_ref() -> tuple[torch.Tensor, torch.Tensor]:
         out = ref(input_ids=ids, token_type_ids=types, attention_mask=mask.long())
         return out.last_hidden_state, out.pooler_output
 
-    return (lambda: tuple(ours(ids, types, mask))), run_ref
+    return (lambda: tuple(ours(ids, mask, types))), run_ref
 
 
 def time_interleaved(ours: Callable, ref: Callable, runs: int, warmup: int) -> tuple[float, float]:

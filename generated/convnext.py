@@ -13,12 +13,15 @@ Usage::
 
 from __future__ import annotations
 
+import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 
 @dataclass(frozen=True)
@@ -41,6 +44,19 @@ class Config:
             raise ValueError("hidden_sizes, depths hold one entry per stage: lengths differ")
 
 
+class Checkpointable(nn.Module):
+    """A repeated block. With ``checkpointing`` on (``set_checkpointing(model, True)``),
+    training keeps only its inputs and recomputes its activations in backward: less memory
+    for about a third more compute. Dropout masks are replayed, so results do not change."""
+
+    checkpointing = False
+
+    def __call__(self, *args, **kwargs):
+        if self.checkpointing and self.training and torch.is_grad_enabled():
+            return checkpoint(super().__call__, *args, use_reentrant=False, **kwargs)
+        return super().__call__(*args, **kwargs)
+
+
 class DropPath(nn.Module):
     """Stochastic depth: drops the branch of whole samples in training.
 
@@ -60,7 +76,7 @@ class DropPath(nn.Module):
         return x * mask.div_(keep)
 
 
-class ConvNextLayer(nn.Module):
+class ConvNextLayer(Checkpointable):
     """Depthwise 7x7 conv, then LayerNorm and a 4x MLP over channels last, layer scale, drop path.
 
     spec: specs/convnext.yaml:19
@@ -82,7 +98,7 @@ class ConvNextLayer(nn.Module):
         return x + self.drop_path(y.permute(0, 3, 1, 2))
 
 
-class ConvNextStage(nn.Module):
+class ConvNextStage(Checkpointable):
     """Downsampling (LayerNorm, 2x2 conv of stride 2) after stage 0, then the layers.
 
     spec: specs/convnext.yaml:33
@@ -138,6 +154,7 @@ class Convnext(nn.Module):
         )
         self.layernorm = nn.LayerNorm(config.hidden_sizes[-1], eps=config.layer_norm_eps)
         self.classifier = nn.Linear(config.hidden_sizes[-1], config.num_labels)
+        self.init_weights()
 
     def forward(self, pixel_values):
         # (B, hidden_sizes[0], image_size/patch_size, image_size/patch_size)
@@ -147,6 +164,52 @@ class Convnext(nn.Module):
         for stage in self.stages:
             x = stage(x)
         return self.classifier(self.layernorm(x.flatten(2).mean(dim=-1)))
+
+    @torch.no_grad()
+    def init_weights(self) -> None:
+        """Draw the parameters as the reference does (the spec's `init:`)."""
+        config = self.config
+        init_parameters(
+            self,
+            [
+                ("patch_embeddings.weight", lambda p: nn.init.kaiming_uniform_(p, a=math.sqrt(5))),
+                (
+                    "patch_embeddings.bias",
+                    uniform_within(
+                        1
+                        / math.sqrt(
+                            config.num_channels // 1 * config.patch_size * config.patch_size
+                        )
+                    ),
+                ),
+                ("embeddings_norm.weight", nn.init.ones_),
+                ("embeddings_norm.bias", nn.init.zeros_),
+                ("stages.*.downsampling_norm.weight", nn.init.ones_),
+                ("stages.*.downsampling_norm.bias", nn.init.zeros_),
+                (
+                    "stages.*.downsampling_conv.weight",
+                    lambda p: nn.init.kaiming_uniform_(p, a=math.sqrt(5)),
+                ),
+                (
+                    "stages.*.layers.*.dwconv.weight",
+                    lambda p: nn.init.kaiming_uniform_(p, a=math.sqrt(5)),
+                ),
+                ("stages.*.layers.*.layernorm.weight", nn.init.ones_),
+                ("stages.*.layers.*.layernorm.bias", nn.init.zeros_),
+                ("stages.*.layers.*.pwconv1.weight", lambda p: nn.init.normal_(p, std=0.02)),
+                ("stages.*.layers.*.pwconv1.bias", nn.init.zeros_),
+                ("stages.*.layers.*.pwconv2.weight", lambda p: nn.init.normal_(p, std=0.02)),
+                ("stages.*.layers.*.pwconv2.bias", nn.init.zeros_),
+                (
+                    "stages.*.layers.*.layer_scale_parameter",
+                    lambda p: nn.init.constant_(p, config.layer_scale_init_value),
+                ),
+                ("layernorm.weight", nn.init.ones_),
+                ("layernorm.bias", nn.init.zeros_),
+                ("classifier.weight", lambda p: nn.init.normal_(p, std=0.02)),
+                ("classifier.bias", nn.init.zeros_),
+            ],
+        )
 
 
 Model = Convnext
@@ -217,16 +280,129 @@ def convert_state_dict(state_dict: dict[str, torch.Tensor], layout: str) -> dict
             groups = pattern.match(key).groupdict()
             for target, part in zip(targets, src.pop(key).chunk(len(targets)), strict=True):
                 out[_fill(target, groups)] = part
-    renames = [(_pattern(a, prefix=True), b) for a, b in rules["rename"]]
     for key, value in src.items():
-        for pattern, target in renames:
-            match = pattern.match(key)
-            if match:
-                key = (_fill(target, match.groupdict()) + key[match.end() :]).lstrip(".")
-                break
-        out[key] = value
+        out[_rename(key, rules["rename"])] = value
     transposed = [_pattern(p) for p in rules["transpose"]]
     return {k: v.t() if any(p.match(k) for p in transposed) else v for k, v in out.items()}
+
+
+def _rename(key: str, renames: list[tuple[str, str]]) -> str:
+    """``key`` renamed by the first rule whose source prefix it starts with."""
+    for source, target in renames:
+        match = _pattern(source, prefix=True).match(key)
+        if match:
+            return (_fill(target, match.groupdict()) + key[match.end() :]).lstrip(".")
+    return key
+
+
+def _foreign_key(key: str, renames: list[tuple[str, str]]) -> str:
+    """The foreign key ``_rename`` turns into ``key``: by a rule naming its prefix, else by a
+    rule that strips a prefix (``transformer: ""``), else ``key`` itself."""
+    stripping = []
+    for source, target in renames:
+        if not target:
+            stripping.append(f"{source}.{key}")
+        elif match := _pattern(target, prefix=True).match(key):
+            groups = match.groupdict()
+            if all(name in groups for name in re.findall(r"\{(\w+)\}", source)):
+                candidate = _fill(source, groups) + key[match.end() :]
+                if _rename(candidate, renames) == key:
+                    return candidate
+    return next((c for c in stripping if _rename(c, renames) == key), key)
+
+
+def export_state_dict(state_dict: dict[str, torch.Tensor], layout: str) -> dict[str, torch.Tensor]:
+    """The inverse of convert_state_dict: this module's tensors under a foreign layout's keys.
+
+    Transposes are undone, concatenated tensors split into equal parts (split ones joined)
+    and prefixes renamed back, so a model trained here loads into the reference. Example:
+    ``hf_model.load_state_dict(export_state_dict(model.state_dict(), "hf"))``.
+    """
+    if layout not in CHECKPOINT_LAYOUTS:
+        raise ValueError(f"unknown layout {layout!r}; known: {sorted(CHECKPOINT_LAYOUTS)}")
+    rules = CHECKPOINT_LAYOUTS[layout]
+    transposed = [_pattern(p) for p in rules["transpose"]]
+    ours = {k: v.t() if any(p.match(k) for p in transposed) else v for k, v in state_dict.items()}
+    out: dict[str, torch.Tensor] = {}
+    for target, sources in rules["concat"]:
+        pattern = _pattern(target)
+        for key in [k for k in ours if pattern.match(k)]:
+            groups = pattern.match(key).groupdict()
+            for source, part in zip(sources, ours.pop(key).chunk(len(sources)), strict=True):
+                out[_fill(source, groups)] = part
+    for source, targets in rules["split"]:
+        first = _pattern(targets[0])
+        for key in [k for k in ours if first.match(k)]:
+            groups = first.match(key).groupdict()
+            out[_fill(source, groups)] = torch.cat([ours.pop(_fill(t, groups)) for t in targets])
+    for key, value in ours.items():
+        out[_foreign_key(key, rules["rename"])] = value
+    return {k: v.contiguous() for k, v in out.items()}
+
+
+@torch.no_grad()
+def init_parameters(model: nn.Module, rules: list[tuple[str, Callable]]) -> None:
+    """Draw each parameter with the first rule whose pattern matches its name.
+
+    Patterns are dotted names where ``*`` matches one segment (or part of one). A tied
+    weight is drawn once, under its first name; an embedding's ``padding_idx`` row is zeroed
+    afterwards, as PyTorch and Hugging Face do. Parameters no rule names keep their values.
+    """
+    patterns = [(_pattern(pattern), init) for pattern, init in rules]
+    for name, param in model.named_parameters():
+        init = next((init for pattern, init in patterns if pattern.match(name)), None)
+        if init is not None:
+            init(param)
+    for module in model.modules():
+        if isinstance(module, nn.Embedding | nn.EmbeddingBag) and module.padding_idx is not None:
+            module.weight[module.padding_idx].zero_()
+
+
+def uniform_within(bound: float) -> Callable:
+    """An initialiser drawing from U(-bound, bound)."""
+    return lambda param: nn.init.uniform_(param, -bound, bound)
+
+
+# Parameters param_groups() keeps out of weight decay: biases, normalisation layers and the
+# spec's `no_decay:` (patterns as in CHECKPOINT_LAYOUTS).
+NO_DECAY: list[str] = [
+    "patch_embeddings.bias",
+    "embeddings_norm.weight",
+    "embeddings_norm.bias",
+    "stages.*.downsampling_norm.weight",
+    "stages.*.downsampling_norm.bias",
+    "stages.*.downsampling_conv.bias",
+    "stages.*.layers.*.dwconv.bias",
+    "stages.*.layers.*.layernorm.weight",
+    "stages.*.layers.*.layernorm.bias",
+    "stages.*.layers.*.pwconv1.bias",
+    "stages.*.layers.*.pwconv2.bias",
+    "layernorm.weight",
+    "layernorm.bias",
+    "classifier.bias",
+]
+
+
+def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
+    """Optimizer groups: ``weight_decay`` on the weights, none on NO_DECAY.
+
+    Example: ``torch.optim.AdamW(param_groups(model, 0.1), lr=3e-4)``.
+    """
+    no_decay = [_pattern(p) for p in NO_DECAY]
+    groups = [{"params": [], "weight_decay": weight_decay}, {"params": [], "weight_decay": 0.0}]
+    for name, param in model.named_parameters():
+        if param.requires_grad:
+            groups[any(p.match(name) for p in no_decay)]["params"].append(param)
+    return groups
+
+
+def set_checkpointing(model: nn.Module, enabled: bool = True) -> nn.Module:
+    """Activation checkpointing for every repeated block (see Checkpointable): training
+    keeps each block's inputs only and recomputes the rest in backward. Returns ``model``."""
+    for module in model.modules():
+        if isinstance(module, Checkpointable):
+            module.checkpointing = enabled
+    return model
 
 
 def example_inputs(

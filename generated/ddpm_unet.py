@@ -15,11 +15,13 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 
 @dataclass(frozen=True)
@@ -74,6 +76,19 @@ def _concat_on_load(fused: dict[str, tuple[str, ...]]):
                     state_dict[f"{prefix}{name}.{tensor}"] = torch.cat(tensors)
 
     return hook
+
+
+class Checkpointable(nn.Module):
+    """A repeated block. With ``checkpointing`` on (``set_checkpointing(model, True)``),
+    training keeps only its inputs and recomputes its activations in backward: less memory
+    for about a third more compute. Dropout masks are replayed, so results do not change."""
+
+    checkpointing = False
+
+    def __call__(self, *args, **kwargs):
+        if self.checkpointing and self.training and torch.is_grad_enabled():
+            return checkpoint(super().__call__, *args, use_reentrant=False, **kwargs)
+        return super().__call__(*args, **kwargs)
 
 
 class ResnetBlock2D(nn.Module):
@@ -189,7 +204,7 @@ class Timesteps(nn.Module):
         return torch.cat([torch.sin(args), torch.cos(args)], dim=-1)
 
 
-class TimestepEmbedding(nn.Module):
+class TimestepEmbedding(Checkpointable):
     """spec: specs/ddpm_unet.yaml:25"""
 
     def __init__(self, config: Config) -> None:
@@ -201,7 +216,7 @@ class TimestepEmbedding(nn.Module):
         return self.linear_2(F.silu(self.linear_1(x)))
 
 
-class DownLayer(nn.Module):
+class DownLayer(Checkpointable):
     """A ResNet block, then attention in an AttnDownBlock2D; its output is a skip.
 
     spec: specs/ddpm_unet.yaml:31
@@ -234,7 +249,7 @@ class DownLayer(nn.Module):
         return x
 
 
-class DownBlock2D(nn.Module):
+class DownBlock2D(Checkpointable):
     """Pushes its input (a skip), then layers_per_block layers, then halves H and W (not the last).
 
     spec: specs/ddpm_unet.yaml:45
@@ -259,7 +274,7 @@ class DownBlock2D(nn.Module):
         return self.downsample(x)
 
 
-class UpLayer(nn.Module):
+class UpLayer(Checkpointable):
     """Joins the last skip on channels, a ResNet block, then attention in an AttnUpBlock2D.
 
     spec: specs/ddpm_unet.yaml:60
@@ -290,7 +305,7 @@ class UpLayer(nn.Module):
         return self.attn(self.resnet(torch.cat([x, skips.pop()], dim=1), temb))
 
 
-class UpBlock2D(nn.Module):
+class UpBlock2D(Checkpointable):
     """layers_per_block + 1 layers, each taking a skip, then doubles H and W (not the last).
 
     spec: specs/ddpm_unet.yaml:72
@@ -324,7 +339,7 @@ class UpBlock2D(nn.Module):
         return self.upsample(x)
 
 
-class UNetMidBlock2D(nn.Module):
+class UNetMidBlock2D(Checkpointable):
     """spec: specs/ddpm_unet.yaml:90"""
 
     def __init__(self, config: Config) -> None:
@@ -402,6 +417,7 @@ class DdpmUnet(nn.Module):
         self.conv_out = nn.Conv2d(
             config.block_out_channels[0], config.out_channels, kernel_size=3, padding=1
         )
+        self.init_weights()
 
     def forward(self, sample, timestep):
         temb = self.time_embedding(self.time_proj(timestep))  # (B, time_embed_dim)
@@ -413,6 +429,207 @@ class DdpmUnet(nn.Module):
         for block in self.up_blocks:
             x = block(x, temb, skips)
         return self.conv_out(F.silu(self.conv_norm_out(x)))
+
+    @torch.no_grad()
+    def init_weights(self) -> None:
+        """Draw the parameters as the reference does (the spec's `init:`)."""
+        config = self.config
+        init_parameters(
+            self,
+            [
+                (
+                    "time_embedding.linear_1.weight",
+                    lambda p: nn.init.kaiming_uniform_(p, a=math.sqrt(5)),
+                ),
+                (
+                    "time_embedding.linear_1.bias",
+                    uniform_within(1 / math.sqrt(config.block_out_channels[0])),
+                ),
+                (
+                    "time_embedding.linear_2.weight",
+                    lambda p: nn.init.kaiming_uniform_(p, a=math.sqrt(5)),
+                ),
+                (
+                    "time_embedding.linear_2.bias",
+                    uniform_within(1 / math.sqrt(config.time_embed_dim)),
+                ),
+                ("conv_in.weight", lambda p: nn.init.kaiming_uniform_(p, a=math.sqrt(5))),
+                ("conv_in.bias", uniform_within(1 / math.sqrt(config.in_channels // 1 * 3 * 3))),
+                ("down_blocks.*.layers.*.resnet.norm1.weight", nn.init.ones_),
+                ("down_blocks.*.layers.*.resnet.norm1.bias", nn.init.zeros_),
+                (
+                    "down_blocks.*.layers.*.resnet.conv1.weight",
+                    lambda p: nn.init.kaiming_uniform_(p, a=math.sqrt(5)),
+                ),
+                (
+                    "down_blocks.*.layers.*.resnet.time_emb_proj.weight",
+                    lambda p: nn.init.kaiming_uniform_(p, a=math.sqrt(5)),
+                ),
+                (
+                    "down_blocks.*.layers.*.resnet.time_emb_proj.bias",
+                    uniform_within(1 / math.sqrt(config.time_embed_dim)),
+                ),
+                ("down_blocks.*.layers.*.resnet.norm2.weight", nn.init.ones_),
+                ("down_blocks.*.layers.*.resnet.norm2.bias", nn.init.zeros_),
+                (
+                    "down_blocks.*.layers.*.resnet.conv2.weight",
+                    lambda p: nn.init.kaiming_uniform_(p, a=math.sqrt(5)),
+                ),
+                (
+                    "down_blocks.*.layers.*.resnet.conv_shortcut.weight",
+                    lambda p: nn.init.kaiming_uniform_(p, a=math.sqrt(5)),
+                ),
+                ("down_blocks.*.layers.*.attn.group_norm.weight", nn.init.ones_),
+                ("down_blocks.*.layers.*.attn.group_norm.bias", nn.init.zeros_),
+                (
+                    "down_blocks.*.layers.*.attn.to_qkv.weight",
+                    lambda p: nn.init.kaiming_uniform_(p, a=math.sqrt(5)),
+                ),
+                (
+                    "down_blocks.*.layers.*.attn.to_out.weight",
+                    lambda p: nn.init.kaiming_uniform_(p, a=math.sqrt(5)),
+                ),
+                (
+                    "down_blocks.*.downsample.conv.weight",
+                    lambda p: nn.init.kaiming_uniform_(p, a=math.sqrt(5)),
+                ),
+                ("mid_block.resnet_0.norm1.weight", nn.init.ones_),
+                ("mid_block.resnet_0.norm1.bias", nn.init.zeros_),
+                (
+                    "mid_block.resnet_0.conv1.weight",
+                    lambda p: nn.init.kaiming_uniform_(p, a=math.sqrt(5)),
+                ),
+                (
+                    "mid_block.resnet_0.conv1.bias",
+                    uniform_within(1 / math.sqrt(config.block_out_channels[-1] // 1 * 3 * 3)),
+                ),
+                (
+                    "mid_block.resnet_0.time_emb_proj.weight",
+                    lambda p: nn.init.kaiming_uniform_(p, a=math.sqrt(5)),
+                ),
+                (
+                    "mid_block.resnet_0.time_emb_proj.bias",
+                    uniform_within(1 / math.sqrt(config.time_embed_dim)),
+                ),
+                ("mid_block.resnet_0.norm2.weight", nn.init.ones_),
+                ("mid_block.resnet_0.norm2.bias", nn.init.zeros_),
+                (
+                    "mid_block.resnet_0.conv2.weight",
+                    lambda p: nn.init.kaiming_uniform_(p, a=math.sqrt(5)),
+                ),
+                (
+                    "mid_block.resnet_0.conv2.bias",
+                    uniform_within(1 / math.sqrt(config.block_out_channels[-1] // 1 * 3 * 3)),
+                ),
+                (
+                    "mid_block.resnet_0.conv_shortcut.weight",
+                    lambda p: nn.init.kaiming_uniform_(p, a=math.sqrt(5)),
+                ),
+                (
+                    "mid_block.resnet_0.conv_shortcut.bias",
+                    uniform_within(1 / math.sqrt(config.block_out_channels[-1] // 1 * 1 * 1)),
+                ),
+                ("mid_block.attn.group_norm.weight", nn.init.ones_),
+                ("mid_block.attn.group_norm.bias", nn.init.zeros_),
+                (
+                    "mid_block.attn.to_qkv.weight",
+                    lambda p: nn.init.kaiming_uniform_(p, a=math.sqrt(5)),
+                ),
+                (
+                    "mid_block.attn.to_qkv.bias",
+                    uniform_within(1 / math.sqrt(config.block_out_channels[-1])),
+                ),
+                (
+                    "mid_block.attn.to_out.weight",
+                    lambda p: nn.init.kaiming_uniform_(p, a=math.sqrt(5)),
+                ),
+                (
+                    "mid_block.attn.to_out.bias",
+                    uniform_within(1 / math.sqrt(config.block_out_channels[-1])),
+                ),
+                ("mid_block.resnet_1.norm1.weight", nn.init.ones_),
+                ("mid_block.resnet_1.norm1.bias", nn.init.zeros_),
+                (
+                    "mid_block.resnet_1.conv1.weight",
+                    lambda p: nn.init.kaiming_uniform_(p, a=math.sqrt(5)),
+                ),
+                (
+                    "mid_block.resnet_1.conv1.bias",
+                    uniform_within(1 / math.sqrt(config.block_out_channels[-1] // 1 * 3 * 3)),
+                ),
+                (
+                    "mid_block.resnet_1.time_emb_proj.weight",
+                    lambda p: nn.init.kaiming_uniform_(p, a=math.sqrt(5)),
+                ),
+                (
+                    "mid_block.resnet_1.time_emb_proj.bias",
+                    uniform_within(1 / math.sqrt(config.time_embed_dim)),
+                ),
+                ("mid_block.resnet_1.norm2.weight", nn.init.ones_),
+                ("mid_block.resnet_1.norm2.bias", nn.init.zeros_),
+                (
+                    "mid_block.resnet_1.conv2.weight",
+                    lambda p: nn.init.kaiming_uniform_(p, a=math.sqrt(5)),
+                ),
+                (
+                    "mid_block.resnet_1.conv2.bias",
+                    uniform_within(1 / math.sqrt(config.block_out_channels[-1] // 1 * 3 * 3)),
+                ),
+                (
+                    "mid_block.resnet_1.conv_shortcut.weight",
+                    lambda p: nn.init.kaiming_uniform_(p, a=math.sqrt(5)),
+                ),
+                (
+                    "mid_block.resnet_1.conv_shortcut.bias",
+                    uniform_within(1 / math.sqrt(config.block_out_channels[-1] // 1 * 1 * 1)),
+                ),
+                ("up_blocks.*.layers.*.resnet.norm1.weight", nn.init.ones_),
+                ("up_blocks.*.layers.*.resnet.norm1.bias", nn.init.zeros_),
+                (
+                    "up_blocks.*.layers.*.resnet.conv1.weight",
+                    lambda p: nn.init.kaiming_uniform_(p, a=math.sqrt(5)),
+                ),
+                (
+                    "up_blocks.*.layers.*.resnet.time_emb_proj.weight",
+                    lambda p: nn.init.kaiming_uniform_(p, a=math.sqrt(5)),
+                ),
+                (
+                    "up_blocks.*.layers.*.resnet.time_emb_proj.bias",
+                    uniform_within(1 / math.sqrt(config.time_embed_dim)),
+                ),
+                ("up_blocks.*.layers.*.resnet.norm2.weight", nn.init.ones_),
+                ("up_blocks.*.layers.*.resnet.norm2.bias", nn.init.zeros_),
+                (
+                    "up_blocks.*.layers.*.resnet.conv2.weight",
+                    lambda p: nn.init.kaiming_uniform_(p, a=math.sqrt(5)),
+                ),
+                (
+                    "up_blocks.*.layers.*.resnet.conv_shortcut.weight",
+                    lambda p: nn.init.kaiming_uniform_(p, a=math.sqrt(5)),
+                ),
+                ("up_blocks.*.layers.*.attn.group_norm.weight", nn.init.ones_),
+                ("up_blocks.*.layers.*.attn.group_norm.bias", nn.init.zeros_),
+                (
+                    "up_blocks.*.layers.*.attn.to_qkv.weight",
+                    lambda p: nn.init.kaiming_uniform_(p, a=math.sqrt(5)),
+                ),
+                (
+                    "up_blocks.*.layers.*.attn.to_out.weight",
+                    lambda p: nn.init.kaiming_uniform_(p, a=math.sqrt(5)),
+                ),
+                (
+                    "up_blocks.*.upsample.conv.weight",
+                    lambda p: nn.init.kaiming_uniform_(p, a=math.sqrt(5)),
+                ),
+                ("conv_norm_out.weight", nn.init.ones_),
+                ("conv_norm_out.bias", nn.init.zeros_),
+                ("conv_out.weight", lambda p: nn.init.kaiming_uniform_(p, a=math.sqrt(5))),
+                (
+                    "conv_out.bias",
+                    uniform_within(1 / math.sqrt(config.block_out_channels[0] // 1 * 3 * 3)),
+                ),
+            ],
+        )
 
 
 Model = DdpmUnet
@@ -489,16 +706,191 @@ def convert_state_dict(state_dict: dict[str, torch.Tensor], layout: str) -> dict
             groups = pattern.match(key).groupdict()
             for target, part in zip(targets, src.pop(key).chunk(len(targets)), strict=True):
                 out[_fill(target, groups)] = part
-    renames = [(_pattern(a, prefix=True), b) for a, b in rules["rename"]]
     for key, value in src.items():
-        for pattern, target in renames:
-            match = pattern.match(key)
-            if match:
-                key = (_fill(target, match.groupdict()) + key[match.end() :]).lstrip(".")
-                break
-        out[key] = value
+        out[_rename(key, rules["rename"])] = value
     transposed = [_pattern(p) for p in rules["transpose"]]
     return {k: v.t() if any(p.match(k) for p in transposed) else v for k, v in out.items()}
+
+
+def _rename(key: str, renames: list[tuple[str, str]]) -> str:
+    """``key`` renamed by the first rule whose source prefix it starts with."""
+    for source, target in renames:
+        match = _pattern(source, prefix=True).match(key)
+        if match:
+            return (_fill(target, match.groupdict()) + key[match.end() :]).lstrip(".")
+    return key
+
+
+def _foreign_key(key: str, renames: list[tuple[str, str]]) -> str:
+    """The foreign key ``_rename`` turns into ``key``: by a rule naming its prefix, else by a
+    rule that strips a prefix (``transformer: ""``), else ``key`` itself."""
+    stripping = []
+    for source, target in renames:
+        if not target:
+            stripping.append(f"{source}.{key}")
+        elif match := _pattern(target, prefix=True).match(key):
+            groups = match.groupdict()
+            if all(name in groups for name in re.findall(r"\{(\w+)\}", source)):
+                candidate = _fill(source, groups) + key[match.end() :]
+                if _rename(candidate, renames) == key:
+                    return candidate
+    return next((c for c in stripping if _rename(c, renames) == key), key)
+
+
+# Linears fused by -O2 (one matmul for q, k, v): tensors split back into the spec's layers.
+FUSED_LINEARS: dict[str, tuple[str, ...]] = {
+    "down_blocks.*.layers.*.attn.to_qkv": ("to_q", "to_k", "to_v"),
+    "mid_block.attn.to_qkv": ("to_q", "to_k", "to_v"),
+    "up_blocks.*.layers.*.attn.to_qkv": ("to_q", "to_k", "to_v"),
+}
+
+
+def _unfuse(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """``h.0.attn.qkv.weight`` -> ``h.0.attn.q.weight``, ``...k.weight``, ``...v.weight``."""
+    out = dict(state_dict)
+    for fused, parts in FUSED_LINEARS.items():
+        pattern = _pattern(fused + ".*")
+        for key in [k for k in out if pattern.match(k)]:
+            prefix, _, tensor = key.rpartition(".")
+            layer = prefix.rpartition(".")[0]
+            for part, value in zip(parts, out.pop(key).chunk(len(parts)), strict=True):
+                out[f"{layer}.{part}.{tensor}".lstrip(".")] = value
+    return out
+
+
+def export_state_dict(state_dict: dict[str, torch.Tensor], layout: str) -> dict[str, torch.Tensor]:
+    """The inverse of convert_state_dict: this module's tensors under a foreign layout's keys.
+
+    Transposes are undone, concatenated tensors split into equal parts (split ones joined)
+    and prefixes renamed back, so a model trained here loads into the reference. Example:
+    ``hf_model.load_state_dict(export_state_dict(model.state_dict(), "hf"))``.
+    """
+    if layout not in CHECKPOINT_LAYOUTS:
+        raise ValueError(f"unknown layout {layout!r}; known: {sorted(CHECKPOINT_LAYOUTS)}")
+    rules = CHECKPOINT_LAYOUTS[layout]
+    transposed = [_pattern(p) for p in rules["transpose"]]
+    ours = {
+        k: v.t() if any(p.match(k) for p in transposed) else v
+        for k, v in _unfuse(state_dict).items()
+    }
+    out: dict[str, torch.Tensor] = {}
+    for target, sources in rules["concat"]:
+        pattern = _pattern(target)
+        for key in [k for k in ours if pattern.match(k)]:
+            groups = pattern.match(key).groupdict()
+            for source, part in zip(sources, ours.pop(key).chunk(len(sources)), strict=True):
+                out[_fill(source, groups)] = part
+    for source, targets in rules["split"]:
+        first = _pattern(targets[0])
+        for key in [k for k in ours if first.match(k)]:
+            groups = first.match(key).groupdict()
+            out[_fill(source, groups)] = torch.cat([ours.pop(_fill(t, groups)) for t in targets])
+    for key, value in ours.items():
+        out[_foreign_key(key, rules["rename"])] = value
+    return {k: v.contiguous() for k, v in out.items()}
+
+
+@torch.no_grad()
+def init_parameters(model: nn.Module, rules: list[tuple[str, Callable]]) -> None:
+    """Draw each parameter with the first rule whose pattern matches its name.
+
+    Patterns are dotted names where ``*`` matches one segment (or part of one). A tied
+    weight is drawn once, under its first name; an embedding's ``padding_idx`` row is zeroed
+    afterwards, as PyTorch and Hugging Face do. Parameters no rule names keep their values.
+    """
+    patterns = [(_pattern(pattern), init) for pattern, init in rules]
+    for name, param in model.named_parameters():
+        init = next((init for pattern, init in patterns if pattern.match(name)), None)
+        if init is not None:
+            init(param)
+    for module in model.modules():
+        if isinstance(module, nn.Embedding | nn.EmbeddingBag) and module.padding_idx is not None:
+            module.weight[module.padding_idx].zero_()
+
+
+def uniform_within(bound: float) -> Callable:
+    """An initialiser drawing from U(-bound, bound)."""
+    return lambda param: nn.init.uniform_(param, -bound, bound)
+
+
+# Parameters param_groups() keeps out of weight decay: biases, normalisation layers and the
+# spec's `no_decay:` (patterns as in CHECKPOINT_LAYOUTS).
+NO_DECAY: list[str] = [
+    "time_embedding.linear_1.bias",
+    "time_embedding.linear_2.bias",
+    "conv_in.bias",
+    "down_blocks.*.layers.*.resnet.norm1.weight",
+    "down_blocks.*.layers.*.resnet.norm1.bias",
+    "down_blocks.*.layers.*.resnet.conv1.bias",
+    "down_blocks.*.layers.*.resnet.time_emb_proj.bias",
+    "down_blocks.*.layers.*.resnet.norm2.weight",
+    "down_blocks.*.layers.*.resnet.norm2.bias",
+    "down_blocks.*.layers.*.resnet.conv2.bias",
+    "down_blocks.*.layers.*.resnet.conv_shortcut.bias",
+    "down_blocks.*.layers.*.attn.group_norm.weight",
+    "down_blocks.*.layers.*.attn.group_norm.bias",
+    "down_blocks.*.layers.*.attn.to_qkv.bias",
+    "down_blocks.*.layers.*.attn.to_out.bias",
+    "down_blocks.*.downsample.conv.bias",
+    "mid_block.resnet_0.norm1.weight",
+    "mid_block.resnet_0.norm1.bias",
+    "mid_block.resnet_0.conv1.bias",
+    "mid_block.resnet_0.time_emb_proj.bias",
+    "mid_block.resnet_0.norm2.weight",
+    "mid_block.resnet_0.norm2.bias",
+    "mid_block.resnet_0.conv2.bias",
+    "mid_block.resnet_0.conv_shortcut.bias",
+    "mid_block.attn.group_norm.weight",
+    "mid_block.attn.group_norm.bias",
+    "mid_block.attn.to_qkv.bias",
+    "mid_block.attn.to_out.bias",
+    "mid_block.resnet_1.norm1.weight",
+    "mid_block.resnet_1.norm1.bias",
+    "mid_block.resnet_1.conv1.bias",
+    "mid_block.resnet_1.time_emb_proj.bias",
+    "mid_block.resnet_1.norm2.weight",
+    "mid_block.resnet_1.norm2.bias",
+    "mid_block.resnet_1.conv2.bias",
+    "mid_block.resnet_1.conv_shortcut.bias",
+    "up_blocks.*.layers.*.resnet.norm1.weight",
+    "up_blocks.*.layers.*.resnet.norm1.bias",
+    "up_blocks.*.layers.*.resnet.conv1.bias",
+    "up_blocks.*.layers.*.resnet.time_emb_proj.bias",
+    "up_blocks.*.layers.*.resnet.norm2.weight",
+    "up_blocks.*.layers.*.resnet.norm2.bias",
+    "up_blocks.*.layers.*.resnet.conv2.bias",
+    "up_blocks.*.layers.*.resnet.conv_shortcut.bias",
+    "up_blocks.*.layers.*.attn.group_norm.weight",
+    "up_blocks.*.layers.*.attn.group_norm.bias",
+    "up_blocks.*.layers.*.attn.to_qkv.bias",
+    "up_blocks.*.layers.*.attn.to_out.bias",
+    "up_blocks.*.upsample.conv.bias",
+    "conv_norm_out.weight",
+    "conv_norm_out.bias",
+    "conv_out.bias",
+]
+
+
+def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
+    """Optimizer groups: ``weight_decay`` on the weights, none on NO_DECAY.
+
+    Example: ``torch.optim.AdamW(param_groups(model, 0.1), lr=3e-4)``.
+    """
+    no_decay = [_pattern(p) for p in NO_DECAY]
+    groups = [{"params": [], "weight_decay": weight_decay}, {"params": [], "weight_decay": 0.0}]
+    for name, param in model.named_parameters():
+        if param.requires_grad:
+            groups[any(p.match(name) for p in no_decay)]["params"].append(param)
+    return groups
+
+
+def set_checkpointing(model: nn.Module, enabled: bool = True) -> nn.Module:
+    """Activation checkpointing for every repeated block (see Checkpointable): training
+    keeps each block's inputs only and recomputes the rest in backward. Returns ``model``."""
+    for module in model.modules():
+        if isinstance(module, Checkpointable):
+            module.checkpointing = enabled
+    return model
 
 
 def example_inputs(

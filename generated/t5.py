@@ -17,11 +17,13 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 
 @dataclass(frozen=True)
@@ -38,6 +40,7 @@ class Config:
     relative_attention_max_distance: int = 128
     dropout_rate: float = 0.1
     layer_norm_epsilon: float = 1e-06
+    initializer_factor: float = 1.0
 
 
 class KVCache:
@@ -113,6 +116,19 @@ def memoized(cache: KVCache | None, project: nn.Module, memory: torch.Tensor) ->
     if project not in cache.memory:
         cache.memory[project] = project(memory)
     return cache.memory[project]
+
+
+class Checkpointable(nn.Module):
+    """A repeated block. With ``checkpointing`` on (``set_checkpointing(model, True)``),
+    training keeps only its inputs and recomputes its activations in backward: less memory
+    for about a third more compute. Dropout masks are replayed, so results do not change."""
+
+    checkpointing = False
+
+    def __call__(self, *args, **kwargs):
+        if self.checkpointing and self.training and torch.is_grad_enabled():
+            return checkpoint(super().__call__, *args, use_reentrant=False, **kwargs)
+        return super().__call__(*args, **kwargs)
 
 
 class BiasedSelfAttention(nn.Module):
@@ -309,10 +325,10 @@ class CausalRelativePositionBias(nn.Module):
         return self.table(bucket).permute(2, 0, 1).unsqueeze(0)
 
 
-class EncoderBlock(nn.Module):
+class EncoderBlock(Checkpointable):
     """Pre-norm (RMSNorm) encoder layer; the relative position bias comes from the model.
 
-    spec: specs/t5.yaml:22
+    spec: specs/t5.yaml:23
     """
 
     def __init__(self, config: Config) -> None:
@@ -330,10 +346,10 @@ class EncoderBlock(nn.Module):
         return x
 
 
-class DecoderBlock(nn.Module):
+class DecoderBlock(Checkpointable):
     """Pre-norm decoder layer; cross attention hides the encoder's padding.
 
-    spec: specs/t5.yaml:44
+    spec: specs/t5.yaml:45
     """
 
     def __init__(self, config: Config) -> None:
@@ -358,7 +374,7 @@ class DecoderBlock(nn.Module):
 
 
 class T5(nn.Module):
-    """spec: specs/t5.yaml:74"""
+    """spec: specs/t5.yaml:75"""
 
     def __init__(self, config: Config = Config()) -> None:
         super().__init__()
@@ -381,6 +397,7 @@ class T5(nn.Module):
         self.decoder_norm = nn.RMSNorm(config.d_model, eps=config.layer_norm_epsilon)
         self.lm_head = nn.Linear(config.d_model, config.vocab_size, bias=False)
         self.lm_head.weight = self.shared.weight  # tied
+        self.init_weights()
 
     def forward(self, input_ids, attention_mask, decoder_input_ids):
         memory = self.encode(input_ids, attention_mask)
@@ -403,6 +420,157 @@ class T5(nn.Module):
             y = block(y, memory, decoder_bias, attention_mask, cache)  # (B, T, d_model)
         y = self.dropout(self.decoder_norm(y))  # (B, T, d_model)
         return self.lm_head(y * self.config.d_model ** (-0.5))
+
+    @torch.no_grad()
+    def init_weights(self) -> None:
+        """Draw the parameters as the reference does (the spec's `init:`)."""
+        config = self.config
+        init_parameters(
+            self,
+            [
+                ("shared.weight", lambda p: nn.init.normal_(p, std=config.initializer_factor)),
+                (
+                    "encoder_bias.table.weight",
+                    lambda p: nn.init.normal_(
+                        p, std=config.initializer_factor * config.d_model ** (-0.5)
+                    ),
+                ),
+                (
+                    "decoder_bias.table.weight",
+                    lambda p: nn.init.normal_(
+                        p, std=config.initializer_factor * config.d_model ** (-0.5)
+                    ),
+                ),
+                (
+                    "encoder.*.self_attn.qkv.weight",
+                    by_rows(
+                        (
+                            config.d_model,
+                            lambda p: nn.init.normal_(
+                                p,
+                                std=config.initializer_factor
+                                * (config.d_model * (config.d_model // config.num_heads)) ** (-0.5),
+                            ),
+                        ),
+                        (
+                            config.d_model,
+                            lambda p: nn.init.normal_(
+                                p, std=config.initializer_factor * config.d_model ** (-0.5)
+                            ),
+                        ),
+                        (
+                            config.d_model,
+                            lambda p: nn.init.normal_(
+                                p, std=config.initializer_factor * config.d_model ** (-0.5)
+                            ),
+                        ),
+                    ),
+                ),
+                (
+                    "encoder.*.self_attn.proj.weight",
+                    lambda p: nn.init.normal_(
+                        p, std=config.initializer_factor * config.d_model ** (-0.5)
+                    ),
+                ),
+                (
+                    "encoder.*.self_attn_norm.weight",
+                    lambda p: nn.init.constant_(p, config.initializer_factor),
+                ),
+                (
+                    "encoder.*.ff.up.weight",
+                    lambda p: nn.init.normal_(
+                        p, std=config.initializer_factor * config.d_model ** (-0.5)
+                    ),
+                ),
+                (
+                    "encoder.*.ff.down.weight",
+                    lambda p: nn.init.normal_(
+                        p, std=config.initializer_factor * config.d_ff ** (-0.5)
+                    ),
+                ),
+                (
+                    "encoder.*.ff_norm.weight",
+                    lambda p: nn.init.constant_(p, config.initializer_factor),
+                ),
+                ("encoder_norm.weight", lambda p: nn.init.constant_(p, config.initializer_factor)),
+                (
+                    "decoder.*.self_attn.qkv.weight",
+                    by_rows(
+                        (
+                            config.d_model,
+                            lambda p: nn.init.normal_(
+                                p,
+                                std=config.initializer_factor
+                                * (config.d_model * (config.d_model // config.num_heads)) ** (-0.5),
+                            ),
+                        ),
+                        (
+                            config.d_model,
+                            lambda p: nn.init.normal_(
+                                p, std=config.initializer_factor * config.d_model ** (-0.5)
+                            ),
+                        ),
+                        (
+                            config.d_model,
+                            lambda p: nn.init.normal_(
+                                p, std=config.initializer_factor * config.d_model ** (-0.5)
+                            ),
+                        ),
+                    ),
+                ),
+                (
+                    "decoder.*.self_attn.proj.weight",
+                    lambda p: nn.init.normal_(
+                        p, std=config.initializer_factor * config.d_model ** (-0.5)
+                    ),
+                ),
+                (
+                    "decoder.*.self_attn_norm.weight",
+                    lambda p: nn.init.constant_(p, config.initializer_factor),
+                ),
+                (
+                    "decoder.*.cross_attn.q.weight",
+                    lambda p: nn.init.normal_(
+                        p,
+                        std=config.initializer_factor
+                        * (config.d_model * (config.d_model // config.num_heads)) ** (-0.5),
+                    ),
+                ),
+                (
+                    "decoder.*.cross_attn.kv.weight",
+                    lambda p: nn.init.normal_(
+                        p, std=config.initializer_factor * config.d_model ** (-0.5)
+                    ),
+                ),
+                (
+                    "decoder.*.cross_attn.proj.weight",
+                    lambda p: nn.init.normal_(
+                        p, std=config.initializer_factor * config.d_model ** (-0.5)
+                    ),
+                ),
+                (
+                    "decoder.*.cross_attn_norm.weight",
+                    lambda p: nn.init.constant_(p, config.initializer_factor),
+                ),
+                (
+                    "decoder.*.ff.up.weight",
+                    lambda p: nn.init.normal_(
+                        p, std=config.initializer_factor * config.d_model ** (-0.5)
+                    ),
+                ),
+                (
+                    "decoder.*.ff.down.weight",
+                    lambda p: nn.init.normal_(
+                        p, std=config.initializer_factor * config.d_ff ** (-0.5)
+                    ),
+                ),
+                (
+                    "decoder.*.ff_norm.weight",
+                    lambda p: nn.init.constant_(p, config.initializer_factor),
+                ),
+                ("decoder_norm.weight", lambda p: nn.init.constant_(p, config.initializer_factor)),
+            ],
+        )
 
 
 Model = T5
@@ -502,16 +670,130 @@ def convert_state_dict(state_dict: dict[str, torch.Tensor], layout: str) -> dict
             groups = pattern.match(key).groupdict()
             for target, part in zip(targets, src.pop(key).chunk(len(targets)), strict=True):
                 out[_fill(target, groups)] = part
-    renames = [(_pattern(a, prefix=True), b) for a, b in rules["rename"]]
     for key, value in src.items():
-        for pattern, target in renames:
-            match = pattern.match(key)
-            if match:
-                key = (_fill(target, match.groupdict()) + key[match.end() :]).lstrip(".")
-                break
-        out[key] = value
+        out[_rename(key, rules["rename"])] = value
     transposed = [_pattern(p) for p in rules["transpose"]]
     return {k: v.t() if any(p.match(k) for p in transposed) else v for k, v in out.items()}
+
+
+def _rename(key: str, renames: list[tuple[str, str]]) -> str:
+    """``key`` renamed by the first rule whose source prefix it starts with."""
+    for source, target in renames:
+        match = _pattern(source, prefix=True).match(key)
+        if match:
+            return (_fill(target, match.groupdict()) + key[match.end() :]).lstrip(".")
+    return key
+
+
+def _foreign_key(key: str, renames: list[tuple[str, str]]) -> str:
+    """The foreign key ``_rename`` turns into ``key``: by a rule naming its prefix, else by a
+    rule that strips a prefix (``transformer: ""``), else ``key`` itself."""
+    stripping = []
+    for source, target in renames:
+        if not target:
+            stripping.append(f"{source}.{key}")
+        elif match := _pattern(target, prefix=True).match(key):
+            groups = match.groupdict()
+            if all(name in groups for name in re.findall(r"\{(\w+)\}", source)):
+                candidate = _fill(source, groups) + key[match.end() :]
+                if _rename(candidate, renames) == key:
+                    return candidate
+    return next((c for c in stripping if _rename(c, renames) == key), key)
+
+
+def export_state_dict(state_dict: dict[str, torch.Tensor], layout: str) -> dict[str, torch.Tensor]:
+    """The inverse of convert_state_dict: this module's tensors under a foreign layout's keys.
+
+    Transposes are undone, concatenated tensors split into equal parts (split ones joined)
+    and prefixes renamed back, so a model trained here loads into the reference. Example:
+    ``hf_model.load_state_dict(export_state_dict(model.state_dict(), "hf"))``.
+    """
+    if layout not in CHECKPOINT_LAYOUTS:
+        raise ValueError(f"unknown layout {layout!r}; known: {sorted(CHECKPOINT_LAYOUTS)}")
+    rules = CHECKPOINT_LAYOUTS[layout]
+    transposed = [_pattern(p) for p in rules["transpose"]]
+    ours = {k: v.t() if any(p.match(k) for p in transposed) else v for k, v in state_dict.items()}
+    out: dict[str, torch.Tensor] = {}
+    for target, sources in rules["concat"]:
+        pattern = _pattern(target)
+        for key in [k for k in ours if pattern.match(k)]:
+            groups = pattern.match(key).groupdict()
+            for source, part in zip(sources, ours.pop(key).chunk(len(sources)), strict=True):
+                out[_fill(source, groups)] = part
+    for source, targets in rules["split"]:
+        first = _pattern(targets[0])
+        for key in [k for k in ours if first.match(k)]:
+            groups = first.match(key).groupdict()
+            out[_fill(source, groups)] = torch.cat([ours.pop(_fill(t, groups)) for t in targets])
+    for key, value in ours.items():
+        out[_foreign_key(key, rules["rename"])] = value
+    return {k: v.contiguous() for k, v in out.items()}
+
+
+@torch.no_grad()
+def init_parameters(model: nn.Module, rules: list[tuple[str, Callable]]) -> None:
+    """Draw each parameter with the first rule whose pattern matches its name.
+
+    Patterns are dotted names where ``*`` matches one segment (or part of one). A tied
+    weight is drawn once, under its first name; an embedding's ``padding_idx`` row is zeroed
+    afterwards, as PyTorch and Hugging Face do. Parameters no rule names keep their values.
+    """
+    patterns = [(_pattern(pattern), init) for pattern, init in rules]
+    for name, param in model.named_parameters():
+        init = next((init for pattern, init in patterns if pattern.match(name)), None)
+        if init is not None:
+            init(param)
+    for module in model.modules():
+        if isinstance(module, nn.Embedding | nn.EmbeddingBag) and module.padding_idx is not None:
+            module.weight[module.padding_idx].zero_()
+
+
+def by_rows(*parts: tuple[int, Callable]) -> Callable:
+    """An initialiser of a fused weight (q, k, v stacked by rows): each block of ``rows``
+    drawn by its own initialiser, as the separate layers would be."""
+
+    def init(param: torch.Tensor) -> None:
+        start = 0
+        for rows, part in parts:
+            part(param[start : start + rows])
+            start += rows
+
+    return init
+
+
+# Parameters param_groups() keeps out of weight decay: biases, normalisation layers and the
+# spec's `no_decay:` (patterns as in CHECKPOINT_LAYOUTS).
+NO_DECAY: list[str] = [
+    "encoder.*.self_attn_norm.weight",
+    "encoder.*.ff_norm.weight",
+    "encoder_norm.weight",
+    "decoder.*.self_attn_norm.weight",
+    "decoder.*.cross_attn_norm.weight",
+    "decoder.*.ff_norm.weight",
+    "decoder_norm.weight",
+]
+
+
+def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
+    """Optimizer groups: ``weight_decay`` on the weights, none on NO_DECAY.
+
+    Example: ``torch.optim.AdamW(param_groups(model, 0.1), lr=3e-4)``.
+    """
+    no_decay = [_pattern(p) for p in NO_DECAY]
+    groups = [{"params": [], "weight_decay": weight_decay}, {"params": [], "weight_decay": 0.0}]
+    for name, param in model.named_parameters():
+        if param.requires_grad:
+            groups[any(p.match(name) for p in no_decay)]["params"].append(param)
+    return groups
+
+
+def set_checkpointing(model: nn.Module, enabled: bool = True) -> nn.Module:
+    """Activation checkpointing for every repeated block (see Checkpointable): training
+    keeps each block's inputs only and recomputes the rest in backward. Returns ``model``."""
+    for module in model.modules():
+        if isinstance(module, Checkpointable):
+            module.checkpointing = enabled
+    return model
 
 
 def example_inputs(

@@ -14,6 +14,7 @@ Usage::
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -44,6 +45,7 @@ class Textcnn(nn.Module):
         self.conv5 = nn.Conv1d(config.embed_dim, config.num_filters, kernel_size=5)
         self.drop = nn.Dropout(config.dropout)
         self.fc = nn.Linear(3 * config.num_filters, config.num_classes)
+        self.init_weights()
 
     def forward(self, input_ids):
         x = self.embedding(input_ids).transpose(1, 2)  # (B, embed_dim, T)
@@ -51,6 +53,24 @@ class Textcnn(nn.Module):
         f4 = F.relu(self.conv4(x)).amax(dim=-1)  # (B, num_filters)
         f5 = F.relu(self.conv5(x)).amax(dim=-1)  # (B, num_filters)
         return self.fc(self.drop(torch.cat([f3, f4, f5], dim=-1)))
+
+    @torch.no_grad()
+    def init_weights(self) -> None:
+        """Draw the parameters as the reference does (the spec's `init:`)."""
+        init_parameters(
+            self,
+            [
+                ("embedding.weight", uniform_within(0.25)),
+                ("conv3.weight", uniform_within(0.01)),
+                ("conv3.bias", nn.init.zeros_),
+                ("conv4.weight", uniform_within(0.01)),
+                ("conv4.bias", nn.init.zeros_),
+                ("conv5.weight", uniform_within(0.01)),
+                ("conv5.bias", nn.init.zeros_),
+                ("fc.weight", nn.init.zeros_),
+                ("fc.bias", nn.init.zeros_),
+            ],
+        )
 
 
 Model = Textcnn
@@ -119,16 +139,110 @@ def convert_state_dict(state_dict: dict[str, torch.Tensor], layout: str) -> dict
             groups = pattern.match(key).groupdict()
             for target, part in zip(targets, src.pop(key).chunk(len(targets)), strict=True):
                 out[_fill(target, groups)] = part
-    renames = [(_pattern(a, prefix=True), b) for a, b in rules["rename"]]
     for key, value in src.items():
-        for pattern, target in renames:
-            match = pattern.match(key)
-            if match:
-                key = (_fill(target, match.groupdict()) + key[match.end() :]).lstrip(".")
-                break
-        out[key] = value
+        out[_rename(key, rules["rename"])] = value
     transposed = [_pattern(p) for p in rules["transpose"]]
     return {k: v.t() if any(p.match(k) for p in transposed) else v for k, v in out.items()}
+
+
+def _rename(key: str, renames: list[tuple[str, str]]) -> str:
+    """``key`` renamed by the first rule whose source prefix it starts with."""
+    for source, target in renames:
+        match = _pattern(source, prefix=True).match(key)
+        if match:
+            return (_fill(target, match.groupdict()) + key[match.end() :]).lstrip(".")
+    return key
+
+
+def _foreign_key(key: str, renames: list[tuple[str, str]]) -> str:
+    """The foreign key ``_rename`` turns into ``key``: by a rule naming its prefix, else by a
+    rule that strips a prefix (``transformer: ""``), else ``key`` itself."""
+    stripping = []
+    for source, target in renames:
+        if not target:
+            stripping.append(f"{source}.{key}")
+        elif match := _pattern(target, prefix=True).match(key):
+            groups = match.groupdict()
+            if all(name in groups for name in re.findall(r"\{(\w+)\}", source)):
+                candidate = _fill(source, groups) + key[match.end() :]
+                if _rename(candidate, renames) == key:
+                    return candidate
+    return next((c for c in stripping if _rename(c, renames) == key), key)
+
+
+def export_state_dict(state_dict: dict[str, torch.Tensor], layout: str) -> dict[str, torch.Tensor]:
+    """The inverse of convert_state_dict: this module's tensors under a foreign layout's keys.
+
+    Transposes are undone, concatenated tensors split into equal parts (split ones joined)
+    and prefixes renamed back, so a model trained here loads into the reference. Example:
+    ``hf_model.load_state_dict(export_state_dict(model.state_dict(), "hf"))``.
+    """
+    if layout not in CHECKPOINT_LAYOUTS:
+        raise ValueError(f"unknown layout {layout!r}; known: {sorted(CHECKPOINT_LAYOUTS)}")
+    rules = CHECKPOINT_LAYOUTS[layout]
+    transposed = [_pattern(p) for p in rules["transpose"]]
+    ours = {k: v.t() if any(p.match(k) for p in transposed) else v for k, v in state_dict.items()}
+    out: dict[str, torch.Tensor] = {}
+    for target, sources in rules["concat"]:
+        pattern = _pattern(target)
+        for key in [k for k in ours if pattern.match(k)]:
+            groups = pattern.match(key).groupdict()
+            for source, part in zip(sources, ours.pop(key).chunk(len(sources)), strict=True):
+                out[_fill(source, groups)] = part
+    for source, targets in rules["split"]:
+        first = _pattern(targets[0])
+        for key in [k for k in ours if first.match(k)]:
+            groups = first.match(key).groupdict()
+            out[_fill(source, groups)] = torch.cat([ours.pop(_fill(t, groups)) for t in targets])
+    for key, value in ours.items():
+        out[_foreign_key(key, rules["rename"])] = value
+    return {k: v.contiguous() for k, v in out.items()}
+
+
+@torch.no_grad()
+def init_parameters(model: nn.Module, rules: list[tuple[str, Callable]]) -> None:
+    """Draw each parameter with the first rule whose pattern matches its name.
+
+    Patterns are dotted names where ``*`` matches one segment (or part of one). A tied
+    weight is drawn once, under its first name; an embedding's ``padding_idx`` row is zeroed
+    afterwards, as PyTorch and Hugging Face do. Parameters no rule names keep their values.
+    """
+    patterns = [(_pattern(pattern), init) for pattern, init in rules]
+    for name, param in model.named_parameters():
+        init = next((init for pattern, init in patterns if pattern.match(name)), None)
+        if init is not None:
+            init(param)
+    for module in model.modules():
+        if isinstance(module, nn.Embedding | nn.EmbeddingBag) and module.padding_idx is not None:
+            module.weight[module.padding_idx].zero_()
+
+
+def uniform_within(bound: float) -> Callable:
+    """An initialiser drawing from U(-bound, bound)."""
+    return lambda param: nn.init.uniform_(param, -bound, bound)
+
+
+# Parameters param_groups() keeps out of weight decay: biases, normalisation layers and the
+# spec's `no_decay:` (patterns as in CHECKPOINT_LAYOUTS).
+NO_DECAY: list[str] = [
+    "conv3.bias",
+    "conv4.bias",
+    "conv5.bias",
+    "fc.bias",
+]
+
+
+def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
+    """Optimizer groups: ``weight_decay`` on the weights, none on NO_DECAY.
+
+    Example: ``torch.optim.AdamW(param_groups(model, 0.1), lr=3e-4)``.
+    """
+    no_decay = [_pattern(p) for p in NO_DECAY]
+    groups = [{"params": [], "weight_decay": weight_decay}, {"params": [], "weight_decay": 0.0}]
+    for name, param in model.named_parameters():
+        if param.requires_grad:
+            groups[any(p.match(name) for p in no_decay)]["params"].append(param)
+    return groups
 
 
 def example_inputs(

@@ -17,11 +17,13 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 
 @dataclass(frozen=True)
@@ -113,6 +115,19 @@ def memoized(cache: KVCache | None, project: nn.Module, memory: torch.Tensor) ->
     if project not in cache.memory:
         cache.memory[project] = project(memory)
     return cache.memory[project]
+
+
+class Checkpointable(nn.Module):
+    """A repeated block. With ``checkpointing`` on (``set_checkpointing(model, True)``),
+    training keeps only its inputs and recomputes its activations in backward: less memory
+    for about a third more compute. Dropout masks are replayed, so results do not change."""
+
+    checkpointing = False
+
+    def __call__(self, *args, **kwargs):
+        if self.checkpointing and self.training and torch.is_grad_enabled():
+            return checkpoint(super().__call__, *args, use_reentrant=False, **kwargs)
+        return super().__call__(*args, **kwargs)
 
 
 class SelfAttention(nn.Module):
@@ -252,7 +267,7 @@ class SinusoidalPositions(nn.Module):
         return self.pe.narrow(0, past_length(cache), x.shape[1])
 
 
-class EncoderLayer(nn.Module):
+class EncoderLayer(Checkpointable):
     """spec: specs/transformer.yaml:21"""
 
     def __init__(self, config: Config) -> None:
@@ -268,7 +283,7 @@ class EncoderLayer(nn.Module):
         return x
 
 
-class DecoderLayer(nn.Module):
+class DecoderLayer(Checkpointable):
     """spec: specs/transformer.yaml:39"""
 
     def __init__(self, config: Config) -> None:
@@ -302,6 +317,7 @@ class Transformer(nn.Module):
         self.decoder = nn.ModuleList(DecoderLayer(config) for _ in range(config.num_decoder_layers))
         self.decoder_norm = nn.LayerNorm(config.d_model, eps=config.layer_norm_eps)
         self.generator = nn.Linear(config.d_model, config.tgt_vocab_size)
+        self.init_weights()
 
     def forward(self, src, tgt):
         memory = self.encode(src)
@@ -324,6 +340,67 @@ class Transformer(nn.Module):
             x = block(x, memory, cache)  # (B, T, d_model)
         x = self.decoder_norm(x)  # (B, T, d_model)
         return self.generator(x)
+
+    @torch.no_grad()
+    def init_weights(self) -> None:
+        """Draw the parameters as the reference does (the spec's `init:`)."""
+        config = self.config
+        init_parameters(
+            self,
+            [
+                ("src_embed.weight", nn.init.xavier_uniform_),
+                ("tgt_embed.weight", nn.init.xavier_uniform_),
+                ("encoder.*.self_attn.qkv.weight", nn.init.xavier_uniform_),
+                ("encoder.*.self_attn.qkv.bias", nn.init.zeros_),
+                ("encoder.*.self_attn.proj.weight", nn.init.xavier_uniform_),
+                ("encoder.*.self_attn.proj.bias", nn.init.zeros_),
+                ("encoder.*.self_attn_norm.weight", nn.init.ones_),
+                ("encoder.*.self_attn_norm.bias", nn.init.zeros_),
+                ("encoder.*.ff.up.weight", nn.init.xavier_uniform_),
+                ("encoder.*.ff.up.bias", uniform_within(1 / math.sqrt(config.d_model))),
+                ("encoder.*.ff.down.weight", nn.init.xavier_uniform_),
+                ("encoder.*.ff.down.bias", uniform_within(1 / math.sqrt(config.dim_feedforward))),
+                ("encoder.*.ff_norm.weight", nn.init.ones_),
+                ("encoder.*.ff_norm.bias", nn.init.zeros_),
+                ("encoder_norm.weight", nn.init.ones_),
+                ("encoder_norm.bias", nn.init.zeros_),
+                ("decoder.*.self_attn.qkv.weight", nn.init.xavier_uniform_),
+                ("decoder.*.self_attn.qkv.bias", nn.init.zeros_),
+                ("decoder.*.self_attn.proj.weight", nn.init.xavier_uniform_),
+                ("decoder.*.self_attn.proj.bias", nn.init.zeros_),
+                ("decoder.*.self_attn_norm.weight", nn.init.ones_),
+                ("decoder.*.self_attn_norm.bias", nn.init.zeros_),
+                (
+                    "decoder.*.cross_attn.q.weight",
+                    uniform_within(math.sqrt(6 / (4 * config.d_model))),
+                ),
+                ("decoder.*.cross_attn.q.bias", nn.init.zeros_),
+                (
+                    "decoder.*.cross_attn.k.weight",
+                    uniform_within(math.sqrt(6 / (4 * config.d_model))),
+                ),
+                ("decoder.*.cross_attn.k.bias", nn.init.zeros_),
+                (
+                    "decoder.*.cross_attn.v.weight",
+                    uniform_within(math.sqrt(6 / (4 * config.d_model))),
+                ),
+                ("decoder.*.cross_attn.v.bias", nn.init.zeros_),
+                ("decoder.*.cross_attn.proj.weight", nn.init.xavier_uniform_),
+                ("decoder.*.cross_attn.proj.bias", nn.init.zeros_),
+                ("decoder.*.cross_attn_norm.weight", nn.init.ones_),
+                ("decoder.*.cross_attn_norm.bias", nn.init.zeros_),
+                ("decoder.*.ff.up.weight", nn.init.xavier_uniform_),
+                ("decoder.*.ff.up.bias", uniform_within(1 / math.sqrt(config.d_model))),
+                ("decoder.*.ff.down.weight", nn.init.xavier_uniform_),
+                ("decoder.*.ff.down.bias", uniform_within(1 / math.sqrt(config.dim_feedforward))),
+                ("decoder.*.ff_norm.weight", nn.init.ones_),
+                ("decoder.*.ff_norm.bias", nn.init.zeros_),
+                ("decoder_norm.weight", nn.init.ones_),
+                ("decoder_norm.bias", nn.init.zeros_),
+                ("generator.weight", nn.init.xavier_uniform_),
+                ("generator.bias", uniform_within(1 / math.sqrt(config.d_model))),
+            ],
+        )
 
 
 Model = Transformer
@@ -429,16 +506,142 @@ def convert_state_dict(state_dict: dict[str, torch.Tensor], layout: str) -> dict
             groups = pattern.match(key).groupdict()
             for target, part in zip(targets, src.pop(key).chunk(len(targets)), strict=True):
                 out[_fill(target, groups)] = part
-    renames = [(_pattern(a, prefix=True), b) for a, b in rules["rename"]]
     for key, value in src.items():
-        for pattern, target in renames:
-            match = pattern.match(key)
-            if match:
-                key = (_fill(target, match.groupdict()) + key[match.end() :]).lstrip(".")
-                break
-        out[key] = value
+        out[_rename(key, rules["rename"])] = value
     transposed = [_pattern(p) for p in rules["transpose"]]
     return {k: v.t() if any(p.match(k) for p in transposed) else v for k, v in out.items()}
+
+
+def _rename(key: str, renames: list[tuple[str, str]]) -> str:
+    """``key`` renamed by the first rule whose source prefix it starts with."""
+    for source, target in renames:
+        match = _pattern(source, prefix=True).match(key)
+        if match:
+            return (_fill(target, match.groupdict()) + key[match.end() :]).lstrip(".")
+    return key
+
+
+def _foreign_key(key: str, renames: list[tuple[str, str]]) -> str:
+    """The foreign key ``_rename`` turns into ``key``: by a rule naming its prefix, else by a
+    rule that strips a prefix (``transformer: ""``), else ``key`` itself."""
+    stripping = []
+    for source, target in renames:
+        if not target:
+            stripping.append(f"{source}.{key}")
+        elif match := _pattern(target, prefix=True).match(key):
+            groups = match.groupdict()
+            if all(name in groups for name in re.findall(r"\{(\w+)\}", source)):
+                candidate = _fill(source, groups) + key[match.end() :]
+                if _rename(candidate, renames) == key:
+                    return candidate
+    return next((c for c in stripping if _rename(c, renames) == key), key)
+
+
+def export_state_dict(state_dict: dict[str, torch.Tensor], layout: str) -> dict[str, torch.Tensor]:
+    """The inverse of convert_state_dict: this module's tensors under a foreign layout's keys.
+
+    Transposes are undone, concatenated tensors split into equal parts (split ones joined)
+    and prefixes renamed back, so a model trained here loads into the reference. Example:
+    ``hf_model.load_state_dict(export_state_dict(model.state_dict(), "hf"))``.
+    """
+    if layout not in CHECKPOINT_LAYOUTS:
+        raise ValueError(f"unknown layout {layout!r}; known: {sorted(CHECKPOINT_LAYOUTS)}")
+    rules = CHECKPOINT_LAYOUTS[layout]
+    transposed = [_pattern(p) for p in rules["transpose"]]
+    ours = {k: v.t() if any(p.match(k) for p in transposed) else v for k, v in state_dict.items()}
+    out: dict[str, torch.Tensor] = {}
+    for target, sources in rules["concat"]:
+        pattern = _pattern(target)
+        for key in [k for k in ours if pattern.match(k)]:
+            groups = pattern.match(key).groupdict()
+            for source, part in zip(sources, ours.pop(key).chunk(len(sources)), strict=True):
+                out[_fill(source, groups)] = part
+    for source, targets in rules["split"]:
+        first = _pattern(targets[0])
+        for key in [k for k in ours if first.match(k)]:
+            groups = first.match(key).groupdict()
+            out[_fill(source, groups)] = torch.cat([ours.pop(_fill(t, groups)) for t in targets])
+    for key, value in ours.items():
+        out[_foreign_key(key, rules["rename"])] = value
+    return {k: v.contiguous() for k, v in out.items()}
+
+
+@torch.no_grad()
+def init_parameters(model: nn.Module, rules: list[tuple[str, Callable]]) -> None:
+    """Draw each parameter with the first rule whose pattern matches its name.
+
+    Patterns are dotted names where ``*`` matches one segment (or part of one). A tied
+    weight is drawn once, under its first name; an embedding's ``padding_idx`` row is zeroed
+    afterwards, as PyTorch and Hugging Face do. Parameters no rule names keep their values.
+    """
+    patterns = [(_pattern(pattern), init) for pattern, init in rules]
+    for name, param in model.named_parameters():
+        init = next((init for pattern, init in patterns if pattern.match(name)), None)
+        if init is not None:
+            init(param)
+    for module in model.modules():
+        if isinstance(module, nn.Embedding | nn.EmbeddingBag) and module.padding_idx is not None:
+            module.weight[module.padding_idx].zero_()
+
+
+def uniform_within(bound: float) -> Callable:
+    """An initialiser drawing from U(-bound, bound)."""
+    return lambda param: nn.init.uniform_(param, -bound, bound)
+
+
+# Parameters param_groups() keeps out of weight decay: biases, normalisation layers and the
+# spec's `no_decay:` (patterns as in CHECKPOINT_LAYOUTS).
+NO_DECAY: list[str] = [
+    "encoder.*.self_attn.qkv.bias",
+    "encoder.*.self_attn.proj.bias",
+    "encoder.*.self_attn_norm.weight",
+    "encoder.*.self_attn_norm.bias",
+    "encoder.*.ff.up.bias",
+    "encoder.*.ff.down.bias",
+    "encoder.*.ff_norm.weight",
+    "encoder.*.ff_norm.bias",
+    "encoder_norm.weight",
+    "encoder_norm.bias",
+    "decoder.*.self_attn.qkv.bias",
+    "decoder.*.self_attn.proj.bias",
+    "decoder.*.self_attn_norm.weight",
+    "decoder.*.self_attn_norm.bias",
+    "decoder.*.cross_attn.q.bias",
+    "decoder.*.cross_attn.k.bias",
+    "decoder.*.cross_attn.v.bias",
+    "decoder.*.cross_attn.proj.bias",
+    "decoder.*.cross_attn_norm.weight",
+    "decoder.*.cross_attn_norm.bias",
+    "decoder.*.ff.up.bias",
+    "decoder.*.ff.down.bias",
+    "decoder.*.ff_norm.weight",
+    "decoder.*.ff_norm.bias",
+    "decoder_norm.weight",
+    "decoder_norm.bias",
+    "generator.bias",
+]
+
+
+def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
+    """Optimizer groups: ``weight_decay`` on the weights, none on NO_DECAY.
+
+    Example: ``torch.optim.AdamW(param_groups(model, 0.1), lr=3e-4)``.
+    """
+    no_decay = [_pattern(p) for p in NO_DECAY]
+    groups = [{"params": [], "weight_decay": weight_decay}, {"params": [], "weight_decay": 0.0}]
+    for name, param in model.named_parameters():
+        if param.requires_grad:
+            groups[any(p.match(name) for p in no_decay)]["params"].append(param)
+    return groups
+
+
+def set_checkpointing(model: nn.Module, enabled: bool = True) -> nn.Module:
+    """Activation checkpointing for every repeated block (see Checkpointable): training
+    keeps each block's inputs only and recomputes the rest in backward. Returns ``model``."""
+    for module in model.modules():
+        if isinstance(module, Checkpointable):
+            module.checkpointing = enabled
+    return model
 
 
 def example_inputs(

@@ -185,8 +185,8 @@ def test_a_derived_block_changes_only_what_it_says(tmp_path):
     resolved = resolve_spec(spec)
     wide = resolved.split("  Wide:")[1].split("model:")[0]
     assert "hidden: 8 * n_embd                      # tests/specs/compose/wide_lm.yaml:10" in wide
-    assert "act: gelu_tanh                          # specs/gpt2.yaml:23" in wide
-    assert "forward: |                                  # specs/gpt2.yaml:24" in wide
+    assert "act: gelu_tanh                          # specs/gpt2.yaml:24" in wide
+    assert "forward: |                                  # specs/gpt2.yaml:25" in wide
     assert "extends" not in wide
 
 

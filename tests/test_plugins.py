@@ -283,7 +283,7 @@ def test_generated_file_imports_only_torch(cbam, tmp_path):
                 if isinstance(node, ast.Import | ast.ImportFrom)
                 for alias in (node.names if isinstance(node, ast.Import)
                               else [ast.alias(node.module or "")])}
-    assert imported <= {"torch", "__future__", "dataclasses", "re", "math"}
+    assert imported <= {"torch", "__future__", "dataclasses", "re", "math", "collections"}
     assert "class ChannelAttention(nn.Module):" in source
     assert "self.ca = ChannelAttention(config.channels, config.reduction, bias=True)" in source
 

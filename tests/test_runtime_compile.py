@@ -138,7 +138,8 @@ def test_build_target_tensorrt_emits_lazy_helper(tmp_path, capsys, fake_trt):
     assert {a.name.split(".")[0] for n in top for a in n.names} | \
         {n.module for n in top if isinstance(n, ast.ImportFrom)} <= \
         {"torch", "re", "dataclasses", "__future__", "dataclass", "annotations", "nn",
-         "torch.nn.functional", "F", None}
+         "torch.nn.functional", "F", None, "collections", "collections.abc", "Callable",
+         "torch.utils.checkpoint", "checkpoint", "math"}
     gpt2 = archcc.runtime.import_file(tmp_path / "gpt2.py", "archcc_trt_test.gpt2")
     model = gpt2.Model(gpt2.Config(**TINY_GPT2)).eval()
     assert gpt2.compile(model, dims={"T": (1, 16, 32)}) is model

@@ -36,7 +36,8 @@ def generate(program: Program, target: str = "torch") -> str:
     """
     view = file_view(program)
     source = _environment().get_template("module.py.j2").render(
-        v=view, io=input_table(program, target), module_name=program.name)
+        v=view, io=input_table(program, target), module_name=program.name,
+        training=view.extra["training"])
     source = format_source(source)
     try:
         ast.parse(source)

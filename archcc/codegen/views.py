@@ -13,6 +13,7 @@ from archcc import ops
 from archcc.codegen import safe_text
 from archcc.codegen.forward import Line, emit_forward
 from archcc.codegen.render import render_expr
+from archcc.codegen.render_init import fused_linears, init_table, no_decay_paths
 from archcc.codegen.seq2seq import split as split_seq2seq
 from archcc.codegen.views_blocks import (
     conditional,
@@ -43,6 +44,7 @@ class MethodView:
     params: str
     lines: list[Line]
     decorator: str = ""
+    returns: str = ""
 
 
 @dataclass
@@ -54,6 +56,7 @@ class ClassView:
     forward_params: str
     forward_lines: list[Line]
     methods: list[MethodView] = field(default_factory=list)
+    base: str = "nn.Module"  # a repeated block: Checkpointable
 
 
 @dataclass
@@ -269,9 +272,21 @@ def class_view(module: ModuleIR, program: Program) -> ClassView:
         name_decoder_inputs(module, program.modules)
         forward_params, body, methods = _encode_decode(module, target, tracking, cached=False)
     kept = tuple(n for n in module.args if n in used_args)
-    return ClassView(module.name, _doc(module, program), init_params,
-                     _init_lines(module, program, bool(used_config), kept), forward_params,
-                     body, methods)
+    init_lines = _init_lines(module, program, bool(used_config), kept)
+    if module.kind == "model":  # like Hugging Face's post_init: the reference's scheme
+        init_lines.append("self.init_weights()")
+        methods.append(_init_weights(program))
+    base = "Checkpointable" if module.kind == "block" else "nn.Module"
+    return ClassView(module.name, _doc(module, program), init_params, init_lines,
+                     forward_params, body, methods, base)
+
+
+def _init_weights(program: Program) -> MethodView:
+    """``init_weights()``: every parameter drawn as the spec's ``init:`` says."""
+    lines, _ = init_table(program)
+    return MethodView("init_weights", "Draw the parameters as the reference does (the spec's "
+                      "`init:`).", "",
+                      [Line(text) for text in lines], "torch.no_grad()", "None")
 
 
 def _ctor_params(module: ModuleIR) -> str:
@@ -451,7 +466,8 @@ def file_view(program: Program) -> FileView:
     functions = op_functions(program)
     needs_math = any("math." in line for c in classes for line in c.init_lines) or any(
         "math." in line.code for c in classes for line in c.forward_lines) or any(
-        "math." in text for text in extra_classes)
+        "math." in text for text in extra_classes) or any(
+        "math." in line.code for c in classes for m in c.methods for line in m.lines)
     example_lines, example_return = _example_lines(program)
     spec = safe_text.comment(project_path(program.source))
     banner = [*safe_text.BANNER, f"# spec:    {spec}", f"# rebuild: archcc build {spec}"]
@@ -461,8 +477,16 @@ def file_view(program: Program) -> FileView:
                            [*c.init_lines, *(line.code for line in c.forward_lines),
                             *(line.code for m in c.methods for line in m.lines)]) or any(
         "F." in text for text in [*extra_classes, *functions])
+    _, helpers = init_table(program)
     extra = {"concat_on_load": any(m.load_fusions for m in program.modules.values()),
-             "greedy": _greedy(program), "cut": uses_cut(program)}
+             "greedy": _greedy(program), "cut": uses_cut(program),
+             "training": {"by_rows": "by_rows" in helpers,
+                          "lecun_normal": "lecun_normal_" in helpers,
+                          "uniform_within": "uniform_within" in helpers,
+                          "no_decay": [safe_text.literal(p) for p in no_decay_paths(program)],
+                          "checkpointing": any(m.kind == "block"
+                                               for m in program.modules.values()),
+                          "fused": fused_linears(program)}}
     return FileView(banner, doc, needs_math, fields, props, classes, program.model.name,
                     _layouts(program), example_lines, example_return, extra,
                     needs_functional=needs_functional, generation=_generation(program),

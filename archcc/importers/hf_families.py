@@ -17,6 +17,9 @@ import json
 
 from archcc.importers.config import ConfigFile
 
+# The reference's initialisation is the family spec's `init:`, over these params (HF names):
+# a family whose scheme reads other config fields adds them to its params the same way.
+INIT_RANGE = {"initializer_range": 0.02}
 EXTEND = ("write a spec that `extends:` the family spec and changes it "
           "(docs/language.md: Composing specs)")
 
@@ -70,7 +73,7 @@ def padding(layers: tuple[str, ...], pad: int | None, spec_pad: int) -> dict:
 
 def gpt2(cfg: ConfigFile) -> dict:
     params = copy(cfg, {"vocab_size": 50257, "n_positions": 1024, "n_embd": 768, "n_head": 12,
-                        "n_layer": 12, "layer_norm_epsilon": 1e-5})
+                        "n_layer": 12, "layer_norm_epsilon": 1e-5, **INIT_RANGE})
     params["dropout"] = one_value(cfg, ("resid_pdrop", "embd_pdrop", "attn_pdrop"), 0.1,
                                   "specs/gpt2.yaml has one dropout for embeddings, attention "
                                   "and MLP")
@@ -94,7 +97,7 @@ def gpt2(cfg: ConfigFile) -> dict:
 BERT_SIZES = {"vocab_size": 30522, "hidden_size": 768, "num_hidden_layers": 12,
               "num_attention_heads": 12, "intermediate_size": 3072,
               "max_position_embeddings": 512, "type_vocab_size": 2, "layer_norm_eps": 1e-12,
-              "hidden_dropout_prob": 0.1, "attention_probs_dropout_prob": 0.1}
+              "hidden_dropout_prob": 0.1, "attention_probs_dropout_prob": 0.1, **INIT_RANGE}
 
 
 def _bert_like(cfg: ConfigFile, family: str) -> None:
@@ -104,7 +107,8 @@ def _bert_like(cfg: ConfigFile, family: str) -> None:
 
 def bert(cfg: ConfigFile) -> dict:
     _bert_like(cfg, "bert")
-    return {"params": copy(cfg, BERT_SIZES)}
+    return {"params": copy(cfg, BERT_SIZES),
+            **padding(("word_embeddings",), token(cfg, "pad_token_id", 0), 0)}
 
 
 def roberta(cfg: ConfigFile) -> dict:
@@ -120,7 +124,7 @@ def distilbert(cfg: ConfigFile) -> dict:
     fixed(cfg, "distilbert", {"activation": "gelu"})
     params = copy(cfg, {"vocab_size": 30522, "dim": 768, "n_layers": 6, "n_heads": 12,
                         "hidden_dim": 3072, "max_position_embeddings": 512, "dropout": 0.1,
-                        "attention_dropout": 0.1})
+                        "attention_dropout": 0.1, **INIT_RANGE})
     return {"params": params, **padding(("word_embeddings",), token(cfg, "pad_token_id", 0), 0)}
 
 
@@ -129,7 +133,8 @@ def vit(cfg: ConfigFile) -> dict:
     params = copy(cfg, {"image_size": 224, "patch_size": 16, "num_channels": 3,
                         "hidden_size": 768, "num_hidden_layers": 12, "num_attention_heads": 12,
                         "intermediate_size": 3072, "layer_norm_eps": 1e-12,
-                        "hidden_dropout_prob": 0.0, "attention_probs_dropout_prob": 0.0})
+                        "hidden_dropout_prob": 0.0, "attention_probs_dropout_prob": 0.0,
+                        **INIT_RANGE})
     labels = cfg.get("id2label")
     if labels is not None and not isinstance(labels, dict):
         raise cfg.error("id2label", "expected an object of label names by id",
@@ -162,6 +167,8 @@ def clip(cfg: ConfigFile) -> dict:
     text["projection_dim"] = cfg.size("projection_dim", 512)
     text["logit_scale_init_value"] = cfg.number("logit_scale_init_value", 2.6592)
     text["eos_token_id"] = cfg.size("text_config.eos_token_id", 2)  # pooling honours it
+    text["initializer_factor"] = cfg.number("initializer_factor", 1.0)
+    text["initializer_range"] = cfg.number("vision_config.initializer_range", 0.02)
     return {"params": {**text, **vision}}
 
 
@@ -204,7 +211,7 @@ def t5(cfg: ConfigFile) -> dict:
     params = copy(cfg, {"vocab_size": 32128, "d_model": 512, "d_ff": 2048, "num_layers": 6,
                         "num_heads": 8, "relative_attention_num_buckets": 32,
                         "relative_attention_max_distance": 128, "dropout_rate": 0.1,
-                        "layer_norm_epsilon": 1e-6})
+                        "layer_norm_epsilon": 1e-6, "initializer_factor": 1.0})
     params["num_decoder_layers"] = (cfg.size("num_decoder_layers", 0)
                                     if cfg.get("num_decoder_layers") is not None
                                     else params["num_layers"])
@@ -226,7 +233,7 @@ def bart(cfg: ConfigFile) -> dict:
                         "encoder_layers": 12, "decoder_layers": 12,
                         "encoder_attention_heads": 16, "decoder_attention_heads": 16,
                         "encoder_ffn_dim": 4096, "decoder_ffn_dim": 4096, "dropout": 0.1,
-                        "attention_dropout": 0.0, "activation_dropout": 0.0})
+                        "attention_dropout": 0.0, "activation_dropout": 0.0, "init_std": 0.02})
     scaled = cfg.require("scale_embedding", False, (True, False), "a true/false flag")
     params["embed_scale"] = params["d_model"] ** 0.5 if scaled else 1.0
     return {"params": params, **padding(("shared",), token(cfg, "pad_token_id", 1), 1)}

@@ -132,12 +132,24 @@ def _params(family: str, kw: dict) -> dict:
                                      "num_blocks", "num_classes")}
 
 
+# timm's own initialisation where the family spec states another library's (specs/vit.yaml
+# follows Hugging Face): timm/models/vision_transformer.py init_weights_vit_timm, and
+# VisionTransformer.no_weight_decay()
+SCHEMES = {
+    "vit": {"init": {"embeddings.cls_token": "normal(1.0e-6)",
+                     "embeddings.pos_embed": "truncated_normal(0.02)",
+                     "linear": "truncated_normal(0.02)",  # biases zeros
+                     "conv2d": "torch_default"},          # the patch embedding
+            "no_decay": ["embeddings.pos_embed", "embeddings.cls_token"]},
+}
+
+
 def import_timm(model: str, out: Path, assignments: list[str] = (),
                 name: str | None = None) -> Path:
     """Write the spec for timm ``model`` (with kwargs ``key=value``) to ``out``."""
     origin = _Args(model).loc()
     name = spec_name(Path(out), name, origin)
     family, kwargs = timm_kwargs(model, list(assignments))
-    overlay = {"name": name, "params": _params(family, kwargs)}
+    overlay = {"name": name, "params": _params(family, kwargs), **SCHEMES.get(family, {})}
     note = f"Sizes of timm {' '.join([model, *assignments])} (archcc import timm)."
     return write_spec(family, overlay, Path(out), origin, note)

@@ -89,7 +89,11 @@ def render(family: str, overlay: dict, note: str = "") -> Spec:
     unknown = set(overlay.get("params", {})) - set(data.get("params", {}))
     if unknown:  # an importer bug, not a user error: the tables name the spec's params
         raise KeyError(f"{family}.yaml has no params {sorted(unknown)}")
+    # an overlay's init scheme (another library's: timm's ViT) replaces the family's whole
+    schemes = {k: overlay[k] for k in ("init", "no_decay") if k in overlay}
+    overlay = {k: v for k, v in overlay.items() if k not in schemes}
     data, where = merge(data, where, overlay, SourceMap(where.file))
+    data.update(schemes)
     expand_block_bases(data, where)
     return validate(data, where)
 

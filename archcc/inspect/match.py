@@ -45,7 +45,8 @@ def _score(a: LayerInfo, b: LayerInfo, ia: float, ib: float, la: list[LayerInfo]
         union = sum((ca | cb).values()) or 1
         same = sum((ca & cb).values()) / union
     else:
-        keys = (set(fa) & set(fb)) or (set(fa) | set(fb))  # settings both sides have
+        both = {k for k in set(fa) & set(fb) if fa[k] is not None and fb[k] is not None}
+        keys = both or (set(fa) | set(fb))  # settings both sides have (None: not set)
         same = sum(fa.get(k) == fb.get(k) for k in keys) / (len(keys) or 1)
     name = SequenceMatcher(None, a.name, b.name).ratio()
     reads = float(a.reads == b.reads)

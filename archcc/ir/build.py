@@ -22,6 +22,7 @@ from archcc.ir.build_blocks import (
 )
 from archcc.ir.forward import ForwardInterpreter
 from archcc.ir.graph import ModuleIR, Program, Submodule, new_graph
+from archcc.ir.init import check_rules, parse_rules
 from archcc.ir.instances import enumerate_instances
 from archcc.ir.layers import Layer, declare
 from archcc.ir.params import ParamScope, to_sympy
@@ -225,6 +226,7 @@ def build(loaded: LoadedSpec) -> Program:
                     for name, inp in spec.inputs.items()}
     _check_plugin_names(scope, [*blocks.values(), model])
     _check_splits(scope, spec.checkpoint)
+    init_rules = parse_rules(scope)
     scope.check()
     modules = {c.name: c for c in classes.by_signature.values()}
     modules.update((name, module) for name, module in blocks.items() if name in used)
@@ -235,6 +237,8 @@ def build(loaded: LoadedSpec) -> Program:
     program.parallel = dict(spec.parallel)
     program.instances = instances
     program.loaded = loaded
+    program.init_rules, program.no_decay = init_rules, list(spec.no_decay)
+    check_rules(program, loaded)
     return program
 
 

@@ -43,6 +43,10 @@ class Submodule:
     when: Expr | None = None  # built only where this holds, else nn.Identity()
     # another class where a condition holds: [(condition, args, class)] (cls is the rest's)
     alternatives: list = field(default_factory=list)
+    # a linear standing for several (q, k, v): (part name, rows) in order, so that `init:`
+    # rules can address each part; ``fused``: a pass fused them, every rule applies per part
+    parts: tuple[tuple[str, Any], ...] = ()
+    fused: bool = False
 
 
 @dataclass
@@ -100,6 +104,8 @@ class Program:
     kv_shapes: dict[str, tuple] = field(default_factory=dict)
     instances: dict[str, list] = field(default_factory=dict)  # block -> its distinct instances
     loaded: Any = None  # the LoadedSpec it was built from (instances are evaluated in it)
+    init_rules: list = field(default_factory=list)  # the spec's `init:` (archcc.ir.init.Rule)
+    no_decay: list[str] = field(default_factory=list)  # the spec's `no_decay:` keys
 
     @property
     def model(self) -> ModuleIR:

@@ -219,9 +219,45 @@ class Op:
 
 
 class Kind:
-    """One kind of ``__init__`` line: a torch layer, a tensor, a buffer."""
+    """One kind of ``__init__`` line: a torch layer, a tensor, a buffer.
+
+    A kind with parameters names them for the spec's ``init:`` section, with the scheme each
+    starts from when no rule of the spec matches (``init``) and what PyTorch's constructor
+    draws (``torch_init``, the scheme ``torch_default``), in the ``init:`` syntax over the
+    kind's argument names::
+
+        init_params = ("weight", "bias")
+        init = {"weight": "normal(0.02)", "bias": "zeros"}
+        torch_init = {"weight": "kaiming_uniform(a = sqrt(5))", "bias": "uniform(1 / sqrt(in))"}
+
+    A kind that names none keeps whatever its constructor drew.
+    """
 
     name: ClassVar[str]
+    init_params: ClassVar[tuple[str, ...]] = ()
+    """Parameter attributes (``weight_ih_l*`` for a family); ``""`` is the tensor itself."""
+    init: ClassVar[dict[str, str]] = {}
+    """Scheme per parameter with no matching ``init:`` rule (missing: ``torch_default``)."""
+    torch_init: ClassVar[dict[str, str]] = {}
+    """PyTorch's own initialisation of each parameter (missing: left as constructed)."""
+    no_decay: ClassVar[bool] = False
+    """A normalisation: ``param_groups()`` keeps all its parameters out of weight decay."""
+    arg_defaults: ClassVar[dict[str, Any]] = {}
+    """Values of arguments a submodule may leave out, for the schemes above (``groups``)."""
+
+    def parameters(self, sub: Submodule, flag: Callable[[str], Any]) -> list[str]:
+        """The parameters this layer holds: ``init_params`` less the biases of a layer whose
+        ``bias`` argument is false (``flag(key)`` evaluates an argument)."""
+        has_bias = "bias" not in sub.args or bool(flag("bias"))
+        return [p for p in self.init_params if has_bias or not p.startswith("bias")]
+
+    def default_init(self, sub: Submodule, param: str) -> str:
+        """The scheme ``param`` starts from when no ``init:`` rule matches it."""
+        return sub.args.get("default_init") or self.init.get(param, "torch_default")
+
+    def torch_default(self, sub: Submodule, param: str) -> str | None:
+        """PyTorch's own scheme for ``param`` (None: keep what the constructor drew)."""
+        return self.torch_init.get(param)
 
     def init_lines(self, sub: Submodule, arg: Render) -> list[str]:
         raise NotImplementedError
@@ -250,6 +286,12 @@ SCALAR_BOUNDS = {"eps": (0, None, "an epsilon: it must be >= 0"),
 def _check_bounds(scope: ParamScope, layer: Layer, key: str) -> None:
     low, high, what = SCALAR_BOUNDS[key]
     value = scope.value(layer.sizes[key])
+    if isinstance(value, bool) or not isinstance(value, int | float):  # a list param, a string
+        scope.errors.append(field_diag(scope, layer, key, f"{key} must be a number, got "
+                                       f"{type(value).__name__} {value!r}",
+                                       "a list param is walked by a stage loop or indexed: "
+                                       "`eps: epsilons[0]`"))
+        return
     if value < low or (high is not None and value > high):
         scope.errors.append(field_diag(scope, layer, key, f"{key} ({value}) is {what}"))
 

@@ -69,6 +69,9 @@ class Conv1dOp(Op):
 @kind
 class Conv1dKind(Kind):
     name = "conv1d"
+    init_params = ("weight", "bias")
+    init = torch_init = {"weight": "kaiming_uniform(a = sqrt(5))",  # PyTorch's, as timm and
+                         "bias": "uniform(1 / sqrt(in * kernel))"}  # diffusers keep
 
     def init_lines(self, sub, arg):
         a = sub.args

@@ -111,6 +111,10 @@ class Conv2dOp(Op):
 @kind
 class Conv2dKind(Kind):
     name = "conv2d"
+    init_params = ("weight", "bias")
+    init = torch_init = {"weight": "kaiming_uniform(a = sqrt(5))",  # PyTorch's, as timm and
+                         "bias": "uniform(1 / sqrt(in // groups * kernel * kernel))"}  # diffusers
+    arg_defaults = {"groups": 1}
 
     def init_lines(self, sub, arg):
         """``nn.Conv2d(in, out, kernel_size=k, stride=..., padding=...)``, defaults left out."""

@@ -76,6 +76,9 @@ class EmbeddingOp(Op):
 @kind
 class EmbeddingKind(Kind):
     name = "embedding"
+    init_params = ("weight",)
+    init = {"weight": "normal(0.02)"}  # Hugging Face, nanoGPT; padding rows stay zero
+    torch_init = {"weight": "normal(1.0)"}
 
     def init_lines(self, sub, arg):
         a = sub.args

@@ -58,6 +58,9 @@ class EmbeddingBagOp(Op):
 @kind
 class EmbeddingBagKind(Kind):
     name = "embedding_bag"
+    init_params = ("weight",)
+    init = {"weight": "normal(0.02)"}
+    torch_init = {"weight": "normal(1.0)"}
 
     def init_lines(self, sub, arg):
         a = sub.args

@@ -75,6 +75,11 @@ class GroupNormOp(Op):
 @kind
 class GroupNormKind(Kind):
     name = "groupnorm"
+    init_params, no_decay = ("weight", "bias"), True
+    init = torch_init = {"weight": "ones", "bias": "zeros"}
+
+    def parameters(self, sub, flag):
+        return list(self.init_params) if flag("affine") else []
 
     def init_lines(self, sub, arg):
         a = sub.args

@@ -41,12 +41,17 @@ def submodule(name: str, fan_in, fan_out, bias, loc=None, tie: str | None = None
                      loc, tie=tie)
 
 
-def projection(name: str, fan_in: str, fan_out: str) -> Submodule:
+def projection(name: str, fan_in: str, fan_out: str,
+               parts: tuple[tuple[str, str], ...] = ()) -> Submodule:
     """A projection inside a lowered class: fan sizes are expressions over the class's
-    names (``"3 * dim"``) and the bias follows its ``bias`` argument."""
+    names (``"3 * dim"``) and the bias follows its ``bias`` argument. ``parts`` name the
+    row blocks of a fused projection (``(("q", "dim"), ("k", "dim"), ("v", "dim"))``), which
+    ``init:`` rules may address one by one (``h.*.attn.q``)."""
     from archcc.ir.builder import E
 
-    return submodule(name, E(fan_in), E(fan_out), E("bias"))
+    sub = submodule(name, E(fan_in), E(fan_out), E("bias"))
+    sub.parts = tuple((part, E(rows)) for part, rows in parts)
+    return sub
 
 
 def last_dim(ctx, layer, shape, key: str, what: str) -> None:
@@ -91,6 +96,9 @@ class LinearOp(Op):
 @kind
 class LinearKind(Kind):
     name = "linear"
+    init_params = ("weight", "bias")
+    init = {"weight": "normal(0.02)", "bias": "zeros"}  # Hugging Face, nanoGPT, timm
+    torch_init = {"weight": "kaiming_uniform(a = sqrt(5))", "bias": "uniform(1 / sqrt(in))"}
 
     def init_lines(self, sub, arg):
         a = sub.args

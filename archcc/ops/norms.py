@@ -104,6 +104,9 @@ class RMSNormOp(_Norm):
 
 
 class _NormKind(Kind):
+    init_params, no_decay = ("weight", "bias"), True
+    init = torch_init = {"weight": "ones", "bias": "zeros"}
+
     def call_shape(self, ctx, sub, shapes, dtypes):
         return shapes[0], dtypes[0] if self.name == "layernorm" else FLOAT
 
@@ -124,7 +127,7 @@ class LayerNormKind(_NormKind):
 
 @kind
 class RMSNormKind(_NormKind):
-    name = "rmsnorm"
+    name, init_params = "rmsnorm", ("weight",)
 
     def init_lines(self, sub, arg):
         a = sub.args

@@ -31,11 +31,16 @@ class Parameter(Strict):
     """The fill value of `init: constant` (CLIP's logit_scale starts at log(1 / 0.07))."""
 
 
-def submodule(name: str, shape: tuple, init: str = "zeros", value=None, loc=None) -> Submodule:
-    """An ``nn.Parameter`` line of this shape (expressions) and initial value."""
+def submodule(name: str, shape: tuple, init: str = "zeros", value=None, loc=None,
+              default_init: str | None = None) -> Submodule:
+    """An ``nn.Parameter`` line of this shape (expressions) and initial value;
+    ``default_init`` is the scheme ``init_weights()`` draws it with when the spec's ``init:``
+    does not name it (a ViT's CLS token: ``truncated_normal(0.02)``)."""
     args = {"shape": tuple(shape), "init": init}
     if value is not None:
         args["value"] = value
+    if default_init is not None:
+        args["default_init"] = default_init
     return Submodule(name, "parameter", args, loc)
 
 
@@ -83,7 +88,20 @@ class ParameterOp(Op):
 
 @kind
 class ParameterKind(Kind):
-    name = "parameter"
+    name, init_params = "parameter", ("",)  # the tensor is the attribute itself
+
+    def default_init(self, sub, param):
+        """What the spec's ``init:`` field says, unless the op that holds it knows better
+        (``default_init``: ViT's CLS token starts at ``truncated_normal(0.02)``)."""
+        return sub.args.get("default_init") or self.torch_init_of(sub)
+
+    def torch_default(self, sub, param):
+        return self.torch_init_of(sub)
+
+    @staticmethod
+    def torch_init_of(sub) -> str:
+        return {"zeros": "zeros", "ones": "ones", "normal": "normal(1.0)",
+                "constant": "constant(value)"}[sub.args["init"]]
 
     def state(self, sub, value):
         return [""]

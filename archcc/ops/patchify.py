@@ -118,6 +118,9 @@ class PatchifyOp(Op):
         return 2 * batch * patches * values["in_channels"] * values["patch"] ** 2 * values["dim"]
 
 
+TABLES = "truncated_normal(0.02)"  # CLS token, positions: Hugging Face ViT, timm
+
+
 def lower(spec) -> ModuleIR:
     """(B, C, H, W) -> (B, N, dim) tokens [+ CLS] [+ positions], or a (B, H/p, W/p, dim) grid."""
     b = Builder("PatchEmbed")
@@ -146,7 +149,8 @@ def lower(spec) -> ModuleIR:
         x = b.line().call("norm", x, var="x")
     prefix = 1 if spec.cls_token else 0
     if spec.cls_token:
-        subs["cls_token"] = parameter.submodule("cls_token", (Num(1), Num(1), E("dim")))
+        subs["cls_token"] = parameter.submodule("cls_token", (Num(1), Num(1), E("dim")),
+                                                default_init=TABLES)
         token = b.attr("cls_token", "1, 1, dim")
         x = b.line().op("prepend", token, x, var="x")
     if spec.positions != "none":
@@ -163,7 +167,8 @@ def _positions(b, spec, subs, scalars, image, x, prefix) -> str:
     rows = E(f"(image // patch) ** 2 + {prefix}" if prefix else "(image // patch) ** 2")
     shape = f"1, (image / patch) ** 2 + {prefix}, dim"
     if spec.positions == "learned":
-        subs["pos_embed"] = parameter.submodule("pos_embed", (Num(1), rows, E("dim")))
+        subs["pos_embed"] = parameter.submodule("pos_embed", (Num(1), rows, E("dim")),
+                                                default_init=TABLES)
     else:
         subs["pos_embed"] = Submodule("pos_embed", "buffer", {
             "init": "sincos2d", "grid": E("image // patch"), "dim": E("dim"),

@@ -167,6 +167,9 @@ class GRUOp(_RecurrentOp):
 
 
 class _RecurrentKind(Kind):
+    init_params = ("weight_ih_l*", "weight_hh_l*", "bias_ih_l*", "bias_hh_l*")
+    init = torch_init = {p: "uniform(1 / sqrt(hidden))" for p in init_params}  # PyTorch's
+
     def init_lines(self, sub, arg):
         a = sub.args
         extra = keywords(a, {"layers": ("num_layers", 1), "bias": ("bias", True),

@@ -56,13 +56,16 @@ def _first_match(path: SpecPath) -> bool:
 
 def merge(base: dict, base_where: SourceMap, child: dict, child_where: SourceMap,
           ) -> tuple[dict, SourceMap]:
-    """``child`` over ``base``: mappings merge, anything else replaces, ``None`` deletes."""
+    """``child`` over ``base``: mappings merge, anything else replaces, ``None`` deletes.
+    ``init:`` rules are tried in order, so a child's come first (they refine its base's)."""
     replaced: set[SpecPath] = set()  # base entries under these paths no longer apply
     deleted: set[SpecPath] = set()
 
     def walk(old: object, new: object, path: SpecPath) -> object:
         if isinstance(old, dict) and isinstance(new, dict):
-            out = dict(old)
+            # `init:` rules are tried in order: a child's own rules come before its base's
+            first = dict.fromkeys(new) if path == ("init",) else {}
+            out = first | {k: v for k, v in old.items() if k not in first}
             for key, value in new.items():
                 if value is None:
                     out.pop(key, None)

@@ -221,7 +221,7 @@ class _ToSpec(Transformer):
             self.where.keys.setdefault((kind,), self._loc(where))
             if kind == "imports":
                 data.setdefault("imports", []).extend(value)
-            elif key is None:  # params, dims, model, extends, generate, reference, parallel, budget
+            elif key is None:  # params, dims, model, extends, generate, reference, ... budget
                 if kind in data:
                     raise DslError(f"'{kind}' appears twice", where)
                 data[kind] = value
@@ -268,6 +268,30 @@ class _ToSpec(Transformer):
             self._key(("parallel", path), style)
             out[path] = str(style)
         return "parallel", None, out, meta
+
+    def init(self, meta, children):
+        """``init { "h.*.attn.proj.weight" -> normal(0.02) }``: keys (a kind bare, a pattern
+        quoted) to scheme text, kept as written, as YAML keeps it."""
+        self._key(("init",), meta)
+        out = {}
+        for key, value in children:
+            if key in out:
+                raise DslError(f"'{key}' appears twice in init", meta)
+            out[key] = value
+        return "init", None, out, meta
+
+    def init_rule(self, meta, children):
+        token, value = children
+        key = decode_string(str(token)) if token.type == "STRING" else str(token)
+        self._key(("init", key), token)
+        self.where.values[("init", key)] = _Text(self._loc(value.meta), False, 0)
+        return key, self._source(value)
+
+    def no_decay(self, meta, children):
+        self._key(("no_decay",), meta)
+        for i, token in enumerate(children):
+            self._key(("no_decay", str(i)), token)
+        return "no_decay", None, [decode_string(str(c)) for c in children], meta
 
     def budget(self, meta, children):
         self._key(("budget",), meta)

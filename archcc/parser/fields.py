@@ -36,6 +36,10 @@ RESERVED_NAMES = {
     # helpers op modules write into generated files (archcc.ops.register_helper)
     "apply_rotary", "Rotary", "LinearRotary", "DynamicRotary", "Llama3Rotary", "YarnRotary",
     "RMSNorm", "ScaledEmbedding", "sliding_window_mask",
+    # training helpers (init_weights, param groups, checkpointing, export)
+    "init_weights", "init_parameters", "by_rows", "lecun_normal_", "uniform_within",
+    "NO_DECAY", "param_groups", "Checkpointable", "set_checkpointing", "checkpoint",
+    "checkpointing", "export_state_dict", "FUSED_LINEARS", "Callable",
     # names generated methods use, and nn.Module attributes a layer name would shadow
     "self", "config", "layer", "block", "forward", "training", "state_dict", "parameters",
     "modules", "buffers", "children", "to", "cuda", "cpu", "eval", "train", "apply", "half",

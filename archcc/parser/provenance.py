@@ -55,7 +55,8 @@ class _Printer:
     def _one_line(self, value: dict, path: SpecPath) -> bool:
         plain = all(not isinstance(v, dict) and not (isinstance(v, str) and "\n" in v)
                     for v in value.values())
-        return plain and len(self._files_under(path)) <= 1 and len(value) <= 8
+        return plain and len(self._files_under(path)) <= 1 and len(value) <= 8 and \
+            path != ("init",)  # one rule per line: they are read in order
 
     def mapping(self, value: dict, path: SpecPath, indent: str) -> None:
         for key, item in value.items():

@@ -253,6 +253,9 @@ class Reference(Strict):
         return name
 
 
+InitScheme = Annotated[str, Field(max_length=2000,
+                                  title="a scheme such as `normal(0.02)`, `zeros` or "
+                                        "`truncated_normal(std = 0.02, a = -2, b = 2)`")]
 CountBound = Annotated[str | int, AfterValidator(canonical_bound("count")),
                       Field(title="a comparison and a count, e.g. `<= 125M` (K, M, G, T: "
                                   "powers of 1000)")]
@@ -332,6 +335,20 @@ class _Spec(Strict):
     feeds a rowwise one, with only elementwise work between)."""
     budget: Budget | None = None
     """Limits the build enforces: parameters, FLOPs per token, KV cache bytes."""
+    init: dict[KeyPattern, InitScheme] = {}
+    """How a fresh model's parameters are drawn, as the reference does (the generated
+    `init_weights()`): layer kind (`linear`, `embedding`, ...) or dotted path pattern (`*`
+    matches one segment; a layer's path covers its parameters) -> scheme, first match wins:
+    `h.*.attn.proj.weight: normal(0.02 / sqrt(2 * n_layer))`, `linear: normal(0.02)`. Schemes:
+    normal(std, mean), truncated_normal(std, a, b), uniform(bound), xavier_uniform(gain),
+    xavier_normal(gain), kaiming_uniform(a, mode, nonlinearity), kaiming_normal(...),
+    lecun_normal, orthogonal(gain), zeros, ones, constant(value), torch_default; a rule on a
+    layer draws its biases with `bias = <scheme>` (default zeros). Unmatched parameters take
+    their kind's default (weights normal(0.02), norms ones/zeros, convolutions and
+    recurrent layers PyTorch's)."""
+    no_decay: list[KeyPattern] = []
+    """Parameters (layer kinds or path patterns) the generated `param_groups()` keeps out of
+    weight decay besides biases and normalisation layers, e.g. timm's `embeddings.pos_embed`."""
 
 
 # ------------------------------------------------------------------ the model with ops

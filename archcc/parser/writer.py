@@ -145,6 +145,11 @@ def _arch_budget(budget: Budget) -> list[str]:
     return [*lines, "}", ""]
 
 
+def _arch_key(key: str) -> str:
+    """An ``init`` key: a kind or layer name bare, a pattern quoted."""
+    return key if key.isidentifier() else json.dumps(key)
+
+
 def to_arch(spec: Spec, derived: dict | None = None) -> str:
     """The spec as a canonical .arch file; ``derived`` blocks (name -> ``{extends: Base,
     layers: {...}}``) are written as the change they are, not expanded."""
@@ -187,6 +192,11 @@ def to_arch(spec: Spec, derived: dict | None = None) -> str:
                                   for k, v in _dump(spec.generate).items()), "}", ""]
     for name, layout in spec.checkpoint.items():
         lines += _arch_checkpoint(name, layout)
+    if spec.init:
+        lines += ["init {", *(f"  {_arch_key(k)} -> {v}" for k, v in spec.init.items()),
+                  "}", ""]
+    if spec.no_decay:
+        lines += ["no_decay " + ", ".join(json.dumps(k) for k in spec.no_decay), ""]
     if spec.parallel:
         lines += ["parallel {", *(f"  {json.dumps(k)} -> {v}" for k, v in spec.parallel.items()),
                   "}", ""]
@@ -263,6 +273,11 @@ def to_yaml(spec: Spec, schema_line: bool = True, derived: dict | None = None) -
                     lines += [f"      {_flow(k)}: {_flow(v)}" for k, v in rules.items()]
                 else:
                     lines.append(f"    {kind}: {_flow(rules)}")
+    if spec.init:
+        lines.append("init:")
+        lines += [f"  {_flow(k)}: {_flow(v)}" for k, v in spec.init.items()]
+    if spec.no_decay:
+        lines.append(f"no_decay: {_flow(spec.no_decay)}")
     if spec.parallel:
         lines.append("parallel:")
         lines += [f"  {_flow(k)}: {v}" for k, v in spec.parallel.items()]

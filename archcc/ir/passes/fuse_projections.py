@@ -71,7 +71,8 @@ def _fuse(module: ModuleIR, source: str, nodes: list[str]) -> str:
     first = module.submodules[targets[0]]
     name = _fused_name(module, targets)
     out = BinOp("mul", Num(len(nodes)), first.args["out"])
-    fused = Submodule(name, "linear", {**first.args, "out": out}, first.loc)
+    fused = Submodule(name, "linear", {**first.args, "out": out}, first.loc, fused=True,
+                      parts=tuple((t, module.submodules[t].args["out"]) for t in targets))
     module.submodules = {(name if k == targets[0] else k): (fused if k == targets[0] else v)
                          for k, v in module.submodules.items() if k not in targets[1:]}
     head = g.nodes[nodes[0]]

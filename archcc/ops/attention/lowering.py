@@ -16,6 +16,8 @@ from archcc.ir.shapes import BOOL
 from archcc.ops import dropout
 from archcc.ops.linear import projection
 
+QKV = (("q", "dim"), ("k", "dim"), ("v", "dim"))  # the parts of a fused projection
+
 
 def split_heads(b: Builder, node: str, var: str) -> str:
     b.line()
@@ -40,12 +42,13 @@ def attention(causal: bool, cross: bool, fused: bool, masked: bool, scaled: bool
     bias = b.input("bias", f"1, n_head, T, {keys}") if biased else None
     subs: dict[str, Submodule] = {}
     if fused and not cross:
-        subs["qkv"] = projection("qkv", "dim", "3 * dim")
+        subs["qkv"] = projection("qkv", "dim", "3 * dim", QKV)
         qkv = b.line().call("qkv", x, var="qkv")
         parts = b.op("split", qkv, var="qkv", size=E("dim"), dim=2)
         q, k, v = (b.op("getitem", parts, var=n, index=i) for i, n in enumerate("qkv"))
     elif fused:
-        subs["q"], subs["kv"] = projection("q", "dim", "dim"), projection("kv", "dim", "2 * dim")
+        subs["q"], subs["kv"] = projection("q", "dim", "dim"), projection("kv", "dim", "2 * dim",
+                                                                          QKV[1:])
         q = b.line().call("q", x, var="q")
         kv = b.line().call("kv", memory, var="kv")
         parts = b.op("split", kv, var="kv", size=E("dim"), dim=2)

@@ -15,6 +15,7 @@ from archcc.ir.builder import Builder, E
 from archcc.ir.graph import ModuleIR, Submodule
 from archcc.ir.shapes import FLOAT, INT, ShapeError, fmt
 from archcc.ops import dropout, parameter, register_buffer
+from archcc.ops.attention.lowering import QKV
 from archcc.ops.linear import projection
 from archcc.parser.expr import Num
 
@@ -94,7 +95,7 @@ def window_attention(shifted: bool, relative: bool) -> ModuleIR:
     b = Builder(name)
     side = "grid, grid" if shifted else "H, W"  # the shift mask fixes the grid
     grid = b.input("x", f"B, {side}, dim")
-    subs: dict[str, Submodule] = {"qkv": projection("qkv", "dim", "3 * dim")}
+    subs: dict[str, Submodule] = {"qkv": projection("qkv", "dim", "3 * dim", QKV)}
     x = grid
     if shifted:
         grid = x = b.line().op("roll", x, var="x", shift=E("shift"), back=False)
@@ -149,7 +150,8 @@ def _heads(b: Builder, node: str, var: str) -> str:
 def _relative_bias(b: Builder, subs: dict, att: str) -> str:
     """Add the learned bias of each head for each (query, key) offset in the window."""
     subs["relative_position_bias_table"] = parameter.submodule(
-        "relative_position_bias_table", (E("(2 * window - 1) ** 2"), E("n_head")))
+        "relative_position_bias_table", (E("(2 * window - 1) ** 2"), E("n_head")),
+        default_init="truncated_normal(0.02)")  # timm's
     subs["relative_position_index"] = Submodule("relative_position_index", "buffer",
                                                 {"init": "relative_index",
                                                  "window": E("window")})

@@ -148,6 +148,8 @@ class RNNDecoderOp(Op):
 
 class _CellKind(Kind):
     torch_class = ""
+    init_params = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
+    init = torch_init = {p: "uniform(1 / sqrt(hidden))" for p in init_params}  # PyTorch's
 
     def state(self, sub, value):
         return ["weight_ih", "weight_hh", "bias_ih", "bias_hh"]
