@@ -748,7 +748,8 @@ def meaning(path: Path) -> object:
     from archcc.parser.expr import parse_program
 
     def strip(value, key=""):
-        if key == "dims":  # a dim's default size is 8 (codegen/views.py): T: 8 is no T
+        if key == "dims" and isinstance(value, dict):  # the spec's dims (a layer may have a
+            # `dims` setting too); a dim's default size is 8 (codegen/views.py): T: 8 is no T
             return {k: v for k, v in value.items() if v != 8}
         if isinstance(value, dict):
             return {k: strip(v, k) for k, v in value.items()

@@ -297,7 +297,10 @@ def test_a_childs_rename_rules_come_before_its_bases(tmp_path):
     so a base's catch-all cannot shadow them."""
     (tmp_path / "pyproject.toml").write_text("")
     base = (ROOT / "specs" / "gpt2.yaml").read_text()
-    (tmp_path / "base.yaml").write_text(base)
+    named = "      transformer.h: h\n      transformer.wte: wte\n      transformer.wpe: wpe\n" \
+            "      transformer.ln_f: ln_f\n"
+    assert named in base
+    (tmp_path / "base.yaml").write_text(base.replace(named, '      transformer: ""\n'))
     child = tmp_path / "child.yaml"
     child.write_text("extends: base.yaml\nname: child\ncheckpoint:\n  hf:\n    rename:\n"
                      "      transformer.wte: wte\n")

@@ -183,7 +183,8 @@ def _cached_build(tmp_path_factory, spec: dict):
 
 
 def test_gradients_reach_the_chosen_experts_and_the_router(tmp_path):
-    module = build(tmp_path, layer_spec(layers=1, dims={"experts": 8, "top_k": 1,
+    # top-2: renormalised over one expert a weight is exactly 1, with no gradient to the router
+    module = build(tmp_path, layer_spec(layers=1, dims={"experts": 8, "top_k": 2,
                                                          "shared": SHARED},
                                         shared_hidden="shared"))
     model = module.Model().train()

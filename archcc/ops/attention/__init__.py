@@ -43,7 +43,8 @@ class Attention(Strict):
     Call it as `attn(x)`, `attn(x, mask=m)` (key-padding mask, True = attend) or
     `attn(x, memory)` for cross attention; `bias=b` adds a float bias to the scores
     of any shape that broadcasts to (B, heads, T, S), as in PyTorch (T5's relative position
-    bias is (1, heads, T, S); an ALiBi or padding bias (B, 1, 1, S); a shared one (T, S))."""
+    bias and ALiBi are (1, heads, T, S); a padding bias (B, 1, 1, S); one for every head and
+    row of the batch (T, S))."""
 
     op: Literal["attention"]
     dim: Size
