@@ -35,7 +35,9 @@ PROGRAM = """\
     k = arange(x, dim=1) <= 3
     z = index_select(x, 1, arange(x, dim=1))
     f = full_like(x, 0.5) * to(x != 0, float16)
-    return s, g, v, i, p, st, c, w, m, k, z, f
+    sl = stack([a, b], dim=1)
+    cl = cat([b, a], dim=-1)
+    return s, g, v, i, p, st, c, w, m, k, z, f, sl, cl
 """
 
 
@@ -46,7 +48,8 @@ def _reference(x: torch.Tensor, idx: torch.Tensor) -> list[torch.Tensor]:
             (x > 0).long().cumsum(1), torch.where(x >= 0, x, torch.zeros_like(x)),
             x[..., ::2, None], torch.arange(x.shape[1]) <= 3,
             x.index_select(1, torch.arange(x.shape[1])),
-            torch.full_like(x, 0.5) * (x != 0).half()]
+            torch.full_like(x, 0.5) * (x != 0).half(), torch.stack([a, b], dim=1),
+            torch.cat([b, a], dim=-1)]
 
 
 @pytest.mark.parametrize("level", [0, 2])

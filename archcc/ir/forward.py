@@ -13,6 +13,7 @@ and a statement that failed does not cause follow-on errors where its result is 
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Protocol
 
 from archcc import ops
@@ -34,6 +35,7 @@ from archcc.parser.expr import (
     Expr,
     ExprError,
     ExprSyntaxError,
+    ListExpr,
     Name,
     Neg,
     Num,
@@ -262,6 +264,8 @@ class ForwardInterpreter:
             raise _Abort
         if e.func in self.layers:
             return self._call_layer(self.layers[e.func], e)
+        if e.func in ("cat", "stack") and len(e.args) == 1 and isinstance(e.args[0], ListExpr):
+            e = replace(e, args=e.args[0].items)  # torch.cat([a, b], dim=-1), as PyTorch says
         if e.func in forward_stack.STACK_BUILTINS and (e.func == "pop" or not e.args):
             return forward_stack.call_builtin(self, e)  # stack(): skips; stack(a, b): torch
         if e.func in tensor_functions.READERS:
