@@ -36,6 +36,8 @@ class Compiled:
     source: str
     sources: tuple[str, ...] = ()
     """Every spec file read: the spec, then what it extends and imports."""
+    libraries: tuple[str, ...] = ()
+    """Libraries the checkpoint layout was proved against (the spec's ``reference:``)."""
 
     @property
     def name(self) -> str:
@@ -68,7 +70,8 @@ def compile_spec(path: str | Path, opt_level: int = 2, stop_after: str | None = 
         from archcc.inspect.reference_keys import check_reference
 
         check_reference(loaded, unfused)
-    return Compiled(program, source, loaded.sources)
+    libraries = (loaded.spec.reference.library,) if unfused is not None else ()
+    return Compiled(program, source, loaded.sources, libraries)
 
 
 def build(path: str | Path, out_dir: str | Path = "generated", opt_level: int = 2,
