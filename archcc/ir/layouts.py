@@ -128,7 +128,7 @@ def check_layouts(loaded: LoadedSpec, program: Program) -> None:
     if reference is not None and reference.layout not in layouts:
         raise ArchccError(Diagnostic(
             loaded.where.key(("reference", "layout")), "reference.layout",
-            f"'{reference.layout}' names no layout under checkpoint:",
+            f"'{reference.layout}' names no layout of checkpoint",
             f"layouts of this spec: {', '.join(layouts)}" if layouts else
             "add a checkpoint: section mapping the reference's state_dict keys onto ours"))
     if not layouts:
