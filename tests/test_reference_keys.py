@@ -78,6 +78,19 @@ def test_a_fused_projection_is_named_by_its_parts(tmp_path):
     assert "'model.layers.{i}.self_attn.v_proj: layers.{i}.self_attn.v'" in diag.hint
 
 
+def test_a_concat_source_the_reference_lacks_is_an_error(tmp_path):
+    pytest.importorskip("transformers")
+    spec = _variant(tmp_path, "bert.yaml", "attention.self.value.weight",
+                    "attention.self.valu.weight")
+    with pytest.raises(ArchccError) as err:
+        compile_spec(spec, sets=("num_hidden_layers=1",))
+    (diag,) = err.value.diagnostics
+    assert diag.path == "reference"
+    assert diag.message == ("convert_state_dict(state_dict, 'hf') on its keys raised KeyError: "
+                            "'encoder.layer.0.attention.self.valu.weight'")
+    assert diag.hint.startswith("a concat source the reference does not have")
+
+
 def test_without_the_library_the_proof_is_skipped(tmp_path, monkeypatch):
     spec = _variant(tmp_path, "gpt2.yaml", "      transformer.h.{i}.mlp.c_proj: h.{i}.mlp.down\n",
                     "")

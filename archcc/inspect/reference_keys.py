@@ -49,6 +49,8 @@ class Mismatch:
     """(our key, the converted tensor's shape, our shape)."""
     failure: str | None = None
     """Why building, converting or loading raised, when it did."""
+    cause: str = ""
+    """What usually makes it raise there (the hint)."""
     ours: frozenset[str] = frozenset()
     theirs: frozenset[str] = frozenset()
 
@@ -97,12 +99,15 @@ def _compare(reference, source: str, name: str) -> Mismatch | None:
             return None
         except Exception as exc:  # noqa: BLE001 - the library refuses these params
             return Mismatch(failure=f"building {reference.model} from the spec's params "
-                            f"raised {_first_line(exc)}")
+                            f"raised {_first_line(exc)}", cause="the reference is built from "
+                            "the spec's params by name (as archcc bench does): they must "
+                            "be values its config accepts")
     try:
         converted = module.convert_state_dict(theirs, reference.layout)
     except Exception as exc:  # noqa: BLE001 - a concat part or split size that is not there
         return Mismatch(failure=f"convert_state_dict(state_dict, {reference.layout!r}) on "
-                        f"its keys raised {_first_line(exc)}")
+                        f"its keys raised {_first_line(exc)}", cause="a concat source the "
+                        "reference does not have, or a split whose sizes do not fit")
     return dataclasses.replace(_load(ours, converted, _origins(theirs)),
                                theirs=frozenset(theirs))
 
@@ -111,12 +116,13 @@ def _load(ours: torch.nn.Module, converted: dict, origin_of) -> Mismatch:
     expected = {k: tuple(v.shape) for k, v in ours.state_dict().items()}
     shapes = tuple((k, tuple(v.shape), expected[k]) for k, v in sorted(converted.items())
                    if k in expected and tuple(v.shape) != expected[k])
-    rest = {k: v for k, v in converted.items() if k not in {s[0] for s in shapes}}
+    wrong = {k for k, _, _ in shapes}  # left out of the load, reported as shapes
+    rest = {k: v for k, v in converted.items() if k not in wrong}
     try:
         result = ours.load_state_dict(rest, strict=False)
     except Exception as exc:  # noqa: BLE001 - a pre-hook's concatenation of wrong shapes
-        return Mismatch(shapes=shapes, failure=f"load_state_dict raised {_first_line(exc)}")
-    wrong = {s[0] for s in shapes}
+        return Mismatch(shapes=shapes, failure=f"load_state_dict raised {_first_line(exc)}",
+                        cause="parts that a fused module concatenates on load differ in shape")
     return Mismatch(
         missing=tuple(sorted(k for k in result.missing_keys if k not in wrong)),
         unused=tuple((k, origin_of(rest.get(k)) or k) for k in sorted(result.unexpected_keys)),
@@ -149,9 +155,7 @@ def _diagnostics(loaded: LoadedSpec, reference, m: Mismatch) -> list[Diagnostic]
     cls = f"{reference.library}.{reference.model}"
     out = []
     if m.failure:
-        out.append(Diagnostic(loc, "reference", m.failure, f"{cls} is built from the spec's "
-                              f"params by name (as archcc bench does) and its state_dict "
-                              f"converted with {rules}"))
+        out.append(Diagnostic(loc, "reference", m.failure, f"{m.cause} ({cls}, {rules})"))
     if m.missing:
         out.append(Diagnostic(loc, "reference", f"{_count(m.missing, 'parameter')} of the "
                               f"model come from no key of {cls} under {rules}: "
