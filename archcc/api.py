@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import sys
 from collections.abc import Sequence
@@ -35,6 +36,8 @@ class Compiled:
     source: str
     sources: tuple[str, ...] = ()
     """Every spec file read: the spec, then what it extends and imports."""
+    libraries: tuple[str, ...] = ()
+    """Libraries the checkpoint layout was proved against (the spec's ``reference:``)."""
 
     @property
     def name(self) -> str:
@@ -55,13 +58,20 @@ def compile_spec(path: str | Path, opt_level: int = 2, stop_after: str | None = 
     # for the budget and summary, before passes rewrite attention
     program.kv_shapes = kv_shapes = causal_kv_shapes(program)
     add_kv_cache(program, loaded)  # the `generate:` facet, before the passes fuse attention
+    # layouts name the unfused keys (a fused module concatenates its parts on load)
+    unfused = copy.deepcopy(program) if loaded.spec.reference is not None else None
     optimize(program, opt_level=opt_level, stop_after=stop_after)
     source = generate(program, target)
     if loaded.spec.budget is not None:  # `budget:` limits, measured on meta (imports torch)
         from archcc.inspect.budget import check_budget
 
         check_budget(loaded, program, source, kv_shapes)
-    return Compiled(program, source, loaded.sources)
+    if unfused is not None:  # the layout against the reference's own keys
+        from archcc.inspect.reference_keys import check_reference
+
+        check_reference(loaded, unfused)
+    libraries = (loaded.spec.reference.library,) if unfused is not None else ()
+    return Compiled(program, source, loaded.sources, libraries)
 
 
 def build(path: str | Path, out_dir: str | Path = "generated", opt_level: int = 2,

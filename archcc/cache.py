@@ -3,8 +3,9 @@
 Three things live there: modules ``archcc.load`` built (each beside the digest it was
 written with), lark's analysed grammar (so the parser tables are not rebuilt on every start)
 and ``archcc check`` verdicts keyed by the digest of every file a spec read and of archcc
-itself, so an editor or pre-commit hook re-checking an unchanged spec gets its answer
-without loading the compiler. All are read only from a folder this user owns and no one else
+itself (and the version of the library a ``reference:`` was proved against), so an editor
+or pre-commit hook re-checking an unchanged spec gets its answer without loading the
+compiler. All are read only from a folder this user owns and no one else
 can write: a cache is a shortcut, never a way in.
 """
 
@@ -106,19 +107,33 @@ def cached_verdict(spec: Path, sets: Sequence[str]) -> str | None:
     if record.get("archcc") != compiler_fingerprint() or not record.get("sources"):
         return None
     unchanged = all(_file_digest(path) == digest for path, digest in record["sources"].items())
-    return record.get("verdict") if unchanged else None
+    libraries = record.get("libraries", {})
+    same = all(_library_version(name) == v for name, v in libraries.items())
+    return record.get("verdict") if unchanged and same else None
+
+
+def _library_version(name: str) -> str | None:
+    """The installed version of a library (read from its metadata, not imported)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(name)
+    except PackageNotFoundError:
+        return None
 
 
 def record_verdict(spec: Path, sets: Sequence[str], sources: Sequence[str],
-                   verdict: str) -> None:
-    """Remember that ``spec`` (reading ``sources``) checked out, for :func:`cached_verdict`."""
+                   verdict: str, libraries: Sequence[str] = ()) -> None:
+    """Remember that ``spec`` (reading ``sources``) checked out, for :func:`cached_verdict`;
+    ``libraries`` were proved against (``reference:``), so their versions are part of it."""
     from archcc.output import write_atomic
 
     record_file = _verdict_file(spec, sets)
     digests = {str(Path(s).resolve()): _file_digest(s) for s in sources}
     if record_file is None or None in digests.values():
         return
-    record = {"archcc": compiler_fingerprint(), "sources": digests, "verdict": verdict}
+    record = {"archcc": compiler_fingerprint(), "sources": digests, "verdict": verdict,
+              "libraries": {name: _library_version(name) for name in libraries}}
     try:
         write_atomic(record_file, json.dumps(record, indent=1))
     except Exception:  # noqa: BLE001 - a cache that cannot be written is only slower

@@ -177,7 +177,7 @@ def cmd_check(args: argparse.Namespace) -> int:
                             strict=True):
         modules = len(result.program.modules)
         verdicts[path] = f"{result.program.source}: ok ({result.name}, {modules} classes)"
-        record_verdict(path, args.sets, result.sources, verdicts[path])
+        record_verdict(path, args.sets, result.sources, verdicts[path], result.libraries)
     for verdict in verdicts.values():
         print(verdict)
     return 0

@@ -83,6 +83,10 @@ CASES = {
                              "transformer.h.{i}.attn.c_attn"),
     "layout_transpose_missing": ("transpose: [h.*.attn.qkv.weight",
                                  "transpose: [h.*.attn.qkvv.weight"),
+    "reference_layout_unknown": ("layout: hf}", "layout: hff}"),
+    # proved against transformers.GPT2LMHeadModel's own keys (skipped without transformers)
+    "reference_key_not_produced": ("      transformer.h.{i}.mlp.c_proj: h.{i}.mlp.down\n", ""),
+    "reference_shape_mismatch": ("transpose: [h.*.attn.qkv.weight, ", "transpose: ["),
     "generate_unknown_input": ("kind: causal_lm,", "kind: causal_lm, input: ids,"),
     "generate_seq2seq_one_input": ("kind: causal_lm", "kind: seq2seq"),
     # hostile text (tests/test_fuzz.py finds these by mutation)
@@ -214,6 +218,8 @@ def test_catalogue_size():
 
 @pytest.mark.parametrize("name", sorted(CASES) + sorted(OTHER_CASES))
 def test_bad_spec_message(tmp_path, name, capsys, monkeypatch):
+    if name.startswith("reference_") and name != "reference_layout_unknown":
+        pytest.importorskip("transformers")
     code, stderr, out = _run(tmp_path, name, capsys, monkeypatch)
     assert code == 1, stderr
     assert "Traceback" not in stderr

@@ -122,8 +122,16 @@ def _sample(pattern: str) -> str:
 
 
 def check_layouts(loaded: LoadedSpec, program: Program) -> None:
-    """Raise a located error per layout rule that cannot work against this model."""
-    if not loaded.spec.checkpoint:
+    """Raise a located error per layout rule that cannot work against this model (and when
+    ``reference.layout`` names no layout)."""
+    reference, layouts = loaded.spec.reference, loaded.spec.checkpoint or {}
+    if reference is not None and reference.layout not in layouts:
+        raise ArchccError(Diagnostic(
+            loaded.where.key(("reference", "layout")), "reference.layout",
+            f"'{reference.layout}' names no layout of checkpoint",
+            f"layouts of this spec: {', '.join(layouts)}" if layouts else
+            "add a checkpoint: section mapping the reference's state_dict keys onto ours"))
+    if not layouts:
         return
     keys = state_keys(program)
     if keys is None:

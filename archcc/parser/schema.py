@@ -239,7 +239,9 @@ class Reference(Strict):
     model: Identifier
     """The class, e.g. `GPT2LMHeadModel`; must be on archcc's allow-list."""
     layout: LayoutName
-    """The checkpoint layout (a key of `checkpoint:`) that maps its state_dict onto ours."""
+    """The checkpoint layout (a key of `checkpoint:`) that maps its state_dict onto ours;
+    `archcc check` proves it against the reference's own keys (where the library is
+    installed)."""
 
     @field_validator("model")
     @classmethod
