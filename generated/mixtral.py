@@ -41,6 +41,7 @@ class Config:
     attention_dropout: float = 0.0
     num_local_experts: int = 8
     num_experts_per_tok: int = 2
+    initializer_range: float = 0.02
 
     @property
     def head_dim(self) -> int:
@@ -372,7 +373,7 @@ class SwiGLUMoE(nn.Module):
 class Block(Checkpointable):
     """Pre-norm decoder layer, grouped-query attention, a sparse mixture of SwiGLU experts.
 
-    spec: specs/mixtral.yaml:23
+    spec: specs/mixtral.yaml:24
     """
 
     def __init__(self, config: Config) -> None:
@@ -402,7 +403,7 @@ class Block(Checkpointable):
 
 
 class Mixtral(nn.Module):
-    """spec: specs/mixtral.yaml:45"""
+    """spec: specs/mixtral.yaml:46"""
 
     def __init__(self, config: Config = Config()) -> None:
         super().__init__()
@@ -422,18 +423,36 @@ class Mixtral(nn.Module):
     @torch.no_grad()
     def init_weights(self) -> None:
         """Draw the parameters as the reference does (the spec's `init:`)."""
+        config = self.config
         init_parameters(
             self,
             [
-                ("embed_tokens.weight", lambda p: nn.init.normal_(p, std=0.02)),
+                ("embed_tokens.weight", lambda p: nn.init.normal_(p, std=config.initializer_range)),
                 ("layers.*.input_layernorm.weight", nn.init.ones_),
-                ("layers.*.self_attn.q.weight", lambda p: nn.init.normal_(p, std=0.02)),
-                ("layers.*.self_attn.kv.weight", lambda p: nn.init.normal_(p, std=0.02)),
-                ("layers.*.self_attn.proj.weight", lambda p: nn.init.normal_(p, std=0.02)),
+                (
+                    "layers.*.self_attn.q.weight",
+                    lambda p: nn.init.normal_(p, std=config.initializer_range),
+                ),
+                (
+                    "layers.*.self_attn.kv.weight",
+                    lambda p: nn.init.normal_(p, std=config.initializer_range),
+                ),
+                (
+                    "layers.*.self_attn.proj.weight",
+                    lambda p: nn.init.normal_(p, std=config.initializer_range),
+                ),
                 ("layers.*.post_attention_layernorm.weight", nn.init.ones_),
-                ("layers.*.mlp.router.weight", lambda p: nn.init.normal_(p, std=0.02)),
+                (
+                    "layers.*.mlp.router.weight",
+                    lambda p: nn.init.normal_(p, std=config.initializer_range),
+                ),
+                (
+                    "layers.*.mlp.gate_up",
+                    lambda p: nn.init.normal_(p, std=config.initializer_range),
+                ),
+                ("layers.*.mlp.down", lambda p: nn.init.normal_(p, std=config.initializer_range)),
                 ("norm.weight", nn.init.ones_),
-                ("lm_head.weight", lambda p: nn.init.normal_(p, std=0.02)),
+                ("lm_head.weight", lambda p: nn.init.normal_(p, std=config.initializer_range)),
             ],
         )
 

@@ -101,6 +101,30 @@ TRANSFORMER = dict(src_vocab_size=256, tgt_vocab_size=300, d_model=64, nhead=4,
                    num_encoder_layers=2, num_decoder_layers=2, dim_feedforward=128, max_len=64)
 WORD2VEC = dict(vocab_size=512, embed_dim=64)
 
+DECODER = dict(vocab_size=512, hidden_size=128, intermediate_size=256, num_hidden_layers=2,
+               num_attention_heads=4, num_key_value_heads=2, initializer_range=0.03)
+MIXTRAL = dict(DECODER, intermediate_size=128, num_local_experts=4, num_experts_per_tok=2)
+ALBERT = dict(vocab_size=512, embedding_size=64, hidden_size=128, num_hidden_layers=4,
+              num_hidden_groups=2, inner_group_num=1, num_attention_heads=4,
+              intermediate_size=256, max_position_embeddings=64, initializer_range=0.05)
+CONVNEXT = dict(num_stages=2, hidden_sizes=[32, 64], depths=[2, 2], num_labels=10,
+                initializer_range=0.05, layer_scale_init_value=0.25)
+RESNET = dict(embedding_size=16, hidden_sizes=[32, 64], depths=[2, 1], layer_type="bottleneck",
+              num_labels=10)
+
+
+def _llama():
+    """Llama 3.2's tied head (the spec ties lm_head to embed_tokens)."""
+    return (_hf("LlamaForCausalLM", "LlamaConfig", **DECODER, head_dim=32,
+                tie_word_embeddings=True), dict(DECODER, head_dim=32), "hf")
+
+
+def _vision(model_class: str, config_class: str, sizes: dict):
+    """A transformers vision model; the Config takes tuples and the image side."""
+    ref = _hf(model_class, config_class, **sizes)
+    ours = {k: tuple(v) if isinstance(v, list) else v for k, v in sizes.items()}
+    return ref, dict(ours, image_size=32), "hf"
+
 
 def _kim_cnn():
     """yoonkim/CNN_sentence: vectors U(-0.25, 0.25) with a zero padding row (process_data.py),
@@ -177,6 +201,12 @@ CASES = {
     "textcnn": lambda: (_kim_cnn(), TEXTCNN, "torch"),
     "elmo": lambda: (_elmo(), ELMO, "allennlp"),
     "transformer": lambda: (_transformer(), TRANSFORMER, "torch"),
+    "llama": _llama,
+    "mistral": lambda: (_hf("MistralForCausalLM", "MistralConfig", **DECODER), DECODER, "hf"),
+    "mixtral": lambda: (_hf("MixtralForCausalLM", "MixtralConfig", **MIXTRAL), MIXTRAL, "hf"),
+    "albert": lambda: (_hf("AlbertForMaskedLM", "AlbertConfig", **ALBERT), ALBERT, "hf"),
+    "convnext": lambda: _vision("ConvNextForImageClassification", "ConvNextConfig", CONVNEXT),
+    "resnet": lambda: _vision("ResNetForImageClassification", "ResNetConfig", RESNET),
 }
 
 
