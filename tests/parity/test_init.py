@@ -246,6 +246,43 @@ def test_timm_vit_from_the_importer_starts_as_timm(tmp_path):
     assert not problems, "\n".join(problems)
 
 
+def _imported():
+    """case -> (model_type, config, reference class): the importer parity tests' decoders
+    (built as AutoModelForCausalLM) and two structured families."""
+    from tests.parity import test_llm_import as dense
+    from tests.parity import test_moe_import as moe
+
+    cases = {case: (t, dict(dense.BASE, **kw), None) for case, (t, kw) in dense.CASES.items()}
+    cases.update({case: (t, dict(moe.BASE, **kw), None) for case, (t, kw, _) in moe.CASES.items()})
+    cases["convnext"] = ("convnext", dict(CONVNEXT, image_size=32),
+                         "ConvNextForImageClassification")
+    cases["albert"] = ("albert", ALBERT, "AlbertForMaskedLM")
+    return cases
+
+
+@pytest.mark.parametrize("case", ["llama", "mistral", "qwen2", "qwen3", "gemma", "gemma2",
+                                  "phi3", "gpt_neox", "olmo2", "mixtral", "qwen2_moe",
+                                  "convnext", "albert"])
+def test_imported_families_start_as_transformers(tmp_path, case):
+    """`archcc import hf` copies initializer_range (0.07 here) into the spec's params and
+    states the family's scheme: Gemma's (1 + w) norms start at zeros, Phi-3's padding row is
+    zero, the stacked experts of Mixtral and Qwen2-MoE are drawn like the linears."""
+    import archcc
+    from archcc.importers import import_hf
+
+    model_type, kwargs, model_class = _imported()[case]
+    config = transformers.AutoConfig.for_model(model_type, **dict(kwargs, initializer_range=0.07))
+    config.to_json_file(tmp_path / "config.json")
+    mod = archcc.build(import_hf(tmp_path / "config.json", tmp_path / f"{case}.yaml"),
+                       out_dir=tmp_path)
+    torch.manual_seed(0)
+    ref = (transformers.AutoModelForCausalLM.from_config(config) if model_class is None
+           else getattr(transformers, model_class)(config))
+    assert mod.Config().initializer_range == 0.07
+    problems = check(mod.Model(mod.Config()), ref, mod.convert_state_dict, "hf")
+    assert not problems, "\n".join(problems)
+
+
 def test_luong_draws_everything_from_a_small_uniform(compiled):
     """Luong et al. (2015), section 4.1: every parameter U(-0.1, 0.1)."""
     mod = compiled("seq2seq_luong")
