@@ -322,7 +322,8 @@ def _error(tmp_path: Path, data: dict) -> str:
 def test_unknown_model_type_lists_supported(tmp_path):
     message = _error(tmp_path, {"hidden_size": 8, "model_type": "mamba"})
     assert "config.json:3:3: error: model_type: model_type 'mamba' is not supported" in message
-    assert "gpt2, bert, roberta, distilbert, t5, bart, vit, clip, llama, mistral" in message
+    assert "gpt2, bert, roberta, distilbert, t5, bart, vit, clip, convnext, resnet, albert, " \
+           "llama, mistral" in message
 
 
 def test_unsupported_values_point_at_their_key(tmp_path):
