@@ -473,6 +473,7 @@ DIM_RANGES: dict[str, tuple[int, int, int]] = {
 CHECKPOINT_LAYOUTS: dict[str, dict[str, list]] = {
     "hf": {
         "rename": [
+            ("model.layers.{i}.mlp.gate", "layers.{i}.mlp.router"),
             ("model.layers.{i}.block_sparse_moe.gate", "layers.{i}.mlp.router"),
             ("model.layers.{i}.block_sparse_moe.experts.{e}.w1", "layers.{i}.mlp.experts.{e}.gate"),
             ("model.layers.{i}.block_sparse_moe.experts.{e}.w3", "layers.{i}.mlp.experts.{e}.up"),
@@ -481,10 +482,11 @@ CHECKPOINT_LAYOUTS: dict[str, dict[str, list]] = {
             ("model.layers.{i}.self_attn.k_proj", "layers.{i}.self_attn.k"),
             ("model.layers.{i}.self_attn.v_proj", "layers.{i}.self_attn.v"),
             ("model.layers.{i}.self_attn.o_proj", "layers.{i}.self_attn.proj"),
-            ("model.layers.{i}.mlp.gate", "layers.{i}.mlp.router"),
             ("model.layers.{i}.mlp.experts.gate_up_proj", "layers.{i}.mlp.gate_up"),
             ("model.layers.{i}.mlp.experts.down_proj", "layers.{i}.mlp.down"),
-            ("model", ""),
+            ("model.layers", "layers"),
+            ("model.embed_tokens", "embed_tokens"),
+            ("model.norm", "norm"),
         ],
         "concat": [],
         "split": [],
