@@ -38,6 +38,7 @@ class Config:
     max_position_embeddings: int = 512
     type_vocab_size: int = 2
     layer_norm_eps: float = 1e-12
+    initializer_range: float = 0.02
     hidden_dropout_prob: float = 0.0
     attention_probs_dropout_prob: float = 0.0
 
@@ -106,7 +107,7 @@ class SelfAttention(nn.Module):
 class AlbertLayer(Checkpointable):
     """Post-norm layer - attention, then a GELU feed-forward, each added back and normalised.
 
-    spec: specs/albert.yaml:25
+    spec: specs/albert.yaml:26
     """
 
     def __init__(self, config: Config) -> None:
@@ -131,7 +132,7 @@ class AlbertLayer(Checkpointable):
 class AlbertLayerGroup(Checkpointable):
     """The inner_group_num distinct layers of one group, applied in order.
 
-    spec: specs/albert.yaml:39
+    spec: specs/albert.yaml:40
     """
 
     def __init__(self, config: Config) -> None:
@@ -147,7 +148,7 @@ class AlbertLayerGroup(Checkpointable):
 
 
 class Albert(nn.Module):
-    """spec: specs/albert.yaml:46"""
+    """spec: specs/albert.yaml:47"""
 
     def __init__(self, config: Config = Config()) -> None:
         super().__init__()
@@ -190,36 +191,49 @@ class Albert(nn.Module):
     @torch.no_grad()
     def init_weights(self) -> None:
         """Draw the parameters as the reference does (the spec's `init:`)."""
+        config = self.config
         init_parameters(
             self,
             [
-                ("word_embeddings.weight", lambda p: nn.init.normal_(p, std=0.02)),
-                ("position_embeddings.weight", lambda p: nn.init.normal_(p, std=0.02)),
-                ("token_type_embeddings.weight", lambda p: nn.init.normal_(p, std=0.02)),
+                (
+                    "word_embeddings.weight",
+                    lambda p: nn.init.normal_(p, std=config.initializer_range),
+                ),
+                (
+                    "position_embeddings.weight",
+                    lambda p: nn.init.normal_(p, std=config.initializer_range),
+                ),
+                (
+                    "token_type_embeddings.weight",
+                    lambda p: nn.init.normal_(p, std=config.initializer_range),
+                ),
                 ("embeddings_norm.weight", nn.init.ones_),
                 ("embeddings_norm.bias", nn.init.zeros_),
-                ("embedding_hidden_mapping_in.weight", lambda p: nn.init.normal_(p, std=0.02)),
+                (
+                    "embedding_hidden_mapping_in.weight",
+                    lambda p: nn.init.normal_(p, std=config.initializer_range),
+                ),
                 ("embedding_hidden_mapping_in.bias", nn.init.zeros_),
                 (
                     "albert_layer_groups.*.albert_layers.*.attention.qkv.weight",
-                    lambda p: nn.init.normal_(p, std=0.02),
+                    lambda p: nn.init.normal_(p, std=config.initializer_range),
                 ),
                 ("albert_layer_groups.*.albert_layers.*.attention.qkv.bias", nn.init.zeros_),
                 (
                     "albert_layer_groups.*.albert_layers.*.attention.proj.weight",
-                    lambda p: nn.init.normal_(p, std=0.02),
+                    lambda p: nn.init.normal_(p, std=config.initializer_range),
                 ),
                 ("albert_layer_groups.*.albert_layers.*.attention.proj.bias", nn.init.zeros_),
                 ("albert_layer_groups.*.albert_layers.*.attention_norm.weight", nn.init.ones_),
                 ("albert_layer_groups.*.albert_layers.*.attention_norm.bias", nn.init.zeros_),
                 (
                     "albert_layer_groups.*.albert_layers.*.ffn.weight",
-                    lambda p: nn.init.normal_(p, std=0.02),
+                    lambda p: nn.init.normal_(p, std=config.initializer_range),
                 ),
                 ("albert_layer_groups.*.albert_layers.*.ffn.bias", nn.init.zeros_),
                 (
                     "albert_layer_groups.*.albert_layers.*.ffn_output.weight",
-                    lambda p: nn.init.normal_(p, std=0.02),
+                    lambda p: nn.init.normal_(p, std=config.initializer_range),
                 ),
                 ("albert_layer_groups.*.albert_layers.*.ffn_output.bias", nn.init.zeros_),
                 (
@@ -230,7 +244,7 @@ class Albert(nn.Module):
                     "albert_layer_groups.*.albert_layers.*.full_layer_layer_norm.bias",
                     nn.init.zeros_,
                 ),
-                ("dense.weight", lambda p: nn.init.normal_(p, std=0.02)),
+                ("dense.weight", lambda p: nn.init.normal_(p, std=config.initializer_range)),
                 ("dense.bias", nn.init.zeros_),
                 ("predictions_norm.weight", nn.init.ones_),
                 ("predictions_norm.bias", nn.init.zeros_),
@@ -277,12 +291,16 @@ CHECKPOINT_LAYOUTS: dict[str, dict[str, list]] = {
                 "albert.encoder.albert_layer_groups.{g}.albert_layers.{k}.attention.LayerNorm",
                 "albert_layer_groups.{g}.albert_layers.{k}.attention_norm",
             ),
-            ("albert.encoder", ""),
+            ("albert.encoder.albert_layer_groups", "albert_layer_groups"),
+            ("albert.encoder.embedding_hidden_mapping_in", "embedding_hidden_mapping_in"),
             ("albert.embeddings.LayerNorm", "embeddings_norm"),
-            ("albert.embeddings", ""),
+            ("albert.embeddings.word_embeddings", "word_embeddings"),
+            ("albert.embeddings.position_embeddings", "position_embeddings"),
+            ("albert.embeddings.token_type_embeddings", "token_type_embeddings"),
             ("predictions.LayerNorm", "predictions_norm"),
             ("predictions.bias", "decoder.bias"),
-            ("predictions", ""),
+            ("predictions.dense", "dense"),
+            ("predictions.decoder", "decoder"),
         ],
         "concat": [],
         "split": [],

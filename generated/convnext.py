@@ -13,7 +13,6 @@ Usage::
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -35,6 +34,7 @@ class Config:
     depths: tuple[int, ...] = (3, 3, 9, 3)
     layer_norm_eps: float = 1e-12
     layer_scale_init_value: float = 1e-06
+    initializer_range: float = 0.02
     drop_path_rate: float = 0.0
     num_labels: int = 1000
     image_size: int = 224
@@ -79,7 +79,7 @@ class DropPath(nn.Module):
 class ConvNextLayer(Checkpointable):
     """Depthwise 7x7 conv, then LayerNorm and a 4x MLP over channels last, layer scale, drop path.
 
-    spec: specs/convnext.yaml:19
+    spec: specs/convnext.yaml:20
     """
 
     def __init__(self, config: Config, dim, drop_prob=0.0) -> None:
@@ -101,7 +101,7 @@ class ConvNextLayer(Checkpointable):
 class ConvNextStage(Checkpointable):
     """Downsampling (LayerNorm, 2x2 conv of stride 2) after stage 0, then the layers.
 
-    spec: specs/convnext.yaml:33
+    spec: specs/convnext.yaml:34
     """
 
     def __init__(self, config: Config, cin, cout, depth, first=0, downsample=True) -> None:
@@ -129,7 +129,7 @@ class ConvNextStage(Checkpointable):
 
 
 class Convnext(nn.Module):
-    """spec: specs/convnext.yaml:46"""
+    """spec: specs/convnext.yaml:47"""
 
     def __init__(self, config: Config = Config()) -> None:
         super().__init__()
@@ -172,33 +172,36 @@ class Convnext(nn.Module):
         init_parameters(
             self,
             [
-                ("patch_embeddings.weight", lambda p: nn.init.kaiming_uniform_(p, a=math.sqrt(5))),
                 (
-                    "patch_embeddings.bias",
-                    uniform_within(
-                        1
-                        / math.sqrt(
-                            config.num_channels // 1 * config.patch_size * config.patch_size
-                        )
-                    ),
+                    "patch_embeddings.weight",
+                    lambda p: nn.init.normal_(p, std=config.initializer_range),
                 ),
+                ("patch_embeddings.bias", nn.init.zeros_),
                 ("embeddings_norm.weight", nn.init.ones_),
                 ("embeddings_norm.bias", nn.init.zeros_),
                 ("stages.*.downsampling_norm.weight", nn.init.ones_),
                 ("stages.*.downsampling_norm.bias", nn.init.zeros_),
                 (
                     "stages.*.downsampling_conv.weight",
-                    lambda p: nn.init.kaiming_uniform_(p, a=math.sqrt(5)),
+                    lambda p: nn.init.normal_(p, std=config.initializer_range),
                 ),
+                ("stages.*.downsampling_conv.bias", nn.init.zeros_),
                 (
                     "stages.*.layers.*.dwconv.weight",
-                    lambda p: nn.init.kaiming_uniform_(p, a=math.sqrt(5)),
+                    lambda p: nn.init.normal_(p, std=config.initializer_range),
                 ),
+                ("stages.*.layers.*.dwconv.bias", nn.init.zeros_),
                 ("stages.*.layers.*.layernorm.weight", nn.init.ones_),
                 ("stages.*.layers.*.layernorm.bias", nn.init.zeros_),
-                ("stages.*.layers.*.pwconv1.weight", lambda p: nn.init.normal_(p, std=0.02)),
+                (
+                    "stages.*.layers.*.pwconv1.weight",
+                    lambda p: nn.init.normal_(p, std=config.initializer_range),
+                ),
                 ("stages.*.layers.*.pwconv1.bias", nn.init.zeros_),
-                ("stages.*.layers.*.pwconv2.weight", lambda p: nn.init.normal_(p, std=0.02)),
+                (
+                    "stages.*.layers.*.pwconv2.weight",
+                    lambda p: nn.init.normal_(p, std=config.initializer_range),
+                ),
                 ("stages.*.layers.*.pwconv2.bias", nn.init.zeros_),
                 (
                     "stages.*.layers.*.layer_scale_parameter",
@@ -206,7 +209,7 @@ class Convnext(nn.Module):
                 ),
                 ("layernorm.weight", nn.init.ones_),
                 ("layernorm.bias", nn.init.zeros_),
-                ("classifier.weight", lambda p: nn.init.normal_(p, std=0.02)),
+                ("classifier.weight", lambda p: nn.init.normal_(p, std=config.initializer_range)),
                 ("classifier.bias", nn.init.zeros_),
             ],
         )
@@ -356,11 +359,6 @@ def init_parameters(model: nn.Module, rules: list[tuple[str, Callable]]) -> None
     for module in model.modules():
         if isinstance(module, nn.Embedding | nn.EmbeddingBag) and module.padding_idx is not None:
             module.weight[module.padding_idx].zero_()
-
-
-def uniform_within(bound: float) -> Callable:
-    """An initialiser drawing from U(-bound, bound)."""
-    return lambda param: nn.init.uniform_(param, -bound, bound)
 
 
 # Parameters param_groups() keeps out of weight decay: biases, normalisation layers and the

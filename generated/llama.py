@@ -44,6 +44,7 @@ class Config:
     rope_high_freq_factor: float = 4.0
     rope_original_max_position_embeddings: int = 8192
     attention_dropout: float = 0.0
+    initializer_range: float = 0.02
 
 
 class KVCache:
@@ -346,7 +347,7 @@ class SwiGLU(nn.Module):
 class Block(Checkpointable):
     """Pre-norm decoder layer, grouped-query attention with rotary positions, SwiGLU MLP.
 
-    spec: specs/llama.yaml:24
+    spec: specs/llama.yaml:25
     """
 
     def __init__(self, config: Config) -> None:
@@ -375,7 +376,7 @@ class Block(Checkpointable):
 
 
 class Llama(nn.Module):
-    """spec: specs/llama.yaml:48"""
+    """spec: specs/llama.yaml:49"""
 
     def __init__(self, config: Config = Config()) -> None:
         super().__init__()
@@ -396,17 +397,33 @@ class Llama(nn.Module):
     @torch.no_grad()
     def init_weights(self) -> None:
         """Draw the parameters as the reference does (the spec's `init:`)."""
+        config = self.config
         init_parameters(
             self,
             [
-                ("embed_tokens.weight", lambda p: nn.init.normal_(p, std=0.02)),
+                ("embed_tokens.weight", lambda p: nn.init.normal_(p, std=config.initializer_range)),
                 ("layers.*.input_layernorm.weight", nn.init.ones_),
-                ("layers.*.self_attn.q.weight", lambda p: nn.init.normal_(p, std=0.02)),
-                ("layers.*.self_attn.kv.weight", lambda p: nn.init.normal_(p, std=0.02)),
-                ("layers.*.self_attn.proj.weight", lambda p: nn.init.normal_(p, std=0.02)),
+                (
+                    "layers.*.self_attn.q.weight",
+                    lambda p: nn.init.normal_(p, std=config.initializer_range),
+                ),
+                (
+                    "layers.*.self_attn.kv.weight",
+                    lambda p: nn.init.normal_(p, std=config.initializer_range),
+                ),
+                (
+                    "layers.*.self_attn.proj.weight",
+                    lambda p: nn.init.normal_(p, std=config.initializer_range),
+                ),
                 ("layers.*.post_attention_layernorm.weight", nn.init.ones_),
-                ("layers.*.mlp.gate_up.weight", lambda p: nn.init.normal_(p, std=0.02)),
-                ("layers.*.mlp.down.weight", lambda p: nn.init.normal_(p, std=0.02)),
+                (
+                    "layers.*.mlp.gate_up.weight",
+                    lambda p: nn.init.normal_(p, std=config.initializer_range),
+                ),
+                (
+                    "layers.*.mlp.down.weight",
+                    lambda p: nn.init.normal_(p, std=config.initializer_range),
+                ),
                 ("norm.weight", nn.init.ones_),
             ],
         )
@@ -435,7 +452,9 @@ CHECKPOINT_LAYOUTS: dict[str, dict[str, list]] = {
             ("model.layers.{i}.mlp.gate_proj", "layers.{i}.mlp.gate"),
             ("model.layers.{i}.mlp.up_proj", "layers.{i}.mlp.up"),
             ("model.layers.{i}.mlp.down_proj", "layers.{i}.mlp.down"),
-            ("model", ""),
+            ("model.layers", "layers"),
+            ("model.embed_tokens", "embed_tokens"),
+            ("model.norm", "norm"),
         ],
         "concat": [],
         "split": [],

@@ -40,6 +40,7 @@ class Config:
     rope_theta: float = 10000.0
     sliding_window: int = 4096
     attention_dropout: float = 0.0
+    initializer_range: float = 0.02
 
     @property
     def head_dim(self) -> int:
@@ -332,7 +333,7 @@ class SwiGLU(nn.Module):
 class Block(Checkpointable):
     """Pre-norm decoder layer, sliding-window grouped-query attention, SwiGLU MLP.
 
-    spec: specs/mistral.yaml:22
+    spec: specs/mistral.yaml:23
     """
 
     def __init__(self, config: Config) -> None:
@@ -358,7 +359,7 @@ class Block(Checkpointable):
 
 
 class Mistral(nn.Module):
-    """spec: specs/mistral.yaml:45"""
+    """spec: specs/mistral.yaml:46"""
 
     def __init__(self, config: Config = Config()) -> None:
         super().__init__()
@@ -378,19 +379,35 @@ class Mistral(nn.Module):
     @torch.no_grad()
     def init_weights(self) -> None:
         """Draw the parameters as the reference does (the spec's `init:`)."""
+        config = self.config
         init_parameters(
             self,
             [
-                ("embed_tokens.weight", lambda p: nn.init.normal_(p, std=0.02)),
+                ("embed_tokens.weight", lambda p: nn.init.normal_(p, std=config.initializer_range)),
                 ("layers.*.input_layernorm.weight", nn.init.ones_),
-                ("layers.*.self_attn.q.weight", lambda p: nn.init.normal_(p, std=0.02)),
-                ("layers.*.self_attn.kv.weight", lambda p: nn.init.normal_(p, std=0.02)),
-                ("layers.*.self_attn.proj.weight", lambda p: nn.init.normal_(p, std=0.02)),
+                (
+                    "layers.*.self_attn.q.weight",
+                    lambda p: nn.init.normal_(p, std=config.initializer_range),
+                ),
+                (
+                    "layers.*.self_attn.kv.weight",
+                    lambda p: nn.init.normal_(p, std=config.initializer_range),
+                ),
+                (
+                    "layers.*.self_attn.proj.weight",
+                    lambda p: nn.init.normal_(p, std=config.initializer_range),
+                ),
                 ("layers.*.post_attention_layernorm.weight", nn.init.ones_),
-                ("layers.*.mlp.gate_up.weight", lambda p: nn.init.normal_(p, std=0.02)),
-                ("layers.*.mlp.down.weight", lambda p: nn.init.normal_(p, std=0.02)),
+                (
+                    "layers.*.mlp.gate_up.weight",
+                    lambda p: nn.init.normal_(p, std=config.initializer_range),
+                ),
+                (
+                    "layers.*.mlp.down.weight",
+                    lambda p: nn.init.normal_(p, std=config.initializer_range),
+                ),
                 ("norm.weight", nn.init.ones_),
-                ("lm_head.weight", lambda p: nn.init.normal_(p, std=0.02)),
+                ("lm_head.weight", lambda p: nn.init.normal_(p, std=config.initializer_range)),
             ],
         )
 
@@ -418,7 +435,9 @@ CHECKPOINT_LAYOUTS: dict[str, dict[str, list]] = {
             ("model.layers.{i}.mlp.gate_proj", "layers.{i}.mlp.gate"),
             ("model.layers.{i}.mlp.up_proj", "layers.{i}.mlp.up"),
             ("model.layers.{i}.mlp.down_proj", "layers.{i}.mlp.down"),
-            ("model", ""),
+            ("model.layers", "layers"),
+            ("model.embed_tokens", "embed_tokens"),
+            ("model.norm", "norm"),
         ],
         "concat": [],
         "split": [],

@@ -41,6 +41,7 @@ class Config:
     attention_dropout: float = 0.0
     num_local_experts: int = 8
     num_experts_per_tok: int = 2
+    initializer_range: float = 0.02
 
     @property
     def head_dim(self) -> int:
@@ -372,7 +373,7 @@ class SwiGLUMoE(nn.Module):
 class Block(Checkpointable):
     """Pre-norm decoder layer, grouped-query attention, a sparse mixture of SwiGLU experts.
 
-    spec: specs/mixtral.yaml:23
+    spec: specs/mixtral.yaml:24
     """
 
     def __init__(self, config: Config) -> None:
@@ -402,7 +403,7 @@ class Block(Checkpointable):
 
 
 class Mixtral(nn.Module):
-    """spec: specs/mixtral.yaml:45"""
+    """spec: specs/mixtral.yaml:46"""
 
     def __init__(self, config: Config = Config()) -> None:
         super().__init__()
@@ -422,18 +423,36 @@ class Mixtral(nn.Module):
     @torch.no_grad()
     def init_weights(self) -> None:
         """Draw the parameters as the reference does (the spec's `init:`)."""
+        config = self.config
         init_parameters(
             self,
             [
-                ("embed_tokens.weight", lambda p: nn.init.normal_(p, std=0.02)),
+                ("embed_tokens.weight", lambda p: nn.init.normal_(p, std=config.initializer_range)),
                 ("layers.*.input_layernorm.weight", nn.init.ones_),
-                ("layers.*.self_attn.q.weight", lambda p: nn.init.normal_(p, std=0.02)),
-                ("layers.*.self_attn.kv.weight", lambda p: nn.init.normal_(p, std=0.02)),
-                ("layers.*.self_attn.proj.weight", lambda p: nn.init.normal_(p, std=0.02)),
+                (
+                    "layers.*.self_attn.q.weight",
+                    lambda p: nn.init.normal_(p, std=config.initializer_range),
+                ),
+                (
+                    "layers.*.self_attn.kv.weight",
+                    lambda p: nn.init.normal_(p, std=config.initializer_range),
+                ),
+                (
+                    "layers.*.self_attn.proj.weight",
+                    lambda p: nn.init.normal_(p, std=config.initializer_range),
+                ),
                 ("layers.*.post_attention_layernorm.weight", nn.init.ones_),
-                ("layers.*.mlp.router.weight", lambda p: nn.init.normal_(p, std=0.02)),
+                (
+                    "layers.*.mlp.router.weight",
+                    lambda p: nn.init.normal_(p, std=config.initializer_range),
+                ),
+                (
+                    "layers.*.mlp.gate_up",
+                    lambda p: nn.init.normal_(p, std=config.initializer_range),
+                ),
+                ("layers.*.mlp.down", lambda p: nn.init.normal_(p, std=config.initializer_range)),
                 ("norm.weight", nn.init.ones_),
-                ("lm_head.weight", lambda p: nn.init.normal_(p, std=0.02)),
+                ("lm_head.weight", lambda p: nn.init.normal_(p, std=config.initializer_range)),
             ],
         )
 
@@ -454,6 +473,7 @@ DIM_RANGES: dict[str, tuple[int, int, int]] = {
 CHECKPOINT_LAYOUTS: dict[str, dict[str, list]] = {
     "hf": {
         "rename": [
+            ("model.layers.{i}.mlp.gate", "layers.{i}.mlp.router"),
             ("model.layers.{i}.block_sparse_moe.gate", "layers.{i}.mlp.router"),
             ("model.layers.{i}.block_sparse_moe.experts.{e}.w1", "layers.{i}.mlp.experts.{e}.gate"),
             ("model.layers.{i}.block_sparse_moe.experts.{e}.w3", "layers.{i}.mlp.experts.{e}.up"),
@@ -462,10 +482,11 @@ CHECKPOINT_LAYOUTS: dict[str, dict[str, list]] = {
             ("model.layers.{i}.self_attn.k_proj", "layers.{i}.self_attn.k"),
             ("model.layers.{i}.self_attn.v_proj", "layers.{i}.self_attn.v"),
             ("model.layers.{i}.self_attn.o_proj", "layers.{i}.self_attn.proj"),
-            ("model.layers.{i}.mlp.gate", "layers.{i}.mlp.router"),
             ("model.layers.{i}.mlp.experts.gate_up_proj", "layers.{i}.mlp.gate_up"),
             ("model.layers.{i}.mlp.experts.down_proj", "layers.{i}.mlp.down"),
-            ("model", ""),
+            ("model.layers", "layers"),
+            ("model.embed_tokens", "embed_tokens"),
+            ("model.norm", "norm"),
         ],
         "concat": [],
         "split": [],

@@ -204,23 +204,30 @@ class Resnet(nn.Module):
     @torch.no_grad()
     def init_weights(self) -> None:
         """Draw the parameters as the reference does (the spec's `init:`)."""
+        config = self.config
         init_parameters(
             self,
             [
                 (
                     "embedder.convolution.weight",
-                    lambda p: nn.init.kaiming_uniform_(p, a=math.sqrt(5)),
+                    lambda p: nn.init.kaiming_normal_(p, mode="fan_out", nonlinearity="relu"),
                 ),
+                ("embedder.normalization.weight", nn.init.ones_),
+                ("embedder.normalization.bias", nn.init.zeros_),
                 (
                     "stages.*.layers.*.shortcut.convolution.weight",
-                    lambda p: nn.init.kaiming_uniform_(p, a=math.sqrt(5)),
+                    lambda p: nn.init.kaiming_normal_(p, mode="fan_out", nonlinearity="relu"),
                 ),
+                ("stages.*.layers.*.shortcut.normalization.weight", nn.init.ones_),
+                ("stages.*.layers.*.shortcut.normalization.bias", nn.init.zeros_),
                 (
                     "stages.*.layers.*.convs.*.convolution.weight",
-                    lambda p: nn.init.kaiming_uniform_(p, a=math.sqrt(5)),
+                    lambda p: nn.init.kaiming_normal_(p, mode="fan_out", nonlinearity="relu"),
                 ),
-                ("classifier.weight", lambda p: nn.init.normal_(p, std=0.02)),
-                ("classifier.bias", nn.init.zeros_),
+                ("stages.*.layers.*.convs.*.normalization.weight", nn.init.ones_),
+                ("stages.*.layers.*.convs.*.normalization.bias", nn.init.zeros_),
+                ("classifier.weight", lambda p: nn.init.kaiming_uniform_(p, a=math.sqrt(5))),
+                ("classifier.bias", uniform_within(1 / math.sqrt(config.hidden_sizes[-1]))),
             ],
         )
 
@@ -369,9 +376,20 @@ def init_parameters(model: nn.Module, rules: list[tuple[str, Callable]]) -> None
             module.weight[module.padding_idx].zero_()
 
 
+def uniform_within(bound: float) -> Callable:
+    """An initialiser drawing from U(-bound, bound)."""
+    return lambda param: nn.init.uniform_(param, -bound, bound)
+
+
 # Parameters param_groups() keeps out of weight decay: biases, normalisation layers and the
 # spec's `no_decay:` (patterns as in CHECKPOINT_LAYOUTS).
 NO_DECAY: list[str] = [
+    "embedder.normalization.weight",
+    "embedder.normalization.bias",
+    "stages.*.layers.*.shortcut.normalization.weight",
+    "stages.*.layers.*.shortcut.normalization.bias",
+    "stages.*.layers.*.convs.*.normalization.weight",
+    "stages.*.layers.*.convs.*.normalization.bias",
     "classifier.bias",
 ]
 

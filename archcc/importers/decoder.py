@@ -63,9 +63,22 @@ def decoder_spec(cfg: ConfigFile, model_type: str, name: str, mask: bool = False
     if parts.experts is not None:
         hf = out["checkpoint"]["hf"]
         hf["rename"] = checkpoint_rules(parts, hf["rename"], blocks)
+    out["init"] = _init(cfg, parts, params)
     if mask:
         del out["generate"]
     return out
+
+
+def _init(cfg: ConfigFile, parts: Parts, params: dict) -> dict:
+    """transformers ``PreTrainedModel._init_weights`` over ``initializer_range``: linears and
+    embeddings normal (biases zeros, a padding row zero), the stacked experts too (Mixtral's
+    and Qwen2-MoE's override); norms keep their kinds' ones (zeros for Gemma's ``1 + w``)."""
+    params["initializer_range"] = cfg.number("initializer_range",
+                                             default(parts, "initializer_range"))
+    init = {"linear": "normal(initializer_range)", "embedding": "normal(initializer_range)"}
+    if parts.experts is not None:
+        init["expert_weights"] = "normal(initializer_range)"
+    return init
 
 
 def _value(cfg: ConfigFile, parts: Parts, key: str):

@@ -96,7 +96,8 @@ DEFAULTS = {"vocab_size": 32000, "hidden_size": 4096, "intermediate_size": 11008
             "head_dim": None, "max_position_embeddings": 2048, "rms_norm_eps": 1e-6,
             "rope_theta": 10000.0, "hidden_act": "silu", "tie_word_embeddings": False,
             "attention_bias": False, "mlp_bias": False, "attention_dropout": 0.0,
-            "sliding_window": None, "pad_token_id": None, "eos_token_id": 2}
+            "sliding_window": None, "pad_token_id": None, "eos_token_id": 2,
+            "initializer_range": 0.02}
 
 PARTS: dict[str, Parts] = {
     "llama": Parts(),

@@ -114,7 +114,8 @@ def checkpoint(parts: Parts, params: dict) -> dict:
                 "into": [f"{a}.{n}.{tensor}" for n in "qkv"], "groups": "num_attention_heads"}
     rename[f"{p}.{a}.{'dense' if parts.qkv == 'per_head' else 'o_proj'}"] = f"{a}.proj"
     MLP_RULES[parts.mlp](p, "layers.{i}.mlp", rename, split)
-    rename[p] = ""
+    # each prefix named, not `model: ""`: export_state_dict then leaves lm_head at the top
+    rename.update({f"{p}.{name}": name for name in ("layers", parts.embed, parts.final_norm)})
     out: dict = {"rename": rename}
     if split:
         out["split"] = split

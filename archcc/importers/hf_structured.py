@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 
 from archcc.importers.config import ConfigFile
-from archcc.importers.hf_families import EXTEND, copy, fixed, one_value, token
+from archcc.importers.hf_families import EXTEND, INIT_RANGE, copy, fixed, one_value, token
 
 
 def sizes(cfg: ConfigFile, key: str, default: list[int]) -> list[int]:
@@ -58,7 +58,8 @@ def labels(cfg: ConfigFile, family: str) -> int:
 def convnext(cfg: ConfigFile) -> dict:
     """ConvNextForImageClassification."""
     params = copy(cfg, {"num_channels": 3, "patch_size": 4, "layer_norm_eps": 1e-12,
-                        "layer_scale_init_value": 1e-6, "drop_path_rate": 0.0})
+                        "layer_scale_init_value": 1e-6, "drop_path_rate": 0.0,
+                        **INIT_RANGE})
     params.update(stages(cfg, "convnext", [96, 192, 384, 768], [3, 3, 9, 3]))
     count = len(params["depths"])
     if cfg.size("num_stages", 4) != count:
@@ -98,7 +99,8 @@ def albert(cfg: ConfigFile) -> dict:
                         "num_attention_heads": 64, "intermediate_size": 16384,
                         "inner_group_num": 1, "max_position_embeddings": 512,
                         "type_vocab_size": 2, "layer_norm_eps": 1e-12,
-                        "hidden_dropout_prob": 0.0, "attention_probs_dropout_prob": 0.0})
+                        "hidden_dropout_prob": 0.0, "attention_probs_dropout_prob": 0.0,
+                        **INIT_RANGE})
     layers, groups = params["num_hidden_layers"], params["num_hidden_groups"]
     if not 1 <= groups <= layers:
         raise cfg.error("num_hidden_groups", f"{groups} groups for {layers} layers",

@@ -100,7 +100,18 @@ class BatchNormOp(Op):
 
 @kind
 class BatchNormKind(Kind):
+    """``nn.BatchNorm{dims}d``: its scale and shift start at ones and zeros (torch's, and
+    every reference's); ``batchnorm: zeros`` zero-inits the scale, as Goyal et al. (2017)
+    do for each residual branch's last norm. The running statistics are buffers, not drawn.
+    """
+
     name = "batchnorm"
+    init_params, no_decay = ("weight", "bias"), True
+    init = torch_init = {"weight": "ones", "bias": "zeros"}
+
+    def parameters(self, sub, flag):
+        """None without ``affine``."""
+        return list(self.init_params) if flag("affine") else []
 
     def init_lines(self, sub, arg):
         """``nn.BatchNorm2d(C, eps=..., momentum=...)``, torch's defaults left out."""

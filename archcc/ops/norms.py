@@ -127,7 +127,16 @@ class LayerNormKind(_NormKind):
 
 @kind
 class RMSNormKind(_NormKind):
+    """With ``unit_offset`` (Gemma's ``x * (1 + w)``) the weight starts at zeros, as its
+    constructor and transformers' Gemma ``_init_weights`` set it: a gain of one."""
+
     name, init_params = "rmsnorm", ("weight",)
+
+    def default_init(self, sub, param):
+        return "zeros" if sub.args.get("unit_offset") else super().default_init(sub, param)
+
+    def torch_default(self, sub, param):
+        return "zeros" if sub.args.get("unit_offset") else super().torch_default(sub, param)
 
     def init_lines(self, sub, arg):
         a = sub.args

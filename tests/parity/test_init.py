@@ -101,6 +101,30 @@ TRANSFORMER = dict(src_vocab_size=256, tgt_vocab_size=300, d_model=64, nhead=4,
                    num_encoder_layers=2, num_decoder_layers=2, dim_feedforward=128, max_len=64)
 WORD2VEC = dict(vocab_size=512, embed_dim=64)
 
+DECODER = dict(vocab_size=512, hidden_size=128, intermediate_size=256, num_hidden_layers=2,
+               num_attention_heads=4, num_key_value_heads=2, initializer_range=0.03)
+MIXTRAL = dict(DECODER, intermediate_size=128, num_local_experts=4, num_experts_per_tok=2)
+ALBERT = dict(vocab_size=512, embedding_size=64, hidden_size=128, num_hidden_layers=4,
+              num_hidden_groups=2, inner_group_num=1, num_attention_heads=4,
+              intermediate_size=256, max_position_embeddings=64, initializer_range=0.05)
+CONVNEXT = dict(num_stages=2, hidden_sizes=[32, 64], depths=[2, 2], num_labels=10,
+                initializer_range=0.05, layer_scale_init_value=0.25)
+RESNET = dict(embedding_size=16, hidden_sizes=[32, 64], depths=[2, 1], layer_type="bottleneck",
+              num_labels=10)
+
+
+def _llama():
+    """Llama 3.2's tied head (the spec ties lm_head to embed_tokens)."""
+    return (_hf("LlamaForCausalLM", "LlamaConfig", **DECODER, head_dim=32,
+                tie_word_embeddings=True), dict(DECODER, head_dim=32), "hf")
+
+
+def _vision(model_class: str, config_class: str, sizes: dict):
+    """A transformers vision model; the Config takes tuples and the image side."""
+    ref = _hf(model_class, config_class, **sizes)
+    ours = {k: tuple(v) if isinstance(v, list) else v for k, v in sizes.items()}
+    return ref, dict(ours, image_size=32), "hf"
+
 
 def _kim_cnn():
     """yoonkim/CNN_sentence: vectors U(-0.25, 0.25) with a zero padding row (process_data.py),
@@ -177,6 +201,12 @@ CASES = {
     "textcnn": lambda: (_kim_cnn(), TEXTCNN, "torch"),
     "elmo": lambda: (_elmo(), ELMO, "allennlp"),
     "transformer": lambda: (_transformer(), TRANSFORMER, "torch"),
+    "llama": _llama,
+    "mistral": lambda: (_hf("MistralForCausalLM", "MistralConfig", **DECODER), DECODER, "hf"),
+    "mixtral": lambda: (_hf("MixtralForCausalLM", "MixtralConfig", **MIXTRAL), MIXTRAL, "hf"),
+    "albert": lambda: (_hf("AlbertForMaskedLM", "AlbertConfig", **ALBERT), ALBERT, "hf"),
+    "convnext": lambda: _vision("ConvNextForImageClassification", "ConvNextConfig", CONVNEXT),
+    "resnet": lambda: _vision("ResNetForImageClassification", "ResNetConfig", RESNET),
 }
 
 
@@ -213,6 +243,43 @@ def test_timm_vit_from_the_importer_starts_as_timm(tmp_path):
                             embed_dim=128, depth=2, num_heads=4, num_classes=10)
     ours = mod.Model(mod.Config())
     problems = check(ours, ref, mod.convert_state_dict, "timm")
+    assert not problems, "\n".join(problems)
+
+
+def _imported():
+    """case -> (model_type, config, reference class): the importer parity tests' decoders
+    (built as AutoModelForCausalLM) and two structured families."""
+    from tests.parity import test_llm_import as dense
+    from tests.parity import test_moe_import as moe
+
+    cases = {case: (t, dict(dense.BASE, **kw), None) for case, (t, kw) in dense.CASES.items()}
+    cases.update({case: (t, dict(moe.BASE, **kw), None) for case, (t, kw, _) in moe.CASES.items()})
+    cases["convnext"] = ("convnext", dict(CONVNEXT, image_size=32),
+                         "ConvNextForImageClassification")
+    cases["albert"] = ("albert", ALBERT, "AlbertForMaskedLM")
+    return cases
+
+
+@pytest.mark.parametrize("case", ["llama", "mistral", "qwen2", "qwen3", "gemma", "gemma2",
+                                  "phi3", "gpt_neox", "olmo2", "mixtral", "qwen2_moe",
+                                  "convnext", "albert"])
+def test_imported_families_start_as_transformers(tmp_path, case):
+    """`archcc import hf` copies initializer_range (0.07 here) into the spec's params and
+    states the family's scheme: Gemma's (1 + w) norms start at zeros, Phi-3's padding row is
+    zero, the stacked experts of Mixtral and Qwen2-MoE are drawn like the linears."""
+    import archcc
+    from archcc.importers import import_hf
+
+    model_type, kwargs, model_class = _imported()[case]
+    config = transformers.AutoConfig.for_model(model_type, **dict(kwargs, initializer_range=0.07))
+    config.to_json_file(tmp_path / "config.json")
+    mod = archcc.build(import_hf(tmp_path / "config.json", tmp_path / f"{case}.yaml"),
+                       out_dir=tmp_path)
+    torch.manual_seed(0)
+    ref = (transformers.AutoModelForCausalLM.from_config(config) if model_class is None
+           else getattr(transformers, model_class)(config))
+    assert mod.Config().initializer_range == 0.07
+    problems = check(mod.Model(mod.Config()), ref, mod.convert_state_dict, "hf")
     assert not problems, "\n".join(problems)
 
 

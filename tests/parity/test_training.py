@@ -263,3 +263,26 @@ def test_exported_vit_loads_strictly_into_hugging_face(compiled):
     (pixels,) = vit.example_inputs(2, model.config)
     with torch.no_grad():
         torch.testing.assert_close(ref(pixels).logits, model(pixels)[1])
+
+
+@pytest.mark.parametrize("case", ["llama", "phi3", "mixtral", "qwen2_moe"])
+def test_imported_decoders_export_to_transformers(tmp_path, case):
+    """An `archcc import hf` decoder's state_dict exports to exactly the reference's keys
+    (the lm_head is no `model.` key) and loads into it strictly."""
+    import archcc
+    from archcc.importers import import_hf
+    from tests.parity.test_init import _imported
+
+    model_type, kwargs, _ = _imported()[case]
+    config = transformers.AutoConfig.for_model(model_type, **kwargs)
+    config.to_json_file(tmp_path / "config.json")
+    mod = archcc.build(import_hf(tmp_path / "config.json", tmp_path / f"{case}.yaml"),
+                       out_dir=tmp_path)
+    ref = transformers.AutoModelForCausalLM.from_config(config)
+    ours = mod.Model(mod.Config())
+    ours.load_state_dict(mod.convert_state_dict(ref.state_dict(), "hf"), strict=True)
+    exported = mod.export_state_dict(ours.state_dict(), "hf")
+    assert set(exported) == set(ref.state_dict()) - _tied(ref)
+    copy.deepcopy(ref).load_state_dict(exported, strict=True)
+    for key, value in exported.items():
+        torch.testing.assert_close(value, ref.state_dict()[key], rtol=0, atol=0, msg=key)

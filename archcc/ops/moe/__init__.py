@@ -175,9 +175,16 @@ def _facet_problems(scope, layer) -> list[tuple[str, str, str]]:
 @kind
 class ExpertWeightsKind(Kind):
     """``nn.Parameter(torch.empty(E, out, in))``: one stacked weight for all experts, drawn
-    by the class's ``reset_parameters`` (as ``nn.Linear`` draws its own)."""
+    by the class's ``reset_parameters`` (as ``nn.Linear`` draws its own), then by
+    ``init_weights()``: ``normal(0.02)`` unless a rule says otherwise, as transformers'
+    Mixtral and Qwen2-MoE ``_init_weights`` draw their stacked experts (``torch_default``
+    keeps the ``nn.Linear`` draw)::
 
-    name = "expert_weights"
+        init: {expert_weights: normal(initializer_range)}
+    """
+
+    name, init_params = "expert_weights", ("",)  # the tensor is the attribute itself
+    init = {"": "normal(0.02)"}
 
     def init_lines(self, sub, arg):
         shape = ", ".join(arg(d) for d in sub.args["shape"])
