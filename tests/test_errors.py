@@ -20,7 +20,8 @@ BASES = {"gpt2": ROOT / "specs" / "gpt2.yaml", "bert": ROOT / "specs" / "bert.ya
          "swin": ROOT / "specs" / "swin.yaml",
          "arch": ROOT / "examples" / "gpt2.arch",
          "seq2seq": ROOT / "specs" / "seq2seq_luong.yaml",
-         "llama": ROOT / "specs" / "llama.yaml", "mistral": ROOT / "specs" / "mistral.yaml"}
+         "llama": ROOT / "specs" / "llama.yaml", "mistral": ROOT / "specs" / "mistral.yaml",
+         "convnext": ROOT / "specs" / "convnext.yaml"}
 
 FFN = "{op: ffn, dim: n_embd, hidden: 4 * n_embd, act: gelu_tanh, dropout: dropout}"
 MOE = "{op: moe, dim: n_embd, hidden: 4 * n_embd, "
@@ -118,6 +119,10 @@ OTHER_CASES = {
                                      "x = cross_attn(x)"),
     "mask_shape_mismatch": ("bert", "x = encoder(x, mask=attention_mask)",
                             "x = encoder(x, mask=token_type_ids[:, 1:])"),
+    # a block argument's default is checked though every use passes its own value
+    "block_default_out_of_range": ("convnext", "args: {dim: null, drop_prob: 0.0}",
+                                   "args: {dim: null, drop_prob: 5.0}"),
+    "init_negative_std": ("mistral", "initializer_range: 0.02", "initializer_range: -0.5"),
     "unknown_call_keyword": ("bert", "x = attention(x, mask=mask)", "x = attention(x, msk=mask)"),
     "repeat_changes_shape": ("bert", "x = mlp(x)", "x = mlp(x)\n      x = x[:, 1:]"),
     "block_cycle": ("transformer", "  DecoderLayer:\n    inputs: [x, memory]\n    layers:\n",

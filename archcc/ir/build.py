@@ -15,6 +15,7 @@ from archcc import ops, plugins
 from archcc.diagnostics import ArchccError, Diagnostic
 from archcc.ir.build_blocks import (
     check_arg_names,
+    check_defaults,
     check_instances,
     default_instance,
     instance_scopes,
@@ -216,6 +217,7 @@ def build(loaded: LoadedSpec) -> Program:
             continue
         blocks[name] = _module(scope, classes, name, "block", block, ("blocks", name),
                                block.inputs, spec.blocks, built, blocks)
+        check_defaults(scope, name, block, built, spec.blocks)
     class_name = _model_class_name(spec.name, classes.names)
     model = _module(scope, classes, class_name, "model", spec.model, ("model",),
                     list(spec.inputs), spec.blocks, None, blocks)

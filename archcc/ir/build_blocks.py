@@ -61,6 +61,31 @@ def default_instance(name: str, block) -> Instance | None:
     return Instance(name, args, f"blocks.{name}")
 
 
+def check_defaults(scope: ParamScope, name: str, block, instances: list[Instance],
+                   blocks: dict) -> None:
+    """Declare the block's layers once more at its argument defaults when no use builds
+    them: a `drop_prob: 5.0` default is a mistake before some use relies on it. Arguments
+    without a default take the first instance's values."""
+    defaults = {k: tuple(v) if isinstance(v, list) else v for k, v in block.args.items()
+                if v is not None}
+    if not defaults or not instances:
+        return
+    inst = Instance(name, {**instances[0].args, **defaults}, f"blocks.{name}")
+    if any(i.args == inst.args for i in instances):
+        return
+    child = scope.with_values(inst.args)
+    for lname, spec in block.layers.items():
+        path = ("blocks", name, "layers", lname)
+        if is_on(child, spec, child.values, path):
+            declare(child, lname, spec, path, blocks)
+    reported = {(d.loc, d.message) for d in scope.errors}
+    hint = f"blocks.{name}.args gives these defaults; they are checked though every use " \
+           "passes its own value"
+    scope.errors += [Diagnostic(d.loc, d.path, d.message, d.hint or hint)
+                     for d in label_errors(child.errors, inst)
+                     if (d.loc, d.message) not in reported]
+
+
 def check_instances(scope: ParamScope, name: str, block, instances: list[Instance],
                     declared: dict[str, tuple], layers: dict[str, Layer], blocks: dict) -> None:
     """Declare every layer again in each instance it was not declared in: errors name the

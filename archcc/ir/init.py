@@ -296,5 +296,26 @@ def check_rules(program: Program, loaded) -> None:
             errors.append(Diagnostic(loaded.where.key(path), f"{section}.{key}",
                                      f"'{key}' is neither a layer kind nor a path of the "
                                      "model's parameters", hint))
+    errors += _bad_values(program, loaded)
     if errors:
         raise ArchccError(errors)
+
+
+def _bad_values(program: Program, loaded) -> list[Diagnostic]:
+    """A negative std or bound (a param such as ``initializer_range: -0.5``) would fail in
+    ``init_weights()`` at construction: refuse it at the rule."""
+    errors = []
+    for rule in program.init_rules:
+        for key, value in numbers(rule.scheme):
+            if key not in ("std", "bound"):
+                continue
+            try:
+                number = evaluate(value, program.params)
+            except (ExprError, TypeError):
+                continue  # not over params alone: checked where it is drawn
+            if isinstance(number, int | float) and number < 0:
+                errors.append(Diagnostic(loaded.where.key(("init", rule.key)),
+                                         f"init.{rule.key}", f"{key} ({number}) must be >= 0",
+                                         f"a {'standard deviation' if key == 'std' else 'bound'}"
+                                         " is never negative: check the params it uses"))
+    return errors

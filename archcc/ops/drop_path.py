@@ -57,8 +57,8 @@ class DropPathOp(Op):
     example = Example("drop_path: {op: drop_path, p: 0.1}")
 
     def check(self, scope, layer):
-        p = scope.value(layer.sizes["p"])
-        if not 0 <= p < 1:
+        p = scope.value(layer.sizes["p"])  # outside [0, 1]: the bound every `p` has
+        if p == 1:
             scope.errors.append(field_diag(scope, layer, "p", f"p ({p}) must lie in [0, 1)",
                                            "p = 1 would drop the branch always: leave the "
                                            "branch out instead"))

@@ -24,7 +24,6 @@ REFERENCE_MODELS: dict[str, dict[str, str]] = {
         "MixtralForCausalLM": "MixtralConfig",
         "Qwen2MoeForCausalLM": "Qwen2MoeConfig",
         "T5Model": "T5Config",
-        "T5ForConditionalGeneration": "T5Config",
         "BartModel": "BartConfig",
         "CLIPVisionModel": "CLIPVisionConfig",
         "WhisperModel": "WhisperConfig",
