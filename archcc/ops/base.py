@@ -274,6 +274,19 @@ class Kind:
         return None
 
 
+
+class AffineNormKind(Kind):
+    """A normalisation layer (``nn.GroupNorm``, ``nn.BatchNorm2d``) whose ``affine`` flag
+    holds a weight starting at ones and a bias at zeros, both kept out of weight decay."""
+
+    init_params, no_decay = ("weight", "bias"), True
+    init = torch_init = {"weight": "ones", "bias": "zeros"}
+
+    def parameters(self, sub: Submodule, flag: Callable[[str], Any]) -> list[str]:
+        """None without ``affine``."""
+        return list(self.init_params) if flag("affine") else []
+
+
 # ------------------------------------------------------------------------- helpers
 
 # Settings whose meaning bounds them, by field name, whatever the op: checked once the

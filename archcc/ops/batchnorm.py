@@ -17,8 +17,8 @@ from typing import Literal
 
 from archcc.ir.graph import Submodule
 from archcc.ir.shapes import FLOAT, ShapeError, fmt
-from archcc.ops import Example, Kind, Op, kind, op
-from archcc.ops.base import field_diag, is_default
+from archcc.ops import Example, Op, kind, op
+from archcc.ops.base import AffineNormKind, field_diag, is_default
 from archcc.ops.conv2d import image_arity
 from archcc.parser.expr import Num
 from archcc.parser.fields import Scalar, Size, Strict
@@ -99,19 +99,13 @@ class BatchNormOp(Op):
 
 
 @kind
-class BatchNormKind(Kind):
+class BatchNormKind(AffineNormKind):
     """``nn.BatchNorm{dims}d``: its scale and shift start at ones and zeros (torch's, and
     every reference's); ``batchnorm: zeros`` zero-inits the scale, as Goyal et al. (2017)
     do for each residual branch's last norm. The running statistics are buffers, not drawn.
     """
 
     name = "batchnorm"
-    init_params, no_decay = ("weight", "bias"), True
-    init = torch_init = {"weight": "ones", "bias": "zeros"}
-
-    def parameters(self, sub, flag):
-        """None without ``affine``."""
-        return list(self.init_params) if flag("affine") else []
 
     def init_lines(self, sub, arg):
         """``nn.BatchNorm2d(C, eps=..., momentum=...)``, torch's defaults left out."""

@@ -9,8 +9,8 @@ from typing import Literal
 
 from archcc.ir.graph import Submodule
 from archcc.ir.shapes import FLOAT, ShapeError, fmt
-from archcc.ops import Example, Kind, Op, kind, op
-from archcc.ops.base import check_divides, is_default
+from archcc.ops import Example, Op, kind, op
+from archcc.ops.base import AffineNormKind, check_divides, is_default
 from archcc.ops.conv2d import image_arity
 from archcc.parser.expr import Num
 from archcc.parser.fields import Scalar, Size, Strict
@@ -73,13 +73,8 @@ class GroupNormOp(Op):
 
 
 @kind
-class GroupNormKind(Kind):
+class GroupNormKind(AffineNormKind):
     name = "groupnorm"
-    init_params, no_decay = ("weight", "bias"), True
-    init = torch_init = {"weight": "ones", "bias": "zeros"}
-
-    def parameters(self, sub, flag):
-        return list(self.init_params) if flag("affine") else []
 
     def init_lines(self, sub, arg):
         a = sub.args
