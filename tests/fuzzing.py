@@ -928,6 +928,28 @@ HF_CONFIGS: dict[str, dict] = {
                                "hidden_size": 48, "intermediate_size": 96,
                                "num_hidden_layers": 2, "num_attention_heads": 4,
                                "layer_norm_eps": 1e-6, "attention_dropout": 0.1}},
+    "llama": {"model_type": "llama", "vocab_size": 101, "hidden_size": 32,
+              "intermediate_size": 48, "num_hidden_layers": 2, "num_attention_heads": 4,
+              "num_key_value_heads": 2, "rms_norm_eps": 1e-5, "rope_theta": 5000.0,
+              "initializer_range": 0.05, "tie_word_embeddings": True},
+    "mixtral": {"model_type": "mixtral", "vocab_size": 101, "hidden_size": 32,
+                "intermediate_size": 48, "num_hidden_layers": 2, "num_attention_heads": 4,
+                "num_key_value_heads": 2, "num_local_experts": 4, "num_experts_per_tok": 1,
+                "rms_norm_eps": 1e-6, "rope_theta": 5000.0, "initializer_range": 0.05,
+                "router_aux_loss_coef": 0.05},
+    "convnext": {"model_type": "convnext", "num_channels": 1, "patch_size": 2,
+                 "num_stages": 2, "hidden_sizes": [8, 16], "depths": [1, 2],
+                 "layer_norm_eps": 1e-5, "layer_scale_init_value": 0.5, "image_size": 32,
+                 "drop_path_rate": 0.1, "initializer_range": 0.05,
+                 "id2label": {"0": "a", "1": "b", "2": "c"}},
+    "resnet": {"model_type": "resnet", "num_channels": 1, "embedding_size": 8,
+               "hidden_sizes": [16, 32], "depths": [1, 2], "layer_type": "basic",
+               "id2label": {"0": "a", "1": "b", "2": "c"}},
+    "albert": {"model_type": "albert", "vocab_size": 99, "embedding_size": 16,
+               "hidden_size": 32, "num_hidden_layers": 4, "num_hidden_groups": 2,
+               "num_attention_heads": 4, "intermediate_size": 64, "inner_group_num": 2,
+               "max_position_embeddings": 40, "type_vocab_size": 3, "layer_norm_eps": 1e-6,
+               "initializer_range": 0.05, "pad_token_id": 3},
 }
 DEFAULTED = {"gpt2": {"activation_function"}, "bert": {"hidden_act"},
              "t5": {"feed_forward_proj"}}
@@ -1025,7 +1047,7 @@ def hf_mutants(family: str, n: int, seed: int) -> list[Mutant]:
             at = rng.randrange(len(text))
             return make(op, f"byte {at}", "cut", text[:at])
         if op == "model_type":
-            other = rng.choice([*sorted(set(HF_CONFIGS) - {family}), "llama", "GPT2", "",
+            other = rng.choice([*sorted(set(HF_CONFIGS) - {family}), "mamba", "GPT2", "",
                                 ["gpt2"], None])
             return make(op, "model_type", json.dumps(other), _dump({**base,
                                                                   "model_type": other}))

@@ -76,7 +76,7 @@ def import_hf(config: str | Path, out: Path, name: str | None = None,
     model_type = family_of(cfg)
     if model_type in PARTS:  # a decoder LLM: assembled from its parts (importers/decoder.py)
         data = decoder_spec(cfg, model_type, name, mask)
-        return write_data(data, Path(out), origin)
+        return write_data(data, Path(out), origin, locate=lambda path: config_key(cfg, path))
     overlay = FAMILIES[model_type](cfg)
     overlay["name"] = name
     note = f"Sizes from {Path(cfg.file).name} ({model_type}; archcc import hf)."

@@ -135,16 +135,22 @@ def vit(cfg: ConfigFile) -> dict:
                         "intermediate_size": 3072, "layer_norm_eps": 1e-12,
                         "hidden_dropout_prob": 0.0, "attention_probs_dropout_prob": 0.0,
                         **INIT_RANGE})
-    labels = cfg.get("id2label")
-    if labels is not None and not isinstance(labels, dict):
+    params["num_labels"] = labels(cfg, "vit")
+    return {"params": params}
+
+
+def labels(cfg: ConfigFile, family: str) -> int:
+    """The classifier's width: id2label's size (what ``num_labels`` reads), else 2."""
+    table = cfg.get("id2label")
+    if table is not None and not isinstance(table, dict):
         raise cfg.error("id2label", "expected an object of label names by id",
                         'e.g. {"0": "cat", "1": "dog"}')
-    key = "id2label" if isinstance(labels, dict) else "num_labels"
-    params["num_labels"] = len(labels) if key == "id2label" else cfg.size("num_labels", 2)
-    if params["num_labels"] < 1:
-        raise cfg.error(key, "no labels: ViTForImageClassification would have no classifier",
-                        "specs/vit.yaml ends in a classifier; give the config its labels")
-    return {"params": params}
+    key = "id2label" if isinstance(table, dict) else "num_labels"
+    count = len(table) if key == "id2label" else cfg.size("num_labels", 2)
+    if count < 1:
+        raise cfg.error(key, "no labels: the model would have no classifier",
+                        f"specs/{family}.yaml ends in a classifier; give the config its labels")
+    return count
 
 
 def clip(cfg: ConfigFile) -> dict:

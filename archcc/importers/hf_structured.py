@@ -20,7 +20,15 @@ from __future__ import annotations
 import json
 
 from archcc.importers.config import ConfigFile
-from archcc.importers.hf_families import EXTEND, INIT_RANGE, copy, fixed, one_value, token
+from archcc.importers.hf_families import (
+    EXTEND,
+    INIT_RANGE,
+    copy,
+    fixed,
+    labels,
+    one_value,
+    token,
+)
 
 
 def sizes(cfg: ConfigFile, key: str, default: list[int]) -> list[int]:
@@ -42,17 +50,6 @@ def stages(cfg: ConfigFile, family: str, default_sizes: list[int],
         raise cfg.error("depths", f"{len(depths)} depths for {len(hidden)} hidden_sizes",
                         f"specs/{family}.yaml builds one stage per entry of both lists")
     return {"hidden_sizes": hidden, "depths": depths}
-
-
-def labels(cfg: ConfigFile, family: str) -> int:
-    """The classifier's width: id2label's size (what ``num_labels`` reads), else 2."""
-    table = cfg.get("id2label")
-    key = "id2label" if isinstance(table, dict) else "num_labels"
-    count = len(table) if key == "id2label" else cfg.size("num_labels", 2)
-    if count < 1:
-        raise cfg.error(key, "no labels: the model would have no classifier",
-                        f"specs/{family}.yaml ends in a classifier; give the config its labels")
-    return count
 
 
 def convnext(cfg: ConfigFile) -> dict:

@@ -114,10 +114,11 @@ def write_spec(family: str, overlay: dict, out: Path, origin: SourceLoc,
     return out
 
 
-def write_data(data: dict, out: Path, origin: SourceLoc) -> Path:
+def write_data(data: dict, out: Path, origin: SourceLoc,
+               locate: Callable[[str], SourceLoc] | None = None) -> Path:
     """A spec assembled whole (a decoder from its parts): validate, check that it builds,
     then write ``out`` atomically. Blocks that ``extends`` another stay written as the
-    change they are."""
+    change they are; ``locate`` as in :func:`write_spec`."""
     import copy
 
     from archcc.output import write_atomic
@@ -130,6 +131,6 @@ def write_data(data: dict, out: Path, origin: SourceLoc) -> Path:
     expand_block_bases(data, where)
     spec = validate(data, where)
     text = render_spec(spec, out.suffix, _schema_line(out), derived)
-    _check_builds(text, out.suffix, origin)
+    _check_builds(text, out.suffix, locate or (lambda path: origin))
     write_atomic(out, text)
     return out
