@@ -21,7 +21,7 @@ BASES = {"gpt2": ROOT / "specs" / "gpt2.yaml", "bert": ROOT / "specs" / "bert.ya
          "arch": ROOT / "examples" / "gpt2.arch",
          "seq2seq": ROOT / "specs" / "seq2seq_luong.yaml",
          "llama": ROOT / "specs" / "llama.yaml", "mistral": ROOT / "specs" / "mistral.yaml",
-         "convnext": ROOT / "specs" / "convnext.yaml"}
+         "convnext": ROOT / "specs" / "convnext.yaml", "resnet": ROOT / "specs" / "resnet.yaml"}
 
 FFN = "{op: ffn, dim: n_embd, hidden: 4 * n_embd, act: gelu_tanh, dropout: dropout}"
 MOE = "{op: moe, dim: n_embd, hidden: 4 * n_embd, "
@@ -122,6 +122,16 @@ OTHER_CASES = {
     # a block argument's default is checked though every use passes its own value
     "block_default_out_of_range": ("convnext", "args: {dim: null, drop_prob: 0.0}",
                                    "args: {dim: null, drop_prob: 5.0}"),
+    # ... and so are the blocks built inside it there (ResNet-50 never builds a basic layer)
+    "block_default_nested": ("resnet", "args: {cin: 64, cout: 64, stride: 1}",
+                             "args: {cin: 64, cout: -1, stride: 1}"),
+    "block_call_missing_argument": ("resnet", "args: {cin: cin, cout: cout, stride: stride},\n"
+                                    "                 when: cin != cout or stride != 1}\n"
+                                    "      convs:\n", "args: {cout: cout, stride: stride},\n"
+                                    "                 when: cin != cout or stride != 1}\n"
+                                    "      convs:\n"),
+    "padding_idx_out_of_range": ("bert", "hidden_size, padding_idx: 0}",
+                                 "hidden_size, padding_idx: 99999}"),
     "init_negative_std": ("mistral", "initializer_range: 0.02", "initializer_range: -0.5"),
     "unknown_call_keyword": ("bert", "x = attention(x, mask=mask)", "x = attention(x, msk=mask)"),
     "repeat_changes_shape": ("bert", "x = mlp(x)", "x = mlp(x)\n      x = x[:, 1:]"),

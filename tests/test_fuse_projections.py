@@ -63,3 +63,35 @@ def test_projections_fuse_at_O2_only():
     assert "self.wqkv = nn.Linear(config.dim, 3 * config.dim)" in o2.source
     assert "_concat_on_load" in o2.source
     assert "self.wqkv" not in o1.source and "_concat_on_load" not in o1.source
+
+
+def test_a_part_nobody_reads_keeps_its_place_in_the_unpacking(tmp_path):
+    """y = a(x) unused, z = b(x) returned: -O2 fuses a and b, the dead part unpacks to `_`
+    (it was `z = ab.split(...)`, returning the tuple)."""
+    spec = tmp_path / "dead_part.yaml"
+    spec.write_text("""\
+archcc: 1
+name: dead_part
+params: {d: 16}
+dims: {T: 8}
+inputs:
+  x: {shape: [B, T, d]}
+model:
+  layers:
+    a: {op: linear, in: d, out: d}
+    b: {op: linear, in: d, out: d}
+    c: {op: linear, in: d, out: d}
+  forward: |
+    y = a(x)
+    z = b(x)
+    w = c(x)
+    return z
+""")
+    o0 = archcc.build(spec, out_dir=tmp_path / "O0", opt_level=0)
+    o2 = archcc.build(spec, out_dir=tmp_path / "O2", opt_level=2)
+    assert "_, z, _ = abc.split(" in (tmp_path / "O2" / "dead_part.py").read_text()
+    ours, fused = o0.Model().eval(), o2.Model().eval()
+    fused.load_state_dict(ours.state_dict(), strict=True)  # the pre-hook concatenates
+    x = torch.randn(2, 8, 16)
+    with torch.no_grad():
+        torch.testing.assert_close(fused(x), ours(x))

@@ -173,7 +173,8 @@ class ForwardEmitter:
         text = self._expr(node)[0]
         self.emitted.add(node)
         parts = sorted(self.g.successors(node), key=lambda n: self.g.nodes[n]["attrs"]["index"])
-        count = self.g.nodes[node]["attrs"].get("outputs")  # a user's a, b = chunk(x, 2)
+        # every part gets a place, `_` for one nobody reads (a dead q of a fused q|k|v)
+        count = self.g.nodes[node]["attrs"].get("outputs") or _part_count(self.g.nodes[node])
         names = ["_"] * count if count else []
         for part in parts:
             self.emitted.add(part)
@@ -239,3 +240,11 @@ def emit_forward(module: ModuleIR, resolve: Callable[[str], str]) -> list[Line]:
     if not nx.is_directed_acyclic_graph(module.graph):
         raise ValueError(f"{module.name}: forward graph has a cycle")
     return ForwardEmitter(module, resolve).emit()
+
+
+def _part_count(data: dict) -> int | None:
+    """How many tensors a multi-output node gives, from its shape (a tuple of shapes)."""
+    shape = data.get("shape")
+    if isinstance(shape, tuple) and shape and all(isinstance(s, tuple) for s in shape):
+        return len(shape)
+    return None

@@ -240,6 +240,9 @@ def bart(cfg: ConfigFile) -> dict:
                         "encoder_attention_heads": 16, "decoder_attention_heads": 16,
                         "encoder_ffn_dim": 4096, "decoder_ffn_dim": 4096, "dropout": 0.1,
                         "attention_dropout": 0.0, "activation_dropout": 0.0, "init_std": 0.02})
+    if params["max_position_embeddings"] < 1:  # the table's 2 offset rows hold no position
+        raise cfg.error("max_position_embeddings", "no positions: BART's table would hold "
+                        "only its 2 offset rows", "give the longest sequence it reads")
     scaled = cfg.require("scale_embedding", False, (True, False), "a true/false flag")
     params["embed_scale"] = params["d_model"] ** 0.5 if scaled else 1.0
     return {"params": params, **padding(("shared",), token(cfg, "pad_token_id", 1), 1)}

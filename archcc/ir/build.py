@@ -15,6 +15,7 @@ from archcc import ops, plugins
 from archcc.diagnostics import ArchccError, Diagnostic
 from archcc.ir.build_blocks import (
     check_arg_names,
+    check_block_calls,
     check_defaults,
     check_instances,
     default_instance,
@@ -198,6 +199,7 @@ def build(loaded: LoadedSpec) -> Program:
     classes.names.update(spec.blocks)
     classes.names.update(p.class_name for p in plugins.registered())
     check_arg_names(scope, spec.blocks)
+    check_block_calls(scope, spec)
     scope.check()
     order = _block_order(loaded)  # a cycle is an error before any instance is walked
     instances = enumerate_instances(scope, spec)
@@ -217,7 +219,7 @@ def build(loaded: LoadedSpec) -> Program:
             continue
         blocks[name] = _module(scope, classes, name, "block", block, ("blocks", name),
                                block.inputs, spec.blocks, built, blocks)
-        check_defaults(scope, name, block, built, spec.blocks)
+        check_defaults(scope, name, block, built, spec, instances)
     class_name = _model_class_name(spec.name, classes.names)
     model = _module(scope, classes, class_name, "model", spec.model, ("model",),
                     list(spec.inputs), spec.blocks, None, blocks)

@@ -12,7 +12,7 @@ every stage and a layer needs the same generated class everywhere::
 from __future__ import annotations
 
 from archcc.diagnostics import Diagnostic
-from archcc.ir.instances import INDEX, Instance, describe, is_on
+from archcc.ir.instances import INDEX, Instance, args_key, describe, enumerate_instances, is_on
 from archcc.ir.layers import Layer, declare
 from archcc.ir.params import ParamScope
 from archcc.parser.expr import FUNCTIONS
@@ -34,6 +34,35 @@ def check_arg_names(scope: ParamScope, blocks: dict) -> None:
                 scope.errors.append(Diagnostic(scope.loaded.where.key(path), ".".join(path),
                                                f"argument '{arg}' has the name of {clash}",
                                                "rename the argument"))
+
+
+def check_block_calls(scope: ParamScope, spec) -> None:
+    """Every use of a block passes the arguments it needs and only those it has, whatever
+    the params: a use that no instance reaches (a `when` that is off, a stage kind this
+    config does not pick) is still generated code."""
+    from archcc.parser.expr import names_in, parse_expr
+    from archcc.parser.structure import BlockLayer, Repeat
+
+    owners = [(("model",), spec.model), *((("blocks", n), b) for n, b in spec.blocks.items())]
+    for where, owner in owners:
+        for lname, layer in owner.layers.items():
+            text = layer.block if isinstance(layer, BlockLayer) else \
+                layer.repeat if isinstance(layer, Repeat) else None
+            if not isinstance(text, str):
+                continue
+            try:  # a name, or an expression choosing one: each block it names
+                called = [n for n in names_in(parse_expr(text)) if n in spec.blocks]
+            except Exception:  # noqa: BLE001 - malformed: reported where it is evaluated
+                continue
+            for block in dict.fromkeys(called):
+                declared = spec.blocks[block].args
+                missing = [a for a, d in declared.items() if d is None and a not in layer.args]
+                if missing:
+                    path = (*where, "layers", lname)
+                    scope.errors.append(Diagnostic(
+                        scope.loaded.where.key(path), ".".join(path),
+                        f"block {block} needs argument(s) {', '.join(missing)}",
+                        f"add args: {{{missing[0]}: ...}}"))
 
 
 def instance_scopes(scope: ParamScope, block, instances: list[Instance]) -> dict[str, tuple]:
@@ -61,29 +90,44 @@ def default_instance(name: str, block) -> Instance | None:
     return Instance(name, args, f"blocks.{name}")
 
 
-def check_defaults(scope: ParamScope, name: str, block, instances: list[Instance],
-                   blocks: dict) -> None:
-    """Declare the block's layers once more at its argument defaults when no use builds
-    them: a `drop_prob: 5.0` default is a mistake before some use relies on it. Arguments
-    without a default take the first instance's values."""
+def check_defaults(scope: ParamScope, name: str, block, built: list[Instance], spec,
+                   instances: dict[str, list[Instance]]) -> None:
+    """Declare the block's layers once more at its argument defaults, and the blocks built
+    inside it there, when no use builds them: a `drop_prob: 5.0` default is a mistake
+    before some use relies on it. Arguments without a default take the first instance's
+    values."""
     defaults = {k: tuple(v) if isinstance(v, list) else v for k, v in block.args.items()
                 if v is not None}
-    if not defaults or not instances:
+    if not defaults or not built:
         return
-    inst = Instance(name, {**instances[0].args, **defaults}, f"blocks.{name}")
-    if any(i.args == inst.args for i in instances):
-        return
+    inst = Instance(name, {**built[0].args, **defaults}, f"blocks.{name}")
     child = scope.with_values(inst.args)
+    if not any(i.args == inst.args for i in built):
+        _declare_all(child, name, block, spec.blocks)
+    known = {args_key(i.block, i.args) for group in instances.values() for i in group}
+    for inner, group in enumerate_instances(child, spec, [inst]).items():
+        for nested in group:
+            if args_key(inner, nested.args) not in known:
+                _declare_all(scope.with_values(nested.args), inner, spec.blocks[inner],
+                             spec.blocks, into=child)
+    hint = f"blocks.{name}.args gives these defaults; they are checked though every use " \
+           "passes its own value"
+    reported = {(d.loc, d.message) for d in scope.errors}
+    for d in label_errors(child.errors, inst):
+        if (d.loc, d.message) not in reported:
+            reported.add((d.loc, d.message))
+            scope.errors.append(Diagnostic(d.loc, d.path, d.message, d.hint or hint))
+
+
+def _declare_all(child: ParamScope, name: str, block, blocks: dict,
+                 into: ParamScope | None = None) -> None:
+    """Declare every layer of ``block`` that is on in ``child``; errors go to ``into``."""
     for lname, spec in block.layers.items():
         path = ("blocks", name, "layers", lname)
         if is_on(child, spec, child.values, path):
             declare(child, lname, spec, path, blocks)
-    reported = {(d.loc, d.message) for d in scope.errors}
-    hint = f"blocks.{name}.args gives these defaults; they are checked though every use " \
-           "passes its own value"
-    scope.errors += [Diagnostic(d.loc, d.path, d.message, d.hint or hint)
-                     for d in label_errors(child.errors, inst)
-                     if (d.loc, d.message) not in reported]
+    if into is not None:
+        into.errors += child.errors
 
 
 def check_instances(scope: ParamScope, name: str, block, instances: list[Instance],

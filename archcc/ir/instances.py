@@ -278,8 +278,10 @@ def elements(scope, layer, env: dict, blocks: dict, path) -> list[Element] | Non
         return None
 
 
-def enumerate_instances(scope, spec) -> dict[str, list[Instance]]:
-    """Every distinct ``(block, args)`` the model builds, by block, in first-use order.
+def enumerate_instances(scope, spec, start: list[Instance] | None = None
+                        ) -> dict[str, list[Instance]]:
+    """Every distinct ``(block, args)`` the model builds, by block, in first-use order;
+    with ``start``, those built inside these instances instead (a block's defaults).
 
     ``when`` is evaluated per instance: a layer that is off builds nothing there."""
     found: dict[str, list[Instance]] = {}
@@ -308,7 +310,11 @@ def enumerate_instances(scope, spec) -> dict[str, list[Instance]]:
                 walk(spec.blocks[element.block].layers, inst_env, label + ".",
                      ("blocks", element.block))
 
-    walk(spec.model.layers, params, "", ("model",))
+    if start is None:
+        walk(spec.model.layers, params, "", ("model",))
+    for inst in start or ():
+        walk(spec.blocks[inst.block].layers, {**params, **inst.args}, f"{inst.label}.",
+             ("blocks", inst.block))
     return found
 
 

@@ -173,7 +173,10 @@ class ParamScope:
         """Raise every error recorded so far, together."""
         if self.errors:
             errors, self.errors = self.errors, []
-            raise ArchccError(errors)
+            seen: set[tuple] = set()  # one mistake met by two walks is reported once
+            unique = [d for d in errors if (d.loc, d.path, d.message) not in seen
+                      and not seen.add((d.loc, d.path, d.message))]
+            raise ArchccError(unique)
 
 
 def _literal(expr: Expr) -> bool:
@@ -205,9 +208,10 @@ def to_sympy(expr: Expr) -> sympy.Expr:
     if isinstance(expr, BinOp):
         a, b = to_sympy(expr.left), to_sympy(expr.right)
         # floordiv of sizes is exact (sizes are checked to be integers), so it stays a / b
-        ops = {"add": a + b, "sub": a - b, "mul": a * b, "div": a / b,
-               "floordiv": a / b, "mod": sympy.Mod(a, b), "pow": a**b}
-        return ops[expr.op]
+        ops = {"add": lambda: a + b, "sub": lambda: a - b, "mul": lambda: a * b,
+               "div": lambda: a / b, "floordiv": lambda: a / b, "mod": lambda: sympy.Mod(a, b),
+               "pow": lambda: a**b}  # only the one asked for: `x + 0` has no Mod(x, 0)
+        return ops[expr.op]()
     if isinstance(expr, Call) and expr.func in ("min", "max") and len(expr.args) > 1:
         fn = sympy.Min if expr.func == "min" else sympy.Max
         return fn(*(to_sympy(a) for a in expr.args))

@@ -13,6 +13,7 @@ from archcc.ir.graph import Submodule
 from archcc.ir.params import to_sympy
 from archcc.ir.shapes import FLOAT, INT, ShapeError
 from archcc.ops import Example, Kind, Op, kind, op, register_helper
+from archcc.ops.base import field_diag
 from archcc.parser.expr import Num
 from archcc.parser.fields import Scalar, Size, Strict
 
@@ -53,6 +54,14 @@ class EmbeddingOp(Op):
         super().declare(scope, layer)
         if layer.spec.scale is not None:
             layer.sizes["scale"] = scope.scalar(layer.spec.scale, (*layer.path, "scale"))
+
+    def check(self, scope, layer):
+        pad, num = layer.spec.padding_idx, scope.value(layer.sizes["num"])
+        if pad is not None and isinstance(num, int) and not -num <= pad < num:
+            scope.errors.append(field_diag(scope, layer, "padding_idx",
+                                           f"padding_idx {pad} is no row of {num}",
+                                           f"a row index in [0, {num}) (negative counts "
+                                           "from the end, as in torch)"))
 
     def submodules(self, layer):
         return [submodule(layer.name, layer.sizes["num"], layer.sizes["dim"],

@@ -76,6 +76,9 @@ def _unknown_op(loc: SourceLoc, dotted: str, op: object, blocks=()) -> Diagnosti
     if op is None:
         return Diagnostic(loc, dotted, "layer needs an 'op' (or 'repeat' or 'block')",
                           f"known ops: {', '.join(names)}")
+    if not isinstance(op, str):  # a list or mapping where the op's name goes
+        return Diagnostic(loc, dotted, f"op must be a name, got {type(op).__name__}",
+                          f"known ops: {', '.join(names)}")
     if op in blocks:
         return Diagnostic(loc, dotted, f"unknown op '{op}'",
                           f"'{op}' is a block: use it as one layer with {{block: {op}}}, "

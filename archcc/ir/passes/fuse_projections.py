@@ -82,7 +82,7 @@ def _fuse(module: ModuleIR, source: str, nodes: list[str]) -> str:
     g.nodes[call].update(shape=(*head["shape"][:-1], width * len(nodes)), dtype=head["dtype"],
                          note="fused by fuse_projections")
     split = add_node(g, "split", [call], var=name, stmt=head["stmt"], loc=head["loc"],
-                     size=first.args["out"], dim=-1)
+                     size=first.args["out"], dim=-1, outputs=len(nodes))  # a dead part: _
     g.nodes[split].update(shape=None, dtype=head["dtype"])
     parts = []
     for index, node in enumerate(nodes):
@@ -105,6 +105,8 @@ def _fuse(module: ModuleIR, source: str, nodes: list[str]) -> str:
 def fuse_projections(module: ModuleIR, ctx: PassContext) -> PassResult:
     result = PassResult(False)
     for source, nodes in _linear_calls(module).items():
+        # a call shape inference never reached (no output reads it) is left alone
+        nodes = [n for n in nodes if module.graph.nodes[n].get("shape") is not None]
         if len(nodes) < 2:
             continue
         group = _compatible(module, nodes)
