@@ -12,7 +12,15 @@ every stage and a layer needs the same generated class everywhere::
 from __future__ import annotations
 
 from archcc.diagnostics import Diagnostic
-from archcc.ir.instances import INDEX, Instance, args_key, describe, enumerate_instances, is_on
+from archcc.ir.instances import (
+    INDEX,
+    Instance,
+    arg_mismatches,
+    args_key,
+    describe,
+    enumerate_instances,
+    is_on,
+)
 from archcc.ir.layers import Layer, declare
 from archcc.ir.params import ParamScope
 from archcc.parser.expr import FUNCTIONS
@@ -40,7 +48,7 @@ def check_block_calls(scope: ParamScope, spec) -> None:
     """Every use of a block passes the arguments it needs and only those it has, whatever
     the params: a use that no instance reaches (a `when` that is off, a stage kind this
     config does not pick) is still generated code."""
-    from archcc.parser.expr import did_you_mean, names_in, parse_expr
+    from archcc.parser.expr import names_in, parse_expr
     from archcc.parser.structure import BlockLayer, Repeat
 
     owners = [(("model",), spec.model), *((("blocks", n), b) for n, b in spec.blocks.items())]
@@ -55,21 +63,12 @@ def check_block_calls(scope: ParamScope, spec) -> None:
             except Exception:  # noqa: BLE001 - malformed: reported where it is evaluated
                 continue
             for block in dict.fromkeys(called):
-                declared, path = spec.blocks[block].args, (*where, "layers", lname)
-                unknown = [a for a in layer.args if a not in declared]
-                for arg in unknown:  # a misspelt argument explains the missing one
-                    at = (*path, "args", arg)
-                    scope.errors.append(Diagnostic(
-                        scope.loaded.where.key(at), ".".join(at),
-                        f"block {block} has no argument '{arg}'",
-                        did_you_mean(arg, set(declared))
-                        or f"its arguments: {', '.join(declared) or 'none'}"))
-                missing = [a for a, d in declared.items() if d is None and a not in layer.args]
-                if missing and not unknown:
-                    scope.errors.append(Diagnostic(
-                        scope.loaded.where.key(path), ".".join(path),
-                        f"block {block} needs argument(s) {', '.join(missing)}",
-                        f"add args: {{{missing[0]}: ...}}"))
+                path = (*where, "layers", lname)
+                for arg, message, hint in arg_mismatches(block, spec.blocks[block].args,
+                                                         layer.args):
+                    at = path if arg is None else (*path, "args", arg)
+                    scope.errors.append(Diagnostic(scope.loaded.where.key(at), ".".join(at),
+                                                   message, hint))
 
 
 def instance_scopes(scope: ParamScope, block, instances: list[Instance]) -> dict[str, tuple]:

@@ -163,24 +163,35 @@ def _block_of(scope, text: str, env: dict, blocks: dict, path) -> str:
     return str(chosen)
 
 
+def arg_mismatches(block: str, declared: dict, given) -> list[tuple[str | None, str, str]]:
+    """``(argument or None, message, hint)`` for each name ``given`` that the block lacks,
+    else for the arguments without default it leaves out: a misspelt argument explains the
+    missing one."""
+    unknown = [(name, f"block {block} has no argument '{name}'",
+                did_you_mean(name, set(declared))
+                or f"its arguments: {', '.join(declared) or 'none'}")
+               for name in given if name not in declared]
+    missing = [n for n, default in declared.items() if default is None and n not in given]
+    if unknown or not missing:
+        return unknown
+    return [(None, f"block {block} needs argument(s) {', '.join(missing)}",
+             f"add args: {{{missing[0]}: ...}}")]
+
+
 def _bind_args(scope, layer, block: str, blocks: dict, env: dict, path) -> tuple[dict, dict]:
     """The block's arguments for one element: given ones evaluated, defaults filled in."""
     declared = blocks[block].args
+    problems = arg_mismatches(block, declared, getattr(layer, "args", {}))
+    for arg, message, hint in problems:
+        scope.errors.append(_diag(scope, path if arg is None else (*path, "args", arg),
+                                  message, hint))
+    if problems:
+        raise _Failed
     given, exprs = {}, {}
     for name, raw in getattr(layer, "args", {}).items():
         where = (*path, "args", name)
-        if name not in declared:
-            scope.errors.append(_diag(scope, where, f"block {block} has no argument '{name}'",
-                                      did_you_mean(name, set(declared))
-                                      or f"its arguments: {', '.join(declared) or 'none'}"))
-            raise _Failed
         exprs[name] = _expr(scope, raw, where)
         given[name] = value(scope, raw, env, where)
-    missing = [n for n, default in declared.items() if default is None and n not in given]
-    if missing:
-        scope.errors.append(_diag(scope, path, f"block {block} needs argument(s) "
-                                  f"{', '.join(missing)}", f"add args: {{{missing[0]}: ...}}"))
-        raise _Failed
     args = {n: given[n] if n in given else _default(d) for n, d in declared.items()}
     return args, exprs
 
